@@ -1,0 +1,1 @@
+"""The `cd4ml` command line."""

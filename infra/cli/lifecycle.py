@@ -1,0 +1,162 @@
+"""`cd4ml up`: from a fresh machine with Docker to a running platform.
+
+Tools the kit needs are installed into the project (`.tools/`), pinned: the Pulumi CLI (through
+the Automation API's own installer) and kind. With no kube context, a local kind cluster is
+created. State lives in a local file backend (`.pulumi-state/`, git-ignored); the secrets
+passphrase is generated once into a file outside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import platform as host
+import secrets
+import shutil
+import stat
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from rich.console import Console
+
+from infra.config import StackConfig
+
+PULUMI_VERSION = "3.272.0"
+"""The Pulumi CLI released with the pinned Python SDK (they are versioned together)."""
+KIND_VERSION = "v0.31.0"
+KIND_NODE_IMAGE = "kindest/node:v1.35.0"
+KIND_CLUSTER = "cd4ml"
+PASSPHRASE_FILE = Path.home() / ".config" / "cd4ml" / "pulumi-passphrase"
+
+
+class LifecycleError(RuntimeError):
+    """A step of `up` that cannot go on; the message says what is missing and what to do."""
+
+
+@dataclass(frozen=True)
+class Tools:
+    pulumi_root: Path
+    kind: Path
+
+
+def tools_dir(project: Path) -> Path:
+    return project / ".tools"
+
+
+def current_kube_context(kubeconfig: str | None = None) -> str | None:
+    """The kubeconfig's current context, read as a file: no kubectl needed."""
+    paths = (kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")).split(os.pathsep)
+    for path in paths:
+        try:
+            document = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if document.get("current-context"):
+            return str(document["current-context"])
+    return None
+
+
+def docker_available(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> bool:
+    if shutil.which("docker") is None:
+        return False
+    result = run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    return result.returncode == 0
+
+
+def ensure_kind(project: Path) -> Path:
+    existing = shutil.which("kind")
+    if existing:
+        return Path(existing)
+    target = tools_dir(project) / "bin" / "kind"
+    if not target.exists():
+        arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(host.machine(), host.machine())
+        system = host.system().lower()
+        url = f"https://kind.sigs.k8s.io/dl/{KIND_VERSION}/kind-{system}-{arch}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 - fixed https URL
+                target.write_bytes(response.read())
+        except OSError as failure:
+            raise LifecycleError(f"could not download kind {KIND_VERSION} from {url}: {failure}") from None
+        target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return target
+
+
+def ensure_pulumi(project: Path):
+    """A Pulumi CLI of the pinned version: on PATH if it matches, else installed into .tools/."""
+    from pulumi import automation as auto
+    from semver import VersionInfo
+
+    wanted = VersionInfo.parse(PULUMI_VERSION)
+    root = tools_dir(project) / "pulumi"
+    try:
+        return auto.PulumiCommand(root=str(root), version=wanted)
+    except Exception:  # not installed there yet (the SDK raises plain exceptions here)
+        pass
+    try:
+        return auto.PulumiCommand.install(root=str(root), version=wanted)
+    except Exception as failure:
+        raise LifecycleError(f"could not install the Pulumi CLI {PULUMI_VERSION} into {root}: {failure}") from None
+
+
+def ensure_cluster(project: Path, config: StackConfig, console: Console,
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str:
+    """The kube context to deploy to: the configured one, the current one, or a new kind cluster."""
+    if config.kube_context:
+        return config.kube_context
+    context = current_kube_context()
+    if context:
+        console.print(f" • using kube context '{context}'")
+        return context
+    if not docker_available(run):
+        raise LifecycleError(
+            "no kube context is configured and Docker is not running, so no local cluster can be created. "
+            "Start Docker (kind runs Kubernetes in it), or point kubectl at a cluster, "
+            "or set cd4ml:kubeContext in the stack file.")
+    kind = ensure_kind(project)
+    console.print(f" • creating kind cluster '{KIND_CLUSTER}' ({KIND_NODE_IMAGE})")
+    created = run([str(kind), "create", "cluster", "--name", KIND_CLUSTER, "--image", KIND_NODE_IMAGE,
+                   "--wait", "5m"], text=True)
+    if created.returncode != 0:
+        raise LifecycleError(f"kind could not create cluster '{KIND_CLUSTER}' (exit {created.returncode})")
+    return f"kind-{KIND_CLUSTER}"
+
+
+def passphrase_file() -> Path:
+    """Generated once per user, outside the repository; never printed."""
+    if not PASSPHRASE_FILE.exists():
+        PASSPHRASE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        PASSPHRASE_FILE.write_text(secrets.token_urlsafe(32))
+        PASSPHRASE_FILE.chmod(0o600)
+    return PASSPHRASE_FILE
+
+
+def up(project: Path, stack_name: str, config: StackConfig, console: Console) -> None:
+    from pulumi import automation as auto
+
+    # kind makes its new cluster the current context, which the Kubernetes provider then uses.
+    ensure_cluster(project, config, console)
+    pulumi_cmd = ensure_pulumi(project)
+    state = project / ".pulumi-state"
+    state.mkdir(exist_ok=True)
+    env = {
+        "PULUMI_BACKEND_URL": f"file://{state}",
+        "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file()),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+    }
+    workspace = auto.LocalWorkspaceOptions(work_dir=str(project), pulumi_command=pulumi_cmd, env_vars=env)
+    stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project), opts=workspace)
+    console.print(f" • pulumi up (stack '{stack_name}', state in {state})")
+    try:
+        result = stack.up(on_output=console.print, color="never")
+    except auto.ConcurrentUpdateError:
+        raise LifecycleError(f"another update of stack '{stack_name}' is running; wait for it or "
+                             f"run `pulumi cancel` in {project}") from None
+    except auto.CommandError as failure:
+        raise LifecycleError(f"pulumi up failed for stack '{stack_name}':\n{failure}") from None
+    console.print(f"[green]✓[/green] platform up: {result.summary.result}")
+    for name, service in (result.outputs.get("services").value or {}).items():
+        console.print(f"  • {name:<14} {service.get('url')}")

@@ -1,0 +1,90 @@
+"""`cd4ml`: the kit's command line. Thin: it validates input, calls the kit, and turns domain
+errors into one clear message and a non-zero exit code (never a traceback)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from infra.config import ConfigError, load_stack, parse_overrides
+from infra.plan import write_plan
+from infra.platform.build import build_platform
+from infra.validate import InvalidObject
+
+app = typer.Typer(help="CD4ML platform kit: GoCD, EFK, Grafana and MLflow on Kubernetes, wired.",
+                  no_args_is_help=True, add_completion=False)
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def project_dir() -> Path:
+    """The kit's checkout: the current directory if it holds Pulumi.yaml, else where the package is."""
+    here = Path.cwd()
+    if (here / "Pulumi.yaml").is_file():
+        return here
+    return Path(__file__).resolve().parents[2]
+
+
+StackOption = Annotated[str, typer.Option("--stack", "-s", envvar="CD4ML_STACK",
+                                          help="Stack name: stacks/Pulumi.<stack>.yaml.")]
+SetOption = Annotated[Optional[list[str]], typer.Option(
+    "--set", help="Override a stack config key for this run: KEY=VALUE (repeatable).")]
+
+
+@app.command()
+def plan(
+    stack: StackOption = "local",
+    overrides: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the plan into.")] = Path("plan"),
+) -> None:
+    """Write the desired platform (objects, releases, platform.json) offline: no cluster, no Pulumi CLI."""
+    started = time.perf_counter()
+    try:
+        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
+        platform = build_platform(config, stack)
+        result = write_plan(platform, out)
+    except (ConfigError, InvalidObject) as failure:
+        errors.print(f"[red]✗[/red] {failure}")
+        raise typer.Exit(code=1) from None
+    elapsed = time.perf_counter() - started
+    requests = platform.requests
+    console.print(f"[green]✓[/green] plan for stack '{stack}' ({platform.profile}) written to {result.out_dir} "
+                  f"in {elapsed:.2f}s")
+    console.print(f"  {result.objects} objects, {result.releases} Helm releases, {len(platform.images)} images; "
+                  f"requests {requests['cpu_millicores']}m CPU, {requests['memory_mib']} MiB memory")
+    for service in platform.services.values():
+        url = service.endpoint.url if service.endpoint else "-"
+        console.print(f"  • {service.name:<14} {url}")
+
+
+@app.command()
+def up(stack: StackOption = "local") -> None:
+    """Stand the platform up: install missing tools, create a kind cluster if there is no kube context,
+    then `pulumi up` with a local file state backend."""
+    from infra.cli import lifecycle
+
+    directory = project_dir()
+    try:
+        config = load_stack(directory / "stacks", stack)
+        build_platform(config, stack)  # a config mistake stops here, before any tool or cluster is touched
+        lifecycle.up(directory, stack, config, console=console)
+    except (ConfigError, lifecycle.LifecycleError) as failure:
+        errors.print(f"[red]✗[/red] {failure}")
+        raise typer.Exit(code=1) from None
+
+
+@app.command("sync-project-config", hidden=True)
+def sync_project_config() -> None:
+    """Rewrite Pulumi.yaml's `config:` block from the StackConfig fields."""
+    from infra.cli.project_file import write_project_config
+
+    write_project_config(project_dir() / "Pulumi.yaml")
+    console.print("[green]✓[/green] Pulumi.yaml config block updated")
+
+
+def main() -> None:
+    app()

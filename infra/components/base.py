@@ -1,0 +1,95 @@
+"""What every service component does: create its Secrets, then its stages in order.
+
+A stage's objects (the kit's own manifests and charts) go into one ConfigGroup; its upstream
+charts become Helm releases with fixed names, so Service DNS names are stable across re-creates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.platform.model import HelmRelease, KitSecret, Service
+from infra.render import service_objects
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceArgs:
+    service: Service
+    """The service as the platform model describes it; the component adds nothing of its own."""
+    passwords: Mapping[str, pulumi.Output[str]]
+    """Generated passwords by id (see `GeneratedPasswords`); Secrets take theirs from here."""
+
+
+def create_secret(name: str, secret: KitSecret, passwords: Mapping[str, pulumi.Output[str]],
+                  opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+    manifest = secret.manifest(generated_values={pw.id: passwords[pw.id] for _, pw in secret.generated})
+    return k8s.core.v1.Secret(
+        name,
+        metadata=manifest["metadata"],
+        type=manifest["type"],
+        string_data=manifest["stringData"],
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["data", "stringData"])),
+    )
+
+
+def create_release(name: str, release: HelmRelease, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    return k8s.helm.v3.Release(
+        name,
+        k8s.helm.v3.ReleaseArgs(
+            name=release.name,
+            namespace=release.namespace,
+            chart=release.chart,
+            version=release.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=release.repo),
+            values=release.values,
+            timeout=release.timeout_seconds,
+            cleanup_on_fail=True,
+        ),
+        opts=opts,
+    )
+
+
+class ServiceComponent(pulumi.ComponentResource):
+    """Base of the per-service components; subclasses set the type token and extra outputs."""
+
+    TYPE: ClassVar[str]
+
+    url: pulumi.Output[str | None]
+    """The in-cluster URL consumers use (None for parts nobody connects to)."""
+    namespace: pulumi.Output[str]
+    credentials_secret: pulumi.Output[str | None]
+    """`namespace/name` of the Secret with the login for people, or None."""
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.TYPE, name, None, opts)
+        service = args.service
+        # Children wait for what the component waits for (namespaces, services it reads).
+        waits_for = list(opts.depends_on) if opts and isinstance(opts.depends_on, list) else []
+        secrets = [
+            create_secret(f"{name}-secret-{secret.namespace}-{secret.name}", secret, args.passwords,
+                          pulumi.ResourceOptions(parent=self, depends_on=waits_for))
+            for secret in service.secrets
+        ]
+        staged = list(service_objects(service))
+        previous: list[pulumi.Resource] = waits_for + secrets
+        for index, stage in enumerate(service.stages):
+            stage_opts = pulumi.ResourceOptions(parent=self, depends_on=list(previous))
+            created: list[pulumi.Resource] = []
+            objects = [manifest for at, manifest in staged if at == index]
+            if objects:
+                created.append(k8s.yaml.v2.ConfigGroup(f"{name}-objects-{index}", objs=objects, opts=stage_opts))
+            created += [create_release(f"{name}-{release.name}", release, stage_opts) for release in stage.releases]
+            previous = created or previous
+        self.url = pulumi.Output.from_input(service.endpoint.url if service.endpoint else None)
+        self.namespace = pulumi.Output.from_input(service.namespace)
+        self.credentials_secret = pulumi.Output.from_input(
+            service.credentials.qualified_name if service.credentials else None)
+        self.register_outputs(self.outputs())
+
+    def outputs(self) -> dict[str, Any]:
+        return {"url": self.url, "namespace": self.namespace, "credentials_secret": self.credentials_secret}

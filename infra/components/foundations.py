@@ -1,0 +1,45 @@
+"""What every service stands on: the namespaces, and the generated passwords."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from infra.platform.model import GeneratedPassword
+from infra.render import namespace_manifest
+
+
+class Namespaces(pulumi.ComponentResource):
+    """Every namespace the kit creates; services depend on this so none is created half-placed."""
+
+    names: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, namespaces: Sequence[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cd4ml:platform:Namespaces", name, None, opts)
+        created = [
+            k8s.core.v1.Namespace(f"{name}-{ns}", metadata=namespace_manifest(ns)["metadata"],
+                                  opts=pulumi.ResourceOptions(parent=self))
+            for ns in namespaces
+        ]
+        self.names = pulumi.Output.all(*[n.metadata["name"] for n in created])
+        self.register_outputs({"names": self.names})
+
+
+class GeneratedPasswords(pulumi.ComponentResource):
+    """One `random.RandomPassword` per password id in the model; values stay Pulumi secrets."""
+
+    values: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, passwords: Sequence[GeneratedPassword],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cd4ml:platform:GeneratedPasswords", name, None, opts)
+        # No special characters: the values travel through env vars, URLs and Fluentd's Ruby strings.
+        self.values = {
+            pw.id: random.RandomPassword(f"{name}-{pw.id}", length=pw.length, special=False,
+                                         opts=pulumi.ResourceOptions(parent=self)).result
+            for pw in passwords
+        }
+        self.register_outputs({"ids": sorted(self.values)})

@@ -1,0 +1,402 @@
+"""Stack config: every setting of a platform stack, validated once into `StackConfig`.
+
+Read from a stack file (`stacks/Pulumi.<stack>.yaml`), from the Pulumi engine at `pulumi up`,
+and from `--set KEY=VALUE` overrides — all three go through `load_config`, so a mistake gets
+the same message whichever way it came in: the key, the value given and what is allowed.
+Pulumi.yaml's `config:` block is generated from the fields here (`pulumi_project_config`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PROJECT = "cd4ml"
+"""The Pulumi project name, which is also the namespace of every stack config key."""
+
+SERVICE_NAMES = ("gocd", "elasticsearch", "kibana", "fluentd", "grafana", "mlflow")
+
+SERVICE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "kibana": ("elasticsearch",),
+    "fluentd": ("elasticsearch",),
+    "grafana": ("elasticsearch",),
+}
+"""Services that cannot do their job without another: Kibana and Grafana read Elasticsearch,
+Fluentd ships into it. GoCD and MLflow stand alone (their agents' links are optional)."""
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_GIT_SSH = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+?(\.git)?$")
+
+
+class Profile(str, enum.Enum):
+    """How big the platform is: `laptop` fits an 8 GB kind/minikube, `cluster` a real cluster."""
+
+    LAPTOP = "laptop"
+    CLUSTER = "cluster"
+
+
+class Exposure(str, enum.Enum):
+    """How users reach the services from outside the cluster."""
+
+    PORT_FORWARD = "port-forward"
+    NODE_PORT = "node-port"
+
+
+class ConfigProblem(BaseModel):
+    key: str
+    value: Any
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{PROJECT}:{self.key} = {self.value!r}: {self.problem}"
+
+
+class ConfigError(ValueError):
+    """A stack config that cannot be used; lists every problem, each naming its key."""
+
+    def __init__(self, problems: list[ConfigProblem], source: str = "stack config"):
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{source} is invalid ({len(problems)} {noun}):\n{lines}")
+
+
+class StackConfig(BaseModel):
+    """All settings of one platform stack. Field aliases are the Pulumi config keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    profile: Profile = Field(
+        Profile.LAPTOP,
+        description="Sizing profile: 'laptop' (whole platform requests <= 4 GiB, 2 CPUs) or 'cluster'.",
+    )
+    services: tuple[str, ...] = Field(
+        SERVICE_NAMES,
+        description="Services to run, any of: " + ", ".join(SERVICE_NAMES) + ".",
+    )
+    namespace_prefix: str = Field(
+        PROJECT,
+        alias="namespacePrefix",
+        description="Prefix of every namespace the kit creates (<prefix>-gocd, <prefix>-logging, ...).",
+    )
+    app_environments: tuple[str, ...] = Field(
+        ("staging", "production"),
+        alias="appEnvironments",
+        description="Environments the pipelines deploy model services into; each gets namespace <prefix>-<env>.",
+    )
+    exposure: Exposure = Field(
+        Exposure.PORT_FORWARD,
+        description="How services are reached from outside: 'port-forward' (ClusterIP only) or 'node-port'.",
+    )
+    participants: int = Field(
+        0,
+        description="Workshop participants (0 = single-team platform). Workshop mode is not built yet.",
+    )
+    model_repos: tuple[str, ...] = Field(
+        (),
+        alias="modelRepos",
+        description="Git URLs of model repositories GoCD builds (https://, http://, ssh:// or git@host:path).",
+    )
+    storage_class: str = Field(
+        "",
+        alias="storageClass",
+        description="StorageClass of every volume the platform claims; empty = the cluster default.",
+    )
+    elastic_stack_version: str = Field(
+        "8.19.18",
+        alias="elasticStackVersion",
+        description="Elasticsearch and Kibana version (8.x; Fluentd's output plugin is built for ES 8).",
+    )
+    elasticsearch_nodes: int = Field(
+        1,
+        alias="elasticsearchNodes",
+        description="Elasticsearch nodes (laptop profile: 1; cluster profile: 1-9, 3 recommended).",
+    )
+    elasticsearch_storage_gi: int = Field(
+        10,
+        alias="elasticsearchStorageGi",
+        description="Volume size of each Elasticsearch node, in GiB (1-1024).",
+    )
+    gocd_agents: int = Field(
+        1,
+        alias="gocdAgents",
+        description="Static GoCD agents always running (0-20); elastic agents come on demand.",
+    )
+    gocd_storage_gi: int = Field(
+        5,
+        alias="gocdStorageGi",
+        description="Volume size of the GoCD server's /godata, in GiB (1-1024).",
+    )
+    mlflow_storage_gi: int = Field(
+        5,
+        alias="mlflowStorageGi",
+        description="Volume size of MLflow's backend store and artifacts, in GiB (1-1024).",
+    )
+    kube_context: str = Field(
+        "",
+        alias="kubeContext",
+        description="kubeconfig context to deploy to; empty = the current context.",
+    )
+
+    @field_validator("services")
+    @classmethod
+    def _known_services(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if name not in SERVICE_NAMES:
+                raise ValueError(f"unknown service {name!r}{_did_you_mean(name, SERVICE_NAMES)}; "
+                                 f"allowed: {', '.join(SERVICE_NAMES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a service twice")
+        return value
+
+    @field_validator("namespace_prefix")
+    @classmethod
+    def _prefix_is_dns_label(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value) or len(value) > 40:
+            raise ValueError("must be a DNS label (lowercase letters, digits, '-'; at most 40 characters)")
+        return value
+
+    @field_validator("app_environments")
+    @classmethod
+    def _environments_are_dns_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not 1 <= len(value) <= 5:
+            raise ValueError("must list 1 to 5 environments")
+        for env in value:
+            if not _DNS_LABEL.match(env) or len(env) > 20:
+                raise ValueError(f"{env!r} is not a DNS label of at most 20 characters")
+        if len(set(value)) != len(value):
+            raise ValueError("lists an environment twice")
+        return value
+
+    @field_validator("participants")
+    @classmethod
+    def _participants_in_range(cls, value: int) -> int:
+        if not 0 <= value <= 100:
+            raise ValueError("must be an integer from 0 to 100")
+        if value:
+            raise ValueError("workshop mode (participants > 0) is not available yet; use 0")
+        return value
+
+    @field_validator("model_repos")
+    @classmethod
+    def _repos_are_git_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if _GIT_SSH.match(url):
+                continue
+            parsed = urlparse(url)
+            if parsed.scheme not in ("https", "http", "ssh", "git") or not parsed.netloc or not parsed.path.strip("/"):
+                raise ValueError(f"{url!r} is not a git URL (https://host/owner/repo.git, ssh://..., git@host:path)")
+        return value
+
+    @field_validator("storage_class")
+    @classmethod
+    def _storage_class_name(cls, value: str) -> str:
+        if value and not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", value):
+            raise ValueError("must be empty or a StorageClass name (lowercase DNS subdomain)")
+        return value
+
+    @field_validator("elastic_stack_version")
+    @classmethod
+    def _elastic_8(cls, value: str) -> str:
+        if not re.match(r"^8\.\d+\.\d+$", value):
+            raise ValueError("must be an Elasticsearch 8 version like 8.19.18")
+        return value
+
+    @field_validator("elasticsearch_nodes")
+    @classmethod
+    def _es_nodes(cls, value: int) -> int:
+        return _in_range(value, 1, 9)
+
+    @field_validator("gocd_agents")
+    @classmethod
+    def _agents(cls, value: int) -> int:
+        return _in_range(value, 0, 20)
+
+    @field_validator("elasticsearch_storage_gi", "gocd_storage_gi", "mlflow_storage_gi")
+    @classmethod
+    def _volume_size(cls, value: int) -> int:
+        return _in_range(value, 1, 1024)
+
+    def enabled(self, service: str) -> bool:
+        return service in self.services
+
+
+def _in_range(value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ValueError(f"must be an integer from {low} to {high}")
+    return value
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _key_of(field_name: str) -> str:
+    field = StackConfig.model_fields[field_name]
+    return field.alias or field_name
+
+
+CONFIG_KEYS: tuple[str, ...] = tuple(_key_of(name) for name in StackConfig.model_fields)
+
+
+def _coerce_text(key: str, value: Any) -> Any:
+    """Config from the Pulumi engine and from --set arrives as text; lists as JSON or a,b,c."""
+    if not isinstance(value, str):
+        return value
+    field_name = next(n for n in StackConfig.model_fields if _key_of(n) == key)
+    annotation = str(StackConfig.model_fields[field_name].annotation)
+    if annotation.startswith("tuple"):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return value
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+def load_config(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
+    """Validate raw `key -> value` settings (keys with or without the `cd4ml:` namespace)."""
+    problems: list[ConfigProblem] = []
+    settings: dict[str, Any] = {}
+    for full_key, value in raw.items():
+        namespace, _, key = full_key.rpartition(":")
+        if namespace and namespace != PROJECT:
+            continue  # provider settings such as kubernetes:context belong to their providers
+        if key not in CONFIG_KEYS:
+            problems.append(ConfigProblem(
+                key=key, value=value,
+                problem=f"unknown key{_did_you_mean(key, CONFIG_KEYS)}; known keys: {', '.join(CONFIG_KEYS)}"))
+            continue
+        settings[key] = _coerce_text(key, value)
+    try:
+        config = StackConfig.model_validate(settings)
+    except ValidationError as invalid:
+        for error in invalid.errors():
+            key = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(ConfigProblem(key=key, value=settings.get(key), problem=_plain(error)))
+        raise ConfigError(problems, source) from None
+    if problems:
+        raise ConfigError(problems, source)
+    _check_requirements(config, source)
+    return config
+
+
+def _plain(error: Mapping[str, Any]) -> str:
+    """Pydantic's message without its 'Value error,' prefix, plus what type was expected."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "enum":
+        return message.replace("Input should be", "must be one of")
+    if error["type"] in ("int_parsing", "int_type", "int_from_float"):
+        return "must be a whole number"
+    if error["type"] in ("string_type",):
+        return "must be text"
+    if error["type"] in ("tuple_type",):
+        return "must be a list"
+    return message
+
+
+def _check_requirements(config: StackConfig, source: str) -> None:
+    problems = [
+        ConfigProblem(
+            key=_key_of("services"), value=list(config.services),
+            problem=f"{service} needs {needed}, which is not in the list; add {needed} or remove {service}")
+        for service, needs in SERVICE_REQUIREMENTS.items() if config.enabled(service)
+        for needed in needs if not config.enabled(needed)
+    ]
+    if config.profile is Profile.LAPTOP and config.elasticsearch_nodes > 1:
+        problems.append(ConfigProblem(
+            key=_key_of("elasticsearch_nodes"), value=config.elasticsearch_nodes,
+            problem="the laptop profile runs exactly 1 Elasticsearch node; set profile=cluster for more"))
+    if problems:
+        raise ConfigError(problems, source)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`--set KEY=VALUE` pairs; a pair without '=' is itself a config problem."""
+    overrides: dict[str, str] = {}
+    problems = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            problems.append(ConfigProblem(key=key or "?", value=pair, problem="--set needs KEY=VALUE"))
+            continue
+        overrides[key.strip()] = value
+    if problems:
+        raise ConfigError(problems, "--set")
+    return overrides
+
+
+def stack_file(stacks_dir: Path, stack: str) -> Path:
+    return stacks_dir / f"Pulumi.{stack}.yaml"
+
+
+def read_stack_file(stacks_dir: Path, stack: str) -> dict[str, Any]:
+    """The `config:` mapping of a stack file; a missing file or stack names what exists."""
+    path = stack_file(stacks_dir, stack)
+    if not path.is_file():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
+        raise ConfigError([ConfigProblem(
+            key="(stack)", value=stack,
+            problem=f"no stack file {path}{_did_you_mean(stack, known)}; stacks: {', '.join(known) or 'none'}")],
+            "stack")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as broken:
+        raise ConfigError([ConfigProblem(key="(file)", value=str(path), problem=f"is not valid YAML: {broken}")],
+                          str(path)) from None
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError([ConfigProblem(key="(file)", value=str(path), problem="'config' must be a mapping")],
+                          str(path))
+    return config
+
+
+def load_stack(stacks_dir: Path, stack: str, overrides: Mapping[str, str] | None = None) -> StackConfig:
+    """A stack file plus `--set` overrides, validated together (an override may fix the file)."""
+    raw = dict(read_stack_file(stacks_dir, stack))
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        raw.pop(full.removeprefix(f"{PROJECT}:"), None)
+        raw[full] = value
+    return load_config(raw, source=f"stack '{stack}'")
+
+
+def load_from_pulumi() -> StackConfig:
+    """The running stack's config, as the Pulumi engine passes it to the program."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    # The language host hands config over as PULUMI_CONFIG or through set_all_config (mocks too).
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return load_config(raw, source=f"stack '{pulumi.get_stack()}'")
+
+
+def pulumi_project_config() -> dict[str, dict[str, Any]]:
+    """The `config:` block of Pulumi.yaml, derived from the fields so the two cannot drift."""
+    block: dict[str, dict[str, Any]] = {}
+    for name, field in StackConfig.model_fields.items():
+        default = field.default
+        if isinstance(default, enum.Enum):
+            default = default.value
+        if isinstance(default, tuple):
+            entry = {"type": "array", "items": {"type": "string"}, "default": list(default)}
+        elif isinstance(default, bool):
+            entry = {"type": "boolean", "default": default}
+        elif isinstance(default, int):
+            entry = {"type": "integer", "default": default}
+        else:
+            entry = {"type": "string", "default": default}
+        block[_key_of(name)] = {"description": field.description, **entry}
+    return block

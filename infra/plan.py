@@ -1,0 +1,113 @@
+"""`cd4ml plan`: the desired platform written to a directory, offline.
+
+    DIR/objects/    every object the kit declares or renders from its own charts, one file each
+    DIR/releases/   every upstream Helm release: repo, chart, pinned version, values
+    DIR/platform.json  services, wiring, images, summed requests, tenants
+
+Generated secrets appear only as the names of the keys that `up` will fill.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.platform.model import Platform, WiringEdge
+from infra.render import kit_objects, object_file_name
+from infra.validate import validate_objects
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Multi-line strings (Fluentd configs, role files) as literal blocks, so a plan reads like config."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(document: dict[str, Any]) -> str:
+    return yaml.dump(document, Dumper=_ReadableDumper, sort_keys=False, width=120)
+
+
+def _edge_document(edge: WiringEdge) -> dict[str, Any]:
+    return {
+        "from": edge.consumer.id,
+        "from_namespace": edge.consumer.namespace,
+        "to": edge.provider.id,
+        "to_namespace": edge.provider.namespace,
+        "kind": edge.kind,
+        "url": edge.url,
+        "port": edge.endpoint.port if edge.endpoint else None,
+        "credentials_secret": edge.credentials.qualified_name if edge.credentials else None,
+        "delivered_by": edge.delivered_by,
+    }
+
+
+def platform_document(platform: Platform) -> dict[str, Any]:
+    """The platform as data: what smoke tests, handouts and people read."""
+    return {
+        "stack": platform.stack,
+        "profile": platform.profile,
+        "namespaces": list(platform.namespaces),
+        "services": [
+            {
+                "name": service.name,
+                "namespace": service.namespace,
+                "url": service.endpoint.url if service.endpoint else None,
+                "service": service.endpoint.service if service.endpoint else None,
+                "port": service.endpoint.port if service.endpoint else None,
+                "credentials_secret": service.credentials.qualified_name if service.credentials else None,
+                "releases": [f"{r.chart}@{r.version}" for r in service.releases],
+            }
+            for service in platform.services.values()
+        ],
+        "wiring": [_edge_document(edge) for edge in platform.wiring],
+        "images": list(platform.images),
+        "requests": platform.requests,
+        "tenants": [],
+    }
+
+
+def release_document(release) -> dict[str, Any]:
+    return {
+        "name": release.name,
+        "namespace": release.namespace,
+        "repo": release.repo,
+        "chart": release.chart,
+        "version": release.version,
+        "values": release.values,
+    }
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    out_dir: Path
+    objects: int
+    releases: int
+
+
+def write_plan(platform: Platform, out_dir: Path, validate: bool = True) -> PlanResult:
+    objects = kit_objects(platform)
+    if validate:
+        validate_objects(objects)
+    objects_dir, releases_dir = out_dir / "objects", out_dir / "releases"
+    for directory in (objects_dir, releases_dir):
+        if directory.exists():
+            shutil.rmtree(directory)  # a stale file from an earlier plan would look desired
+        directory.mkdir(parents=True)
+    for manifest in objects:
+        (objects_dir / object_file_name(manifest)).write_text(dump_yaml(manifest))
+    releases = [r for service in platform.services.values() for r in service.releases]
+    for release in releases:
+        (releases_dir / f"{release.namespace}__{release.name}.yaml").write_text(dump_yaml(release_document(release)))
+    (out_dir / "platform.json").write_text(json.dumps(platform_document(platform), indent=2) + "\n")
+    return PlanResult(out_dir=out_dir, objects=len(objects), releases=len(releases))

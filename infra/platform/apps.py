@@ -1,0 +1,77 @@
+"""The application environments (staging, production, ...) the pipelines deploy model services into.
+
+Rendered from the kit's own chart `charts/app-environments`: per environment a namespace, a
+`deployer` Role bound to the GoCD agents' ServiceAccount (the gocd-agents -> namespace edges),
+the `platform-endpoints` ConfigMap a model service reads (the app -> fluentd/mlflow edges), and a
+quota so one runaway deployment cannot starve the platform. Config keys read: appEnvironments,
+profile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infra.config import Profile
+from infra.platform import gocd
+from infra.platform.context import BuildContext
+from infra.platform.model import Endpoint, KitChart, Service, Stage
+from infra.platform.wiring import app_node
+
+CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
+CHART_DIR = CHARTS_DIR / "app-environments"
+ENDPOINTS_CONFIGMAP = "platform-endpoints"
+QUOTAS = {
+    Profile.LAPTOP: {"requests.cpu": "1", "requests.memory": "1Gi", "limits.cpu": "2", "limits.memory": "2Gi",
+                     "pods": "10"},
+    Profile.CLUSTER: {"requests.cpu": "4", "requests.memory": "8Gi", "limits.cpu": "8", "limits.memory": "16Gi",
+                      "pods": "50"},
+}
+CONTAINER_DEFAULTS = {
+    "default": {"cpu": "500m", "memory": "512Mi"},
+    "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+}
+"""LimitRange defaults: a quota'd namespace rejects pods without requests; these fill them in."""
+
+
+def endpoint_variables(endpoints: dict[str, Endpoint]) -> dict[str, str]:
+    variables = {}
+    if "mlflow" in endpoints:
+        variables["MLFLOW_TRACKING_URI"] = endpoints["mlflow"].url
+    if "fluentd" in endpoints:
+        variables["FLUENTD_HOST"] = endpoints["fluentd"].host
+        variables["FLUENTD_PORT"] = str(endpoints["fluentd"].port)
+    return variables
+
+
+def build(ctx: BuildContext) -> Service:
+    ns = ctx.ns
+    environments = []
+    for env, namespace in ns.apps:
+        endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(app_node(env, namespace).id) if e.endpoint}
+        deployers = [
+            {"name": gocd.AGENT_SERVICE_ACCOUNT, "namespace": e.consumer.namespace}
+            for e in ctx.edges_of_kind("deploy") if e.provider.namespace == namespace
+        ]
+        environments.append({
+            "name": env,
+            "namespace": namespace,
+            "endpoints": endpoint_variables(endpoints),
+            "deployers": deployers,
+        })
+    values = {
+        "environments": environments,
+        "endpointsConfigMap": ENDPOINTS_CONFIGMAP,
+        "quota": QUOTAS[ctx.profile],
+        "containerDefaults": CONTAINER_DEFAULTS,
+    }
+    chart = KitChart(name="app-environments", namespace=ns.apps[0][1], chart_dir=str(CHART_DIR), values=values)
+    first = ns.apps[0][1]
+    return Service(
+        name="app-environments",
+        namespace=first,
+        endpoint=None,
+        credentials=None,
+        secrets=(),
+        stages=(Stage(kit_charts=(chart,)),),
+        workloads=(),
+    )

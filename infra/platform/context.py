@@ -1,0 +1,37 @@
+"""What a service builder is handed: the validated config, the namespaces and the wiring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra.config import Profile, StackConfig
+from infra.platform.layout import Namespaces
+from infra.platform.model import WiringEdge
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    config: StackConfig
+    ns: Namespaces
+    wiring: tuple[WiringEdge, ...]
+
+    @property
+    def profile(self) -> Profile:
+        return self.config.profile
+
+    def edge(self, consumer: str, provider: str) -> WiringEdge | None:
+        """The edge between two nodes, or None when either end is switched off."""
+        return next((e for e in self.wiring if e.consumer.id == consumer and e.provider.id == provider), None)
+
+    def edges_from(self, consumer: str) -> tuple[WiringEdge, ...]:
+        return tuple(e for e in self.wiring if e.consumer.id == consumer)
+
+    def edges_of_kind(self, kind: str) -> tuple[WiringEdge, ...]:
+        return tuple(e for e in self.wiring if e.kind == kind)
+
+    def volume_claim(self, size_gi: int) -> dict:
+        """A PVC spec on the configured StorageClass (omitted = the cluster default)."""
+        spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{size_gi}Gi"}}}
+        if self.config.storage_class:
+            spec["storageClassName"] = self.config.storage_class
+        return spec

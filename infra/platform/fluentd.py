@@ -1,0 +1,121 @@
+"""Fluentd from the `fluent/fluentd` chart: a DaemonSet that ships every container's log to
+Elasticsearch, plus a forward input (24224) behind a Service for application events.
+
+The chart owns the whole Fluentd configuration (its image's env-driven config is not used), so
+the kit replaces the output file and adds the forward source. Container logs and application
+events go to separate index families. Config keys read: profile.
+"""
+
+from __future__ import annotations
+
+from infra.config import Profile
+from infra.platform import elasticsearch
+from infra.platform.context import BuildContext
+from infra.platform.layout import Namespaces
+from infra.platform.model import ChartPin, Container, Endpoint, Image, Resources, Service, Stage, Workload
+
+CHART = ChartPin(repo="https://fluent.github.io/helm-charts", chart="fluentd", version="0.6.0")
+IMAGE = Image(repository="fluent/fluentd-kubernetes-daemonset", tag="v1.19.3-debian-elasticsearch8-1.1")
+"""The elasticsearch8 variant: its client gem must match the Elasticsearch major."""
+RELEASE = "fluentd"
+FORWARD_PORT = 24224
+METRICS_PORT = 24231
+SIZES = {
+    Profile.LAPTOP: Resources(100, 200, 500, 512),
+    Profile.CLUSTER: Resources(200, 512, 1000, 1024),
+}
+CONTAINER_LOG_TAG = "kubernetes.**"
+"""Tag of events from the chart's tail source; everything else came in through forward."""
+
+
+def forward_endpoint(ns: Namespaces) -> Endpoint:
+    return Endpoint(RELEASE, ns.logging, FORWARD_PORT, scheme="tcp")
+
+
+def _es_output(match: str, output_id: str, index_prefix: str, es: Endpoint) -> str:
+    # Pinned to ES 8: without default_elasticsearch_version the plugin assumes 5 and sends
+    # `_type`, which ES 8 rejects; suppress_type_name makes the intent explicit.
+    return f"""  <match {match}>
+    @type elasticsearch
+    @id {output_id}
+    host {es.host}
+    port {es.port}
+    scheme {es.scheme}
+    user "#{{ENV['ES_USERNAME']}}"
+    password "#{{ENV['ES_PASSWORD']}}"
+    default_elasticsearch_version 8
+    verify_es_version_at_startup true
+    suppress_type_name true
+    logstash_format true
+    logstash_prefix {index_prefix}
+    include_tag_key true
+    reconnect_on_error true
+    reload_on_failure true
+    reload_connections false
+    request_timeout 30s
+    <buffer>
+      @type memory
+      flush_interval 5s
+      chunk_limit_size 8MB
+      total_limit_size 64MB
+      retry_max_interval 30s
+      overflow_action drop_oldest_chunk
+    </buffer>
+  </match>
+"""
+
+
+def file_configs(es: Endpoint) -> dict[str, str]:
+    """Files the kit adds to, or replaces in, the chart's `fileConfigs` (maps merge in Helm)."""
+    outputs = (
+        "<label @OUTPUT>\n"
+        + _es_output(CONTAINER_LOG_TAG, "out_es_container_logs", elasticsearch.LOG_INDEX_PREFIX, es)
+        + _es_output("**", "out_es_app_events", elasticsearch.EVENT_INDEX_PREFIX, es)
+        + "</label>\n"
+    )
+    # The chart's pipeline runs on labels only; an unlabelled forward source would match nothing.
+    forward = f"""<source>
+  @type forward
+  @id in_forward
+  @label @DISPATCH
+  port {FORWARD_PORT}
+  bind 0.0.0.0
+</source>
+"""
+    return {"04_outputs.conf": outputs, "05_forward.conf": forward}
+
+
+def build(ctx: BuildContext) -> Service:
+    ns = ctx.ns
+    edge = ctx.edge("fluentd", "elasticsearch")
+    assert edge is not None and edge.endpoint and edge.credentials, "validated: fluentd needs elasticsearch"
+    size = SIZES[ctx.profile]
+    values = {
+        "kind": "DaemonSet",
+        "image": {"repository": IMAGE.repository, "tag": IMAGE.tag},
+        "variant": "elasticsearch8",
+        "resources": size.as_k8s(),
+        "env": [
+            {"name": "ES_USERNAME", "valueFrom": edge.credentials.username.as_env_source()},
+            {"name": "ES_PASSWORD", "valueFrom": edge.credentials.password.as_env_source()},
+        ],
+        "service": {
+            "type": "ClusterIP",
+            "ports": [{"name": "forward", "protocol": "TCP", "containerPort": FORWARD_PORT}],
+        },
+        # The chart's dashboard needs a Prometheus datasource, which the platform does not run.
+        "dashboards": {"enabled": "false"},
+        # containerd nodes (kind, k3d, most clouds) have no /var/lib/docker/containers.
+        "mountDockerContainersDirectory": False,
+        "fileConfigs": file_configs(edge.endpoint),
+    }
+    return Service(
+        name="fluentd",
+        namespace=ns.logging,
+        endpoint=forward_endpoint(ns),
+        credentials=None,
+        secrets=(),
+        stages=(Stage(releases=(CHART.release(RELEASE, ns.logging, values),)),),
+        workloads=(Workload(RELEASE, "DaemonSet", 1, (Container("fluentd", IMAGE, size),)),),
+        after=("elasticsearch",),
+    )

@@ -1,0 +1,95 @@
+"""Grafana from the chart's current home (grafana-community), with Elasticsearch datasources.
+
+The admin comes from a kit Secret with a generated password (the chart's own random password
+relies on Helm `lookup` and would change on every render). Datasources have fixed uids so
+health checks and dashboards can address them; their password is read from the environment.
+Config keys read: exposure, profile.
+"""
+
+from __future__ import annotations
+
+from infra.config import Exposure, Profile
+from infra.platform import elasticsearch
+from infra.platform.context import BuildContext
+from infra.platform.layout import Namespaces
+from infra.platform.model import (
+    ChartPin, Container, Credentials, Endpoint, GeneratedPassword, Image, KitSecret, Resources, Service, Stage,
+    Workload,
+)
+
+CHART = ChartPin(repo="https://grafana-community.github.io/helm-charts", chart="grafana", version="12.11.1")
+IMAGE = Image(repository="grafana/grafana", tag="13.2.0")
+RELEASE = "grafana"
+HTTP_PORT = 80
+ADMIN_SECRET = "grafana-admin"
+SIZES = {
+    Profile.LAPTOP: Resources(50, 128, 500, 256),
+    Profile.CLUSTER: Resources(100, 256, 1000, 512),
+}
+DATASOURCES = {
+    "cd4ml-es-logs": ("Elasticsearch: container logs", elasticsearch.LOG_INDEX_PREFIX),
+    "cd4ml-es-events": ("Elasticsearch: model events", elasticsearch.EVENT_INDEX_PREFIX),
+}
+"""uid -> (name, index prefix). The uids are fixed: health checks and dashboards use them."""
+
+
+def endpoint(ns: Namespaces) -> Endpoint:
+    return Endpoint(RELEASE, ns.monitoring, HTTP_PORT)
+
+
+def admin_credentials(ns: Namespaces) -> Credentials:
+    """The chart's own key names, so `admin.existingSecret` needs no key overrides."""
+    return Credentials(ns.monitoring, ADMIN_SECRET, username_key="admin-user", password_key="admin-password")
+
+
+def datasources(es: Endpoint) -> list[dict]:
+    return [{
+        "name": name,
+        "uid": uid,
+        "type": "elasticsearch",
+        "access": "proxy",
+        "url": f"{es.scheme}://{es.host}:{es.port}",
+        "basicAuth": True,
+        "basicAuthUser": "${ES_USERNAME}",
+        "jsonData": {"index": f"{prefix}-*", "timeField": "@timestamp", "interval": "Daily"},
+        "secureJsonData": {"basicAuthPassword": "${ES_PASSWORD}"},
+        "editable": False,
+    } for uid, (name, prefix) in DATASOURCES.items()]
+
+
+def build(ctx: BuildContext) -> Service:
+    ns = ctx.ns
+    admin = admin_credentials(ns)
+    size = SIZES[ctx.profile]
+    values: dict = {
+        "image": {"registry": IMAGE.registry, "repository": IMAGE.repository, "tag": IMAGE.tag},
+        "service": {"type": "NodePort" if ctx.config.exposure is Exposure.NODE_PORT else "ClusterIP",
+                    "port": HTTP_PORT},
+        "admin": {"existingSecret": admin.secret, "userKey": admin.username_key, "passwordKey": admin.password_key},
+        "resources": size.as_k8s(),
+        "persistence": {"enabled": False},
+        "testFramework": {"enabled": False},
+        "grafana.ini": {
+            "auth.anonymous": {"enabled": False},
+            "analytics": {"reporting_enabled": False, "check_for_updates": False},
+        },
+    }
+    edge = ctx.edge("grafana", "elasticsearch")
+    if edge and edge.endpoint and edge.credentials:
+        values["envValueFrom"] = {
+            "ES_USERNAME": edge.credentials.username.as_env_source(),
+            "ES_PASSWORD": edge.credentials.password.as_env_source(),
+        }
+        values["datasources"] = {"datasources.yaml": {"apiVersion": 1, "datasources": datasources(edge.endpoint)}}
+    admin_secret = KitSecret(namespace=ns.monitoring, name=admin.secret, literals=((admin.username_key, "admin"),),
+                             generated=((admin.password_key, GeneratedPassword("grafana-admin")),))
+    return Service(
+        name="grafana",
+        namespace=ns.monitoring,
+        endpoint=endpoint(ns),
+        credentials=admin,
+        secrets=(admin_secret,),
+        stages=(Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),)),),
+        workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", IMAGE, size),)),),
+        after=("elasticsearch",),
+    )

@@ -1,0 +1,50 @@
+"""Where each part of the platform lives: namespaces derived from the stack config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra.config import StackConfig
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    gocd: str
+    logging: str
+    """Elasticsearch, Kibana and Fluentd: the log pipeline shares one namespace so ECK's secrets
+    and the Fluentd credentials need no copying."""
+    monitoring: str
+    mlflow: str
+    eck_operator: str
+    apps: tuple[tuple[str, str], ...]
+    """(environment, namespace) pairs the pipelines deploy model services into."""
+
+    @classmethod
+    def from_config(cls, config: StackConfig) -> Namespaces:
+        prefix = config.namespace_prefix
+        return cls(
+            gocd=f"{prefix}-gocd",
+            logging=f"{prefix}-logging",
+            monitoring=f"{prefix}-monitoring",
+            mlflow=f"{prefix}-mlflow",
+            eck_operator=f"{prefix}-eck-operator",
+            apps=tuple((env, f"{prefix}-{env}") for env in config.app_environments),
+        )
+
+    def of_service(self, service: str) -> str:
+        return {
+            "gocd": self.gocd,
+            "elasticsearch": self.logging,
+            "kibana": self.logging,
+            "fluentd": self.logging,
+            "grafana": self.monitoring,
+            "mlflow": self.mlflow,
+        }[service]
+
+    def in_use(self, config: StackConfig) -> tuple[str, ...]:
+        """Namespaces the kit creates: those of enabled services, the operator's, and the apps'."""
+        names = [self.of_service(s) for s in config.services]
+        if config.enabled("elasticsearch"):
+            names.append(self.eck_operator)
+        names += [ns for _, ns in self.apps]
+        return tuple(dict.fromkeys(names))

@@ -1,0 +1,73 @@
+"""MLflow tracking server from the `community-charts/mlflow` chart.
+
+Backend store: SQLite on a volume the kit claims (the chart's default is in-memory, which loses
+every run on restart). Artifacts are proxied by the server (`mlflow-artifacts:`), so pipeline
+agents and model services need no storage credentials. MLflow 3 rejects requests whose Host
+header it does not know; the allowed hosts are derived from the Service endpoint.
+Config keys read: mlflowStorageGi, exposure, profile.
+"""
+
+from __future__ import annotations
+
+from infra.config import Exposure, Profile
+from infra.platform.context import BuildContext
+from infra.platform.layout import Namespaces
+from infra.platform.model import (
+    PART_OF, ChartPin, Container, Endpoint, Image, Resources, Service, Stage, Workload,
+)
+
+CHART = ChartPin(repo="https://community-charts.github.io/helm-charts", chart="mlflow", version="1.11.5")
+IMAGE = Image(repository="burakince/mlflow", tag="3.15.1")
+RELEASE = "mlflow"
+HTTP_PORT = 5000
+DATA_CLAIM = "mlflow-data"
+DATA_DIR = "/mlflow"
+SIZES = {
+    Profile.LAPTOP: Resources(100, 256, 500, 768),
+    Profile.CLUSTER: Resources(250, 512, 1000, 1536),
+}
+
+
+def endpoint(ns: Namespaces) -> Endpoint:
+    return Endpoint(RELEASE, ns.mlflow, HTTP_PORT)
+
+
+def allowed_hosts(ep: Endpoint) -> list[str]:
+    """Every name in-cluster clients may use, with and without the port (MLflow does not strip
+    it), plus localhost for `kubectl port-forward`."""
+    names = [ep.service, f"{ep.service}.{ep.namespace}", f"{ep.service}.{ep.namespace}.svc", ep.host]
+    return [h for name in names for h in (name, f"{name}:{ep.port}")] + ["localhost:*", "127.0.0.1:*"]
+
+
+def build(ctx: BuildContext) -> Service:
+    ns = ctx.ns
+    ep = endpoint(ns)
+    size = SIZES[ctx.profile]
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": DATA_CLAIM, "namespace": ns.mlflow, "labels": dict(PART_OF)},
+        "spec": ctx.volume_claim(ctx.config.mlflow_storage_gi),
+    }
+    values = {
+        "image": {"repository": IMAGE.repository, "tag": IMAGE.tag},
+        "service": {"type": "NodePort" if ctx.config.exposure is Exposure.NODE_PORT else "ClusterIP",
+                    "port": HTTP_PORT},
+        "resources": size.as_k8s(),
+        "backendStore": {"defaultSqlitePath": f"{DATA_DIR}/mlflow.db"},
+        "artifactRoot": {"proxiedArtifactStorage": True, "defaultArtifactsDestination": f"{DATA_DIR}/artifacts"},
+        # One worker: SQLite and several writer processes do not mix.
+        "extraArgs": {"workers": "1"},
+        "extraVolumes": [{"name": "data", "persistentVolumeClaim": {"claimName": DATA_CLAIM}}],
+        "extraVolumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
+        "serverAllowedHosts": allowed_hosts(ep),
+    }
+    return Service(
+        name="mlflow",
+        namespace=ns.mlflow,
+        endpoint=ep,
+        credentials=None,
+        secrets=(),
+        stages=(Stage(objects=(claim,)), Stage(releases=(CHART.release(RELEASE, ns.mlflow, values),))),
+        workloads=(Workload(RELEASE, "Deployment", 1, (Container("mlflow", IMAGE, size),)),),
+    )

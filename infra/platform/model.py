@@ -1,0 +1,300 @@
+"""The vocabulary of the platform model: plain, frozen data, no Pulumi and no I/O.
+
+Every layer — the Pulumi components, `cd4ml plan`, the static checks and the smoke tests —
+reads these objects; none of them re-derives a host name, port or secret name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+CLUSTER_DOMAIN = "svc.cluster.local"
+PART_OF = {"app.kubernetes.io/part-of": "cd4ml", "app.kubernetes.io/managed-by": "cd4ml"}
+"""Labels on every object the kit declares itself, so they can be found and cleaned up."""
+
+
+@dataclass(frozen=True)
+class Image:
+    """A container image, always pinned to a tag."""
+
+    repository: str
+    tag: str
+    registry: str = "docker.io"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requests and limits of one container (millicores and MiB, so sums stay exact)."""
+
+    cpu_request_m: int
+    memory_request_mi: int
+    cpu_limit_m: int
+    memory_limit_mi: int
+
+    def as_k8s(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": f"{self.cpu_request_m}m", "memory": f"{self.memory_request_mi}Mi"},
+            "limits": {"cpu": f"{self.cpu_limit_m}m", "memory": f"{self.memory_limit_mi}Mi"},
+        }
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: Image
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Something that runs pods, counted at its replica count (a DaemonSet counts one per node,
+    and the laptop cluster has one node)."""
+
+    name: str
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "Elasticsearch", "Kibana"]
+    replicas: int
+    containers: tuple[Container, ...]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A key of a Kubernetes Secret, as a workload references it (`secretKeyRef`)."""
+
+    namespace: str
+    name: str
+    key: str
+
+    def as_env_source(self) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": self.name, "key": self.key}}
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}#{self.key}"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A username/password pair kept in one Secret."""
+
+    namespace: str
+    secret: str
+    username_key: str = "username"
+    password_key: str = "password"
+
+    @property
+    def username(self) -> SecretRef:
+        return SecretRef(self.namespace, self.secret, self.username_key)
+
+    @property
+    def password(self) -> SecretRef:
+        return SecretRef(self.namespace, self.secret, self.password_key)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.namespace}/{self.secret}"
+
+
+@dataclass(frozen=True)
+class GeneratedPassword:
+    """A password that only `pulumi_random` ever produces; `id` names it so that two Secrets
+    (the same user seen from two namespaces) share one generated value."""
+
+    id: str
+    length: int = 32
+
+
+@dataclass(frozen=True)
+class KitSecret:
+    """A Kubernetes Secret the kit declares. Generated values never appear in the model: only
+    the `GeneratedPassword` that stands for them."""
+
+    namespace: str
+    name: str
+    literals: tuple[tuple[str, str], ...] = ()
+    generated: tuple[tuple[str, GeneratedPassword], ...] = ()
+    type: str = "Opaque"
+
+    def manifest(self, generated_values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The Secret; without `generated_values` the generated keys are left out and named in an
+        annotation, so nothing written offline holds a secret."""
+        string_data: dict[str, Any] = dict(self.literals)
+        annotations = {}
+        if generated_values is None:
+            annotations["cd4ml.dev/generated-keys"] = ",".join(key for key, _ in self.generated)
+        else:
+            string_data.update({key: generated_values[pw.id] for key, pw in self.generated})
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": dict(PART_OF)}
+        if annotations and self.generated:
+            metadata["annotations"] = annotations
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": self.type,
+                "stringData": string_data}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A port of a Kubernetes Service, and the URL in-cluster clients use for it."""
+
+    service: str
+    namespace: str
+    port: int
+    scheme: str = "http"
+    path: str = ""
+
+    @property
+    def host(self) -> str:
+        return f"{self.service}.{self.namespace}.{CLUSTER_DOMAIN}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}{self.path}"
+
+
+@dataclass(frozen=True)
+class HelmRelease:
+    """An upstream chart at a pinned version, with the values the kit gives it."""
+
+    name: str
+    namespace: str
+    repo: str
+    chart: str
+    version: str
+    values: dict[str, Any]
+    timeout_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class KitChart:
+    """One of the kit's own charts under `charts/`, with the values the model gives it."""
+
+    name: str
+    namespace: str
+    chart_dir: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One end of a wiring edge: a service, a part of one (gocd-agents) or a namespace."""
+
+    id: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class WiringEdge:
+    """What one consumer is given to reach one provider — URL, port, credentials — and how the
+    kit hands it over. Edges are the single source for values, env vars and (later) network
+    policies."""
+
+    consumer: Node
+    provider: Node
+    kind: Literal["connect", "deploy"]
+    delivered_by: str
+    endpoint: Endpoint | None = None
+    credentials: Credentials | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self.endpoint.url if self.endpoint else None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Things created together; each stage of a service waits for the one before it
+    (e.g. the ECK operator's CRDs before the Elasticsearch resource)."""
+
+    objects: tuple[dict[str, Any], ...] = ()
+    releases: tuple[HelmRelease, ...] = ()
+    kit_charts: tuple[KitChart, ...] = ()
+
+
+@dataclass(frozen=True)
+class Service:
+    """One platform service as it should exist on the cluster."""
+
+    name: str
+    namespace: str
+    endpoint: Endpoint | None
+    """What users and consumers connect to (None for parts nobody connects to)."""
+    credentials: Credentials | None
+    secrets: tuple[KitSecret, ...]
+    stages: tuple[Stage, ...]
+    workloads: tuple[Workload, ...]
+    extra_images: tuple[Image, ...] = ()
+    """Images the service pulls that no counted workload runs (operators' init containers...)."""
+    after: tuple[str, ...] = ()
+    """Services that must be ready before this one is created."""
+
+    @property
+    def releases(self) -> tuple[HelmRelease, ...]:
+        return tuple(r for stage in self.stages for r in stage.releases)
+
+    @property
+    def objects(self) -> tuple[dict[str, Any], ...]:
+        return tuple(o for stage in self.stages for o in stage.objects)
+
+    @property
+    def kit_charts(self) -> tuple[KitChart, ...]:
+        return tuple(c for stage in self.stages for c in stage.kit_charts)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The whole desired platform of one stack."""
+
+    stack: str
+    profile: str
+    namespaces: tuple[str, ...]
+    services: dict[str, Service]
+    wiring: tuple[WiringEdge, ...]
+    extras: tuple[Service, ...] = field(default=())
+    """Parts that are not user-facing services, such as the application environments."""
+
+    @property
+    def parts(self) -> tuple[Service, ...]:
+        return tuple(self.services.values()) + self.extras
+
+    @property
+    def workloads(self) -> tuple[Workload, ...]:
+        return tuple(w for part in self.parts for w in part.workloads)
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        refs = {c.image.ref for w in self.workloads for c in w.containers}
+        refs |= {image.ref for part in self.parts for image in part.extra_images}
+        return tuple(sorted(refs))
+
+    @property
+    def requests(self) -> dict[str, int]:
+        cpu = sum(w.replicas * c.resources.cpu_request_m for w in self.workloads for c in w.containers)
+        memory = sum(w.replicas * c.resources.memory_request_mi for w in self.workloads for c in w.containers)
+        return {"cpu_millicores": cpu, "memory_mib": memory}
+
+    @property
+    def secrets(self) -> tuple[KitSecret, ...]:
+        return tuple(s for part in self.parts for s in part.secrets)
+
+    @property
+    def generated_passwords(self) -> tuple[GeneratedPassword, ...]:
+        unique = {pw.id: pw for secret in self.secrets for _, pw in secret.generated}
+        return tuple(unique[k] for k in sorted(unique))
+
+    def edges_from(self, consumer_id: str) -> tuple[WiringEdge, ...]:
+        return tuple(e for e in self.wiring if e.consumer.id == consumer_id)
+
+
+@dataclass(frozen=True)
+class ChartPin:
+    """Where an upstream chart comes from and the one version the kit is tested with."""
+
+    repo: str
+    chart: str
+    version: str
+
+    def release(self, name: str, namespace: str, values: dict[str, Any], timeout_seconds: int = 600) -> HelmRelease:
+        return HelmRelease(name=name, namespace=namespace, repo=self.repo, chart=self.chart,
+                           version=self.version, values=values, timeout_seconds=timeout_seconds)

@@ -1,0 +1,70 @@
+"""The wiring graph: which consumer is given which provider's endpoint and credentials.
+
+Services read their edges from here to build their values, so an edge is the one place a
+connection is described; removing a service removes every edge that touches it.
+"""
+
+from __future__ import annotations
+
+from infra.config import StackConfig
+from infra.platform import elasticsearch, fluentd, gocd, mlflow
+from infra.platform.layout import Namespaces
+from infra.platform.model import Node, WiringEdge
+
+
+def app_node(env: str, namespace: str) -> Node:
+    """The model service the pipelines deploy into one environment."""
+    return Node(f"app:{env}", namespace)
+
+
+def derive_edges(config: StackConfig, ns: Namespaces) -> tuple[WiringEdge, ...]:
+    edges: list[WiringEdge] = []
+    on = config.enabled
+
+    def node(service: str) -> Node:
+        return Node(service, ns.of_service(service))
+
+    if on("elasticsearch"):
+        es = elasticsearch.endpoint(ns)
+        if on("fluentd"):
+            edges.append(WiringEdge(
+                node("fluentd"), node("elasticsearch"), "connect", endpoint=es,
+                credentials=elasticsearch.user_credentials("fluentd", ns.logging),
+                delivered_by="fluentd values: fileConfigs 04_outputs.conf host/port/scheme; "
+                             "env ES_USERNAME/ES_PASSWORD from the credentials secret"))
+        if on("kibana"):
+            edges.append(WiringEdge(
+                node("kibana"), node("elasticsearch"), "connect", endpoint=es,
+                delivered_by="ECK association: Kibana.spec.elasticsearchRef (ECK issues Kibana's own token)"))
+        if on("grafana"):
+            edges.append(WiringEdge(
+                node("grafana"), node("elasticsearch"), "connect", endpoint=es,
+                credentials=elasticsearch.user_credentials("grafana", ns.monitoring),
+                delivered_by="grafana values: provisioned datasources; envValueFrom ES_USERNAME/ES_PASSWORD"))
+
+    agents = Node(gocd.AGENTS_NODE, ns.gocd)
+    if on("gocd"):
+        if on("mlflow"):
+            edges.append(WiringEdge(
+                agents, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
+                delivered_by="gocd values: agent env MLFLOW_TRACKING_URI"))
+        if on("fluentd"):
+            edges.append(WiringEdge(
+                agents, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
+                delivered_by="gocd values: agent env FLUENTD_HOST/FLUENTD_PORT"))
+        for _env, namespace in ns.apps:
+            edges.append(WiringEdge(
+                agents, Node(f"namespace:{namespace}", namespace), "deploy",
+                delivered_by=f"RoleBinding in {namespace} granting the deployer Role to "
+                             f"ServiceAccount {ns.gocd}/{gocd.AGENT_SERVICE_ACCOUNT}"))
+
+    for env, namespace in ns.apps:
+        if on("fluentd"):
+            edges.append(WiringEdge(
+                app_node(env, namespace), node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
+                delivered_by=f"ConfigMap {namespace}/platform-endpoints: FLUENTD_HOST/FLUENTD_PORT"))
+        if on("mlflow"):
+            edges.append(WiringEdge(
+                app_node(env, namespace), node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
+                delivered_by=f"ConfigMap {namespace}/platform-endpoints: MLFLOW_TRACKING_URI"))
+    return tuple(edges)

@@ -1,0 +1,55 @@
+"""The Pulumi program's composition root: config -> platform model -> one component per service."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.components.apps import AppEnvironments
+from infra.components.base import ServiceArgs, ServiceComponent
+from infra.components.elasticsearch import Elasticsearch
+from infra.components.fluentd import Fluentd
+from infra.components.foundations import GeneratedPasswords, Namespaces
+from infra.components.gocd import GoCD
+from infra.components.grafana import Grafana
+from infra.components.kibana import Kibana
+from infra.components.mlflow import MLflow
+from infra.config import ConfigError, load_from_pulumi
+from infra.plan import platform_document
+from infra.platform.build import build_platform
+
+COMPONENTS: dict[str, type[ServiceComponent]] = {
+    "gocd": GoCD,
+    "elasticsearch": Elasticsearch,
+    "kibana": Kibana,
+    "fluentd": Fluentd,
+    "grafana": Grafana,
+    "mlflow": MLflow,
+}
+
+
+def run() -> None:
+    try:
+        config = load_from_pulumi()
+    except ConfigError as invalid:
+        # Before any resource is registered: nothing is created from a bad config.
+        raise pulumi.RunError(str(invalid)) from None
+    platform = build_platform(config, pulumi.get_stack())
+
+    provider = k8s.Provider("kubernetes", context=config.kube_context or None, delete_unreachable=True)
+    on_cluster = pulumi.ResourceOptions(providers=[provider])
+    namespaces = Namespaces("namespaces", platform.namespaces, opts=on_cluster)
+    passwords = GeneratedPasswords("passwords", platform.generated_passwords)
+
+    created: dict[str, ServiceComponent] = {}
+    for name, service in platform.services.items():
+        waits_for = [namespaces, *(created[before] for before in service.after)]
+        created[name] = COMPONENTS[name](
+            name, ServiceArgs(service=service, passwords=passwords.values),
+            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=waits_for)))
+    for part in platform.extras:
+        AppEnvironments(part.name, ServiceArgs(service=part, passwords=passwords.values),
+                        opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespaces])))
+
+    pulumi.export("services", {name: component.outputs() for name, component in created.items()})
+    pulumi.export("platform", platform_document(platform))

@@ -1,0 +1,55 @@
+"""Kubernetes objects the kit declares itself, as plain manifests.
+
+Both the Pulumi program and `cd4ml plan` call these functions, so what `plan` writes is what
+`up` applies. The kit's own charts are rendered by a real Helm engine (helm-python-sdk embeds
+Helm's Go library; no helm binary, no cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import helm_python
+import yaml
+
+from infra.platform.model import PART_OF, KitChart, Platform, Service
+
+
+def namespace_manifest(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(PART_OF)}}
+
+
+def render_kit_chart(chart: KitChart) -> list[dict[str, Any]]:
+    """Every object the chart renders with the model's values, in template order."""
+    with helm_python.Chart.load(chart.chart_dir) as loaded:
+        rendered = loaded.render(values=chart.values, name=chart.name, namespace=chart.namespace, is_install=True)
+    objects: list[dict[str, Any]] = []
+    for template in sorted(rendered):
+        if template.endswith("NOTES.txt"):
+            continue
+        objects += [doc for doc in yaml.safe_load_all(rendered[template]) if doc]
+    return objects
+
+
+def service_objects(service: Service) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(stage index, manifest) for each object a service declares, kit charts rendered."""
+    for index, stage in enumerate(service.stages):
+        for manifest in stage.objects:
+            yield index, manifest
+        for chart in stage.kit_charts:
+            for manifest in render_kit_chart(chart):
+                yield index, manifest
+
+
+def kit_objects(platform: Platform) -> list[dict[str, Any]]:
+    """Everything the kit declares, secrets without their generated values."""
+    objects = [namespace_manifest(name) for name in platform.namespaces]
+    objects += [secret.manifest() for secret in platform.secrets]
+    objects += [manifest for part in platform.parts for _, manifest in service_objects(part)]
+    return objects
+
+
+def object_file_name(manifest: dict[str, Any]) -> str:
+    meta = manifest["metadata"]
+    scope = meta.get("namespace", "_cluster")
+    return f"{scope}__{manifest['kind'].lower()}__{meta['name']}.yaml"

@@ -1,0 +1,54 @@
+"""Schema validation of the kit's objects against the real Kubernetes schemas (kubernetes-validate).
+
+Strict schemas: an unknown field is an error, which is what catches a misspelt key. ECK's custom
+resources have no schema in kubernetes-validate; they are checked against ECK's CRDs only when
+those are at hand (see tests/test_upstream_charts.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import kubernetes_validate
+
+SUPPORTED_KUBERNETES = ("1.31", "1.35")
+"""Oldest and newest Kubernetes minor the kit supports (ECK 3.5 and the Grafana chart bound it)."""
+
+CUSTOM_KINDS = {
+    ("elasticsearch.k8s.elastic.co/v1", "Elasticsearch"),
+    ("kibana.k8s.elastic.co/v1", "Kibana"),
+}
+
+
+class InvalidObject(ValueError):
+    pass
+
+
+def _schema_version(minor: str) -> str:
+    return f"{minor}.0"
+
+
+def validate_objects(objects: Iterable[dict[str, Any]], versions: Iterable[str] = SUPPORTED_KUBERNETES) -> int:
+    """Validate every built-in object at every version; returns how many validations ran."""
+    count = 0
+    problems = []
+    for manifest in objects:
+        if (manifest.get("apiVersion"), manifest.get("kind")) in CUSTOM_KINDS:
+            continue
+        for version in versions:
+            try:
+                kubernetes_validate.validate(manifest, _schema_version(version), strict=True)
+                count += 1
+            except kubernetes_validate.ValidationError as error:
+                problems.append(f"{_describe(manifest)} @ Kubernetes {version}: {error.message} "
+                                f"(at {'.'.join(str(p) for p in error.path) or 'top level'})")
+            except kubernetes_validate.SchemaNotFoundError:
+                problems.append(f"{_describe(manifest)} @ Kubernetes {version}: no schema for this apiVersion/kind")
+    if problems:
+        raise InvalidObject("objects fail the Kubernetes schemas:\n  " + "\n  ".join(problems))
+    return count
+
+
+def _describe(manifest: dict[str, Any]) -> str:
+    meta = manifest.get("metadata", {})
+    return f"{manifest.get('kind')} {meta.get('namespace', '')}/{meta.get('name')}"

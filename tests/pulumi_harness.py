@@ -1,0 +1,74 @@
+"""Runs the Pulumi program under Pulumi's own mocks and records every registration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+
+
+@dataclass(frozen=True)
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    dependencies: tuple[str, ...]
+
+
+class KitMocks(pulumi.runtime.Mocks):
+    """Every resource gets its inputs back as state; a random password gets a recognisable value."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"mock-password-for-{args.name}"
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        inputs = pulumi_mocks.rpc.deserialize_properties(request.object)
+        self.registrations.append(Registration(
+            urn=response.urn, type=request.type, name=request.name, parent=request.parent,
+            custom=request.custom, inputs=inputs, dependencies=tuple(request.dependencies)))
+        return response
+
+
+def run_program(config: dict[str, Any], stack: str = "local") -> RecordingMonitor:
+    """Run infra.program.run() with `config` (keys like 'cd4ml:profile') under mocks."""
+    from infra.program import run
+
+    mocks = KitMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="cd4ml", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config({k: v if isinstance(v, str) else __import__("json").dumps(v)
+                                   for k, v in config.items()})
+
+    @pulumi.runtime.test
+    def program():
+        run()
+
+    program()
+    return monitor
+
+
+def unsecret(value: Any) -> tuple[Any, bool]:
+    """A registered input as (plain value, whether Pulumi carried it as a secret)."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        return value["value"], True
+    return value, False

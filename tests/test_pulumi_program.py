@@ -1,0 +1,144 @@
+"""The Pulumi program under Pulumi's own mocks: what it registers, under which parent, in what order."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from infra.config import load_config
+from infra.platform.build import build_platform
+from pulumi_harness import RecordingMonitor, run_program, unsecret
+
+COMPONENT_TYPES = {
+    "gocd": "cd4ml:platform:GoCD",
+    "elasticsearch": "cd4ml:platform:Elasticsearch",
+    "kibana": "cd4ml:platform:Kibana",
+    "fluentd": "cd4ml:platform:Fluentd",
+    "grafana": "cd4ml:platform:Grafana",
+    "mlflow": "cd4ml:platform:MLflow",
+}
+
+
+@pytest.fixture(scope="module")
+def program() -> RecordingMonitor:
+    return run_program({"cd4ml:profile": "laptop"})
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_platform(load_config({"cd4ml:profile": "laptop"}), "local")
+
+
+def by_type(monitor: RecordingMonitor, type_: str):
+    return [r for r in monitor.registrations if r.type == type_]
+
+
+def one(monitor: RecordingMonitor, name: str):
+    (found,) = [r for r in monitor.registrations if r.name == name]
+    return found
+
+
+def test_one_component_per_service(program):
+    for service, type_ in COMPONENT_TYPES.items():
+        components = by_type(program, type_)
+        assert [c.name for c in components] == [service]
+
+
+def test_every_kubernetes_resource_is_parented_to_a_kit_component(program):
+    components = {r.urn: r.type for r in program.registrations if r.type.startswith("cd4ml:platform:")}
+    kube = [r for r in program.registrations
+            if r.type.startswith("kubernetes:") and r.type != "pulumi:providers:kubernetes"]
+    assert len(kube) > 20
+    for resource in kube:
+        assert resource.parent in components, f"{resource.type} {resource.name} has parent {resource.parent}"
+
+
+def test_releases_are_the_models_pinned_charts_with_its_values(program, model):
+    releases = {r.inputs["name"]: r for r in by_type(program, "kubernetes:helm.sh/v3:Release")}
+    expected = {r.name: r for s in model.services.values() for r in s.releases}
+    assert set(releases) == set(expected)
+    for name, release in expected.items():
+        registered = releases[name].inputs
+        assert registered["chart"] == release.chart
+        assert registered["version"] == release.version
+        assert registered["repositoryOpts"]["repo"] == release.repo
+        assert registered["namespace"] == release.namespace
+        assert registered["values"] == release.values
+
+
+def test_generated_passwords_reach_the_secrets(program):
+    passwords = {r.name: f"mock-password-for-{r.name}"
+                 for r in by_type(program, "random:index/randomPassword:RandomPassword")}
+    assert len(passwords) == 4
+    string_data = {}
+    for r in by_type(program, "kubernetes:core/v1:Secret"):
+        data, is_secret = unsecret(r.inputs["stringData"])
+        key = (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
+        assert is_secret or key == ("cd4ml-logging", "elasticsearch-roles"), f"{key} is not carried as a secret"
+        string_data[key] = data
+    assert string_data[("cd4ml-logging", "elasticsearch-user-fluentd")] == {
+        "username": "fluentd", "roles": "cd4ml_log_writer", "password": passwords["passwords-elasticsearch-fluentd"]}
+    # Grafana's copy of its Elasticsearch user holds the same generated password as the realm's.
+    realm = string_data[("cd4ml-logging", "elasticsearch-user-grafana")]["password"]
+    copy = string_data[("cd4ml-monitoring", "elasticsearch-user-grafana")]["password"]
+    assert realm == copy == passwords["passwords-elasticsearch-grafana"]
+    admin = string_data[("cd4ml-monitoring", "grafana-admin")]
+    assert admin["admin-password"] == passwords["passwords-grafana-admin"]
+
+
+def test_eck_resources_wait_for_the_operator_and_kibana_for_elasticsearch(program):
+    operator = one(program, "elasticsearch-elastic-operator")
+    es_objects = one(program, "elasticsearch-objects-1")
+    assert operator.urn in es_objects.dependencies
+    assert [o["kind"] for o in es_objects.inputs["objs"]] == ["Elasticsearch"]
+    kibana = one(program, "kibana-objects-0")
+    assert es_objects.urn in kibana.dependencies
+    for release in ("fluentd-fluentd", "grafana-grafana"):
+        assert es_objects.urn in one(program, release).dependencies
+
+
+def waits_for(monitor: RecordingMonitor, resource) -> set[str]:
+    """Every URN a resource waits for, directly or through what it waits for."""
+    dependencies = {r.urn: r.dependencies for r in monitor.registrations}
+    seen: set[str] = set()
+    todo = list(resource.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo += dependencies.get(urn, ())
+    return seen
+
+
+def test_everything_waits_for_the_namespaces(program):
+    namespaces = {r.urn for r in by_type(program, "kubernetes:core/v1:Namespace")}
+    assert len(namespaces) == 7
+    for r in program.registrations:
+        if r.type in ("kubernetes:helm.sh/v3:Release", "kubernetes:core/v1:Secret", "kubernetes:yaml/v2:ConfigGroup"):
+            assert namespaces <= waits_for(program, r), f"{r.name} does not wait for every namespace"
+
+
+def test_kit_chart_objects_are_the_rendered_chart(program, model):
+    from infra.render import render_kit_chart
+
+    group = one(program, "app-environments-objects-0")
+    assert group.inputs["objs"] == render_kit_chart(model.extras[0].kit_charts[0])
+
+
+def test_provider_can_delete_from_a_vanished_cluster(program):
+    (provider,) = by_type(program, "pulumi:providers:kubernetes")
+    assert provider.inputs.get("deleteUnreachable") in (True, "true")
+
+
+def test_switched_off_service_registers_nothing():
+    monitor = run_program({"cd4ml:services": ["gocd", "mlflow"]})
+    types = {r.type for r in monitor.registrations}
+    assert "cd4ml:platform:GoCD" in types and "cd4ml:platform:MLflow" in types
+    assert not types & {COMPONENT_TYPES[s] for s in ("elasticsearch", "kibana", "fluentd", "grafana")}
+    assert not by_type(monitor, "random:index/randomPassword:RandomPassword")
+
+
+def test_bad_config_creates_nothing():
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program({"cd4ml:elasticsearchNodes": "0"})
+    assert "cd4ml:elasticsearchNodes = '0': must be an integer from 1 to 9" in str(caught.value)
