@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from infra.config import (
-    CONFIG_KEYS, ConfigError, Exposure, Profile, StackConfig, load_config, load_stack, parse_overrides,
+    CONFIG_KEYS,
+    ConfigError,
+    Exposure,
+    Profile,
+    StackConfig,
+    load_config,
+    load_stack,
+    parse_overrides,
 )
 
 STACKS = Path(__file__).resolve().parents[1] / "stacks"

@@ -220,3 +220,10 @@ def test_node_port_exposure_changes_service_types():
     platform = platform_for(exposure="node-port")
     assert release(platform, "grafana").values["service"]["type"] == "NodePort"
     assert release(platform, "gocd").values["server"]["service"]["type"] == "NodePort"
+
+
+def test_custom_resources_are_awaited_with_a_deadline(platform):
+    for service, condition in (("elasticsearch", "{.status.phase}=Ready"), ("kibana", "{.status.health}=green")):
+        annotations = platform.services[service].objects[0]["metadata"]["annotations"]
+        assert annotations["pulumi.com/waitFor"] == f"jsonpath={condition}"
+        assert int(annotations["pulumi.com/timeoutSeconds"]) >= 300

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pulumi
 import pytest
+from pulumi_harness import RecordingMonitor, run_program, unsecret
 
 from infra.config import load_config
 from infra.platform.build import build_platform
-from pulumi_harness import RecordingMonitor, run_program, unsecret
 
 COMPONENT_TYPES = {
     "gocd": "cd4ml:platform:GoCD",

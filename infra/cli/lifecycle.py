@@ -26,8 +26,11 @@ from infra.config import StackConfig
 
 PULUMI_VERSION = "3.272.0"
 """The Pulumi CLI released with the pinned Python SDK (they are versioned together)."""
-KIND_VERSION = "v0.31.0"
-KIND_NODE_IMAGE = "kindest/node:v1.35.0"
+KIND_VERSION = "v0.32.0"
+KIND_NODE_IMAGE = (
+    "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5"
+)
+"""kind v0.32.0's default node image (pkg/apis/config/defaults/image.go), pinned by digest."""
 KIND_CLUSTER = "cd4ml"
 PASSPHRASE_FILE = Path.home() / ".config" / "cd4ml" / "pulumi-passphrase"
 

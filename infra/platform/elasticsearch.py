@@ -15,8 +15,19 @@ from infra.config import Profile
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
-    PART_OF, ChartPin, Container, Credentials, Endpoint, GeneratedPassword, Image, KitSecret, Resources,
-    Service, Stage, Workload,
+    PART_OF,
+    ChartPin,
+    Container,
+    Credentials,
+    Endpoint,
+    GeneratedPassword,
+    Image,
+    KitSecret,
+    Resources,
+    Service,
+    Stage,
+    Workload,
+    await_annotations,
 )
 
 ECK_OPERATOR_CHART = ChartPin(repo="https://helm.elastic.co", chart="eck-operator", version="3.5.0")
@@ -49,6 +60,7 @@ NODE_SIZES = {
     Profile.LAPTOP: Resources(250, 1024, 1000, 1536),
     Profile.CLUSTER: Resources(1000, 4096, 2000, 4096),
 }
+READY_TIMEOUT_SECONDS = 900
 HEAP = {Profile.LAPTOP: "512m", Profile.CLUSTER: "2g"}
 """JVM heap: about half the container memory, the rest is for Lucene's file cache."""
 
@@ -80,7 +92,8 @@ def _roles_document() -> str:
     return yaml.safe_dump({
         WRITER_ROLE: {
             "cluster": ["monitor", "manage_index_templates", "manage_ilm"],
-            "indices": [{"names": list(logs), "privileges": ["create_index", "create_doc", "write", "view_index_metadata"]}],
+            "indices": [{"names": list(logs),
+                         "privileges": ["create_index", "create_doc", "write", "view_index_metadata"]}],
         },
         READER_ROLE: {
             "cluster": ["monitor"],
@@ -107,7 +120,9 @@ def build(ctx: BuildContext) -> Service:
     elasticsearch = {
         "apiVersion": "elasticsearch.k8s.elastic.co/v1",
         "kind": "Elasticsearch",
-        "metadata": {"name": RESOURCE_NAME, "namespace": ns.logging, "labels": dict(PART_OF)},
+        "metadata": {"name": RESOURCE_NAME, "namespace": ns.logging, "labels": dict(PART_OF),
+                     # Kibana, Fluentd and Grafana are created only once the cluster serves requests.
+                     "annotations": await_annotations("{.status.phase}=Ready", READY_TIMEOUT_SECONDS)},
         "spec": {
             "version": config.elastic_stack_version,
             "http": {"tls": {"selfSignedCertificate": {"disabled": True}}},

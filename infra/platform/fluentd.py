@@ -104,7 +104,8 @@ def build(ctx: BuildContext) -> Service:
             "ports": [{"name": "forward", "protocol": "TCP", "containerPort": FORWARD_PORT}],
         },
         # The chart's dashboard needs a Prometheus datasource, which the platform does not run.
-        "dashboards": {"enabled": "false"},
+        # (a boolean: the chart tests the value's truthiness, so the string "false" would still render it)
+        "dashboards": {"enabled": False},
         # containerd nodes (kind, k3d, most clouds) have no /var/lib/docker/containers.
         "mountDockerContainersDirectory": False,
         "fileConfigs": file_configs(edge.endpoint),

@@ -12,7 +12,16 @@ from infra.config import Exposure, Profile
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
-    PART_OF, ChartPin, Container, Endpoint, Image, Resources, Service, Stage, Workload, WiringEdge,
+    PART_OF,
+    ChartPin,
+    Container,
+    Endpoint,
+    Image,
+    Resources,
+    Service,
+    Stage,
+    WiringEdge,
+    Workload,
 )
 
 CHART = ChartPin(repo="https://gocd.github.io/helm-chart", chart="gocd", version="2.18.0")
@@ -109,7 +118,9 @@ def build(ctx: BuildContext) -> Service:
         endpoint=endpoint(ns),
         credentials=None,
         secrets=(),
-        stages=(Stage(objects=(service_account,)), Stage(releases=(CHART.release(RELEASE, ns.gocd, values),))),
+        # The server's JVM start, plugin download and health check take minutes on a laptop.
+        stages=(Stage(objects=(service_account,)),
+                Stage(releases=(CHART.release(RELEASE, ns.gocd, values, timeout_seconds=900),))),
         workloads=tuple(workloads),
         # Elastic agents are started on demand from this image by the plugin.
         extra_images=(AGENT_IMAGE,),

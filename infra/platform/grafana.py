@@ -13,7 +13,16 @@ from infra.platform import elasticsearch
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
-    ChartPin, Container, Credentials, Endpoint, GeneratedPassword, Image, KitSecret, Resources, Service, Stage,
+    ChartPin,
+    Container,
+    Credentials,
+    Endpoint,
+    GeneratedPassword,
+    Image,
+    KitSecret,
+    Resources,
+    Service,
+    Stage,
     Workload,
 )
 

@@ -10,7 +10,7 @@ from infra.config import Profile
 from infra.platform import elasticsearch
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
-from infra.platform.model import PART_OF, Container, Endpoint, Resources, Service, Stage, Workload
+from infra.platform.model import PART_OF, Container, Endpoint, Resources, Service, Stage, Workload, await_annotations
 
 RESOURCE_NAME = "kibana"
 HTTP_PORT = 5601
@@ -18,6 +18,7 @@ SIZES = {
     Profile.LAPTOP: Resources(100, 640, 1000, 1024),
     Profile.CLUSTER: Resources(500, 1536, 2000, 2048),
 }
+READY_TIMEOUT_SECONDS = 600
 NODE_HEAP_MB = {Profile.LAPTOP: 640, Profile.CLUSTER: 1280}
 """Node's old-space limit; below the container limit so Kibana is not OOM-killed under load."""
 
@@ -34,7 +35,8 @@ def build(ctx: BuildContext) -> Service:
     kibana = {
         "apiVersion": "kibana.k8s.elastic.co/v1",
         "kind": "Kibana",
-        "metadata": {"name": RESOURCE_NAME, "namespace": ns.logging, "labels": dict(PART_OF)},
+        "metadata": {"name": RESOURCE_NAME, "namespace": ns.logging, "labels": dict(PART_OF),
+                     "annotations": await_annotations("{.status.health}=green", READY_TIMEOUT_SECONDS)},
         "spec": {
             "version": config.elastic_stack_version,
             "count": 1,

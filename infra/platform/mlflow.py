@@ -13,7 +13,15 @@ from infra.config import Exposure, Profile
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
-    PART_OF, ChartPin, Container, Endpoint, Image, Resources, Service, Stage, Workload,
+    PART_OF,
+    ChartPin,
+    Container,
+    Endpoint,
+    Image,
+    Resources,
+    Service,
+    Stage,
+    Workload,
 )
 
 CHART = ChartPin(repo="https://community-charts.github.io/helm-charts", chart="mlflow", version="1.11.5")

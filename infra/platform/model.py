@@ -14,6 +14,12 @@ PART_OF = {"app.kubernetes.io/part-of": "cd4ml", "app.kubernetes.io/managed-by":
 """Labels on every object the kit declares itself, so they can be found and cleaned up."""
 
 
+def await_annotations(jsonpath_condition: str, timeout_seconds: int) -> dict[str, str]:
+    """Makes the Kubernetes provider poll a custom resource until the condition holds, against a
+    deadline (pulumi-kubernetes `pulumi.com/waitFor`); without it a CR counts as ready when created."""
+    return {"pulumi.com/waitFor": f"jsonpath={jsonpath_condition}", "pulumi.com/timeoutSeconds": str(timeout_seconds)}
+
+
 @dataclass(frozen=True)
 class Image:
     """A container image, always pinned to a tag."""

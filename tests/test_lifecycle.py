@@ -1,0 +1,103 @@
+"""`cd4ml up`'s decisions, with the outside world (Docker, kind, Pulumi) replaced by fakes.
+
+What these cannot show — that kind and `pulumi up` really bring the platform up — needs Docker
+or a cluster; see the README.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from infra.cli import lifecycle
+from infra.cli.main import app
+from infra.config import load_config
+
+
+class FakeRun:
+    """Stands in for subprocess.run; records the commands and answers with fixed exit codes."""
+
+    def __init__(self, codes: dict[str, int]):
+        self.codes = codes
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command, **_kwargs):
+        self.commands.append(list(command))
+        program = Path(command[0]).name
+        return subprocess.CompletedProcess(command, self.codes.get(program, 0), stdout="", stderr="")
+
+
+@pytest.fixture
+def no_kubeconfig(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+
+
+def test_configured_context_is_used_without_docker(tmp_path, no_kubeconfig):
+    run = FakeRun({"docker": 1})
+    config = load_config({"cd4ml:kubeContext": "my-cluster"})
+    assert lifecycle.ensure_cluster(tmp_path, config, Console(), run=run) == "my-cluster"
+    assert run.commands == []
+
+
+def test_current_context_is_used(tmp_path, monkeypatch):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: k3d-lab\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    run = FakeRun({})
+    assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=run) == "k3d-lab"
+    assert run.commands == []
+
+
+def test_no_context_and_no_docker_says_what_to_do(tmp_path, no_kubeconfig, monkeypatch):
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: "/usr/bin/docker" if name == "docker" else None)
+    with pytest.raises(lifecycle.LifecycleError, match="Docker is not running"):
+        lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({"docker": 1}))
+
+
+def test_no_context_with_docker_creates_a_pinned_kind_cluster(tmp_path, no_kubeconfig, monkeypatch):
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    run = FakeRun({})
+    context = lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=run)
+    assert context == "kind-cd4ml"
+    create = run.commands[-1]
+    assert create[:3] == ["/usr/bin/kind", "create", "cluster"]
+    assert create[create.index("--image") + 1] == lifecycle.KIND_NODE_IMAGE
+    assert "@sha256:" in lifecycle.KIND_NODE_IMAGE
+
+
+def test_failed_kind_create_is_an_error(tmp_path, no_kubeconfig, monkeypatch):
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(lifecycle.LifecycleError, match="kind could not create cluster"):
+        lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({"kind": 1}))
+
+
+def test_passphrase_is_generated_once_and_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(lifecycle, "PASSPHRASE_FILE", tmp_path / "cd4ml" / "passphrase")
+    first = lifecycle.passphrase_file().read_text()
+    assert len(first) >= 32
+    assert lifecycle.passphrase_file().read_text() == first
+    assert (tmp_path / "cd4ml" / "passphrase").stat().st_mode & 0o777 == 0o600
+
+
+def test_up_with_a_bad_config_touches_nothing(monkeypatch):
+    called = []
+    monkeypatch.setattr(lifecycle, "up", lambda *args, **kwargs: called.append(args))
+    result = CliRunner().invoke(app, ["up", "--stack", "nope"])
+    assert result.exit_code == 1
+    assert "no stack file" in result.output
+    assert called == []
+
+
+def test_up_reports_a_lifecycle_error_without_traceback(monkeypatch):
+    def fail(*_args, **_kwargs):
+        raise lifecycle.LifecycleError("Docker is not running")
+
+    monkeypatch.setattr(lifecycle, "up", fail)
+    result = CliRunner().invoke(app, ["up"])
+    assert result.exit_code == 1
+    assert "✗ Docker is not running" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,205 @@
+"""The pinned upstream charts rendered with the kit's values, by the same Helm engine as the kit's own.
+
+Needs the charts' sources: `pytest --upstream-charts DIR` (or CD4ML_UPSTREAM_CHARTS=DIR), where DIR
+holds one directory per chart (`gocd/`, `eck-operator/`, `fluentd/`, `grafana/`, `mlflow/`) at the
+pinned version. `make upstream-charts` pulls them (needs the chart repositories: internet). Without
+DIR these tests are skipped, and say so; the rest of the suite never needs them.
+
+What this proves: every value the kit sets is a key the chart version reads; the rendered objects
+are schema-valid; every image they pull is in the kit's image list; the Services the model's
+endpoints name really exist with those ports; ECK resources match ECK's own CRD schemas.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import helm_python
+import jsonschema
+import pytest
+import yaml
+
+from infra.config import load_config
+from infra.platform.build import build_platform
+from infra.platform.model import HelmRelease, Platform
+from infra.validate import validate_objects
+
+pytestmark = pytest.mark.upstream
+
+
+@pytest.fixture(scope="module")
+def charts_dir(request) -> Path:
+    given = request.config.getoption("--upstream-charts") or os.environ.get("CD4ML_UPSTREAM_CHARTS")
+    if not given:
+        pytest.skip("upstream chart sources not given: run `make upstream-charts` (needs internet), then "
+                    "`pytest --upstream-charts .upstream-charts`")
+    return Path(given)
+
+
+@pytest.fixture(scope="module", params=["local", "cluster"])
+def platform(request) -> Platform:
+    settings = {"cd4ml:profile": "laptop"} if request.param == "local" else {
+        "cd4ml:profile": "cluster", "cd4ml:elasticsearchNodes": 3, "cd4ml:storageClass": "standard",
+        "cd4ml:exposure": "node-port"}
+    return build_platform(load_config(settings), request.param)
+
+
+def releases(platform: Platform) -> list[HelmRelease]:
+    return [r for s in platform.services.values() for r in s.releases]
+
+
+def render(charts_dir: Path, release: HelmRelease) -> tuple[helm_python.Chart, list[dict[str, Any]]]:
+    chart = helm_python.Chart.load(charts_dir / release.chart)
+    rendered = chart.render(values=release.values, name=release.name, namespace=release.namespace, is_install=True)
+    objects = [doc for name, text in sorted(rendered.items()) if not name.endswith("NOTES.txt")
+               for doc in yaml.safe_load_all(text) if doc]
+    for obj in objects:
+        obj.setdefault("metadata", {}).setdefault("namespace", release.namespace)
+    return chart, objects
+
+
+FREE_FORM = {"fileConfigs", "datasources", "envValueFrom", "grafana.ini", "extraArgs"}
+"""Maps whose keys the charts iterate over (file names, env names, ini sections, CLI flags)."""
+
+
+def unknown_value_paths(values: Any, defaults: Any, templates: str, path: str = "") -> Iterator[str]:
+    """Keys the kit sets that the chart neither declares nor reads. Under an empty or null default,
+    or a FREE_FORM map, any key is allowed."""
+    if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults or path in FREE_FORM:
+        return
+    for key, value in values.items():
+        here = f"{path}.{key}" if path else key
+        if key in defaults:
+            yield from unknown_value_paths(value, defaults[key], templates, here)
+        elif f".Values.{here}" not in templates:
+            yield here
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for obj in objects:
+        spec = obj.get("spec", {})
+        pod = spec.get("template", {}).get("spec") or (spec if obj["kind"] == "Pod" else None)
+        if pod:
+            yield obj, pod
+
+
+def test_chart_versions_are_the_pinned_ones(charts_dir, platform):
+    for release in releases(platform):
+        with helm_python.Chart.load(charts_dir / release.chart) as chart:
+            assert chart.version == release.version, f"{release.chart}: have {chart.version}, pinned {release.version}"
+
+
+def test_every_value_the_kit_sets_is_read_by_the_chart(charts_dir, platform):
+    for release in releases(platform):
+        chart, _ = render(charts_dir, release)
+        with chart:
+            chart.validate_schema(release.values)
+            templates = "\n".join(t["data"] for t in chart.templates)
+            unknown = list(unknown_value_paths(release.values, chart.values, templates))
+        assert unknown == [], f"{release.chart} {release.version} does not know: {unknown}"
+
+
+def test_rendered_objects_are_schema_valid(charts_dir, platform):
+    for release in releases(platform):
+        chart, objects = render(charts_dir, release)
+        chart.close()
+        assert objects, release.chart
+        validate_objects(objects)
+
+
+def test_every_image_pulled_is_listed(charts_dir, platform):
+    for release in releases(platform):
+        chart, objects = render(charts_dir, release)
+        chart.close()
+        for obj, pod in pod_specs(objects):
+            for container in pod.get("containers", []) + pod.get("initContainers", []):
+                image = container["image"]
+                ref = image if image.count("/") >= 2 else f"docker.io/{image}"
+                assert ref in platform.images, f"{release.chart}: {obj['kind']} {obj['metadata']['name']} pulls {image}"
+
+
+def test_endpoints_in_the_model_are_services_the_charts_create(charts_dir, platform):
+    for name in ("gocd", "fluentd", "grafana", "mlflow"):
+        service = platform.services[name]
+        (release,) = service.releases
+        chart, objects = render(charts_dir, release)
+        chart.close()
+        services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+        assert service.endpoint.service in services, f"{name}: no Service {service.endpoint.service}"
+        ports = [p["port"] for p in services[service.endpoint.service]["spec"]["ports"]]
+        assert service.endpoint.port in ports, f"{name}: Service ports {ports}"
+
+
+def test_no_helm_test_pods_or_unwanted_dashboards(charts_dir, platform):
+    for release in releases(platform):
+        chart, objects = render(charts_dir, release)
+        chart.close()
+        for obj in objects:
+            hook = (obj["metadata"].get("annotations") or {}).get("helm.sh/hook", "")
+            assert "test" not in hook, f"{release.chart} renders a test hook {obj['kind']} {obj['metadata']['name']}"
+            assert "grafana_dashboard" not in (obj["metadata"].get("labels") or {}), release.chart
+
+
+def test_secret_references_resolve(charts_dir, platform):
+    declared = {(s.namespace, s.name) for s in platform.secrets}
+    for release in releases(platform):
+        chart, objects = render(charts_dir, release)
+        chart.close()
+        rendered = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "Secret"}
+        for obj, pod in pod_specs(objects):
+            for container in pod.get("containers", []):
+                for env in container.get("env", []):
+                    ref = env.get("valueFrom", {}).get("secretKeyRef")
+                    if ref:
+                        key = (obj["metadata"]["namespace"], ref["name"])
+                        assert key in declared | rendered, f"{release.chart}: {env['name']} -> missing Secret {key}"
+
+
+def test_fluentd_runs_the_kits_configuration(charts_dir, platform):
+    (release,) = platform.services["fluentd"].releases
+    chart, objects = render(charts_dir, release)
+    chart.close()
+    config = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "fluentd-config-fluentd")
+    assert config["data"]["04_outputs.conf"].strip() == release.values["fileConfigs"]["04_outputs.conf"].strip()
+    assert "01_sources.conf" in config["data"], "the chart's own tail source must stay"
+    (daemonset,) = [o for o in objects if o["kind"] == "DaemonSet"]
+    container = daemonset["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith("v1.19.3-debian-elasticsearch8-1.1")
+    assert {"name": "forward", "containerPort": 24224, "protocol": "TCP"} in container["ports"]
+
+
+def test_eck_resources_match_ecks_crds(charts_dir, platform):
+    (operator,) = platform.services["elasticsearch"].releases
+    chart, objects = render(charts_dir, operator)
+    chart.close()
+    crds = {(o["spec"]["group"], o["spec"]["names"]["kind"]): o for o in objects
+            if o["kind"] == "CustomResourceDefinition"}
+    resources = platform.services["elasticsearch"].objects + platform.services["kibana"].objects
+    assert len(resources) == 2
+    for resource in resources:
+        group, version = resource["apiVersion"].split("/")
+        crd = crds[(group, resource["kind"])]
+        (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+        schema = served["schema"]["openAPIV3Schema"]
+        jsonschema.validate({k: v for k, v in resource.items() if k in ("apiVersion", "kind", "spec")}, schema)
+        assert _unknown_spec_fields(resource["spec"], schema["properties"]["spec"]) == [], resource["kind"]
+
+
+def _unknown_spec_fields(spec: Any, schema: dict[str, Any], path: str = "spec") -> list[str]:
+    """OpenAPI schemas allow unknown fields unless they say otherwise; ECK would drop them silently."""
+    if schema.get("x-kubernetes-preserve-unknown-fields") or not isinstance(spec, (dict, list)):
+        return []
+    if isinstance(spec, list):
+        return [p for item in spec for p in _unknown_spec_fields(item, schema.get("items", {}), f"{path}[]")]
+    properties = schema.get("properties")
+    if properties is None:
+        return []
+    unknown = []
+    for key, value in spec.items():
+        if key not in properties:
+            unknown.append(f"{path}.{key}")
+        else:
+            unknown += _unknown_spec_fields(value, properties[key], f"{path}.{key}")
+    return unknown
