@@ -38,6 +38,19 @@ def one(monitor: RecordingMonitor, name: str):
     return found
 
 
+def waits_for(monitor: RecordingMonitor, resource) -> set[str]:
+    """Every URN a resource waits for, directly or through what it waits for."""
+    dependencies = {r.urn: r.dependencies for r in monitor.registrations}
+    seen: set[str] = set()
+    todo = list(resource.dependencies)
+    while todo:
+        urn = todo.pop()
+        if urn not in seen:
+            seen.add(urn)
+            todo += dependencies.get(urn, ())
+    return seen
+
+
 def test_one_component_per_service(program):
     for service, type_ in COMPONENT_TYPES.items():
         components = by_type(program, type_)
@@ -88,33 +101,22 @@ def test_generated_passwords_reach_the_secrets(program):
 
 def test_eck_resources_wait_for_the_operator_and_kibana_for_elasticsearch(program):
     operator = one(program, "elasticsearch-elastic-operator")
-    es_objects = one(program, "elasticsearch-objects-1")
+    es_objects = one(program, "elasticsearch-elasticsearch-elasticsearch")
+    assert es_objects.type == "kubernetes:elasticsearch.k8s.elastic.co/v1:Elasticsearch"
     assert operator.urn in es_objects.dependencies
-    assert [o["kind"] for o in es_objects.inputs["objs"]] == ["Elasticsearch"]
-    kibana = one(program, "kibana-objects-0")
-    assert es_objects.urn in kibana.dependencies
+    assert es_objects.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.phase}=Ready"
+    kibana = one(program, "kibana-kibana-kibana")
+    assert kibana.type == "kubernetes:kibana.k8s.elastic.co/v1:Kibana"
+    assert es_objects.urn in waits_for(program, kibana)
     for release in ("fluentd-fluentd", "grafana-grafana"):
-        assert es_objects.urn in one(program, release).dependencies
-
-
-def waits_for(monitor: RecordingMonitor, resource) -> set[str]:
-    """Every URN a resource waits for, directly or through what it waits for."""
-    dependencies = {r.urn: r.dependencies for r in monitor.registrations}
-    seen: set[str] = set()
-    todo = list(resource.dependencies)
-    while todo:
-        urn = todo.pop()
-        if urn not in seen:
-            seen.add(urn)
-            todo += dependencies.get(urn, ())
-    return seen
+        assert es_objects.urn in waits_for(program, one(program, release))
 
 
 def test_everything_waits_for_the_namespaces(program):
     namespaces = {r.urn for r in by_type(program, "kubernetes:core/v1:Namespace")}
     assert len(namespaces) == 7
     for r in program.registrations:
-        if r.type in ("kubernetes:helm.sh/v3:Release", "kubernetes:core/v1:Secret", "kubernetes:yaml/v2:ConfigGroup"):
+        if r.type.startswith("kubernetes:") and r.type != "kubernetes:core/v1:Namespace":
             assert namespaces <= waits_for(program, r), f"{r.name} does not wait for every namespace"
 
 

@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 
 from infra.platform.model import HelmRelease, KitSecret, Service
 from infra.render import service_objects
+from infra.validate import CUSTOM_KINDS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +55,20 @@ def create_release(name: str, release: HelmRelease, opts: pulumi.ResourceOptions
     )
 
 
+def create_custom_resource(component: str, manifest: dict[str, Any],
+                           opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """ECK's resources one by one: their CRDs come from a Helm release the provider cannot see into,
+    and the `pulumi.com/waitFor` annotation in the manifest makes the provider await readiness."""
+    return k8s.apiextensions.CustomResource(
+        f"{component}-{manifest['kind'].lower()}-{manifest['metadata']['name']}",
+        api_version=manifest["apiVersion"],
+        kind=manifest["kind"],
+        metadata=manifest["metadata"],
+        spec=manifest["spec"],
+        opts=opts,
+    )
+
+
 class ServiceComponent(pulumi.ComponentResource):
     """Base of the per-service components; subclasses set the type token and extra outputs."""
 
@@ -81,8 +96,11 @@ class ServiceComponent(pulumi.ComponentResource):
             stage_opts = pulumi.ResourceOptions(parent=self, depends_on=list(previous))
             created: list[pulumi.Resource] = []
             objects = [manifest for at, manifest in staged if at == index]
-            if objects:
-                created.append(k8s.yaml.v2.ConfigGroup(f"{name}-objects-{index}", objs=objects, opts=stage_opts))
+            builtin = [m for m in objects if (m["apiVersion"], m["kind"]) not in CUSTOM_KINDS]
+            if builtin:
+                created.append(k8s.yaml.v2.ConfigGroup(f"{name}-objects-{index}", objs=builtin, opts=stage_opts))
+            created += [create_custom_resource(name, m, stage_opts) for m in objects
+                        if (m["apiVersion"], m["kind"]) in CUSTOM_KINDS]
             created += [create_release(f"{name}-{release.name}", release, stage_opts) for release in stage.releases]
             previous = created or previous
         self.url = pulumi.Output.from_input(service.endpoint.url if service.endpoint else None)
