@@ -77,6 +77,46 @@ def up(stack: StackOption = "local") -> None:
         raise typer.Exit(code=1) from None
 
 
+@app.command()
+def smoke(
+    stack: StackOption = "local",
+    endpoints: Annotated[Optional[list[str]], typer.Option(
+        "--endpoint", help="Direct mode: reach SERVICE at URL (repeatable), e.g. mlflow=http://127.0.0.1:5000. "
+                           "Logins come from CD4ML_<SERVICE>_USERNAME / CD4ML_<SERVICE>_PASSWORD.")] = None,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Check only this service (repeatable).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Deadline of each check, in seconds.")] = 60.0,
+    json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
+    junit_report: Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report.")] = None,
+) -> None:
+    """Check that every service answers and every wire carries data; exit 1 if anything failed."""
+    from infra.plan import platform_document
+    from infra.smoke import report
+    from infra.smoke.core import SmokeContext
+    from infra.smoke.runner import (
+        SmokeUsageError, direct_targets, failed, parse_endpoints, run_checks, select, write_json, write_junit,
+    )
+
+    try:
+        config = load_stack(project_dir() / "stacks", stack)
+        platform = platform_document(build_platform(config, stack))
+        if not endpoints:
+            raise SmokeUsageError("reaching services through the cluster (port-forward) is not built yet; "
+                                  "give each service's URL with --endpoint SERVICE=URL")
+        checks = select(only or [])
+        context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)), timeout=timeout)
+    except (ConfigError, SmokeUsageError) as failure:
+        errors.print(f"[red]✗[/red] {failure}")
+        raise typer.Exit(code=2) from None
+    results = run_checks(context, checks)
+    report.print_results(console, results)
+    if json_report:
+        write_json(results, json_report)
+    if junit_report:
+        write_junit(results, junit_report)
+    if failed(results):
+        raise typer.Exit(code=1)
+
+
 @app.command("sync-project-config", hidden=True)
 def sync_project_config() -> None:
     """Rewrite Pulumi.yaml's `config:` block from the StackConfig fields."""

@@ -60,7 +60,7 @@ def datasources(es: Endpoint) -> list[dict]:
         "url": f"{es.scheme}://{es.host}:{es.port}",
         "basicAuth": True,
         "basicAuthUser": "${ES_USERNAME}",
-        "jsonData": {"index": f"{prefix}-*", "timeField": "@timestamp", "interval": "Daily"},
+        "jsonData": {"index": f"{prefix}-*", "timeField": "@timestamp"},
         "secureJsonData": {"basicAuthPassword": "${ES_PASSWORD}"},
         "editable": False,
     } for uid, (name, prefix) in DATASOURCES.items()]

@@ -1,0 +1,172 @@
+"""Fluentd and the log wires: an event sent to Fluentd's forward port must be found in
+Elasticsearch, and through Kibana's and Grafana's query paths, within the deadline."""
+
+from __future__ import annotations
+
+import socket
+import time
+from urllib.parse import urlparse
+
+from fluent import sender as fluent_sender
+
+from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
+from infra.platform.grafana import DATASOURCES
+from infra.smoke.core import Check, CheckFailed, Diagnosis, SmokeContext, Skip
+from infra.smoke.http import call, json_of
+from infra.smoke.polling import Observation, WaitTimeout, poll_until
+
+SMOKE_TAG = "cd4ml-smoke.event"
+EVENTS = f"{EVENT_INDEX_PREFIX}-*"
+EVENTS_DATASOURCE = next(uid for uid, (_, prefix) in DATASOURCES.items() if prefix == EVENT_INDEX_PREFIX)
+
+
+def _forward_address(context: SmokeContext) -> tuple[str, int]:
+    parsed = urlparse(context.target("fluentd").url)
+    return parsed.hostname or "", parsed.port or 24224
+
+
+def forward_port(context: SmokeContext) -> str:
+    host, port = _forward_address(context)
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+    except OSError as failure:
+        raise CheckFailed(Diagnosis("fluentd", f"tcp://{host}:{port}", "a TCP connection to the forward input",
+                                    f"{type(failure).__name__}: {failure}",
+                                    "Fluentd is down, or its Service does not expose the forward port 24224"))
+    return f"accepting connections on {port}"
+
+
+def _query(marker: str) -> dict:
+    return {"query": {"match_phrase": {"smoke_id": marker}}}
+
+
+def _send_event(context: SmokeContext) -> str:
+    host, port = _forward_address(context)
+    logger = fluent_sender.FluentSender(SMOKE_TAG.split(".")[0], host=host, port=port, timeout=5)
+    try:
+        sent = logger.emit(SMOKE_TAG.split(".", 1)[1], {"smoke_id": context.run_id,
+                                                        "message": f"cd4ml smoke test event {context.run_id}"})
+        if not sent:
+            raise CheckFailed(Diagnosis("fluentd", f"tcp://{host}:{port}", "the event accepted",
+                                        str(logger.last_error), "Fluentd is down or not listening for forward"))
+    finally:
+        logger.close()
+    return context.run_id
+
+
+def _hits(body: dict) -> int:
+    total = body.get("hits", {}).get("total", 0)
+    return total.get("value", 0) if isinstance(total, dict) else int(total)
+
+
+def event_reaches_elasticsearch(context: SmokeContext) -> str:
+    es = context.target("elasticsearch")
+    context.target("fluentd")
+    marker = context.once("fluentd-event", lambda: _send_event(context))
+    started = time.monotonic()
+
+    def look() -> Observation[int]:
+        response = call(context, es, "POST", f"/{EVENTS}/_search", expect="search results", json=_query(marker),
+                        statuses=(200, 404))
+        hits = _hits(response.json()) if response.status_code == 200 else 0
+        return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {EVENTS}")
+
+    try:
+        poll_until(look, what=f"event {marker} in {EVENTS}", timeout=context.timeout)
+    except WaitTimeout as timeout:
+        edge = context.edge("fluentd", "elasticsearch") or {}
+        raise CheckFailed(Diagnosis(
+            "fluentd", f"{es.url}/{EVENTS}/_search", f"event {marker} indexed within {context.timeout:.0f}s",
+            timeout.last_seen,
+            f"Fluentd accepted the event but it never reached index {EVENTS}: check the Fluentd output's host, "
+            f"which should be {edge.get('url', '?')}, and its credentials in {edge.get('credentials_secret', '?')}"))
+    context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
+    return f"found in {EVENTS} after {time.monotonic() - started:.1f}s"
+
+
+def _wait_for_event_in_elasticsearch(context: SmokeContext) -> str:
+    try:
+        return context.once("event-indexed", lambda: event_reaches_elasticsearch(context))
+    except CheckFailed as upstream:
+        raise Skip(f"the event never reached Elasticsearch ({upstream.diagnosis.likely_cause[:80]}...)") from None
+
+
+def event_through_kibana(context: SmokeContext) -> str:
+    kibana = context.target("kibana")
+    _wait_for_event_in_elasticsearch(context)
+    marker = context.run_id
+
+    def look() -> Observation[int]:
+        response = call(context, kibana, "POST", "/api/console/proxy", expect="Elasticsearch results via Kibana",
+                        params={"path": f"/{EVENTS}/_search", "method": "POST"}, json=_query(marker),
+                        headers={"kbn-xsrf": "cd4ml-smoke"})
+        hits = _hits(json_of(response, kibana, "search results"))
+        return Observation(hits > 0, hits, f"{hits} hit(s) through Kibana")
+
+    try:
+        poll_until(look, what=f"event {marker} through Kibana", timeout=context.timeout)
+    except WaitTimeout as timeout:
+        edge = context.edge("kibana", "elasticsearch") or {}
+        raise CheckFailed(Diagnosis("kibana", f"{kibana.url}/api/console/proxy", "the event found through Kibana",
+                                    timeout.last_seen,
+                                    f"Kibana queries another Elasticsearch than {edge.get('url', '?')}, or its "
+                                    "association user lacks read rights"))
+    return "event visible through Kibana"
+
+
+def _grafana_count(body: dict) -> float:
+    total = 0.0
+    for result in body.get("results", {}).values():
+        for frame in result.get("frames", []):
+            for column in frame.get("data", {}).get("values", [])[1:]:
+                total += sum(v for v in column if isinstance(v, (int, float)))
+    return total
+
+
+def event_through_grafana(context: SmokeContext) -> str:
+    grafana = context.target("grafana")
+    _wait_for_event_in_elasticsearch(context)
+    marker = context.run_id
+    query = {
+        "from": "now-1h", "to": "now",
+        "queries": [{
+            "refId": "A", "datasource": {"uid": EVENTS_DATASOURCE, "type": "elasticsearch"},
+            "query": f'smoke_id:"{marker}"', "timeField": "@timestamp",
+            "metrics": [{"id": "1", "type": "count"}],
+            "bucketAggs": [{"id": "2", "type": "date_histogram", "field": "@timestamp", "settings": {"interval": "auto"}}],
+        }],
+    }
+
+    def look() -> Observation[float]:
+        response = call(context, grafana, "POST", "/api/ds/query", expect="query results", json=query,
+                        statuses=(200, 400, 500))
+        if response.status_code != 200:
+            return Observation(False, None, f"HTTP {response.status_code}: {response.text[:160]}")
+        count = _grafana_count(json_of(response, grafana, "query results"))
+        return Observation(count > 0, count, f"count {count:g} through datasource {EVENTS_DATASOURCE}")
+
+    try:
+        poll_until(look, what=f"event {marker} through Grafana", timeout=context.timeout)
+    except WaitTimeout as timeout:
+        edge = context.edge("grafana", "elasticsearch") or {}
+        raise CheckFailed(Diagnosis(
+            "grafana", f"{grafana.url}/api/ds/query", f"the event counted by datasource {EVENTS_DATASOURCE}",
+            timeout.last_seen,
+            f"Grafana's datasource does not reach {edge.get('url', '?')} with the user in "
+            f"{edge.get('credentials_secret', '?')}, or its index pattern is not {EVENTS}"))
+    return "event counted through Grafana"
+
+
+def container_logs(context: SmokeContext) -> str:
+    raise Skip("probe pod for container logs is not built yet")
+
+
+CHECKS = (
+    Check("fluentd.forward", "fluentd", forward_port),
+    Check("wire.fluentd-elasticsearch", "fluentd", lambda context: context.once(
+        "event-indexed", lambda: event_reaches_elasticsearch(context))),
+    Check("wire.kibana-elasticsearch", "kibana", event_through_kibana),
+    Check("wire.grafana-elasticsearch", "grafana", event_through_grafana),
+    Check("wire.container-logs-elasticsearch", "fluentd", container_logs, needs_cluster=True),
+)

@@ -1,0 +1,48 @@
+"""Grafana: healthy, and every datasource the kit provisions is there, points where the wiring graph
+says, and passes Grafana's own health check."""
+
+from __future__ import annotations
+
+from infra.platform.grafana import DATASOURCES
+from infra.smoke.core import Check, CheckFailed, Diagnosis, SmokeContext
+from infra.smoke.http import call, json_of
+
+
+def health(context: SmokeContext) -> str:
+    grafana = context.target("grafana")
+    expect = 'HTTP 200 {"database": "ok"}'
+    body = json_of(call(context, grafana, "GET", "/api/health", expect=expect), grafana, expect)
+    if body.get("database") != "ok":
+        raise CheckFailed(Diagnosis("grafana", f"{grafana.url}/api/health", expect, str(body),
+                                    "Grafana cannot use its own database (volume or permissions)"))
+    return f"version {body.get('version', '?')}"
+
+
+def datasources(context: SmokeContext) -> str:
+    grafana = context.target("grafana")
+    edge = context.edge("grafana", "elasticsearch") or {}
+    for uid in DATASOURCES:
+        expect = f"datasource {uid} pointing at {edge.get('url')}"
+        source = json_of(call(context, grafana, "GET", f"/api/datasources/uid/{uid}", expect=expect), grafana, expect)
+        if edge.get("url") and source.get("url", "").rstrip("/") != edge["url"].rstrip("/"):
+            raise CheckFailed(Diagnosis("grafana", f"{grafana.url}/api/datasources/uid/{uid}", expect,
+                                        f"url {source.get('url')!r}",
+                                        "the provisioned datasource differs from the wiring graph: "
+                                        "re-run `up` so the chart values are applied"))
+        expect = f"datasource {uid} health OK"
+        result = call(context, grafana, "GET", f"/api/datasources/uid/{uid}/health", expect=expect,
+                      statuses=(200, 400, 500))
+        body = json_of(result, grafana, expect)
+        if result.status_code != 200 or body.get("status") != "OK":
+            raise CheckFailed(Diagnosis(
+                "grafana", f"{grafana.url}/api/datasources/uid/{uid}/health", expect,
+                f"HTTP {result.status_code}: {body.get('message', body)}",
+                f"Grafana cannot query Elasticsearch at {edge.get('url', '?')}: wrong host/port, or the "
+                f"credentials in {edge.get('credentials_secret', '?')} are not the Elasticsearch user's"))
+    return f"{len(DATASOURCES)} datasources healthy"
+
+
+CHECKS = (
+    Check("grafana.health", "grafana", health),
+    Check("grafana.datasources", "grafana", datasources),
+)

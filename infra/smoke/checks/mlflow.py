@@ -1,0 +1,100 @@
+"""MLflow: healthy, serving its REST API, and able to record a run with a metric and an artifact
+(through the server's artifact proxy, as pipeline agents do). The run is deleted afterwards."""
+
+from __future__ import annotations
+
+import time
+
+from infra.smoke.core import Check, CheckFailed, Diagnosis, SmokeContext, Skip, Target
+from infra.smoke.http import call, json_of
+
+EXPERIMENT = "cd4ml-smoke"
+"""Smoke runs live here, never in a participant's experiment; each run is deleted after the check."""
+API = "/api/2.0/mlflow"
+
+
+def health(context: SmokeContext) -> str:
+    mlflow = context.target("mlflow")
+    response = call(context, mlflow, "GET", "/health", expect="HTTP 200 OK")
+    if response.text.strip() != "OK":
+        raise CheckFailed(Diagnosis("mlflow", f"{mlflow.url}/health", "OK", response.text[:120],
+                                    "something other than MLflow answers at this URL"))
+    return "healthy"
+
+
+def rest_api(context: SmokeContext) -> str:
+    mlflow = context.target("mlflow")
+    expect = "a list of experiments"
+    response = call(context, mlflow, "POST", f"{API}/experiments/search", expect=expect,
+                    json={"max_results": 10}, statuses=(200, 403))
+    if response.status_code == 403:
+        raise CheckFailed(Diagnosis(
+            "mlflow", f"POST {mlflow.url}{API}/experiments/search", expect, f"HTTP 403: {response.text[:120]}",
+            "MLflow rejected the Host header: add this host name to the chart's serverAllowedHosts"
+            if "Host header" in response.text else "MLflow authentication refused this client"))
+    body = json_of(response, mlflow, expect)
+    return f"{len(body.get('experiments', []))} experiment(s) visible"
+
+
+def _experiment_id(context: SmokeContext, mlflow: Target) -> str:
+    expect = f"experiment {EXPERIMENT}"
+    found = call(context, mlflow, "GET", f"{API}/experiments/get-by-name", expect=expect,
+                 params={"experiment_name": EXPERIMENT}, statuses=(200, 404))
+    if found.status_code == 200:
+        experiment = json_of(found, mlflow, expect)["experiment"]
+        if experiment.get("lifecycle_stage") == "active":
+            return experiment["experiment_id"]
+        call(context, mlflow, "POST", f"{API}/experiments/restore", expect="restored experiment",
+             json={"experiment_id": experiment["experiment_id"]})
+        return experiment["experiment_id"]
+    created = call(context, mlflow, "POST", f"{API}/experiments/create", expect=expect, json={"name": EXPERIMENT})
+    return json_of(created, mlflow, expect)["experiment_id"]
+
+
+def run_with_metric_and_artifact(context: SmokeContext) -> str:
+    mlflow = context.target("mlflow")
+    experiment_id = _experiment_id(context, mlflow)
+    expect = "a new run"
+    run = json_of(call(context, mlflow, "POST", f"{API}/runs/create", expect=expect,
+                       json={"experiment_id": experiment_id, "run_name": context.run_id,
+                             "start_time": int(time.time() * 1000)}), mlflow, expect)["run"]["info"]
+    run_id = run["run_id"]
+    context.cleanups.append(lambda: context.post(mlflow, f"{API}/runs/delete", json={"run_id": run_id}))
+    call(context, mlflow, "POST", f"{API}/runs/log-metric", expect="metric logged",
+         json={"run_id": run_id, "key": "smoke", "value": 1.0, "timestamp": int(time.time() * 1000), "step": 0})
+    artifact_uri = run.get("artifact_uri", "")
+    if not artifact_uri.startswith("mlflow-artifacts:/"):
+        raise CheckFailed(Diagnosis(
+            "mlflow", f"{mlflow.url}{API}/runs/create", "artifact_uri mlflow-artifacts:/...", artifact_uri,
+            "the server does not proxy artifacts, so clients would need storage credentials: "
+            "set artifactRoot.proxiedArtifactStorage"))
+    artifact_path = artifact_uri.removeprefix("mlflow-artifacts:/").strip("/") + "/smoke.txt"
+    artifacts = f"/api/2.0/mlflow-artifacts/artifacts/{artifact_path}"
+    upload = call(context, mlflow, "PUT", artifacts, expect="artifact stored", data=context.run_id.encode(),
+                  statuses=(200, 500))
+    if upload.status_code != 200:
+        raise CheckFailed(Diagnosis("mlflow", f"PUT {mlflow.url}{artifacts}", "artifact stored",
+                                    f"HTTP {upload.status_code}: {upload.text[:160]}",
+                                    "the artifact store is not writable: check the volume mounted at the "
+                                    "server's artifacts destination"))
+    read = json_of(call(context, mlflow, "GET", f"{API}/runs/get", expect="the run back",
+                        params={"run_id": run_id}), mlflow, "the run back")
+    metrics = {m["key"]: m["value"] for m in read["run"]["data"].get("metrics", [])}
+    content = call(context, mlflow, "GET", artifacts, expect="the artifact back").text
+    if metrics.get("smoke") != 1.0 or content != context.run_id:
+        raise CheckFailed(Diagnosis("mlflow", f"{mlflow.url}{API}/runs/get", "metric smoke=1.0 and the artifact",
+                                    f"metrics {metrics}, artifact {content[:40]!r}",
+                                    "the backend store or artifact store lost the write"))
+    return f"run {context.run_id} recorded and read back (deleted afterwards)"
+
+
+def from_the_agents(context: SmokeContext) -> str:
+    raise Skip("probe pod with the GoCD agents' identity is not built yet")
+
+
+CHECKS = (
+    Check("mlflow.health", "mlflow", health),
+    Check("mlflow.rest", "mlflow", rest_api),
+    Check("mlflow.run", "mlflow", run_with_metric_and_artifact),
+    Check("wire.gocd-agents-mlflow", "mlflow", from_the_agents, needs_cluster=True),
+)

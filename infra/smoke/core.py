@@ -1,0 +1,140 @@
+"""The vocabulary of smoke checks: targets, checks, results and diagnoses.
+
+A check is a named predicate over the running platform. It passes by returning, fails by raising
+`CheckFailed` with a `Diagnosis` (component, endpoint tried, expected, seen, likely cause), and is
+skipped by raising `Skip` with the reason — never passed by default.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import requests
+
+Status = Literal["pass", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """How this run reaches one service: a base URL, and the login if the service has one."""
+
+    service: str
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return (self.username, self.password) if self.username and self.password else None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    component: str
+    endpoint: str
+    expected: str
+    seen: str
+    likely_cause: str
+
+    def __str__(self) -> str:
+        return (f"{self.component} at {self.endpoint}: expected {self.expected}; saw {self.seen}. "
+                f"Likely cause: {self.likely_cause}")
+
+
+class CheckFailed(Exception):
+    def __init__(self, diagnosis: Diagnosis):
+        self.diagnosis = diagnosis
+        super().__init__(str(diagnosis))
+
+
+class Skip(Exception):
+    """The check cannot run in this mode; the message says why (and is shown, never hidden)."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    service: str
+    status: Status
+    seconds: float
+    detail: str = ""
+    diagnosis: Diagnosis | None = None
+
+
+@dataclass
+class SmokeContext:
+    """What a run knows: the platform document, the targets, the deadline per check, a run marker."""
+
+    platform: dict[str, Any]
+    targets: dict[str, Target]
+    timeout: float = 60.0
+    needs_cluster_reason: str | None = "direct mode: no cluster access"
+    """Why checks that need the cluster (probe pods, service-account rights) cannot run, or None."""
+    run_id: str = field(default_factory=lambda: f"cd4ml-smoke-{uuid.uuid4().hex[:10]}")
+    session: requests.Session = field(default_factory=requests.Session)
+    _memo: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def target(self, service: str) -> Target:
+        if service not in self.targets:
+            raise Skip(f"{service} is not part of this platform or was not given an endpoint")
+        return self.targets[service]
+
+    def edge(self, consumer: str, provider: str) -> dict[str, Any] | None:
+        return next((e for e in self.platform.get("wiring", [])
+                     if e["from"] == consumer and e["to"] == provider), None)
+
+    def once(self, key: str, produce: Callable[[], Any]) -> Any:
+        """Run `produce` once per run even when several checks need its result (e.g. one event
+        sent to Fluentd, looked for through Elasticsearch, Kibana and Grafana)."""
+        with self._lock:
+            if key not in self._memo:
+                try:
+                    self._memo[key] = ("ok", produce())
+                except Exception as failure:  # noqa: BLE001 - replayed to every check that needs it
+                    self._memo[key] = ("error", failure)
+            kind, value = self._memo[key]
+        if kind == "error":
+            raise value
+        return value
+
+    def get(self, target: Target, path: str, **kwargs) -> requests.Response:
+        return self.session.get(target.url.rstrip("/") + path, auth=target.auth, timeout=10, **kwargs)
+
+    def post(self, target: Target, path: str, **kwargs) -> requests.Response:
+        return self.session.post(target.url.rstrip("/") + path, auth=target.auth, timeout=10, **kwargs)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    """Stable, greppable: `<service>.<aspect>` or `wire.<consumer>-<provider>`."""
+    service: str
+    run: Callable[[SmokeContext], str | None]
+    """Returns a short note on success; raises CheckFailed or Skip."""
+    needs_cluster: bool = False
+
+
+def run_check(check: Check, context: SmokeContext) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        if check.needs_cluster and context.needs_cluster_reason:
+            raise Skip(f"needs the cluster ({context.needs_cluster_reason})")
+        note = check.run(context) or ""
+        return CheckResult(check.name, check.service, "pass", time.perf_counter() - started, note)
+    except Skip as skipped:
+        return CheckResult(check.name, check.service, "skip", time.perf_counter() - started, str(skipped))
+    except CheckFailed as failed:
+        return CheckResult(check.name, check.service, "fail", time.perf_counter() - started,
+                           str(failed.diagnosis), failed.diagnosis)
+    except Exception as crashed:  # noqa: BLE001 - a check that crashes is a failed check, said plainly
+        diagnosis = Diagnosis(check.service, context.targets.get(check.service, Target(check.service, "?")).url,
+                              "the check to run", f"{type(crashed).__name__}: {crashed}",
+                              "a bug in the check or an unexpected answer; see the detail")
+        return CheckResult(check.name, check.service, "fail", time.perf_counter() - started, str(diagnosis),
+                           diagnosis)

@@ -1,0 +1,91 @@
+"""Runs the checks concurrently, then cleans up what they left, and reports."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Mapping
+from urllib.parse import urlparse
+from xml.etree import ElementTree
+
+from infra.config import SERVICE_NAMES
+from infra.smoke.checks import ALL_CHECKS
+from infra.smoke.core import Check, CheckResult, SmokeContext, Target, run_check
+
+
+class SmokeUsageError(ValueError):
+    """A smoke invocation that cannot run (unknown service, malformed URL); says what is allowed."""
+
+
+def parse_endpoints(pairs: Iterable[str]) -> dict[str, str]:
+    endpoints = {}
+    for pair in pairs:
+        service, sep, url = pair.partition("=")
+        if not sep or service not in SERVICE_NAMES:
+            raise SmokeUsageError(f"--endpoint {pair!r}: expected SERVICE=URL with SERVICE one of "
+                                  f"{', '.join(SERVICE_NAMES)}")
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https", "tcp") or not parsed.hostname:
+            raise SmokeUsageError(f"--endpoint {pair!r}: {url!r} is not an http(s):// or tcp:// URL")
+        endpoints[service] = url
+    return endpoints
+
+
+def direct_targets(endpoints: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> dict[str, Target]:
+    """Targets for services reached at given URLs; logins from CD4ML_<SERVICE>_USERNAME/_PASSWORD
+    (never from flags, which end up in shell history and process lists)."""
+    targets = {}
+    for service, url in endpoints.items():
+        prefix = f"CD4ML_{service.upper()}"
+        targets[service] = Target(service, url, environ.get(f"{prefix}_USERNAME"), environ.get(f"{prefix}_PASSWORD"))
+    return targets
+
+
+def select(only: Iterable[str] = ()) -> tuple[Check, ...]:
+    wanted = set(only)
+    unknown = wanted - set(SERVICE_NAMES)
+    if unknown:
+        raise SmokeUsageError(f"--only {', '.join(sorted(unknown))}: not a service; "
+                              f"services: {', '.join(SERVICE_NAMES)}")
+    return tuple(c for c in ALL_CHECKS if not wanted or c.service in wanted)
+
+
+def run_checks(context: SmokeContext, checks: Iterable[Check]) -> list[CheckResult]:
+    checks = list(checks)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(checks)))) as pool:
+            return list(pool.map(lambda check: run_check(check, context), checks))
+    finally:
+        for cleanup in reversed(context.cleanups):
+            try:
+                cleanup()
+            except Exception:  # noqa: BLE001 - a failed cleanup must not hide the results
+                pass
+
+
+def failed(results: Iterable[CheckResult]) -> bool:
+    return any(r.status == "fail" for r in results)
+
+
+def write_json(results: list[CheckResult], path: Path) -> None:
+    path.write_text(json.dumps([{
+        "name": r.name, "service": r.service, "status": r.status, "seconds": round(r.seconds, 3),
+        "detail": r.detail, "diagnosis": r.diagnosis.__dict__ if r.diagnosis else None,
+    } for r in results], indent=2) + "\n")
+
+
+def write_junit(results: list[CheckResult], path: Path) -> None:
+    suite = ElementTree.Element("testsuite", name="cd4ml-smoke", tests=str(len(results)),
+                                failures=str(sum(r.status == "fail" for r in results)),
+                                skipped=str(sum(r.status == "skip" for r in results)),
+                                time=f"{sum(r.seconds for r in results):.3f}")
+    for result in results:
+        case = ElementTree.SubElement(suite, "testcase", classname=f"cd4ml.{result.service}", name=result.name,
+                                      time=f"{result.seconds:.3f}")
+        if result.status == "fail":
+            ElementTree.SubElement(case, "failure", message=result.detail[:200]).text = result.detail
+        elif result.status == "skip":
+            ElementTree.SubElement(case, "skipped", message=result.detail)
+    ElementTree.ElementTree(suite).write(path, encoding="unicode", xml_declaration=True)
