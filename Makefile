@@ -12,7 +12,7 @@ help:
 	@echo "make up      stand the platform up (needs Docker for a local kind cluster, or a kube context)"
 	@echo "make test    create .venv, install pinned dependencies, run the offline test suite"
 	@echo "make plan    write the desired platform of STACK=$(STACK) to OUT=$(OUT)/ (offline)"
-	@echo "make bench   print how long 'cd4ml plan' takes"
+	@echo "make bench   print how long 'cd4ml plan' and the smoke suite (against stand-ins) take"
 	@echo "make test-upstream  pull the pinned upstream charts (internet) and render them with the kit's values"
 
 $(BIN)/cd4ml: requirements.txt pyproject.toml
@@ -22,22 +22,28 @@ $(BIN)/cd4ml: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
+# The tests also need a real MLflow server (requirements-test.txt), which running the platform does not.
+$(VENV)/.test-deps: $(BIN)/cd4ml requirements-test.txt
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	@touch $@
+
 up: $(BIN)/cd4ml
 	$(BIN)/cd4ml up --stack $(STACK)
 
-test: $(BIN)/cd4ml
+test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest
 
 plan: $(BIN)/cd4ml
 	$(BIN)/cd4ml plan --stack $(STACK) --out $(OUT)
 
-bench: $(BIN)/cd4ml
+bench: $(VENV)/.test-deps
 	$(BIN)/python tests/benchmarks/plan_time.py
+	$(BIN)/python tests/benchmarks/smoke_time.py
 
 upstream-charts: $(BIN)/cd4ml
 	$(BIN)/python tests/fetch_upstream_charts.py .upstream-charts
 
-test-upstream: upstream-charts
+test-upstream: upstream-charts $(VENV)/.test-deps
 	$(BIN)/python -m pytest tests/test_upstream_charts.py --upstream-charts .upstream-charts
 
 clean:

@@ -11,3 +11,17 @@ def pytest_addoption(parser):
     group.addoption("--upstream-charts", default=None, metavar="DIR",
                     help="directory with the pinned upstream charts' sources (see tests/test_upstream_charts.py); "
                          "also CD4ML_UPSTREAM_CHARTS")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The smoke fault matrix, as a table: every injected fault and the checks that caught it."""
+    try:
+        from test_smoke import FAULT_MATRIX
+    except ImportError:
+        return
+    if not FAULT_MATRIX:
+        return
+    terminalreporter.section("smoke fault matrix")
+    terminalreporter.write_line(f"{'edge / service':<26} {'fault':<30} {'verdict':<8} failing checks")
+    for edge, fault, failed, verdict in sorted(FAULT_MATRIX):
+        terminalreporter.write_line(f"{edge:<26} {fault:<30} {verdict:<8} {failed}")

@@ -93,7 +93,14 @@ def smoke(
     from infra.smoke import report
     from infra.smoke.core import SmokeContext
     from infra.smoke.runner import (
-        SmokeUsageError, direct_targets, failed, parse_endpoints, run_checks, select, write_json, write_junit,
+        SmokeUsageError,
+        direct_targets,
+        failed,
+        parse_endpoints,
+        run_checks,
+        select,
+        write_json,
+        write_junit,
     )
 
     try:

@@ -78,6 +78,7 @@ class SmokeContext:
     session: requests.Session = field(default_factory=requests.Session)
     _memo: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _key_locks: dict[str, threading.Lock] = field(default_factory=dict)
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def target(self, service: str) -> Target:
@@ -93,6 +94,8 @@ class SmokeContext:
         """Run `produce` once per run even when several checks need its result (e.g. one event
         sent to Fluentd, looked for through Elasticsearch, Kibana and Grafana)."""
         with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one lock per key: producing one result may need another (nested keys)
             if key not in self._memo:
                 try:
                     self._memo[key] = ("ok", produce())

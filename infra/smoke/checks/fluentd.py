@@ -11,7 +11,7 @@ from fluent import sender as fluent_sender
 
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
 from infra.platform.grafana import DATASOURCES
-from infra.smoke.core import Check, CheckFailed, Diagnosis, SmokeContext, Skip
+from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 from infra.smoke.polling import Observation, WaitTimeout, poll_until
 

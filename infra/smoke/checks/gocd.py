@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.smoke.core import Check, CheckFailed, Diagnosis, SmokeContext, Skip
+from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from infra.smoke.core import Check, CheckFailed, Diagnosis, SmokeContext, Skip, Target
+from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, Target
 from infra.smoke.http import call, json_of
 
 EXPERIMENT = "cd4ml-smoke"

@@ -1,0 +1,134 @@
+"""A platform of stand-ins wired the way the kit wires the real one, plus a real MLflow server.
+
+`StandInPlatform(faults)` starts Elasticsearch, Kibana, Grafana, GoCD and Fluentd-forward stand-ins
+whose connections come from the kit's model (users, index names, datasource uids) and injects the
+named faults where they would happen on a cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from infra.config import load_config
+from infra.plan import platform_document
+from infra.platform.build import build_platform
+from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
+from infra.platform.grafana import DATASOURCES
+from infra.smoke.core import SmokeContext, Target
+from infra.smoke.polling import Observation, poll_until
+
+sys.path.insert(0, str(Path(__file__).parent / "standins"))
+from services import (  # noqa: E402
+    Connection,
+    ElasticsearchStandIn,
+    ForwardStandIn,
+    GoCDStandIn,
+    GrafanaStandIn,
+    KibanaStandIn,
+)
+
+PASSWORDS = {"cd4ml-admin": "admin-secret-1", "fluentd": "fluentd-secret-2", "grafana": "grafana-secret-3",
+             "kibana-association": "kibana-secret-4"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class MLflowServer:
+    """A real `mlflow server` (the PyPI package, same version as the platform's image)."""
+
+    def __init__(self, workdir: Path, artifacts: Path | None = None):
+        self.port = free_port()
+        artifacts = artifacts or workdir / "artifacts"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--artifacts-destination", str(artifacts),
+             "--serve-artifacts", "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        poll_until(self._healthy, what=f"mlflow server on port {self.port}", timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _healthy(self) -> Observation[bool]:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {self.process.returncode}")
+        answer = requests.get(f"{self.url}/health", timeout=2)
+        return Observation(answer.status_code == 200, True, f"HTTP {answer.status_code}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@dataclass
+class StandInPlatform:
+    mlflow_url: str
+    faults: frozenset[str] = frozenset()
+    stand_ins: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        faults = self.faults
+        es_users = dict(PASSWORDS)
+        self.es = self._start(ElasticsearchStandIn(es_users))
+        if "elasticsearch-red" in faults:
+            self.es.status = "red"
+        dead = f"http://127.0.0.1:{free_port()}"
+
+        def connection(consumer: str, user: str) -> Connection:
+            url, password = self.es.url, PASSWORDS[user]
+            if f"{consumer}-wrong-host" in faults:
+                url = f"http://127.0.0.2:{self.es.port}"
+            if f"{consumer}-wrong-port" in faults:
+                url = dead
+            if f"{consumer}-wrong-credentials" in faults:
+                password = "not-the-password"
+            return Connection(url, user, password)
+
+        self.forward = self._start(ForwardStandIn(connection("fluentd", "fluentd"), EVENT_INDEX_PREFIX,
+                                                  drop="fluentd-drops-events" in faults))
+        self.kibana = self._start(KibanaStandIn(connection("kibana", "kibana-association")))
+        grafana_es = connection("grafana", "grafana")
+        self.grafana = self._start(GrafanaStandIn(("admin", "grafana-admin-pw"), {
+            uid: (grafana_es, f"{prefix}-*") for uid, (_, prefix) in DATASOURCES.items()}))
+        self.gocd = self._start(GoCDStandIn())
+        for service in ("elasticsearch", "fluentd", "kibana", "grafana", "gocd"):
+            if f"{service}-down" in faults:
+                {"elasticsearch": self.es, "fluentd": self.forward, "kibana": self.kibana,
+                 "grafana": self.grafana, "gocd": self.gocd}[service].stop()
+
+    def _start(self, stand_in):
+        self.stand_ins.append(stand_in)
+        return stand_in.start()
+
+    def context(self, timeout: float = 3.0) -> SmokeContext:
+        document = copy.deepcopy(platform_document(build_platform(load_config({}), "local")))
+        # In direct mode the platform lives at the stand-ins' addresses, so its wiring does too.
+        for edge in document["wiring"]:
+            if edge["to"] == "elasticsearch":
+                edge["url"] = self.es.url
+        admin = ("cd4ml-admin", PASSWORDS["cd4ml-admin"])
+        targets = {
+            "elasticsearch": Target("elasticsearch", self.es.url, *admin),
+            "kibana": Target("kibana", self.kibana.url, *admin),
+            "grafana": Target("grafana", self.grafana.url, "admin", "grafana-admin-pw"),
+            "gocd": Target("gocd", f"{self.gocd.url}/go"),
+            "fluentd": Target("fluentd", self.forward.url),
+            "mlflow": Target("mlflow", self.mlflow_url),
+        }
+        return SmokeContext(platform=document, targets=targets, timeout=timeout)
+
+    def stop(self) -> None:
+        for stand_in in self.stand_ins:
+            stand_in.stop()

@@ -1,0 +1,96 @@
+"""A tiny HTTP server on 127.0.0.1 for stand-ins: routes by method and path regex, checks basic auth.
+
+Stand-ins implement only the documented API calls the smoke checks make, and can be put into the
+broken states the checks must catch. They are not the services.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlparse
+
+Handler = Callable[["Request"], tuple[int, Any]]
+
+
+class Request:
+    def __init__(self, method: str, path: str, query: dict[str, str], headers, body: bytes, match: re.Match):
+        self.method, self.path, self.query, self.headers, self.body, self.match = (
+            method, path, query, headers, body, match)
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body or b"{}")
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        return user, password
+
+
+class HttpStandIn:
+    """Subclasses add routes with `self.route(method, pattern, handler)`."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern, Handler]] = []
+        self.server: ThreadingHTTPServer | None = None
+        self.port = 0
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(f"^{pattern}$"), handler))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HttpStandIn:
+        stand_in = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _serve(self) -> None:
+                parsed = urlparse(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+                for method, pattern, handler in stand_in.routes:
+                    match = pattern.match(parsed.path)
+                    if method == self.command and match:
+                        status, payload = handler(Request(self.command, parsed.path, query, self.headers, body, match))
+                        break
+                else:
+                    status, payload = 404, {"error": f"no route {self.command} {parsed.path}"}
+                data = payload if isinstance(payload, bytes) else (
+                    payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def authorized(request: Request, users: dict[str, str]) -> bool:
+    credentials = request.basic_auth
+    return bool(credentials) and users.get(credentials[0]) == credentials[1]

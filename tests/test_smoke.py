@@ -1,0 +1,210 @@
+"""The smoke library in direct mode: against a real MLflow server and stand-ins for the rest, healthy
+and with every fault injected that the checks must catch — and only the right check failing."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree
+
+import pytest
+from smoke_fixtures import MLflowServer, StandInPlatform
+from typer.testing import CliRunner
+
+from infra.cli.main import app
+from infra.smoke.core import CheckResult
+from infra.smoke.polling import Observation, WaitTimeout, poll_until
+from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, select, write_json, write_junit
+
+runner = CliRunner()
+CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch"}
+FAULT_MATRIX: list[tuple[str, str, str, str]] = []
+"""(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_unwritable_artifacts(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("mlflow-broken")
+    (workdir / "a-file").write_text("not a directory")
+    server = MLflowServer(workdir, artifacts=workdir / "a-file" / "artifacts")
+    yield server
+    server.stop()
+
+
+def run(platform: StandInPlatform, **kwargs) -> dict[str, CheckResult]:
+    return {r.name: r for r in run_checks(platform.context(**kwargs), select())}
+
+
+def test_healthy_platform_passes_every_direct_check(mlflow_server):
+    platform = StandInPlatform(mlflow_server.url)
+    try:
+        results = run(platform)
+    finally:
+        platform.stop()
+    assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY
+    failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
+    assert failures == {}
+    assert len(results) == 15
+    for name in CLUSTER_ONLY:
+        assert "needs the cluster" in results[name].detail
+    # Test data is cleaned up: the event is gone from Elasticsearch, the MLflow run deleted.
+    assert not [d for docs in platform.es.indices.values() for d in docs if d.get("smoke_id", "").startswith("cd4ml-smoke")]
+
+
+FAULTS = [
+    # (edge/service, fault, checks that must fail, words the diagnosis must contain)
+    ("fluentd->elasticsearch", "fluentd-wrong-host", {"wire.fluentd-elasticsearch"}, "Fluentd output's host"),
+    ("fluentd->elasticsearch", "fluentd-wrong-port", {"wire.fluentd-elasticsearch"}, "Fluentd output's host"),
+    ("fluentd->elasticsearch", "fluentd-wrong-credentials", {"wire.fluentd-elasticsearch"}, "credentials in"),
+    ("fluentd->elasticsearch", "fluentd-drops-events", {"wire.fluentd-elasticsearch"}, "never reached index"),
+    ("fluentd->elasticsearch", "fluentd-down", {"fluentd.forward", "wire.fluentd-elasticsearch"}, "forward"),
+    ("kibana->elasticsearch", "kibana-wrong-host", {"kibana.status", "wire.kibana-elasticsearch"}, "elasticsearchRef"),
+    ("kibana->elasticsearch", "kibana-wrong-port", {"kibana.status", "wire.kibana-elasticsearch"}, "elasticsearchRef"),
+    # Kibana's console runs as the logged-in user, so only the association (kibana.status) breaks.
+    ("kibana->elasticsearch", "kibana-wrong-credentials", {"kibana.status"}, "elasticsearchRef"),
+    ("kibana", "kibana-down", {"kibana.status", "wire.kibana-elasticsearch"}, "kibana is down"),
+    ("grafana->elasticsearch", "grafana-wrong-host", {"grafana.datasources", "wire.grafana-elasticsearch"},
+     "differs from the wiring graph"),
+    ("grafana->elasticsearch", "grafana-wrong-port", {"grafana.datasources", "wire.grafana-elasticsearch"},
+     "differs from the wiring graph"),
+    ("grafana->elasticsearch", "grafana-wrong-credentials", {"grafana.datasources", "wire.grafana-elasticsearch"},
+     "credentials in cd4ml-monitoring/elasticsearch-user-grafana"),
+    ("grafana", "grafana-down", {"grafana.health", "grafana.datasources", "wire.grafana-elasticsearch"},
+     "grafana is down"),
+    ("elasticsearch", "elasticsearch-red", {"elasticsearch.health"}, "unassigned"),
+    ("elasticsearch", "elasticsearch-down", {"elasticsearch.health", "kibana.status", "grafana.datasources",
+                                             "wire.fluentd-elasticsearch"}, "elasticsearch is down"),
+    ("gocd", "gocd-down", {"gocd.health"}, "gocd is down"),
+]
+
+
+@pytest.mark.parametrize("edge, fault, expected, cause", FAULTS, ids=[f[1] for f in FAULTS])
+def test_fault_is_caught_by_exactly_the_right_checks(mlflow_server, edge, fault, expected, cause):
+    platform = StandInPlatform(mlflow_server.url, faults=frozenset({fault}))
+    try:
+        results = run(platform, timeout=2.0)
+    finally:
+        platform.stop()
+    failed = {n for n, r in results.items() if r.status == "fail"}
+    verdict = "caught" if failed == expected else "WRONG"
+    FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", verdict))
+    assert failed == expected
+    first = results[sorted(expected)[0]] if fault != "elasticsearch-down" else results["elasticsearch.health"]
+    assert cause in first.detail, first.detail
+    for name, result in results.items():
+        if name not in expected:
+            assert result.status in ("pass", "skip"), f"{name}: {result.detail}"
+
+
+def test_mlflow_unwritable_artifact_store_fails_only_the_run_check(mlflow_unwritable_artifacts):
+    platform = StandInPlatform(mlflow_unwritable_artifacts.url)
+    try:
+        results = {r.name: r for r in run_checks(platform.context(), select(["mlflow"]))}
+    finally:
+        platform.stop()
+    assert results["mlflow.health"].status == results["mlflow.rest"].status == "pass"
+    assert results["mlflow.run"].status == "fail"
+    assert "artifact store is not writable" in results["mlflow.run"].detail
+    FAULT_MATRIX.append(("mlflow (artifacts)", "mlflow-artifacts-unwritable", "mlflow.run", "caught"))
+
+
+def test_cli_passes_against_live_mlflow_and_fails_when_it_stops(tmp_path):
+    server = MLflowServer(tmp_path)
+    try:
+        ok = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={server.url}", "--only", "mlflow",
+                                 "--json", str(tmp_path / "ok.json")])
+    finally:
+        server.stop()
+    assert ok.exit_code == 0, ok.output
+    assert "3 passed, 0 failed, 1 skipped" in ok.output
+    assert {r["status"] for r in json.loads((tmp_path / "ok.json").read_text())} == {"pass", "skip"}
+    down = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={server.url}", "--only", "mlflow", "--timeout", "2"])
+    assert down.exit_code == 1
+    assert "mlflow is down, not ready yet, or the URL is wrong" in down.output
+    assert f"GET {server.url}/health" in down.output
+    FAULT_MATRIX.append(("mlflow", "mlflow-down", "mlflow.health, mlflow.rest, mlflow.run", "caught"))
+
+
+def test_mlflow_host_header_rejection_is_diagnosed(mlflow_server):
+    platform = StandInPlatform(mlflow_server.url)
+    context = platform.context()
+    context.session.headers["Host"] = "mlflow.cd4ml-mlflow.svc.cluster.local"
+    try:
+        results = {r.name: r for r in run_checks(context, select(["mlflow"]))}
+    finally:
+        platform.stop()
+    assert results["mlflow.rest"].status == "fail"
+    assert "serverAllowedHosts" in results["mlflow.rest"].detail
+
+
+def test_reports_json_and_junit(tmp_path):
+    results = [CheckResult("a.b", "a", "pass", 0.1, "fine"), CheckResult("a.c", "a", "skip", 0.0, "why"),
+               CheckResult("a.d", "a", "fail", 0.2, "broken")]
+    write_json(results, tmp_path / "r.json")
+    write_junit(results, tmp_path / "r.xml")
+    assert [r["status"] for r in json.loads((tmp_path / "r.json").read_text())] == ["pass", "skip", "fail"]
+    suite = ElementTree.parse(tmp_path / "r.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--endpoint", "mlfow=http://x"], "SERVICE one of"),
+    (["--endpoint", "mlflow=localhost:5000"], "is not an http(s):// or tcp:// URL"),
+    (["--endpoint", "mlflow=http://127.0.0.1:1", "--only", "jenkins"], "not a service"),
+    ([], "--endpoint SERVICE=URL"),
+])
+def test_usage_errors_exit_2_with_what_is_allowed(args, message):
+    result = runner.invoke(app, ["smoke", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_endpoint_parsing():
+    assert parse_endpoints(["fluentd=tcp://127.0.0.1:24224"]) == {"fluentd": "tcp://127.0.0.1:24224"}
+    with pytest.raises(SmokeUsageError):
+        parse_endpoints(["fluentd"])
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def test_polling_backs_off_and_names_what_it_waited_for():
+    clock = FakeClock()
+    looks = iter(range(100))
+    with pytest.raises(WaitTimeout) as caught:
+        poll_until(lambda: Observation(False, None, f"look {next(looks)}"), what="the event in ES", timeout=10,
+                   clock=clock, pause=clock.pause)
+    assert "the event in ES" in str(caught.value) and "last seen: look" in str(caught.value)
+    assert clock.pauses == sorted(clock.pauses[:-1]) + clock.pauses[-1:]  # growing, but the last fits the deadline
+    assert clock.now == pytest.approx(10)
+    assert max(clock.pauses) <= 3.0
+
+
+def test_polling_returns_as_soon_as_done_and_treats_errors_as_not_yet():
+    clock = FakeClock()
+    answers = iter([ConnectionError("refused"), Observation(False, seen="starting"), Observation(True, 42)])
+
+    def probe():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert poll_until(probe, what="x", timeout=10, clock=clock, pause=clock.pause) == 42
+    assert len(clock.pauses) == 2
