@@ -28,8 +28,9 @@ def call(context: SmokeContext, target: Target, method: str, path: str, *, expec
     try:
         response = context.session.request(method, endpoint, auth=target.auth, timeout=10, **kwargs)
     except requests.RequestException as failure:
-        raise CheckFailed(Diagnosis(target.service, f"{method} {endpoint}", expect,
-                                    f"no answer ({type(failure).__name__})", likely_cause(None, target.service)))
+        seen = f"no answer ({type(failure).__name__})"
+        raise CheckFailed(Diagnosis(target.service, f"{method} {endpoint}", expect, seen,
+                                    likely_cause(None, target.service))) from None
     if response.status_code not in statuses:
         raise CheckFailed(Diagnosis(target.service, f"{method} {endpoint}", expect,
                                     f"HTTP {response.status_code}: {response.text[:200]}",
@@ -42,4 +43,4 @@ def json_of(response: requests.Response, target: Target, expect: str) -> Any:
         return response.json()
     except ValueError:
         raise CheckFailed(Diagnosis(target.service, response.url, expect, f"not JSON: {response.text[:120]!r}",
-                                    f"something else answers at {target.url} (a proxy or another service?)"))
+                                    f"something else answers at {target.url} (a proxy or another service?)")) from None

@@ -33,7 +33,7 @@ def forward_port(context: SmokeContext) -> str:
     except OSError as failure:
         raise CheckFailed(Diagnosis("fluentd", f"tcp://{host}:{port}", "a TCP connection to the forward input",
                                     f"{type(failure).__name__}: {failure}",
-                                    "Fluentd is down, or its Service does not expose the forward port 24224"))
+                                    "Fluentd is down, or its Service does not expose the forward port 24224")) from None
     return f"accepting connections on {port}"
 
 
@@ -80,7 +80,8 @@ def event_reaches_elasticsearch(context: SmokeContext) -> str:
             "fluentd", f"{es.url}/{EVENTS}/_search", f"event {marker} indexed within {context.timeout:.0f}s",
             timeout.last_seen,
             f"Fluentd accepted the event but it never reached index {EVENTS}: check the Fluentd output's host, "
-            f"which should be {edge.get('url', '?')}, and its credentials in {edge.get('credentials_secret', '?')}"))
+            f"which should be {edge.get('url', '?')}, and its credentials in "
+            f"{edge.get('credentials_secret', '?')}")) from None
     context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
     return f"found in {EVENTS} after {time.monotonic() - started:.1f}s"
 
@@ -111,7 +112,7 @@ def event_through_kibana(context: SmokeContext) -> str:
         raise CheckFailed(Diagnosis("kibana", f"{kibana.url}/api/console/proxy", "the event found through Kibana",
                                     timeout.last_seen,
                                     f"Kibana queries another Elasticsearch than {edge.get('url', '?')}, or its "
-                                    "association user lacks read rights"))
+                                    "association user lacks read rights")) from None
     return "event visible through Kibana"
 
 
@@ -134,7 +135,8 @@ def event_through_grafana(context: SmokeContext) -> str:
             "refId": "A", "datasource": {"uid": EVENTS_DATASOURCE, "type": "elasticsearch"},
             "query": f'smoke_id:"{marker}"', "timeField": "@timestamp",
             "metrics": [{"id": "1", "type": "count"}],
-            "bucketAggs": [{"id": "2", "type": "date_histogram", "field": "@timestamp", "settings": {"interval": "auto"}}],
+            "bucketAggs": [{"id": "2", "type": "date_histogram", "field": "@timestamp",
+                            "settings": {"interval": "auto"}}],
         }],
     }
 
@@ -154,7 +156,7 @@ def event_through_grafana(context: SmokeContext) -> str:
             "grafana", f"{grafana.url}/api/ds/query", f"the event counted by datasource {EVENTS_DATASOURCE}",
             timeout.last_seen,
             f"Grafana's datasource does not reach {edge.get('url', '?')} with the user in "
-            f"{edge.get('credentials_secret', '?')}, or its index pattern is not {EVENTS}"))
+            f"{edge.get('credentials_secret', '?')}, or its index pattern is not {EVENTS}")) from None
     return "event counted through Grafana"
 
 
