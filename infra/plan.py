@@ -66,6 +66,8 @@ def platform_document(platform: Platform) -> dict[str, Any]:
                 "service": service.endpoint.service if service.endpoint else None,
                 "port": service.endpoint.port if service.endpoint else None,
                 "credentials_secret": service.credentials.qualified_name if service.credentials else None,
+                "credentials_keys": {"username": service.credentials.username_key,
+                                     "password": service.credentials.password_key} if service.credentials else None,
                 "releases": [f"{r.chart}@{r.version}" for r in service.releases],
             }
             for service in platform.services.values()

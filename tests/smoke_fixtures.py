@@ -112,12 +112,16 @@ class StandInPlatform:
         self.stand_ins.append(stand_in)
         return stand_in.start()
 
-    def context(self, timeout: float = 3.0) -> SmokeContext:
+    def document(self) -> dict:
         document = copy.deepcopy(platform_document(build_platform(load_config({}), "local")))
-        # In direct mode the platform lives at the stand-ins' addresses, so its wiring does too.
+        # The platform lives at the stand-ins' addresses, so Elasticsearch's consumers point there.
         for edge in document["wiring"]:
             if edge["to"] == "elasticsearch":
                 edge["url"] = self.es.url
+        return document
+
+    def context(self, timeout: float = 3.0) -> SmokeContext:
+        document = self.document()
         admin = ("cd4ml-admin", PASSWORDS["cd4ml-admin"])
         targets = {
             "elasticsearch": Target("elasticsearch", self.es.url, *admin),

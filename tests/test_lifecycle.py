@@ -101,3 +101,24 @@ def test_up_reports_a_lifecycle_error_without_traceback(monkeypatch):
     assert result.exit_code == 1
     assert "✗ Docker is not running" in result.output
     assert "Traceback" not in result.output
+
+
+def test_up_runs_the_smoke_tests_afterwards_and_fails_with_them(monkeypatch):
+    from infra.cli import main
+    from infra.smoke.core import CheckResult
+
+    monkeypatch.setattr(lifecycle, "up", lambda *args, **kwargs: None)
+    calls = []
+
+    def smoke(stack, endpoints, only, timeout):
+        calls.append((stack, endpoints, only))
+        return [CheckResult("gocd.health", "gocd", "fail", 0.1, "down")]
+
+    monkeypatch.setattr(main, "_run_smoke", smoke)
+    result = CliRunner().invoke(app, ["up"])
+    assert result.exit_code == 1
+    assert calls == [("local", [], [])]  # cluster mode: no endpoints, every service
+    assert "0 passed, 1 failed, 0 skipped" in result.output
+    skipped = CliRunner().invoke(app, ["up", "--no-smoke"])
+    assert skipped.exit_code == 0 and len(calls) == 1
+    assert "Next: cd4ml smoke --stack local" in skipped.output

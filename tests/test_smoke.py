@@ -157,9 +157,10 @@ def test_reports_json_and_junit(tmp_path):
     (["--endpoint", "mlfow=http://x"], "SERVICE one of"),
     (["--endpoint", "mlflow=localhost:5000"], "is not an http(s):// or tcp:// URL"),
     (["--endpoint", "mlflow=http://127.0.0.1:1", "--only", "jenkins"], "not a service"),
-    ([], "--endpoint SERVICE=URL"),
+    ([], "cannot use kube context"),
 ])
-def test_usage_errors_exit_2_with_what_is_allowed(args, message):
+def test_usage_errors_exit_2_with_what_is_allowed(args, message, tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     result = runner.invoke(app, ["smoke", *args])
     assert result.exit_code == 2
     assert message in result.output

@@ -62,7 +62,10 @@ def plan(
 
 
 @app.command()
-def up(stack: StackOption = "local") -> None:
+def up(
+    stack: StackOption = "local",
+    smoke_after: Annotated[bool, typer.Option("--smoke/--no-smoke", help="Run the smoke tests afterwards.")] = True,
+) -> None:
     """Stand the platform up: install missing tools, create a kind cluster if there is no kube context,
     then `pulumi up` with a local file state backend."""
     from infra.cli import lifecycle
@@ -75,6 +78,17 @@ def up(stack: StackOption = "local") -> None:
     except (ConfigError, lifecycle.LifecycleError) as failure:
         errors.print(f"[red]✗[/red] {failure}")
         raise typer.Exit(code=1) from None
+    if smoke_after:
+        from infra.smoke import report
+        from infra.smoke.runner import failed
+
+        console.print(" • smoke tests")
+        results = _run_smoke(stack, [], [], timeout=180.0)
+        report.print_results(console, results)
+        if failed(results):
+            raise typer.Exit(code=1)
+    console.print(f"Next: cd4ml smoke --stack {stack}   |   kubectl -n {config.namespace_prefix}-monitoring "
+                  "port-forward svc/grafana 3000:80")
 
 
 @app.command()
@@ -82,39 +96,18 @@ def smoke(
     stack: StackOption = "local",
     endpoints: Annotated[Optional[list[str]], typer.Option(
         "--endpoint", help="Direct mode: reach SERVICE at URL (repeatable), e.g. mlflow=http://127.0.0.1:5000. "
-                           "Logins come from CD4ML_<SERVICE>_USERNAME / CD4ML_<SERVICE>_PASSWORD.")] = None,
+                           "Logins come from CD4ML_<SERVICE>_USERNAME / CD4ML_<SERVICE>_PASSWORD. "
+                           "Without it, services are reached through the stack's kube context.")] = None,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Check only this service (repeatable).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Deadline of each check, in seconds.")] = 60.0,
     json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
     junit_report: Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report.")] = None,
 ) -> None:
     """Check that every service answers and every wire carries data; exit 1 if anything failed."""
-    from infra.plan import platform_document
     from infra.smoke import report
-    from infra.smoke.core import SmokeContext
-    from infra.smoke.runner import (
-        SmokeUsageError,
-        direct_targets,
-        failed,
-        parse_endpoints,
-        run_checks,
-        select,
-        write_json,
-        write_junit,
-    )
+    from infra.smoke.runner import failed, write_json, write_junit
 
-    try:
-        config = load_stack(project_dir() / "stacks", stack)
-        platform = platform_document(build_platform(config, stack))
-        if not endpoints:
-            raise SmokeUsageError("reaching services through the cluster (port-forward) is not built yet; "
-                                  "give each service's URL with --endpoint SERVICE=URL")
-        checks = select(only or [])
-        context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)), timeout=timeout)
-    except (ConfigError, SmokeUsageError) as failure:
-        errors.print(f"[red]✗[/red] {failure}")
-        raise typer.Exit(code=2) from None
-    results = run_checks(context, checks)
+    results = _run_smoke(stack, endpoints or [], only or [], timeout)
     report.print_results(console, results)
     if json_report:
         write_json(results, json_report)
@@ -122,6 +115,27 @@ def smoke(
         write_junit(results, junit_report)
     if failed(results):
         raise typer.Exit(code=1)
+
+
+def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float):
+    """Direct mode with --endpoint, else through the stack's kube context; usage mistakes exit 2."""
+    from infra.plan import platform_document
+    from infra.smoke.cluster import ClusterError, KubeCluster, load_apis
+    from infra.smoke.core import SmokeContext
+    from infra.smoke.runner import SmokeUsageError, direct_targets, parse_endpoints, run_checks, run_in_cluster, select
+
+    try:
+        config = load_stack(project_dir() / "stacks", stack)
+        platform = platform_document(build_platform(config, stack))
+        checks = select(only)
+        if endpoints:
+            context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)),
+                                   timeout=timeout)
+            return run_checks(context, checks)
+        return run_in_cluster(platform, KubeCluster(load_apis(config.kube_context)), checks, timeout)
+    except (ConfigError, SmokeUsageError, ClusterError) as failure:
+        errors.print(f"[red]✗[/red] {failure}")
+        raise typer.Exit(code=2) from None
 
 
 @app.command("sync-project-config", hidden=True)

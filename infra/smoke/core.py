@@ -19,20 +19,6 @@ Status = Literal["pass", "fail", "skip"]
 
 
 @dataclass(frozen=True)
-class Target:
-    """How this run reaches one service: a base URL, and the login if the service has one."""
-
-    service: str
-    url: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    @property
-    def auth(self) -> tuple[str, str] | None:
-        return (self.username, self.password) if self.username and self.password else None
-
-
-@dataclass(frozen=True)
 class Diagnosis:
     component: str
     endpoint: str
@@ -43,6 +29,22 @@ class Diagnosis:
     def __str__(self) -> str:
         return (f"{self.component} at {self.endpoint}: expected {self.expected}; saw {self.seen}. "
                 f"Likely cause: {self.likely_cause}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """How this run reaches one service: a base URL, and the login if the service has one."""
+
+    service: str
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    unreachable: Diagnosis | None = None
+    """Set when the run could not even open a way to the service (no ready pod, unreadable Secret)."""
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return (self.username, self.password) if self.username and self.password else None
 
 
 class CheckFailed(Exception):
@@ -72,8 +74,8 @@ class SmokeContext:
     platform: dict[str, Any]
     targets: dict[str, Target]
     timeout: float = 60.0
-    needs_cluster_reason: str | None = "direct mode: no cluster access"
-    """Why checks that need the cluster (probe pods, service-account rights) cannot run, or None."""
+    cluster: Any = None
+    """A KubeCluster in cluster mode; None in direct mode."""
     run_id: str = field(default_factory=lambda: f"cd4ml-smoke-{uuid.uuid4().hex[:10]}")
     session: requests.Session = field(default_factory=requests.Session)
     _memo: dict[str, Any] = field(default_factory=dict)
@@ -84,7 +86,10 @@ class SmokeContext:
     def target(self, service: str) -> Target:
         if service not in self.targets:
             raise Skip(f"{service} is not part of this platform or was not given an endpoint")
-        return self.targets[service]
+        target = self.targets[service]
+        if target.unreachable:
+            raise CheckFailed(target.unreachable)
+        return target
 
     def edge(self, consumer: str, provider: str) -> dict[str, Any] | None:
         return next((e for e in self.platform.get("wiring", [])
@@ -126,8 +131,8 @@ class Check:
 def run_check(check: Check, context: SmokeContext) -> CheckResult:
     started = time.perf_counter()
     try:
-        if check.needs_cluster and context.needs_cluster_reason:
-            raise Skip(f"needs the cluster ({context.needs_cluster_reason})")
+        if check.needs_cluster and context.cluster is None:
+            raise Skip("needs the cluster (direct mode: no cluster access)")
         note = check.run(context) or ""
         return CheckResult(check.name, check.service, "pass", time.perf_counter() - started, note)
     except Skip as skipped:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterable, Mapping
 from urllib.parse import urlparse
@@ -12,7 +13,7 @@ from xml.etree import ElementTree
 
 from infra.config import SERVICE_NAMES
 from infra.smoke.checks import ALL_CHECKS
-from infra.smoke.core import Check, CheckResult, SmokeContext, Target, run_check
+from infra.smoke.core import Check, CheckResult, Diagnosis, SmokeContext, Target, run_check
 
 
 class SmokeUsageError(ValueError):
@@ -41,6 +42,40 @@ def direct_targets(endpoints: Mapping[str, str], environ: Mapping[str, str] = os
         prefix = f"CD4ML_{service.upper()}"
         targets[service] = Target(service, url, environ.get(f"{prefix}_USERNAME"), environ.get(f"{prefix}_PASSWORD"))
     return targets
+
+
+def cluster_targets(platform: Mapping, cluster, forwards: ExitStack) -> dict[str, Target]:
+    """Targets through port-forwards opened on `forwards`, with logins read from the services' Secrets.
+    A service that cannot be reached this way gets a target that fails its checks with the reason."""
+    from infra.smoke.cluster import ClusterError
+
+    targets = {}
+    for service in platform["services"]:
+        name, endpoint_url = service["name"], service["url"]
+        try:
+            port = forwards.enter_context(cluster.forward(service["namespace"], service["service"], service["port"]))
+            username = password = None
+            if service["credentials_secret"]:
+                namespace, secret = service["credentials_secret"].split("/", 1)
+                data = cluster.read_secret(namespace, secret)
+                keys = service["credentials_keys"]
+                username, password = data.get(keys["username"]), data.get(keys["password"])
+        except ClusterError as failure:
+            targets[name] = Target(name, endpoint_url, unreachable=Diagnosis(
+                name, f"port-forward to {service['namespace']}/{service['service']}:{service['port']}",
+                "a ready pod to forward to and a readable login Secret", str(failure),
+                f"{name} is not running (kubectl -n {service['namespace']} get pods) or the kit did not create it"))
+            continue
+        scheme = urlparse(endpoint_url).scheme
+        targets[name] = Target(name, f"{scheme}://127.0.0.1:{port}{urlparse(endpoint_url).path}", username, password)
+    return targets
+
+
+def run_in_cluster(platform: Mapping, cluster, checks: Iterable[Check], timeout: float) -> list[CheckResult]:
+    with ExitStack() as forwards:
+        context = SmokeContext(platform=dict(platform), targets=cluster_targets(platform, cluster, forwards),
+                               timeout=timeout, cluster=cluster)
+        return run_checks(context, checks)
 
 
 def select(only: Iterable[str] = ()) -> tuple[Check, ...]:

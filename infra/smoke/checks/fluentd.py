@@ -9,14 +9,16 @@ from urllib.parse import urlparse
 
 from fluent import sender as fluent_sender
 
-from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
+from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX
 from infra.platform.grafana import DATASOURCES
+from infra.platform.mlflow import IMAGE as PROBE_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 from infra.smoke.polling import Observation, WaitTimeout, poll_until
 
 SMOKE_TAG = "cd4ml-smoke.event"
 EVENTS = f"{EVENT_INDEX_PREFIX}-*"
+LOGS = f"{LOG_INDEX_PREFIX}-*"
 EVENTS_DATASOURCE = next(uid for uid, (_, prefix) in DATASOURCES.items() if prefix == EVENT_INDEX_PREFIX)
 
 
@@ -161,7 +163,38 @@ def event_through_grafana(context: SmokeContext) -> str:
 
 
 def container_logs(context: SmokeContext) -> str:
-    raise Skip("probe pod for container logs is not built yet")
+    """A probe pod in an application namespace prints a unique line; it must reach cd4ml-logs-*."""
+    es = context.target("elasticsearch")
+    context.target("fluentd")
+    app_edges = [e for e in context.platform["wiring"] if e["from"].startswith("app:") and e["to"] == "fluentd"]
+    if not app_edges:
+        raise Skip("no application namespace ships to Fluentd")
+    namespace = app_edges[0]["from_namespace"]
+    marker = f"{context.run_id} container log line"
+    name = f"{context.run_id}-logs"
+    try:
+        context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), container={
+            "image": PROBE_IMAGE.ref, "command": ["python", "-c", f"print({marker!r})"]})
+    except Exception as failure:  # noqa: BLE001 - probe failures are the finding
+        raise CheckFailed(Diagnosis("fluentd", f"probe pod {namespace}/{name}", "the probe pod to run",
+                                    str(failure)[:300], "the namespace's quota or the image pull")) from None
+    query = {"query": {"match_phrase": {"log": marker}}}
+
+    def look() -> Observation[int]:
+        response = call(context, es, "POST", f"/{LOGS}/_search", expect="search results", json=query,
+                        statuses=(200, 404))
+        hits = _hits(response.json()) if response.status_code == 200 else 0
+        return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {LOGS}")
+
+    try:
+        poll_until(look, what=f"the probe's log line in {LOGS}", timeout=context.timeout)
+    except WaitTimeout as timeout:
+        raise CheckFailed(Diagnosis(
+            "fluentd", f"{es.url}/{LOGS}/_search", f"the line {marker!r} indexed", timeout.last_seen,
+            "Fluentd does not tail this node's /var/log/containers, or its container-log output "
+            f"does not write to {LOGS}")) from None
+    context.cleanups.append(lambda: context.post(es, f"/{LOGS}/_delete_by_query", json=query))
+    return f"probe log line found in {LOGS}"
 
 
 CHECKS = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
+from infra.platform.mlflow import IMAGE as MLFLOW_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, Target
 from infra.smoke.http import call, json_of
 
@@ -88,8 +90,52 @@ def run_with_metric_and_artifact(context: SmokeContext) -> str:
     return f"run {context.run_id} recorded and read back (deleted afterwards)"
 
 
+PROBE_SCRIPT = """
+import os, mlflow
+mlflow.set_experiment("{experiment}")
+with mlflow.start_run(run_name=os.environ["SMOKE_RUN"]) as run:
+    mlflow.log_metric("smoke", 1.0)
+    mlflow.log_text(os.environ["SMOKE_RUN"], "smoke.txt")
+    print("RUN_ID=" + run.info.run_id)
+"""
+
+
 def from_the_agents(context: SmokeContext) -> str:
-    raise Skip("probe pod with the GoCD agents' identity is not built yet")
+    """A run recorded from inside the cluster, as the agents' ServiceAccount with the agents'
+    MLFLOW_TRACKING_URI (the wiring edge), using the MLflow client of the server's own image."""
+    edge = context.edge(AGENTS_NODE, "mlflow")
+    if edge is None:
+        raise Skip("the platform has no gocd-agents -> mlflow edge")
+    mlflow = context.target("mlflow")
+    name = f"{context.run_id}-mlflow"
+    try:
+        log = context.cluster.run_probe(
+            edge["from_namespace"], name, timeout=max(context.timeout, 120), service_account=AGENT_SERVICE_ACCOUNT,
+            container={"image": MLFLOW_IMAGE.ref,
+                       "command": ["python", "-c", PROBE_SCRIPT.format(experiment=EXPERIMENT)],
+                       "env": [{"name": "MLFLOW_TRACKING_URI", "value": edge["url"]},
+                               {"name": "SMOKE_RUN", "value": context.run_id},
+                               # bounded: an unreachable server must fail the probe within the deadline
+                               {"name": "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "value": "2"},
+                               {"name": "MLFLOW_HTTP_REQUEST_TIMEOUT", "value": "10"}]})
+    except Exception as failure:  # noqa: BLE001 - probe failures are the finding
+        raise CheckFailed(Diagnosis(
+            "mlflow", f"probe pod {edge['from_namespace']}/{name} -> {edge['url']}",
+            "a run recorded from the agents' namespace", str(failure)[:300],
+            f"agents cannot reach MLflow at {edge['url']}: Service name/port, MLflow's allowed hosts, "
+            "or a network policy in the way")) from None
+    run_id = next((line.split("=", 1)[1] for line in log.splitlines() if line.startswith("RUN_ID=")), None)
+    if not run_id:
+        raise CheckFailed(Diagnosis("mlflow", f"probe pod {name}", "RUN_ID=... in the probe's log", log[-200:],
+                                    "the MLflow client in the probe failed; read the log above"))
+    context.cleanups.append(lambda: context.post(mlflow, f"{API}/runs/delete", json={"run_id": run_id}))
+    read = json_of(call(context, mlflow, "GET", f"{API}/runs/get", expect="the agents' run",
+                        params={"run_id": run_id}), mlflow, "the agents' run")
+    metrics = {m["key"]: m["value"] for m in read["run"]["data"].get("metrics", [])}
+    if metrics.get("smoke") != 1.0:
+        raise CheckFailed(Diagnosis("mlflow", f"{mlflow.url}{API}/runs/get", "metric smoke=1.0", str(metrics),
+                                    "the agents reached another MLflow than the one users see"))
+    return f"run {run_id} recorded from {edge['from_namespace']} as {AGENT_SERVICE_ACCOUNT}"
 
 
 CHECKS = (

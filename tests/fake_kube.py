@@ -1,0 +1,130 @@
+"""A fake Kubernetes API at the client boundary (the kubernetes package's API objects and its
+port-forward), standing in for a cluster that runs the stand-in platform.
+
+- Services resolve to "pods" that are the stand-ins' real TCP ports: port-forward pipes real bytes.
+- Probe pods "run" their command locally, with in-cluster DNS names mapped to the stand-ins, and the
+  Fluentd DaemonSet is simulated by shipping their output to the Elasticsearch stand-in.
+- SubjectAccessReviews are answered from a set of (service account, namespace) grants.
+Every call is recorded, so tests can assert on what would have been sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from types import SimpleNamespace as Obj
+from typing import Any
+
+import requests
+
+from infra.smoke.cluster import KubeApis
+
+
+class FakeForward:
+    def __init__(self, host: str, port: int):
+        self.ours, theirs = socket.socketpair()
+        upstream = socket.create_connection((host, port))
+        threading.Thread(target=_pump, args=(theirs, upstream), daemon=True).start()
+        threading.Thread(target=_pump, args=(upstream, theirs), daemon=True).start()
+
+    def socket(self, _port: int) -> socket.socket:
+        return self.ours
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+class FakeCluster:
+    def __init__(self, platform_document: dict, backends: dict[str, str], secrets: dict[tuple[str, str], dict],
+                 grants: set[tuple[str, str]], es_for_logs: tuple[str, tuple[str, str]] | None,
+                 dns: dict[str, str]):
+        """backends: service name -> 'host:port' of its stand-in; dns: in-cluster URL -> local URL."""
+        self.calls: list[tuple[str, Any]] = []
+        self.services = {s["service"]: s for s in platform_document["services"] if s["service"]}
+        self.backends, self.secrets, self.grants, self.dns = backends, secrets, grants, dns
+        self.es_for_logs = es_for_logs
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.ship_container_logs = True
+
+    # -- CoreV1Api ---------------------------------------------------------------------------------
+    def read_namespaced_secret(self, name: str, namespace: str):
+        self.calls.append(("read_secret", (namespace, name)))
+        if (namespace, name) not in self.secrets:
+            raise RuntimeError(f"(404) secrets {name!r} not found")
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in self.secrets[(namespace, name)].items()}
+        return Obj(data=data)
+
+    def read_namespaced_service(self, name: str, namespace: str):
+        service = self.services[name]
+        return Obj(spec=Obj(ports=[Obj(port=service["port"], name="main")]))
+
+    def create_namespaced_pod(self, namespace: str, body: dict):
+        self.calls.append(("create_pod", body))
+        container = body["spec"]["containers"][0]
+        env = {e["name"]: self.dns.get(e["value"], e["value"]) for e in container.get("env", [])}
+        command = container["command"]
+        if command[0] == "python":
+            command = [sys.executable, *command[1:]]
+        result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+        log = result.stdout + result.stderr
+        self.pods[(namespace, body["metadata"]["name"])] = {
+            "phase": "Succeeded" if result.returncode == 0 else "Failed", "log": log}
+        if self.ship_container_logs and self.es_for_logs and result.returncode == 0:
+            url, auth = self.es_for_logs
+            index = f"cd4ml-logs-{datetime.date.today():%Y.%m.%d}"
+            lines = "".join(json.dumps({"index": {"_index": index}}) + "\n" + json.dumps({"log": line}) + "\n"
+                            for line in result.stdout.splitlines())
+            if lines:
+                requests.post(f"{url}/_bulk", data=lines, auth=auth, timeout=5)
+
+    def read_namespaced_pod(self, name: str, namespace: str):
+        return Obj(status=Obj(phase=self.pods[(namespace, name)]["phase"]))
+
+    def read_namespaced_pod_log(self, name: str, namespace: str):
+        return self.pods[(namespace, name)]["log"]
+
+    def delete_namespaced_pod(self, name: str, namespace: str, grace_period_seconds: int = 30):
+        self.calls.append(("delete_pod", (namespace, name)))
+        self.pods.pop((namespace, name), None)
+
+    # -- DiscoveryV1Api ----------------------------------------------------------------------------
+    def list_namespaced_endpoint_slice(self, namespace: str, label_selector: str):
+        service = label_selector.split("=", 1)[1]
+        if service not in self.backends:
+            return Obj(items=[])
+        _, port = self.backends[service].rsplit(":", 1)
+        endpoint = Obj(conditions=Obj(ready=True), target_ref=Obj(name=f"{service}-pod-0"))
+        return Obj(items=[Obj(ports=[Obj(name="main", port=int(port))], endpoints=[endpoint])])
+
+    # -- AuthorizationV1Api ------------------------------------------------------------------------
+    def create_subject_access_review(self, review):
+        attributes = review.spec.resource_attributes
+        self.calls.append(("access_review", (review.spec.user, attributes.verb, attributes.resource,
+                                             attributes.namespace)))
+        return Obj(status=Obj(allowed=(review.spec.user, attributes.namespace) in self.grants))
+
+    # -- kubernetes.stream.portforward -------------------------------------------------------------
+    def portforward(self, pod: str, namespace: str, port: int) -> FakeForward:
+        self.calls.append(("portforward", (namespace, pod, port)))
+        service = pod.removesuffix("-pod-0")
+        host, _ = self.backends[service].rsplit(":", 1)
+        return FakeForward(host, port)
+
+    def apis(self) -> KubeApis:
+        return KubeApis(core=self, discovery=self, authorization=self, portforward=self.portforward)
