@@ -53,14 +53,18 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
 class FakeCluster:
     def __init__(self, platform_document: dict, backends: dict[str, str], secrets: dict[tuple[str, str], dict],
                  grants: set[tuple[str, str]], es_for_logs: tuple[str, tuple[str, str]] | None,
-                 dns: dict[str, str]):
-        """backends: service name -> 'host:port' of its stand-in; dns: in-cluster URL -> local URL."""
+                 dns: dict[str, str], configmaps: dict[tuple[str, str], dict[str, str]] | None = None):
+        """backends: service name -> 'host:port' of its stand-in; dns: in-cluster URL or host:port -> local one;
+        configmaps: (namespace, name) -> data, for probes' envFrom."""
         self.calls: list[tuple[str, Any]] = []
         self.services = {s["service"]: s for s in platform_document["services"] if s["service"]}
         self.backends, self.secrets, self.grants, self.dns = backends, secrets, grants, dns
         self.es_for_logs = es_for_logs
         self.pods: dict[tuple[str, str], dict] = {}
         self.ship_container_logs = True
+        self.configmaps = configmaps or {}
+        self.namespace_dns: dict[str, dict[str, str]] = {}
+        """Per-namespace overrides, e.g. a network policy that blocks one namespace's way to a service."""
 
     # -- CoreV1Api ---------------------------------------------------------------------------------
     def read_namespaced_secret(self, name: str, namespace: str):
@@ -77,7 +81,17 @@ class FakeCluster:
     def create_namespaced_pod(self, namespace: str, body: dict):
         self.calls.append(("create_pod", body))
         container = body["spec"]["containers"][0]
-        env = {e["name"]: self.dns.get(e["value"], e["value"]) for e in container.get("env", [])}
+        namespace_of_pod = body["metadata"]["namespace"]
+        env: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            env.update(self.configmaps[(namespace_of_pod, source["configMapRef"]["name"])])
+        env.update({e["name"]: e["value"] for e in container.get("env", [])})
+        dns = {**self.dns, **self.namespace_dns.get(namespace_of_pod, {})}
+        env = {k: dns.get(v, v) for k, v in env.items()}
+        if "FLUENTD_HOST" in env:  # in-cluster DNS: the forward Service's host:port -> the stand-in
+            host, _, port = dns.get(f"{env['FLUENTD_HOST']}:{env['FLUENTD_PORT']}", "").partition(":")
+            if host:
+                env["FLUENTD_HOST"], env["FLUENTD_PORT"] = host, port
         command = container["command"]
         if command[0] == "python":
             command = [sys.executable, *command[1:]]

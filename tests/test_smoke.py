@@ -16,7 +16,8 @@ from infra.smoke.polling import Observation, WaitTimeout, poll_until
 from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, select, write_json, write_junit
 
 runner = CliRunner()
-CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch"}
+CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch",
+                "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow"}
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
 
@@ -50,11 +51,13 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
     assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 15
+    assert len(results) == 18
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
     # Test data is cleaned up: the event is gone from Elasticsearch, the MLflow run deleted.
-    assert not [d for docs in platform.es.indices.values() for d in docs if d.get("smoke_id", "").startswith("cd4ml-smoke")]
+    leftovers = [d for docs in platform.es.indices.values() for d in docs
+                 if d.get("smoke_id", "").startswith("cd4ml-smoke")]
+    assert leftovers == []
 
 
 FAULTS = [
@@ -122,7 +125,7 @@ def test_cli_passes_against_live_mlflow_and_fails_when_it_stops(tmp_path):
     finally:
         server.stop()
     assert ok.exit_code == 0, ok.output
-    assert "3 passed, 0 failed, 1 skipped" in ok.output
+    assert "3 passed, 0 failed, 2 skipped" in ok.output
     assert {r["status"] for r in json.loads((tmp_path / "ok.json").read_text())} == {"pass", "skip"}
     down = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={server.url}", "--only", "mlflow", "--timeout", "2"])
     assert down.exit_code == 1

@@ -11,10 +11,15 @@ from fake_kube import FakeCluster
 from smoke_fixtures import PASSWORDS, StandInPlatform
 from test_smoke import FAULT_MATRIX, mlflow_server  # noqa: F401 - shared session fixture
 
+from infra.config import load_config
+from infra.platform.build import build_platform
+from infra.render import render_kit_chart
 from infra.smoke.cluster import KubeCluster
 from infra.smoke.runner import run_in_cluster, select
 
 AGENT = "system:serviceaccount:cd4ml-gocd:gocd-agent"
+APP_OBJECTS = render_kit_chart(build_platform(load_config({}), "local").extras[0].kit_charts[0])
+"""The ConfigMaps the kit's app-environments chart really renders: what probes' envFrom reads."""
 
 
 def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) -> tuple[FakeCluster, dict]:
@@ -27,10 +32,15 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
                                                                 "password": PASSWORDS["cd4ml-admin"]},
                ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"}}
     mlflow_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
+    forward = urlparse(next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "fluentd")))
+    configmaps = {(o["metadata"]["namespace"], o["metadata"]["name"]): dict(o["data"]) for o in APP_OBJECTS
+                  if o["kind"] == "ConfigMap"}
     cluster = FakeCluster(
         document, backends, secrets,
         grants if grants is not None else {(AGENT, "cd4ml-staging"), (AGENT, "cd4ml-production")},
-        es_for_logs=(platform.es.url, ("fluentd", PASSWORDS["fluentd"])), dns={mlflow_edge: mlflow_url})
+        es_for_logs=(platform.es.url, ("fluentd", PASSWORDS["fluentd"])),
+        dns={mlflow_edge: mlflow_url, f"{forward.hostname}:{forward.port}": backends["fluentd"]},
+        configmaps=configmaps)
     return cluster, document
 
 
@@ -49,9 +59,9 @@ def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
 def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):  # noqa: F811
     results, cluster = run(mlflow_server.url)
     assert {n: r.detail for n, r in results.items() if r.status != "pass"} == {}
-    assert len(results) == 15
+    assert len(results) == 18
     calls = [kind for kind, _ in cluster.calls]
-    assert calls.count("create_pod") == 2 and calls.count("delete_pod") == 2
+    assert calls.count("create_pod") == 7 and calls.count("delete_pod") == 7  # 2 + agents + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
     assert {"elasticsearch-es-http-pod-0", "mlflow-pod-0", "fluentd-pod-0", "grafana-pod-0"} <= forwarded
     assert ("read_secret", ("cd4ml-logging", "elasticsearch-user-admin")) in cluster.calls
@@ -59,7 +69,7 @@ def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):  # noqa: F8
 
 def test_probe_pods_run_as_the_agents_with_their_environment(mlflow_server):  # noqa: F811
     _, cluster = run(mlflow_server.url)
-    pods = {body["metadata"]["name"].rsplit("-", 1)[1]: body for kind, body in cluster.calls if kind == "create_pod"}
+    pods = {body["metadata"]["name"].split("-", 3)[3]: body for kind, body in cluster.calls if kind == "create_pod"}
     agents = pods["mlflow"]
     assert agents["metadata"]["namespace"] == "cd4ml-gocd"
     assert agents["spec"]["serviceAccountName"] == "gocd-agent"
@@ -88,17 +98,32 @@ def logs_not_shipped(cluster: FakeCluster) -> None:
     cluster.ship_container_logs = False
 
 
-def agents_resolve_mlflow_wrongly(cluster: FakeCluster) -> None:
-    cluster.dns = {url: "http://127.0.0.1:9" for url in cluster.dns}
+def agents_cannot_reach_mlflow(cluster: FakeCluster) -> None:
+    mlflow_url = next(url for url in cluster.dns if url.startswith("http://mlflow."))
+    cluster.namespace_dns["cd4ml-gocd"] = {mlflow_url: "http://127.0.0.1:9"}
+
+
+def agents_fluentd_host_wrong(cluster: FakeCluster) -> None:
+    cluster.dns = {k: ("127.0.0.1:9" if ":" in k and not k.startswith("http") else v) for k, v in cluster.dns.items()}
+
+
+def staging_configmap_points_elsewhere(cluster: FakeCluster) -> None:
+    data = cluster.configmaps[("cd4ml-staging", "platform-endpoints")]
+    data["FLUENTD_PORT"] = "24225"
+    data["MLFLOW_TRACKING_URI"] = "http://mlflow.cd4ml-mlflow.svc.cluster.local:5001"
 
 
 CLUSTER_FAULTS = [
+    ("gocd-agents->fluentd", "agents-fluentd-unreachable", {"tweak": agents_fluentd_host_wrong},
+     {"wire.gocd-agents-fluentd", "wire.app-fluentd"}, "FLUENTD_HOST/FLUENTD_PORT"),
+    ("app:staging->fluentd, ->mlflow", "staging-configmap-wrong", {"tweak": staging_configmap_points_elsewhere},
+     {"wire.app-fluentd", "wire.app-mlflow"}, "ConfigMap cd4ml-staging/platform-endpoints"),
     ("gocd-agents->namespace:cd4ml-staging", "deployer-binding-missing", {"grants": {(AGENT, "cd4ml-production")}},
      {"wire.gocd-agents-deploy"}, "RoleBinding 'deployer' in cd4ml-staging"),
     ("gocd-agents (least privilege)", "agents-may-deploy-into-platform", {"grants": {
         (AGENT, "cd4ml-staging"), (AGENT, "cd4ml-production"), (AGENT, "cd4ml-logging")}},
      {"wire.gocd-agents-deploy"}, "rights beyond the application namespaces"),
-    ("gocd-agents->mlflow", "agents-cannot-reach-mlflow", {"tweak": agents_resolve_mlflow_wrongly},
+    ("gocd-agents->mlflow", "agents-cannot-reach-mlflow", {"tweak": agents_cannot_reach_mlflow},
      {"wire.gocd-agents-mlflow"}, "agents cannot reach MLflow"),
     ("app->fluentd (container logs)", "container-logs-not-shipped", {"tweak": logs_not_shipped},
      {"wire.container-logs-elasticsearch"}, "does not tail"),

@@ -201,12 +201,23 @@ class ForwardStandIn:
 
         class _Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
+                first = self.request.recv(65536)
+                if first.startswith(b"["):  # in_forward also takes JSON: [tag, time, record]
+                    data = first
+                    while chunk := self.request.recv(65536):
+                        data += chunk
+                    message = json.loads(data)
+                    if isinstance(message[2], dict):
+                        stand_in._ship(message[2])
+                    return
                 unpacker = msgpack.Unpacker(raw=False, ext_hook=lambda code, data: data)
-                while chunk := self.request.recv(65536):
+                chunk = first
+                while chunk:
                     unpacker.feed(chunk)
                     for message in unpacker:
                         if isinstance(message, list) and len(message) >= 3 and isinstance(message[2], dict):
                             stand_in._ship(message[2])
+                    chunk = self.request.recv(65536)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), _Handler)

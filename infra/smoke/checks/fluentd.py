@@ -9,7 +9,9 @@ from urllib.parse import urlparse
 
 from fluent import sender as fluent_sender
 
+from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX
+from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
 from infra.platform.grafana import DATASOURCES
 from infra.platform.mlflow import IMAGE as PROBE_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
@@ -197,6 +199,71 @@ def container_logs(context: SmokeContext) -> str:
     return f"probe log line found in {LOGS}"
 
 
+FORWARD_PROBE = """
+import json, os, socket, time
+with socket.create_connection((os.environ["FLUENTD_HOST"], int(os.environ["FLUENTD_PORT"])), timeout=10) as s:
+    s.sendall(json.dumps(["cd4ml-smoke.probe", int(time.time()),
+                          {"smoke_id": os.environ["SMOKE_ID"], "message": "cd4ml smoke probe"}]).encode())
+print("SENT " + os.environ["SMOKE_ID"])
+"""
+"""Sends one event the way an app's fluent-logger does (forward protocol, here its JSON form) using
+only the environment the consumer is given, so the probe proves that environment, not ours."""
+
+
+def _event_indexed(context: SmokeContext, marker: str) -> Observation[int]:
+    es = context.target("elasticsearch")
+    response = call(context, es, "POST", f"/{EVENTS}/_search", expect="search results", json=_query(marker),
+                    statuses=(200, 404))
+    hits = _hits(response.json()) if response.status_code == 200 else 0
+    return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {EVENTS}")
+
+
+def _probe_forward(context: SmokeContext, namespace: str, marker: str, env: list[dict], env_from: list[dict],
+                   service_account: str | None, consumer: str) -> None:
+    context.target("elasticsearch")
+    name = f"{context.run_id}-fwd-{namespace.rsplit('-', 1)[-1]}"[:63]
+    where = f"probe pod {namespace}/{name}"
+    try:
+        context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), service_account=service_account,
+                                  container={"image": PROBE_IMAGE.ref, "command": ["python", "-c", FORWARD_PROBE],
+                                             "env": [{"name": "SMOKE_ID", "value": marker}, *env],
+                                             **({"envFrom": env_from} if env_from else {})})
+    except Exception as failure:  # noqa: BLE001 - probe failures are the finding
+        raise CheckFailed(Diagnosis(
+            "fluentd", where, f"{consumer} to send an event to Fluentd's forward port", str(failure)[:300],
+            f"{consumer}'s FLUENTD_HOST/FLUENTD_PORT do not lead to Fluentd's forward Service")) from None
+    try:
+        poll_until(lambda: _event_indexed(context, marker), what=f"event {marker} in {EVENTS}", timeout=context.timeout)
+    except WaitTimeout as timeout:
+        raise CheckFailed(Diagnosis(
+            "fluentd", where, f"the event from {consumer} indexed in {EVENTS}", timeout.last_seen,
+            f"Fluentd accepted {consumer}'s event but did not ship it to Elasticsearch")) from None
+    es = context.target("elasticsearch")
+    context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
+
+
+def agents_to_fluentd(context: SmokeContext) -> str:
+    edge = context.edge(AGENTS_NODE, "fluentd")
+    if edge is None:
+        raise Skip("the platform has no gocd-agents -> fluentd edge")
+    forward = urlparse(edge["url"])
+    env = [{"name": "FLUENTD_HOST", "value": forward.hostname}, {"name": "FLUENTD_PORT", "value": str(forward.port)}]
+    _probe_forward(context, edge["from_namespace"], f"{context.run_id}-agents", env, [], AGENT_SERVICE_ACCOUNT,
+                   "the GoCD agents")
+    return "event from the agents' namespace indexed"
+
+
+def apps_to_fluentd(context: SmokeContext) -> str:
+    edges = [e for e in context.platform["wiring"] if e["from"].startswith("app:") and e["to"] == "fluentd"]
+    if not edges:
+        raise Skip("no application environment logs to Fluentd")
+    for edge in edges:
+        _probe_forward(context, edge["from_namespace"], f"{context.run_id}-{edge['from'].split(':', 1)[1]}", [],
+                       [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}], None,
+                       f"a model service in {edge['from_namespace']} (ConfigMap {ENDPOINTS_CONFIGMAP})")
+    return f"events from {len(edges)} application namespace(s) indexed"
+
+
 CHECKS = (
     Check("fluentd.forward", "fluentd", forward_port),
     Check("wire.fluentd-elasticsearch", "fluentd", lambda context: context.once(
@@ -204,4 +271,6 @@ CHECKS = (
     Check("wire.kibana-elasticsearch", "kibana", event_through_kibana),
     Check("wire.grafana-elasticsearch", "grafana", event_through_grafana),
     Check("wire.container-logs-elasticsearch", "fluentd", container_logs, needs_cluster=True),
+    Check("wire.gocd-agents-fluentd", "fluentd", agents_to_fluentd, needs_cluster=True),
+    Check("wire.app-fluentd", "fluentd", apps_to_fluentd, needs_cluster=True),
 )

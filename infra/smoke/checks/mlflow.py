@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
 from infra.platform.mlflow import IMAGE as MLFLOW_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, Target
@@ -138,9 +139,39 @@ def from_the_agents(context: SmokeContext) -> str:
     return f"run {run_id} recorded from {edge['from_namespace']} as {AGENT_SERVICE_ACCOUNT}"
 
 
+APP_PROBE = """
+import os, urllib.request
+with urllib.request.urlopen(os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/health", timeout=10) as answer:
+    print("MLFLOW " + answer.read().decode().strip())
+"""
+
+
+def apps_to_mlflow(context: SmokeContext) -> str:
+    """Each application namespace reaches MLflow with what its ConfigMap gives a model service."""
+    edges = [e for e in context.platform["wiring"] if e["from"].startswith("app:") and e["to"] == "mlflow"]
+    if not edges:
+        raise Skip("no application environment uses MLflow")
+    for edge in edges:
+        namespace = edge["from_namespace"]
+        name = f"{context.run_id}-mlflow-{namespace.rsplit('-', 1)[-1]}"[:63]
+        try:
+            log = context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), container={
+                "image": MLFLOW_IMAGE.ref, "command": ["python", "-c", APP_PROBE],
+                "envFrom": [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}]})
+        except Exception as failure:  # noqa: BLE001 - probe failures are the finding
+            log = str(failure)
+        if "MLFLOW OK" not in log:
+            raise CheckFailed(Diagnosis(
+                "mlflow", f"probe pod {namespace}/{name} -> {edge['url']}", "MLflow's /health from the namespace",
+                log[-300:], f"MLFLOW_TRACKING_URI in ConfigMap {namespace}/{ENDPOINTS_CONFIGMAP} does not lead to "
+                            "MLflow, or MLflow's allowed hosts refuse that name"))
+    return f"MLflow reachable from {len(edges)} application namespace(s)"
+
+
 CHECKS = (
     Check("mlflow.health", "mlflow", health),
     Check("mlflow.rest", "mlflow", rest_api),
     Check("mlflow.run", "mlflow", run_with_metric_and_artifact),
     Check("wire.gocd-agents-mlflow", "mlflow", from_the_agents, needs_cluster=True),
+    Check("wire.app-mlflow", "mlflow", apps_to_mlflow, needs_cluster=True),
 )
