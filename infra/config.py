@@ -338,6 +338,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def project_dir() -> Path:
+    """The kit's checkout: the current directory if it holds Pulumi.yaml, else where the package is."""
+    here = Path.cwd()
+    if (here / "Pulumi.yaml").is_file():
+        return here
+    return Path(__file__).resolve().parents[1]
+
+
 def stack_file(stacks_dir: Path, stack: str) -> Path:
     return stacks_dir / f"Pulumi.{stack}.yaml"
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+pytest_plugins = ["pytester"]
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("cd4ml")

@@ -134,6 +134,17 @@ def test_cli_passes_against_live_mlflow_and_fails_when_it_stops(tmp_path):
     FAULT_MATRIX.append(("mlflow", "mlflow-down", "mlflow.health, mlflow.rest, mlflow.run", "caught"))
 
 
+def test_pytest_plugin_runs_each_check_as_a_test(pytester, mlflow_server):
+    passing = pytester.runpytest_inprocess("--smoke", "--smoke-endpoint", f"mlflow={mlflow_server.url}",
+                                           "--smoke-only", "mlflow", "-p", "no:cacheprovider")
+    passing.assert_outcomes(passed=3, skipped=2)
+    passing.stdout.fnmatch_lines(["*3 passed, 2 skipped*"])
+    failing = pytester.runpytest_inprocess("--smoke", "--smoke-endpoint", "mlflow=http://127.0.0.1:9",
+                                           "--smoke-only", "mlflow", "-p", "no:cacheprovider")
+    failing.assert_outcomes(failed=3, skipped=2)
+    failing.stdout.fnmatch_lines(["*likely:*mlflow is down, not ready yet, or the URL is wrong*"])
+
+
 def test_mlflow_host_header_rejection_is_diagnosed(mlflow_server):
     platform = StandInPlatform(mlflow_server.url)
     context = platform.context()

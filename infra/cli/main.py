@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from infra.config import ConfigError, load_stack, parse_overrides
+from infra.config import ConfigError, load_stack, parse_overrides, project_dir
 from infra.plan import write_plan
 from infra.platform.build import build_platform
 from infra.validate import InvalidObject
@@ -19,14 +19,6 @@ app = typer.Typer(help="CD4ML platform kit: GoCD, EFK, Grafana and MLflow on Kub
                   no_args_is_help=True, add_completion=False)
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def project_dir() -> Path:
-    """The kit's checkout: the current directory if it holds Pulumi.yaml, else where the package is."""
-    here = Path.cwd()
-    if (here / "Pulumi.yaml").is_file():
-        return here
-    return Path(__file__).resolve().parents[2]
 
 
 StackOption = Annotated[str, typer.Option("--stack", "-s", envvar="CD4ML_STACK",
@@ -119,20 +111,11 @@ def smoke(
 
 def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float):
     """Direct mode with --endpoint, else through the stack's kube context; usage mistakes exit 2."""
-    from infra.plan import platform_document
-    from infra.smoke.cluster import ClusterError, KubeCluster, load_apis
-    from infra.smoke.core import SmokeContext
-    from infra.smoke.runner import SmokeUsageError, direct_targets, parse_endpoints, run_checks, run_in_cluster, select
+    from infra.smoke.cluster import ClusterError
+    from infra.smoke.runner import SmokeUsageError, smoke_run
 
     try:
-        config = load_stack(project_dir() / "stacks", stack)
-        platform = platform_document(build_platform(config, stack))
-        checks = select(only)
-        if endpoints:
-            context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)),
-                                   timeout=timeout)
-            return run_checks(context, checks)
-        return run_in_cluster(platform, KubeCluster(load_apis(config.kube_context)), checks, timeout)
+        return smoke_run(stack, endpoints, only, timeout)
     except (ConfigError, SmokeUsageError, ClusterError) as failure:
         errors.print(f"[red]✗[/red] {failure}")
         raise typer.Exit(code=2) from None

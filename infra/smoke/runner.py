@@ -78,6 +78,24 @@ def run_in_cluster(platform: Mapping, cluster, checks: Iterable[Check], timeout:
         return run_checks(context, checks)
 
 
+def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout: float) -> list[CheckResult]:
+    """The whole smoke run of one stack: direct mode when endpoints are given, else cluster mode
+    through the stack's kube context. Raises ConfigError, SmokeUsageError or ClusterError."""
+    from infra.config import load_stack, project_dir
+    from infra.plan import platform_document
+    from infra.platform.build import build_platform
+    from infra.smoke.cluster import KubeCluster, load_apis
+
+    config = load_stack(project_dir() / "stacks", stack)
+    platform = platform_document(build_platform(config, stack))
+    checks = select(only)
+    endpoints = list(endpoints)
+    if endpoints:
+        context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)), timeout=timeout)
+        return run_checks(context, checks)
+    return run_in_cluster(platform, KubeCluster(load_apis(config.kube_context)), checks, timeout)
+
+
 def select(only: Iterable[str] = ()) -> tuple[Check, ...]:
     wanted = set(only)
     unknown = wanted - set(SERVICE_NAMES)
