@@ -107,17 +107,25 @@ def agents_fluentd_host_wrong(cluster: FakeCluster) -> None:
     cluster.dns = {k: ("127.0.0.1:9" if ":" in k and not k.startswith("http") else v) for k, v in cluster.dns.items()}
 
 
-def staging_configmap_points_elsewhere(cluster: FakeCluster) -> None:
-    data = cluster.configmaps[("cd4ml-staging", "platform-endpoints")]
-    data["FLUENTD_PORT"] = "24225"
-    data["MLFLOW_TRACKING_URI"] = "http://mlflow.cd4ml-mlflow.svc.cluster.local:5001"
+def configmap_points_elsewhere(namespace: str):
+    def tweak(cluster: FakeCluster) -> None:
+        data = cluster.configmaps[(namespace, "platform-endpoints")]
+        data["FLUENTD_PORT"] = "24225"
+        data["MLFLOW_TRACKING_URI"] = "http://mlflow.cd4ml-mlflow.svc.cluster.local:5001"
+    return tweak
 
 
 CLUSTER_FAULTS = [
     ("gocd-agents->fluentd", "agents-fluentd-unreachable", {"tweak": agents_fluentd_host_wrong},
      {"wire.gocd-agents-fluentd", "wire.app-fluentd"}, "FLUENTD_HOST/FLUENTD_PORT"),
-    ("app:staging->fluentd, ->mlflow", "staging-configmap-wrong", {"tweak": staging_configmap_points_elsewhere},
+    ("app:staging->fluentd, ->mlflow", "staging-configmap-wrong",
+     {"tweak": configmap_points_elsewhere("cd4ml-staging")},
      {"wire.app-fluentd", "wire.app-mlflow"}, "ConfigMap cd4ml-staging/platform-endpoints"),
+    ("app:production->fluentd, ->mlflow", "production-configmap-wrong",
+     {"tweak": configmap_points_elsewhere("cd4ml-production")},
+     {"wire.app-fluentd", "wire.app-mlflow"}, "ConfigMap cd4ml-production/platform-endpoints"),
+    ("gocd-agents->namespace:cd4ml-production", "deployer-binding-missing-production",
+     {"grants": {(AGENT, "cd4ml-staging")}}, {"wire.gocd-agents-deploy"}, "RoleBinding 'deployer' in cd4ml-production"),
     ("gocd-agents->namespace:cd4ml-staging", "deployer-binding-missing", {"grants": {(AGENT, "cd4ml-production")}},
      {"wire.gocd-agents-deploy"}, "RoleBinding 'deployer' in cd4ml-staging"),
     ("gocd-agents (least privilege)", "agents-may-deploy-into-platform", {"grants": {
@@ -141,3 +149,29 @@ def test_cluster_fault_is_caught_by_exactly_the_right_checks(mlflow_server, edge
     assert failed == expected
     assert cause in results[sorted(expected)[-1]].detail, results[sorted(expected)[-1]].detail
     assert all(r.status == "pass" for n, r in results.items() if n not in expected)
+
+
+EDGE_FAULTS = {
+    ("fluentd", "elasticsearch"): "fluentd-wrong-credentials",
+    ("kibana", "elasticsearch"): "kibana-wrong-host",
+    ("grafana", "elasticsearch"): "grafana-wrong-credentials",
+    ("gocd-agents", "mlflow"): "agents-cannot-reach-mlflow",
+    ("gocd-agents", "fluentd"): "agents-fluentd-unreachable",
+    ("gocd-agents", "namespace:cd4ml-staging"): "deployer-binding-missing",
+    ("gocd-agents", "namespace:cd4ml-production"): "deployer-binding-missing-production",
+    ("app:staging", "fluentd"): "staging-configmap-wrong",
+    ("app:staging", "mlflow"): "staging-configmap-wrong",
+    ("app:production", "fluentd"): "production-configmap-wrong",
+    ("app:production", "mlflow"): "production-configmap-wrong",
+}
+"""Which injected fault breaks which wiring edge (each fault is in FAULTS or CLUSTER_FAULTS)."""
+
+
+def test_fault_matrix_covers_every_wiring_edge():
+    from infra.plan import platform_document
+    from test_smoke import FAULTS
+
+    edges = {(e["from"], e["to"]) for e in platform_document(build_platform(load_config({}), "local"))["wiring"]}
+    assert edges == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"
+    known_faults = {f[1] for f in FAULTS} | {f[1] for f in CLUSTER_FAULTS}
+    assert set(EDGE_FAULTS.values()) <= known_faults
