@@ -168,8 +168,9 @@ EDGE_FAULTS = {
 
 
 def test_fault_matrix_covers_every_wiring_edge():
-    from infra.plan import platform_document
     from test_smoke import FAULTS
+
+    from infra.plan import platform_document
 
     edges = {(e["from"], e["to"]) for e in platform_document(build_platform(load_config({}), "local"))["wiring"]}
     assert edges == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"

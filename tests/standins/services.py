@@ -42,7 +42,7 @@ class ElasticsearchStandIn(HttpStandIn):
             return UNAUTHORIZED
         lines = [json.loads(line) for line in request.body.decode().splitlines() if line.strip()]
         with self.lock:
-            for action, document in zip(lines[::2], lines[1::2]):
+            for action, document in zip(lines[::2], lines[1::2], strict=True):
                 meta = action.get("index") or action.get("create")
                 self.indices.setdefault(meta["_index"], []).append(document)
         return 200, {"errors": False, "items": []}
@@ -153,7 +153,8 @@ class GrafanaStandIn(HttpStandIn):
         query = request.json["queries"][0]
         field_name, _, value = query["query"].partition(":")
         try:
-            answer = self._search(query["datasource"]["uid"], {"query": {"match_phrase": {field_name: value.strip('"')}}})
+            phrase = {"query": {"match_phrase": {field_name: value.strip('"')}}}
+            answer = self._search(query["datasource"]["uid"], phrase)
         except requests.RequestException as failure:
             return 500, {"message": str(failure)}
         if answer.status_code != 200:

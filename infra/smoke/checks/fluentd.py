@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Callable
 from urllib.parse import urlparse
 
 from fluent import sender as fluent_sender
@@ -64,28 +65,35 @@ def _hits(body: dict) -> int:
     return total.get("value", 0) if isinstance(total, dict) else int(total)
 
 
+def _found_in(context: SmokeContext, index: str, query: dict) -> Observation[int]:
+    """One look for documents matching `query` in `index` (missing index = not yet)."""
+    response = call(context, context.target("elasticsearch"), "POST", f"/{index}/_search", expect="search results",
+                    json=query, statuses=(200, 404))
+    hits = _hits(response.json()) if response.status_code == 200 else 0
+    return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {index}")
+
+
+def _await(look, *, what: str, context: SmokeContext, diagnose: Callable[[WaitTimeout], Diagnosis]) -> None:
+    """Poll `look` against the check's deadline; on timeout fail with the diagnosis built from it."""
+    try:
+        poll_until(look, what=what, timeout=context.timeout)
+    except WaitTimeout as timeout:
+        raise CheckFailed(diagnose(timeout)) from None
+
+
 def event_reaches_elasticsearch(context: SmokeContext) -> str:
     es = context.target("elasticsearch")
     context.target("fluentd")
     marker = context.once("fluentd-event", lambda: _send_event(context))
     started = time.monotonic()
 
-    def look() -> Observation[int]:
-        response = call(context, es, "POST", f"/{EVENTS}/_search", expect="search results", json=_query(marker),
-                        statuses=(200, 404))
-        hits = _hits(response.json()) if response.status_code == 200 else 0
-        return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {EVENTS}")
-
-    try:
-        poll_until(look, what=f"event {marker} in {EVENTS}", timeout=context.timeout)
-    except WaitTimeout as timeout:
-        edge = context.edge("fluentd", "elasticsearch") or {}
-        raise CheckFailed(Diagnosis(
-            "fluentd", f"{es.url}/{EVENTS}/_search", f"event {marker} indexed within {context.timeout:.0f}s",
-            timeout.last_seen,
-            f"Fluentd accepted the event but it never reached index {EVENTS}: check the Fluentd output's host, "
-            f"which should be {edge.get('url', '?')}, and its credentials in "
-            f"{edge.get('credentials_secret', '?')}")) from None
+    edge = context.edge("fluentd", "elasticsearch") or {}
+    _await(lambda: _found_in(context, EVENTS, _query(marker)), what=f"event {marker} in {EVENTS}", context=context,
+           diagnose=lambda timeout: Diagnosis(
+               "fluentd", f"{es.url}/{EVENTS}/_search", f"event {marker} indexed within {context.timeout:.0f}s",
+               timeout.last_seen,
+               f"Fluentd accepted the event but it never reached index {EVENTS}: check the Fluentd output's host, "
+               f"which should be {edge.get('url', '?')}, and its credentials in {edge.get('credentials_secret', '?')}"))
     context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
     return f"found in {EVENTS} after {time.monotonic() - started:.1f}s"
 
@@ -109,14 +117,10 @@ def event_through_kibana(context: SmokeContext) -> str:
         hits = _hits(json_of(response, kibana, "search results"))
         return Observation(hits > 0, hits, f"{hits} hit(s) through Kibana")
 
-    try:
-        poll_until(look, what=f"event {marker} through Kibana", timeout=context.timeout)
-    except WaitTimeout as timeout:
-        edge = context.edge("kibana", "elasticsearch") or {}
-        raise CheckFailed(Diagnosis("kibana", f"{kibana.url}/api/console/proxy", "the event found through Kibana",
-                                    timeout.last_seen,
-                                    f"Kibana queries another Elasticsearch than {edge.get('url', '?')}, or its "
-                                    "association user lacks read rights")) from None
+    edge = context.edge("kibana", "elasticsearch") or {}
+    _await(look, what=f"event {marker} through Kibana", context=context, diagnose=lambda timeout: Diagnosis(
+        "kibana", f"{kibana.url}/api/console/proxy", "the event found through Kibana", timeout.last_seen,
+        f"Kibana queries another Elasticsearch than {edge.get('url', '?')}, or its association user lacks read rights"))
     return "event visible through Kibana"
 
 
@@ -152,15 +156,12 @@ def event_through_grafana(context: SmokeContext) -> str:
         count = _grafana_count(json_of(response, grafana, "query results"))
         return Observation(count > 0, count, f"count {count:g} through datasource {EVENTS_DATASOURCE}")
 
-    try:
-        poll_until(look, what=f"event {marker} through Grafana", timeout=context.timeout)
-    except WaitTimeout as timeout:
-        edge = context.edge("grafana", "elasticsearch") or {}
-        raise CheckFailed(Diagnosis(
-            "grafana", f"{grafana.url}/api/ds/query", f"the event counted by datasource {EVENTS_DATASOURCE}",
-            timeout.last_seen,
-            f"Grafana's datasource does not reach {edge.get('url', '?')} with the user in "
-            f"{edge.get('credentials_secret', '?')}, or its index pattern is not {EVENTS}")) from None
+    edge = context.edge("grafana", "elasticsearch") or {}
+    _await(look, what=f"event {marker} through Grafana", context=context, diagnose=lambda timeout: Diagnosis(
+        "grafana", f"{grafana.url}/api/ds/query", f"the event counted by datasource {EVENTS_DATASOURCE}",
+        timeout.last_seen,
+        f"Grafana's datasource does not reach {edge.get('url', '?')} with the user in "
+        f"{edge.get('credentials_secret', '?')}, or its index pattern is not {EVENTS}"))
     return "event counted through Grafana"
 
 
@@ -182,19 +183,11 @@ def container_logs(context: SmokeContext) -> str:
                                     str(failure)[:300], "the namespace's quota or the image pull")) from None
     query = {"query": {"match_phrase": {"log": marker}}}
 
-    def look() -> Observation[int]:
-        response = call(context, es, "POST", f"/{LOGS}/_search", expect="search results", json=query,
-                        statuses=(200, 404))
-        hits = _hits(response.json()) if response.status_code == 200 else 0
-        return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {LOGS}")
-
-    try:
-        poll_until(look, what=f"the probe's log line in {LOGS}", timeout=context.timeout)
-    except WaitTimeout as timeout:
-        raise CheckFailed(Diagnosis(
-            "fluentd", f"{es.url}/{LOGS}/_search", f"the line {marker!r} indexed", timeout.last_seen,
-            "Fluentd does not tail this node's /var/log/containers, or its container-log output "
-            f"does not write to {LOGS}")) from None
+    _await(lambda: _found_in(context, LOGS, query), what=f"the probe's log line in {LOGS}", context=context,
+           diagnose=lambda timeout: Diagnosis(
+               "fluentd", f"{es.url}/{LOGS}/_search", f"the line {marker!r} indexed", timeout.last_seen,
+               "Fluentd does not tail this node's /var/log/containers, or its container-log output "
+               f"does not write to {LOGS}"))
     context.cleanups.append(lambda: context.post(es, f"/{LOGS}/_delete_by_query", json=query))
     return f"probe log line found in {LOGS}"
 
@@ -208,14 +201,6 @@ print("SENT " + os.environ["SMOKE_ID"])
 """
 """Sends one event the way an app's fluent-logger does (forward protocol, here its JSON form) using
 only the environment the consumer is given, so the probe proves that environment, not ours."""
-
-
-def _event_indexed(context: SmokeContext, marker: str) -> Observation[int]:
-    es = context.target("elasticsearch")
-    response = call(context, es, "POST", f"/{EVENTS}/_search", expect="search results", json=_query(marker),
-                    statuses=(200, 404))
-    hits = _hits(response.json()) if response.status_code == 200 else 0
-    return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {EVENTS}")
 
 
 def _probe_forward(context: SmokeContext, namespace: str, marker: str, env: list[dict], env_from: list[dict],
@@ -232,12 +217,10 @@ def _probe_forward(context: SmokeContext, namespace: str, marker: str, env: list
         raise CheckFailed(Diagnosis(
             "fluentd", where, f"{consumer} to send an event to Fluentd's forward port", str(failure)[:300],
             f"{consumer}'s FLUENTD_HOST/FLUENTD_PORT do not lead to Fluentd's forward Service")) from None
-    try:
-        poll_until(lambda: _event_indexed(context, marker), what=f"event {marker} in {EVENTS}", timeout=context.timeout)
-    except WaitTimeout as timeout:
-        raise CheckFailed(Diagnosis(
-            "fluentd", where, f"the event from {consumer} indexed in {EVENTS}", timeout.last_seen,
-            f"Fluentd accepted {consumer}'s event but did not ship it to Elasticsearch")) from None
+    _await(lambda: _found_in(context, EVENTS, _query(marker)), what=f"event {marker} in {EVENTS}", context=context,
+           diagnose=lambda timeout: Diagnosis(
+               "fluentd", where, f"the event from {consumer} indexed in {EVENTS}", timeout.last_seen,
+               f"Fluentd accepted {consumer}'s event but did not ship it to Elasticsearch"))
     es = context.target("elasticsearch")
     context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
 
