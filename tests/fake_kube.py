@@ -75,6 +75,8 @@ class FakeCluster:
         return Obj(data=data)
 
     def read_namespaced_service(self, name: str, namespace: str):
+        if name not in self.services:
+            raise RuntimeError(f"(404) services {name!r} not found")
         service = self.services[name]
         return Obj(spec=Obj(ports=[Obj(port=service["port"], name="main")]))
 

@@ -94,6 +94,10 @@ def no_ready_pod_for_mlflow(cluster: FakeCluster) -> None:
     del cluster.backends["mlflow"]
 
 
+def grafana_service_missing(cluster: FakeCluster) -> None:
+    del cluster.services["grafana"]
+
+
 def logs_not_shipped(cluster: FakeCluster) -> None:
     cluster.ship_container_logs = False
 
@@ -137,6 +141,8 @@ CLUSTER_FAULTS = [
      {"wire.container-logs-elasticsearch"}, "does not tail"),
     ("mlflow (cluster)", "no-ready-mlflow-pod", {"tweak": no_ready_pod_for_mlflow},
      {"mlflow.health", "mlflow.rest", "mlflow.run", "wire.gocd-agents-mlflow"}, "no ready pod"),
+    ("grafana (cluster)", "grafana-service-missing", {"tweak": grafana_service_missing},
+     {"grafana.health", "grafana.datasources", "wire.grafana-elasticsearch"}, "cannot read Service"),
 ]
 
 

@@ -62,12 +62,15 @@ class KubeCluster:
 
     def ready_pod_for(self, namespace: str, service: str, port: int) -> tuple[str, int]:
         """A ready pod behind the Service and the container port its `port` maps to."""
-        spec = self.apis.core.read_namespaced_service(service, namespace).spec
+        try:
+            spec = self.apis.core.read_namespaced_service(service, namespace).spec
+            slices = self.apis.discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=f"kubernetes.io/service-name={service}").items
+        except Exception as failure:  # noqa: BLE001 - ApiException (404, 403) and transport errors alike
+            raise ClusterError(f"cannot read Service {namespace}/{service}: {failure}") from None
         service_port = next((p for p in spec.ports if p.port == port), None)
         if service_port is None:
             raise ClusterError(f"Service {namespace}/{service} has no port {port}")
-        slices = self.apis.discovery.list_namespaced_endpoint_slice(
-            namespace, label_selector=f"kubernetes.io/service-name={service}").items
         for endpoint_slice in slices:
             target = next((p.port for p in endpoint_slice.ports or [] if p.name == service_port.name), None)
             for endpoint in endpoint_slice.endpoints or []:
