@@ -1,6 +1,7 @@
 """What every service component does: create its Secrets, then its stages in order.
 
-A stage's objects (the kit's own manifests and charts) go into one ConfigGroup; its upstream
+A stage's built-in objects (the kit's own manifests and charts) go into one ConfigGroup, its ECK custom
+resources become CustomResources the provider awaits, and its upstream
 charts become Helm releases with fixed names, so Service DNS names are stable across re-creates.
 """
 
