@@ -15,7 +15,6 @@ import shutil
 import stat
 import subprocess
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -37,12 +36,6 @@ PASSPHRASE_FILE = Path.home() / ".config" / "cd4ml" / "pulumi-passphrase"
 
 class LifecycleError(RuntimeError):
     """A step of `up` that cannot go on; the message says what is missing and what to do."""
-
-
-@dataclass(frozen=True)
-class Tools:
-    pulumi_root: Path
-    kind: Path
 
 
 def tools_dir(project: Path) -> Path:

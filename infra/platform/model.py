@@ -289,9 +289,6 @@ class Platform:
         unique = {pw.id: pw for secret in self.secrets for _, pw in secret.generated}
         return tuple(unique[k] for k in sorted(unique))
 
-    def edges_from(self, consumer_id: str) -> tuple[WiringEdge, ...]:
-        return tuple(e for e in self.wiring if e.consumer.id == consumer_id)
-
 
 @dataclass(frozen=True)
 class ChartPin:

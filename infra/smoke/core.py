@@ -111,9 +111,6 @@ class SmokeContext:
             raise value
         return value
 
-    def get(self, target: Target, path: str, **kwargs) -> requests.Response:
-        return self.session.get(target.url.rstrip("/") + path, auth=target.auth, timeout=10, **kwargs)
-
     def post(self, target: Target, path: str, **kwargs) -> requests.Response:
         return self.session.post(target.url.rstrip("/") + path, auth=target.auth, timeout=10, **kwargs)
 

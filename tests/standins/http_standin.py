@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -35,13 +36,31 @@ class Request:
         return user, password
 
 
-class HttpStandIn:
+class BackgroundServer:
+    """A socketserver on 127.0.0.1 served from a daemon thread; `stop()` frees the port again."""
+
+    def __init__(self) -> None:
+        self.server: socketserver.BaseServer | None = None
+        self.port = 0
+
+    def _serve(self, server: socketserver.BaseServer) -> None:
+        self.server = server
+        self.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+class HttpStandIn(BackgroundServer):
     """Subclasses add routes with `self.route(method, pattern, handler)`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.routes: list[tuple[str, re.Pattern, Handler]] = []
-        self.server: ThreadingHTTPServer | None = None
-        self.port = 0
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(f"^{pattern}$"), handler))
@@ -79,16 +98,8 @@ class HttpStandIn:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._serve(ThreadingHTTPServer(("127.0.0.1", self.port), _Handler))
         return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
 
 def authorized(request: Request, users: dict[str, str]) -> bool:

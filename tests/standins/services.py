@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 import requests
-from http_standin import HttpStandIn, Request, authorized
+from http_standin import BackgroundServer, HttpStandIn, Request, authorized
 
 UNAUTHORIZED = (401, {"error": {"type": "security_exception", "reason": "unable to authenticate user"}})
 
@@ -172,14 +172,13 @@ class GoCDStandIn(HttpStandIn):
                    lambda r: (200, {"health": "OK"}) if self.healthy else (503, {"message": "starting"}))
 
 
-class ForwardStandIn:
+class ForwardStandIn(BackgroundServer):
     """Fluentd's forward input (msgpack over TCP) and an Elasticsearch output with the kit's index
     naming. `drop=True` accepts events and forwards nothing (the 'accepted but lost' fault)."""
 
     def __init__(self, output: Connection, index_prefix: str, drop: bool = False):
+        super().__init__()
         self.output, self.index_prefix, self.drop = output, index_prefix, drop
-        self.server: socketserver.ThreadingTCPServer | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -221,14 +220,7 @@ class ForwardStandIn:
                     chunk = self.request.recv(65536)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), _Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), _Handler)
+        server.daemon_threads = True
+        self._serve(server)
         return self
-
-    def stop(self) -> None:
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
