@@ -106,6 +106,12 @@ class StackConfig(BaseModel):
         alias="modelRepos",
         description="Git URLs of model repositories GoCD builds (https://, http://, ssh:// or git@host:path).",
     )
+    image_registry: str = Field(
+        "",
+        alias="imageRegistry",
+        description="Registry (host[:port]/path) the kit's own images are pushed to and pulled from; empty = "
+                    "built locally and loaded into the kind cluster.",
+    )
     storage_class: str = Field(
         "",
         alias="storageClass",
@@ -127,9 +133,10 @@ class StackConfig(BaseModel):
         description="Volume size of each Elasticsearch node, in GiB (1-1024).",
     )
     gocd_agents: int = Field(
-        1,
+        0,
         alias="gocdAgents",
-        description="Static GoCD agents always running (0-20); elastic agents come on demand.",
+        description="Static GoCD agents always running (0-20), registered as Pending until enabled in GoCD; "
+                    "pipelines normally use the elastic agent profile, whose pods come on demand.",
     )
     gocd_storage_gi: int = Field(
         5,
@@ -195,6 +202,13 @@ class StackConfig(BaseModel):
             parsed = urlparse(url)
             if parsed.scheme not in ("https", "http", "ssh", "git") or not parsed.netloc or not parsed.path.strip("/"):
                 raise ValueError(f"{url!r} is not a git URL (https://host/owner/repo.git, ssh://..., git@host:path)")
+        return value
+
+    @field_validator("image_registry")
+    @classmethod
+    def _registry_reference(cls, value: str) -> str:
+        if value and not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$", value):
+            raise ValueError("must be empty or a registry like registry.example.com:5000/team (no scheme, no tag)")
         return value
 
     @field_validator("storage_class")

@@ -69,6 +69,7 @@ def platform_document(platform: Platform) -> dict[str, Any]:
                 "credentials_keys": {"username": service.credentials.username_key,
                                      "password": service.credentials.password_key} if service.credentials else None,
                 "releases": [f"{r.chart}@{r.version}" for r in service.releases],
+                "settings": service.settings,
             }
             for service in platform.services.values()
         ],

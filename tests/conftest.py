@@ -1,9 +1,10 @@
-"""Shared test setup: the repository root on sys.path for the Pulumi harness module."""
+"""Shared test setup: the test helpers (Pulumi harness, stand-ins) importable by name."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "standins"))
 
 pytest_plugins = ["pytester"]
 
@@ -24,6 +25,6 @@ def pytest_terminal_summary(terminalreporter):
     if not FAULT_MATRIX:
         return
     terminalreporter.section("smoke fault matrix")
-    terminalreporter.write_line(f"{'edge / service':<26} {'fault':<30} {'verdict':<8} failing checks")
+    terminalreporter.write_line(f"{'edge / service':<30} {'fault':<30} {'verdict':<8} failing checks")
     for edge, fault, failed, verdict in sorted(FAULT_MATRIX):
-        terminalreporter.write_line(f"{edge:<26} {fault:<30} {verdict:<8} {failed}")
+        terminalreporter.write_line(f"{edge:<30} {fault:<30} {verdict:<8} {failed}")

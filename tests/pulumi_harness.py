@@ -27,6 +27,7 @@ class KitMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-password-for-{args.name}"
+            state["bcrypt_hash"] = f"$2a$10$mock-bcrypt-of-{args.name}"
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

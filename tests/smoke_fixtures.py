@@ -8,6 +8,7 @@ named faults where they would happen on a cluster.
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from pathlib import Path
 import requests
 
 from infra.config import load_config
+from infra.configure.api import JsonApi
+from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, configure, ensure
 from infra.plan import platform_document
 from infra.platform.build import build_platform
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
@@ -24,16 +27,18 @@ from infra.platform.grafana import DATASOURCES
 from infra.smoke.core import SmokeContext, Target
 from infra.smoke.polling import Observation, poll_until
 
-sys.path.insert(0, str(Path(__file__).parent / "standins"))
-from services import (  # noqa: E402
+from gocd_api import GoCDApiStandIn
+from services import (
     Connection,
     ElasticsearchStandIn,
     ForwardStandIn,
-    GoCDStandIn,
     GrafanaStandIn,
     KibanaStandIn,
 )
 
+STACK_CONFIG = {"cd4ml:modelRepos": ["https://git.example.com/team/churn-model.git"]}
+"""The stack the stand-in platform plays: the local defaults, plus one model repository."""
+GOCD_ADMIN = ("cd4ml-admin", "gocd-admin-pw")
 PASSWORDS = {"cd4ml-admin": "admin-secret-1", "fluentd": "fluentd-secret-2", "grafana": "grafana-secret-3",
              "kibana-association": "kibana-secret-4"}
 
@@ -102,18 +107,43 @@ class StandInPlatform:
         grafana_es = connection("grafana", "grafana")
         self.grafana = self._start(GrafanaStandIn(("admin", "grafana-admin-pw"), {
             uid: (grafana_es, f"{prefix}-*") for uid, (_, prefix) in DATASOURCES.items()}))
-        self.gocd = self._start(GoCDStandIn())
+        self.gocd = self._configured_gocd(faults)
+        self.stand_ins.append(self.gocd)
         for service in ("elasticsearch", "fluentd", "kibana", "grafana", "gocd"):
             if f"{service}-down" in faults:
                 {"elasticsearch": self.es, "fluentd": self.forward, "kibana": self.kibana,
                  "grafana": self.grafana, "gocd": self.gocd}[service].stop()
+
+    @staticmethod
+    def _configured_gocd(faults: frozenset[str]) -> GoCDApiStandIn:
+        """GoCD as the kit's own configure code leaves it (run against the stand-in), then broken."""
+        gocd = GoCDApiStandIn(users={GOCD_ADMIN[0]: GOCD_ADMIN[1]}).start()
+        service = build_platform(load_config(STACK_CONFIG), "local").services["gocd"]
+        desired = json.loads(service.stages[-1].objects[0]["data"]["desired.json"])
+        if "gocd-security-off" in faults:
+            desired["auth_config"] = None
+        api = JsonApi(f"{gocd.url}/go", *GOCD_ADMIN, anonymous_first=True)
+        if desired["auth_config"] is None:
+            for collection, items in ((CLUSTER_PROFILES, [desired["cluster_profile"]]),
+                                      (ELASTIC_PROFILES, desired["elastic_profiles"]),
+                                      (CONFIG_REPOS, desired["config_repos"])):
+                for item in items:
+                    ensure(api, collection, item)
+        else:
+            configure(api, desired, health_timeout=5)
+        if "gocd-agent-profile-stale" in faults:  # edited by hand: an old MLflow address
+            properties = gocd.items["elastic_profiles"]["cd4ml-ml"]["properties"]
+            properties[1]["value"] = properties[1]["value"].replace("mlflow.cd4ml-mlflow", "mlflow.old-namespace")
+        if "gocd-config-repo-broken" in faults:
+            gocd.parse_errors["churn-model"] = "Could not fetch: repository 'https://git.example.com/...' not found"
+        return gocd
 
     def _start(self, stand_in):
         self.stand_ins.append(stand_in)
         return stand_in.start()
 
     def document(self) -> dict:
-        document = copy.deepcopy(platform_document(build_platform(load_config({}), "local")))
+        document = copy.deepcopy(platform_document(build_platform(load_config(STACK_CONFIG), "local")))
         # The platform lives at the stand-ins' addresses, so Elasticsearch's consumers point there.
         for edge in document["wiring"]:
             if edge["to"] == "elasticsearch":
@@ -127,7 +157,7 @@ class StandInPlatform:
             "elasticsearch": Target("elasticsearch", self.es.url, *admin),
             "kibana": Target("kibana", self.kibana.url, *admin),
             "grafana": Target("grafana", self.grafana.url, "admin", "grafana-admin-pw"),
-            "gocd": Target("gocd", f"{self.gocd.url}/go"),
+            "gocd": Target("gocd", f"{self.gocd.url}/go", *GOCD_ADMIN),
             "fluentd": Target("fluentd", self.forward.url),
             "mlflow": Target("mlflow", self.mlflow_url),
         }

@@ -84,7 +84,8 @@ def test_no_secret_value_in_any_file(plan_dir):
         assert not keys & {"password", "admin-password"}, secret["metadata"]["name"]
         named = secret["metadata"].get("annotations", {}).get("cd4ml.dev/generated-keys")
         generated += bool(named)
-    assert generated == 5  # 3 realm users, grafana's copy of its user, grafana admin; roles.yml has none
+    # 3 realm users, grafana's copy of its user, grafana admin, gocd admin and its password file; roles.yml has none
+    assert generated == 7
     text = "\n".join(p.read_text() for p in plan_dir.rglob("*") if p.is_file())
     assert "mock-password" not in text and "changeme" not in text
 

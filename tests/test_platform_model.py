@@ -161,7 +161,7 @@ def test_passwords_are_generated_never_written(platform):
         literal_keys = {k for k, _ in secret.literals}
         assert "password" not in literal_keys and "admin-password" not in literal_keys
     assert {pw.id for pw in platform.generated_passwords} == {
-        "elasticsearch-admin", "elasticsearch-fluentd", "elasticsearch-grafana", "grafana-admin"}
+        "elasticsearch-admin", "elasticsearch-fluentd", "elasticsearch-grafana", "grafana-admin", "gocd-admin"}
     for service in platform.services.values():
         for rel in service.releases:
             for path, value in walk(rel.values):
@@ -190,7 +190,8 @@ def test_images_are_pinned_and_listed(platform):
         name, _, tag = ref.rpartition(":")
         assert name and tag and tag != "latest", ref
     assert "docker.elastic.co/elasticsearch/elasticsearch:8.19.18" in platform.images
-    assert "docker.io/gocd/gocd-agent-wolfi:v26.1.0" in platform.images
+    assert "cd4ml.local/gocd-agent-ml:26.1.0-cd4ml.1" in platform.images  # elastic agents, built by the kit
+    assert "docker.io/library/python:3.13.7-slim" in platform.images  # the configure Job
 
 
 def test_upstream_charts_are_pinned(platform):

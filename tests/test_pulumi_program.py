@@ -82,7 +82,7 @@ def test_releases_are_the_models_pinned_charts_with_its_values(program, model):
 def test_generated_passwords_reach_the_secrets(program):
     passwords = {r.name: f"mock-password-for-{r.name}"
                  for r in by_type(program, "random:index/randomPassword:RandomPassword")}
-    assert len(passwords) == 4
+    assert len(passwords) == 5
     string_data = {}
     for r in by_type(program, "kubernetes:core/v1:Secret"):
         data, is_secret = unsecret(r.inputs["stringData"])
@@ -97,6 +97,11 @@ def test_generated_passwords_reach_the_secrets(program):
     assert realm == copy == passwords["passwords-elasticsearch-grafana"]
     admin = string_data[("cd4ml-monitoring", "grafana-admin")]
     assert admin["admin-password"] == passwords["passwords-grafana-admin"]
+    # GoCD: the admin login, and a password file holding only the bcrypt hash of the same password.
+    gocd_admin = string_data[("cd4ml-gocd", "gocd-admin")]
+    assert gocd_admin == {"username": "cd4ml-admin", "password": passwords["passwords-gocd-admin"]}
+    password_file = string_data[("cd4ml-gocd", "gocd-password-file")]["password.properties"]
+    assert password_file == "cd4ml-admin:$2a$10$mock-bcrypt-of-passwords-gocd-admin\n"
 
 
 def test_eck_resources_wait_for_the_operator_and_kibana_for_elasticsearch(program):
@@ -137,7 +142,8 @@ def test_switched_off_service_registers_nothing():
     types = {r.type for r in monitor.registrations}
     assert "cd4ml:platform:GoCD" in types and "cd4ml:platform:MLflow" in types
     assert not types & {COMPONENT_TYPES[s] for s in ("elasticsearch", "kibana", "fluentd", "grafana")}
-    assert not by_type(monitor, "random:index/randomPassword:RandomPassword")
+    # Only GoCD's admin password is left: the Elasticsearch users and Grafana's admin went with their services.
+    assert [r.name for r in by_type(monitor, "random:index/randomPassword:RandomPassword")] == ["passwords-gocd-admin"]
 
 
 def test_bad_config_creates_nothing():

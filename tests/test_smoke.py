@@ -51,7 +51,7 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
     assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 18
+    assert len(results) == 21
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
     # Test data is cleaned up: the event is gone from Elasticsearch, the MLflow run deleted.
@@ -83,7 +83,12 @@ FAULTS = [
     ("elasticsearch", "elasticsearch-red", {"elasticsearch.health"}, "unassigned"),
     ("elasticsearch", "elasticsearch-down", {"elasticsearch.health", "kibana.status", "grafana.datasources",
                                              "wire.fluentd-elasticsearch"}, "elasticsearch is down"),
-    ("gocd", "gocd-down", {"gocd.health"}, "gocd is down"),
+    ("gocd", "gocd-down", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos"},
+     "gocd is down"),
+    ("gocd (security)", "gocd-security-off", {"gocd.security"}, "anyone may administer GoCD"),
+    ("gocd-agents->mlflow (profile)", "gocd-agent-profile-stale", {"gocd.elastic-agents"},
+     "mlflow.old-namespace"),
+    ("gocd (config repos)", "gocd-config-repo-broken", {"gocd.config-repos"}, "parse error"),
 ]
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 from fake_kube import FakeCluster
-from smoke_fixtures import PASSWORDS, StandInPlatform
+from smoke_fixtures import GOCD_ADMIN, PASSWORDS, StandInPlatform
 from test_smoke import FAULT_MATRIX, mlflow_server  # noqa: F401 - shared session fixture
 
 from infra.config import load_config
@@ -30,7 +30,8 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
                 "fluentd": local(platform.forward.url), "mlflow": local(mlflow_url)}
     secrets = {("cd4ml-logging", "elasticsearch-user-admin"): {"username": "cd4ml-admin",
                                                                 "password": PASSWORDS["cd4ml-admin"]},
-               ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"}}
+               ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"},
+               ("cd4ml-gocd", "gocd-admin"): {"username": GOCD_ADMIN[0], "password": GOCD_ADMIN[1]}}
     mlflow_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
     forward = urlparse(next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "fluentd")))
     configmaps = {(o["metadata"]["namespace"], o["metadata"]["name"]): dict(o["data"]) for o in APP_OBJECTS
@@ -59,7 +60,7 @@ def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
 def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):  # noqa: F811
     results, cluster = run(mlflow_server.url)
     assert {n: r.detail for n, r in results.items() if r.status != "pass"} == {}
-    assert len(results) == 18
+    assert len(results) == 21
     calls = [kind for kind, _ in cluster.calls]
     assert calls.count("create_pod") == 7 and calls.count("delete_pod") == 7  # 2 + agents + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.platform.model import HelmRelease, KitSecret, Service
+from infra.platform.model import HelmRelease, KitSecret, Service, bcrypt_key
 from infra.render import service_objects
 from infra.validate import CUSTOM_KINDS
 
@@ -23,12 +23,14 @@ class ServiceArgs:
     service: Service
     """The service as the platform model describes it; the component adds nothing of its own."""
     passwords: Mapping[str, pulumi.Output[str]]
-    """Generated passwords by id (see `GeneratedPasswords`); Secrets take theirs from here."""
+    """Generated passwords by id, and their bcrypt hashes by `bcrypt_key(id)` (see `GeneratedPasswords`)."""
 
 
 def create_secret(name: str, secret: KitSecret, passwords: Mapping[str, pulumi.Output[str]],
                   opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
-    manifest = secret.manifest(generated_values={pw.id: passwords[pw.id] for _, pw in secret.generated})
+    wanted = [pw.id for _, pw in secret.generated] + [bcrypt_key(pw.id) for _, _, pw in secret.password_files]
+    manifest = secret.manifest(generated_values={key: passwords[key] for key in wanted},
+                               password_line=lambda user, hashed: pulumi.Output.concat(user, ":", hashed, "\n"))
     return k8s.core.v1.Secret(
         name,
         metadata=manifest["metadata"],

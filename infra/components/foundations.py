@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from infra.platform.model import GeneratedPassword
+from infra.platform.model import GeneratedPassword, bcrypt_key
 from infra.render import namespace_manifest
 
 
@@ -29,7 +29,8 @@ class Namespaces(pulumi.ComponentResource):
 
 
 class GeneratedPasswords(pulumi.ComponentResource):
-    """One `random.RandomPassword` per password id in the model; values stay Pulumi secrets."""
+    """One `random.RandomPassword` per password id in the model; values (and their bcrypt hashes)
+    stay Pulumi secrets."""
 
     values: dict[str, pulumi.Output[str]]
 
@@ -37,9 +38,11 @@ class GeneratedPasswords(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cd4ml:platform:GeneratedPasswords", name, None, opts)
         # No special characters: the values travel through env vars, URLs and Fluentd's Ruby strings.
-        self.values = {
-            pw.id: random.RandomPassword(f"{name}-{pw.id}", length=pw.length, special=False,
-                                         opts=pulumi.ResourceOptions(parent=self)).result
-            for pw in passwords
-        }
-        self.register_outputs({"ids": sorted(self.values)})
+        self.values = {}
+        for pw in passwords:
+            generated = random.RandomPassword(f"{name}-{pw.id}", length=pw.length, special=False,
+                                              opts=pulumi.ResourceOptions(parent=self))
+            self.values[pw.id] = generated.result
+            # For password files: the server checks logins against the hash and never holds the password.
+            self.values[bcrypt_key(pw.id)] = generated.bcrypt_hash
+        self.register_outputs({"ids": sorted(pw.id for pw in passwords)})

@@ -1,22 +1,35 @@
-"""GoCD server and agents from the official `gocd/gocd` chart.
+"""GoCD server and agents from the official `gocd/gocd` chart, configured by code.
 
+The chart installs the server; a configure Job (infra/configure/gocd.py) then ensures, through
+GoCD's API, the Kubernetes elastic-agent cluster profile, the ML agent profile, one config
+repository per model repository, and password-file security with a generated admin password.
 Agents run as a ServiceAccount the kit declares, so the application environments can grant it
-deploy rights (and nothing else). Their environment carries the wiring edges they consume —
-MLflow's tracking URI and Fluentd's forward endpoint. Config keys read: gocdAgents,
-gocdStorageGi, storageClass, exposure, profile.
+deploy rights (and nothing else); their environment is the wiring edges they consume.
+Config keys read: gocdAgents, gocdStorageGi, storageClass, exposure, profile, modelRepos,
+imageRegistry.
 """
 
 from __future__ import annotations
 
-from infra.config import Exposure, Profile
+import re
+from typing import Any
+
+import yaml
+
+from infra.config import Exposure, Profile, StackConfig
+from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.kit_images import GOCD_AGENT_ML, PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
     PART_OF,
     ChartPin,
     Container,
+    Credentials,
     Endpoint,
+    GeneratedPassword,
     Image,
+    KitSecret,
     Resources,
     Service,
     Stage,
@@ -26,7 +39,8 @@ from infra.platform.model import (
 
 CHART = ChartPin(repo="https://gocd.github.io/helm-chart", chart="gocd", version="2.18.0")
 SERVER_IMAGE = Image(repository="gocd/gocd-server", tag="v26.1.0")
-AGENT_IMAGE = Image(repository="gocd/gocd-agent-wolfi", tag="v26.1.0")
+AGENT_BASE_IMAGE = Image(repository="gocd/gocd-agent-wolfi", tag="v26.1.0")
+"""The chart's agent image; the kit's ML agent image (images/gocd-agent-ml) is built FROM it."""
 RELEASE = "gocd"
 HTTP_PORT = 8153
 AGENTS_NODE = "gocd-agents"
@@ -39,6 +53,21 @@ ELASTIC_AGENT_PLUGIN = (
 )
 """The chart's default `server.env.extraEnvVars` entry. Helm replaces lists whole, so setting
 that list without it would silently drop the elastic-agent plugin."""
+ELASTIC_AGENT_PLUGIN_ID = "cd.go.contrib.elasticagent.kubernetes"
+PASSWORD_FILE_PLUGIN_ID = "cd.go.authentication.passwordfile"
+YAML_CONFIG_PLUGIN_ID = "yaml.config.plugin"
+CLUSTER_PROFILE_ID = "cd4ml-kubernetes"
+ML_PROFILE_ID = "cd4ml-ml"
+"""The elastic agent profile every job of a model pipeline names (`elastic_profile_id`)."""
+AUTH_CONFIG_ID = "cd4ml-password-file"
+ADMIN_USER = "cd4ml-admin"
+ADMIN_SECRET = "gocd-admin"
+PASSWORD_FILE_SECRET = "gocd-password-file"
+PASSWORD_FILE_KEY = "password.properties"
+PASSWORD_FILE_DIR = "/etc/cd4ml/gocd-auth"
+ML_APP_CHART_PATH = "/opt/cd4ml/charts/ml-app"
+"""Where the ML agent image carries charts/ml-app for the pipelines' deploy stages."""
+CONFIGURE_TIMEOUT_SECONDS = 1200
 
 SERVER_SIZES = {
     Profile.LAPTOP: Resources(250, 768, 1000, 1024),
@@ -49,13 +78,19 @@ AGENT_SIZES = {
     Profile.LAPTOP: Resources(100, 256, 1000, 2048),
     Profile.CLUSTER: Resources(250, 512, 2000, 4096),
 }
+AGENT_USER = 1000
+"""The `go` user of GoCD's agent images."""
 
 
 def endpoint(ns: Namespaces) -> Endpoint:
     return Endpoint(f"{RELEASE}-server", ns.gocd, HTTP_PORT, path="/go")
 
 
-def agent_env(edges: tuple[WiringEdge, ...]) -> list[dict[str, str]]:
+def admin_credentials(ns: Namespaces) -> Credentials:
+    return Credentials(namespace=ns.gocd, secret=ADMIN_SECRET)
+
+
+def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces) -> list[dict[str, str]]:
     """Agent environment from the agents' outgoing edges; a switched-off service leaves no var."""
     env: list[dict[str, str]] = []
     for edge in edges:
@@ -69,21 +104,119 @@ def agent_env(edges: tuple[WiringEdge, ...]) -> list[dict[str, str]]:
     deploy_targets = [edge.provider.namespace for edge in edges if edge.kind == "deploy"]
     if deploy_targets:
         env.append({"name": "CD4ML_DEPLOY_NAMESPACES", "value": ",".join(deploy_targets)})
+        by_namespace = {namespace: name for name, namespace in ns.apps}
+        env += [{"name": f"CD4ML_NAMESPACE_{by_namespace[target].upper().replace('-', '_')}", "value": target}
+                for target in deploy_targets]
+    env.append({"name": "CD4ML_ML_APP_CHART", "value": ML_APP_CHART_PATH})
     return env
+
+
+def agent_pod(image: Image, env: list[dict[str, str]], resources: Resources) -> dict[str, Any]:
+    """The pod the elastic-agent plugin starts for each ML job (PodSpecType yaml); the plugin
+    fills in the `{{ POD_POSTFIX }}`/`{{ CONTAINER_POSTFIX }}` placeholders and its own env."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "gocd-agent-ml-{{ POD_POSTFIX }}",
+                     "labels": {**PART_OF, "app.kubernetes.io/component": "gocd-elastic-agent"}},
+        "spec": {
+            "serviceAccountName": AGENT_SERVICE_ACCOUNT,
+            # The token is what kubectl/helm deploy with; its rights are the app namespaces' RoleBindings.
+            "automountServiceAccountToken": True,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": AGENT_USER, "runAsGroup": 0,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "gocd-agent-container-{{ CONTAINER_POSTFIX }}",
+                "image": image.ref,
+                "imagePullPolicy": "IfNotPresent",
+                "env": env,
+                "resources": resources.as_k8s(),
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    }
+
+
+def config_repo_id(url: str, taken: set[str]) -> str:
+    """A stable, readable id from the repository's name: `.../fraud-model.git` -> `fraud-model`."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", re.split(r"[/:]", url.rstrip("/"))[-1].removesuffix(".git")).strip("-.")
+    candidate, n = base or "model-repo", 2
+    while candidate in taken:
+        candidate, n = f"{base}-{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def desired_configuration(config: StackConfig, ns: Namespaces, pod: dict[str, Any]) -> dict[str, Any]:
+    """What the configure Job ensures, in GoCD's own API shapes (see infra/configure/gocd.py)."""
+    taken: set[str] = set()
+    return {
+        "cluster_profile": {
+            "id": CLUSTER_PROFILE_ID,
+            "plugin_id": ELASTIC_AGENT_PLUGIN_ID,
+            "properties": [
+                {"key": "go_server_url", "value": endpoint(ns).url},
+                {"key": "namespace", "value": ns.gocd},
+            ],
+        },
+        "elastic_profiles": [{
+            "id": ML_PROFILE_ID,
+            "cluster_profile_id": CLUSTER_PROFILE_ID,
+            "properties": [
+                {"key": "PodSpecType", "value": "yaml"},
+                {"key": "PodConfiguration", "value": yaml.safe_dump(pod, sort_keys=False)},
+            ],
+        }],
+        "config_repos": [{
+            "id": config_repo_id(url, taken),
+            "plugin_id": YAML_CONFIG_PLUGIN_ID,
+            "material": {"type": "git", "attributes": {"url": url, "branch": "main", "auto_update": True}},
+            "configuration": [],
+            # Without an allow rule a config repo may define nothing that refers to groups/environments.
+            "rules": [{"directive": "allow", "action": "refer", "type": kind, "resource": "*"}
+                      for kind in ("pipeline_group", "environment")],
+        } for url in config.model_repos],
+        "auth_config": {
+            "id": AUTH_CONFIG_ID,
+            "plugin_id": PASSWORD_FILE_PLUGIN_ID,
+            "allow_only_known_users_to_login": False,
+            "properties": [{"key": "PasswordFilePath", "value": f"{PASSWORD_FILE_DIR}/{PASSWORD_FILE_KEY}"}],
+        },
+        # With no admins named every logged-in user is an admin; participants' users must not be.
+        "system_admins": {"roles": [], "users": [ADMIN_USER]},
+    }
+
+
+def elastic_agent_pod(platform_config: dict[str, Any], profile_id: str = ML_PROFILE_ID) -> dict[str, Any]:
+    """The pod YAML of an elastic profile in a desired configuration, parsed back."""
+    profile = next(p for p in platform_config["elastic_profiles"] if p["id"] == profile_id)
+    properties = {p["key"]: p["value"] for p in profile["properties"]}
+    return yaml.safe_load(properties["PodConfiguration"])
 
 
 def build(ctx: BuildContext) -> Service:
     ns, config = ctx.ns, ctx.config
     service_type = "NodePort" if config.exposure is Exposure.NODE_PORT else "ClusterIP"
-    persistence: dict = {"enabled": True, "size": f"{config.gocd_storage_gi}Gi"}
+    persistence: dict = {
+        "enabled": True,
+        "size": f"{config.gocd_storage_gi}Gi",
+        "extraVolumes": [{"name": "cd4ml-auth", "secret": {"secretName": PASSWORD_FILE_SECRET}}],
+        "extraVolumeMounts": [{"name": "cd4ml-auth", "mountPath": PASSWORD_FILE_DIR, "readOnly": True}],
+    }
     if config.storage_class:
         persistence["storageClass"] = config.storage_class
+    agent_image = GOCD_AGENT_ML.image(config)
+    env = agent_env(ctx.edges_from(AGENTS_NODE), ns)
+    agent_size = AGENT_SIZES[ctx.profile]
     values = {
         "server": {
             "image": {"repository": f"{SERVER_IMAGE.registry}/{SERVER_IMAGE.repository}", "tag": SERVER_IMAGE.tag},
             "service": {"type": service_type, "httpPort": HTTP_PORT},
             "ingress": {"enabled": False},
             "resources": SERVER_SIZES[ctx.profile].as_k8s(),
+            # The kit configures GoCD through its API (the configure Job); the chart's script would add a
+            # demo profile and pipeline, and fails once security is on.
+            "shouldPreconfigure": False,
             "env": {
                 "goServerJvmOpts": f"-Xmx{SERVER_HEAP[ctx.profile]}",
                 "extraEnvVars": [{"name": ELASTIC_AGENT_PLUGIN[0], "value": ELASTIC_AGENT_PLUGIN[1]}],
@@ -92,9 +225,9 @@ def build(ctx: BuildContext) -> Service:
         },
         "agent": {
             "replicaCount": config.gocd_agents,
-            "image": {"repository": f"{AGENT_IMAGE.registry}/{AGENT_IMAGE.repository}", "tag": AGENT_IMAGE.tag},
-            "resources": AGENT_SIZES[ctx.profile].as_k8s(),
-            "env": {"extraEnvVars": agent_env(ctx.edges_from(AGENTS_NODE))},
+            "image": {"repository": f"{agent_image.registry}/{agent_image.repository}", "tag": agent_image.tag},
+            "resources": agent_size.as_k8s(),
+            "env": {"extraEnvVars": env},
             "serviceAccount": {
                 "reuseTopLevelServiceAccount": False,
                 "name": AGENT_SERVICE_ACCOUNT,
@@ -106,22 +239,44 @@ def build(ctx: BuildContext) -> Service:
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": ns.gocd, "labels": dict(PART_OF)},
+        "automountServiceAccountToken": False,
     }
+    admin = admin_credentials(ns)
+    admin_password = GeneratedPassword("gocd-admin")
+    secrets = (
+        KitSecret(ns.gocd, ADMIN_SECRET, literals=(("username", ADMIN_USER),),
+                  generated=(("password", admin_password),), type="kubernetes.io/basic-auth"),
+        KitSecret(ns.gocd, PASSWORD_FILE_SECRET, password_files=((PASSWORD_FILE_KEY, ADMIN_USER, admin_password),)),
+    )
+    desired = desired_configuration(config, ns, agent_pod(agent_image, env, agent_size))
+    configure = configure_job(
+        name="gocd-configure", namespace=ns.gocd, module="gocd", desired=desired,
+        env={"GOCD_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
+        secret_env={"GOCD_USERNAME": admin.username, "GOCD_PASSWORD": admin.password},
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS)
     workloads = [Workload(f"{RELEASE}-server", "Deployment", 1,
                           (Container("gocd-server", SERVER_IMAGE, SERVER_SIZES[ctx.profile]),))]
     if config.gocd_agents:
         workloads.append(Workload(f"{RELEASE}-agent", "Deployment", config.gocd_agents,
-                                  (Container("gocd-agent", AGENT_IMAGE, AGENT_SIZES[ctx.profile]),)))
+                                  (Container("gocd-agent", agent_image, agent_size),)))
     return Service(
         name="gocd",
         namespace=ns.gocd,
         endpoint=endpoint(ns),
-        credentials=None,
-        secrets=(),
+        credentials=admin,
+        secrets=secrets,
         # The server's JVM start, plugin download and health check take minutes on a laptop.
         stages=(Stage(objects=(service_account,)),
-                Stage(releases=(CHART.release(RELEASE, ns.gocd, values, timeout_seconds=900),))),
+                Stage(releases=(CHART.release(RELEASE, ns.gocd, values, timeout_seconds=900),)),
+                Stage(objects=configure)),
         workloads=tuple(workloads),
-        # Elastic agents are started on demand from this image by the plugin.
-        extra_images=(AGENT_IMAGE,),
+        settings={
+            "cluster_profile": CLUSTER_PROFILE_ID,
+            "elastic_profiles": [p["id"] for p in desired["elastic_profiles"]],
+            "agent_image": agent_image.ref,
+            "config_repos": [{"id": r["id"], "url": r["material"]["attributes"]["url"]} for r in desired["config_repos"]],
+            "admins": desired["system_admins"]["users"],
+        },
+        # Elastic agents are started on demand from the ML image; the configure Job runs stock Python.
+        extra_images=(agent_image, PYTHON_IMAGE),
     )

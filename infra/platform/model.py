@@ -7,7 +7,7 @@ reads these objects; none of them re-derives a host name, port or secret name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 PART_OF = {"app.kubernetes.io/part-of": "cd4ml", "app.kubernetes.io/managed-by": "cd4ml"}
@@ -113,6 +113,11 @@ class GeneratedPassword:
     length: int = 32
 
 
+def bcrypt_key(password_id: str) -> str:
+    """Where the bcrypt hash of a generated password is found among the generated values."""
+    return f"bcrypt:{password_id}"
+
+
 @dataclass(frozen=True)
 class KitSecret:
     """A Kubernetes Secret the kit declares. Generated values never appear in the model: only
@@ -122,19 +127,32 @@ class KitSecret:
     name: str
     literals: tuple[tuple[str, str], ...] = ()
     generated: tuple[tuple[str, GeneratedPassword], ...] = ()
+    password_files: tuple[tuple[str, str, GeneratedPassword], ...] = ()
+    """(key, user, password): the key holds `user:<bcrypt hash of the password>`, a password file
+    a server checks logins against without ever holding the password itself."""
     type: str = "Opaque"
 
-    def manifest(self, generated_values: dict[str, Any] | None = None) -> dict[str, Any]:
+    @property
+    def passwords(self) -> tuple[GeneratedPassword, ...]:
+        return tuple(pw for _, pw in self.generated) + tuple(pw for _, _, pw in self.password_files)
+
+    def manifest(self, generated_values: dict[str, Any] | None = None,
+                 password_line: Callable[[str, Any], Any] = lambda user, hashed: f"{user}:{hashed}\n",
+                 ) -> dict[str, Any]:
         """The Secret; without `generated_values` the generated keys are left out and named in an
-        annotation, so nothing written offline holds a secret."""
+        annotation, so nothing written offline holds a secret. Hashes are looked up as
+        `bcrypt_key(id)` and joined to their user by `password_line` (Pulumi passes one for Outputs)."""
         string_data: dict[str, Any] = dict(self.literals)
+        generated_keys = [key for key, _ in self.generated] + [key for key, _, _ in self.password_files]
         annotations = {}
         if generated_values is None:
-            annotations["cd4ml.dev/generated-keys"] = ",".join(key for key, _ in self.generated)
+            annotations["cd4ml.dev/generated-keys"] = ",".join(generated_keys)
         else:
             string_data.update({key: generated_values[pw.id] for key, pw in self.generated})
+            string_data.update({key: password_line(user, generated_values[bcrypt_key(pw.id)])
+                                for key, user, pw in self.password_files})
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": dict(PART_OF)}
-        if annotations and self.generated:
+        if annotations and generated_keys:
             metadata["annotations"] = annotations
         return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": self.type,
                 "stringData": string_data}
@@ -234,6 +252,9 @@ class Service:
     """Images the service pulls that no counted workload runs (operators' init containers...)."""
     after: tuple[str, ...] = ()
     """Services that must be ready before this one is created."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """What the service is configured with beyond its endpoint (GoCD's profiles and config repos...),
+    as plain data for `platform.json`: what smoke checks verify and people read."""
 
     @property
     def releases(self) -> tuple[HelmRelease, ...]:
@@ -286,7 +307,7 @@ class Platform:
 
     @property
     def generated_passwords(self) -> tuple[GeneratedPassword, ...]:
-        unique = {pw.id: pw for secret in self.secrets for _, pw in secret.generated}
+        unique = {pw.id: pw for secret in self.secrets for pw in secret.passwords}
         return tuple(unique[k] for k in sorted(unique))
 
 

@@ -23,10 +23,15 @@ def likely_cause(status: int | None, service: str) -> str:
 
 
 def call(context: SmokeContext, target: Target, method: str, path: str, *, expect: str,
-         statuses: tuple[int, ...] = (200,), **kwargs: Any) -> requests.Response:
+         statuses: tuple[int, ...] = (200,), anonymous: bool = False, **kwargs: Any) -> requests.Response:
+    """`anonymous=True` sends no login even when the target has one, and no session cookie either
+    (health APIs; proving that a service refuses strangers)."""
     endpoint = target.url.rstrip("/") + path
     try:
-        response = context.session.request(method, endpoint, auth=target.auth, timeout=10, **kwargs)
+        if anonymous:
+            response = requests.request(method, endpoint, timeout=10, **kwargs)
+        else:
+            response = context.session.request(method, endpoint, auth=target.auth, timeout=10, **kwargs)
     except requests.RequestException as failure:
         seen = f"no answer ({type(failure).__name__})"
         raise CheckFailed(Diagnosis(target.service, f"{method} {endpoint}", expect, seen,

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlparse
 
-Handler = Callable[["Request"], tuple[int, Any]]
+Handler = Callable[["Request"], tuple]
+"""Returns (status, payload) or (status, payload, headers)."""
 
 
 class Request:
@@ -84,19 +85,22 @@ class HttpStandIn(BackgroundServer):
                 for method, pattern, handler in stand_in.routes:
                     match = pattern.match(parsed.path)
                     if method == self.command and match:
-                        status, payload = handler(Request(self.command, parsed.path, query, self.headers, body, match))
+                        answer = handler(Request(self.command, parsed.path, query, self.headers, body, match))
+                        status, payload, headers = answer if len(answer) == 3 else (*answer, {})
                         break
                 else:
-                    status, payload = 404, {"error": f"no route {self.command} {parsed.path}"}
+                    status, payload, headers = 404, {"error": f"no route {self.command} {parsed.path}"}, {}
                 data = payload if isinstance(payload, bytes) else (
                     payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                headers = {"Content-Type": "application/json", **headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
         self._serve(ThreadingHTTPServer(("127.0.0.1", self.port), _Handler))
         return self

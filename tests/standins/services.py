@@ -164,14 +164,6 @@ class GrafanaStandIn(HttpStandIn):
         return 200, {"results": {"A": {"status": 200, "frames": [frame]}}}
 
 
-class GoCDStandIn(HttpStandIn):
-    def __init__(self):
-        super().__init__()
-        self.healthy = True
-        self.route("GET", "/go/api/v1/health",
-                   lambda r: (200, {"health": "OK"}) if self.healthy else (503, {"message": "starting"}))
-
-
 class ForwardStandIn(BackgroundServer):
     """Fluentd's forward input (msgpack over TCP) and an Elasticsearch output with the kit's index
     naming. `drop=True` accepts events and forwards nothing (the 'accepted but lost' fault)."""

@@ -1,21 +1,134 @@
-"""GoCD: the server answers its health API, and its agents may deploy into the application namespaces
-and nowhere else. (Profiles and config repos come with GoCD-by-code.)"""
+"""GoCD: the server answers its health API and refuses strangers; the kit's configuration (elastic
+agent profiles carrying the wiring edges, one config repository per model repository) is in place;
+and its agents may deploy into the application namespaces and nowhere else."""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES
 from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
+
+INTERNAL_CONFIG_REPOS = "/api/internal/config_repos"
+"""Where GoCD reports parse results of config repositories (an internal API of its UI, v4 shape)."""
+CONFIGURE_HINT = ("the configure Job did not finish: kubectl -n {namespace} logs -l "
+                  "app.kubernetes.io/component=gocd-configure")
 
 
 def server_health(context: SmokeContext) -> str:
     gocd = context.target("gocd")
     expect = 'HTTP 200 {"health": "OK"}'
-    body = json_of(call(context, gocd, "GET", "/api/v1/health", expect=expect), gocd, expect)
+    body = json_of(call(context, gocd, "GET", "/api/v1/health", expect=expect, anonymous=True), gocd, expect)
     if body.get("health") != "OK":
         raise CheckFailed(Diagnosis("gocd", f"{gocd.url}/api/v1/health", expect, str(body),
                                     "the server is still starting (plugins, database migration): wait and rerun"))
     return "server healthy"
+
+
+def _read(context: SmokeContext, path: str, accept: str, expect: str) -> Any:
+    """An admin read with the kit's login; if GoCD refuses the login because its security is off
+    (it rejects credentials then), read anonymously: that failure is gocd.security's to report."""
+    gocd = context.target("gocd")
+    answer = call(context, gocd, "GET", path, expect=expect, statuses=(200, 401), headers={"Accept": accept})
+    if answer.status_code == 401:
+        answer = call(context, gocd, "GET", path, expect=expect, anonymous=True, headers={"Accept": accept})
+    return json_of(answer, gocd, expect)
+
+
+def _settings(context: SmokeContext) -> dict[str, Any]:
+    service = next(s for s in context.platform["services"] if s["name"] == "gocd")
+    return service["settings"] | {"namespace": service["namespace"]}
+
+
+def security_on(context: SmokeContext) -> str:
+    """No anonymous admin: an admin API refuses a caller without a login, and accepts the kit's."""
+    gocd, settings = context.target("gocd"), _settings(context)
+    path = f"{CLUSTER_PROFILES.path}/{settings['cluster_profile']}"
+    answer = call(context, gocd, "GET", path, expect="HTTP 401 for an anonymous caller", statuses=(200, 401, 404),
+                  anonymous=True, headers={"Accept": CLUSTER_PROFILES.accept})
+    if answer.status_code != 401:
+        raise CheckFailed(Diagnosis(
+            "gocd", f"GET {gocd.url}{path} without a login", "HTTP 401 (security on)",
+            f"HTTP {answer.status_code}: anyone may administer GoCD",
+            "the password-file authorization was never configured: " + CONFIGURE_HINT.format(**settings)))
+    if gocd.auth is None:
+        raise Skip("no GoCD login given (CD4ML_GOCD_USERNAME/CD4ML_GOCD_PASSWORD): only the refusal was checked")
+    call(context, gocd, "GET", path, expect="HTTP 200 for the kit's admin", headers={"Accept": CLUSTER_PROFILES.accept})
+    return f"anonymous callers refused; {gocd.username} is admin"
+
+
+def _expected_agent_env(context: SmokeContext) -> dict[str, str]:
+    """What the agents must be handed, read from the wiring edges in platform.json."""
+    env = {}
+    for edge in context.platform["wiring"]:
+        if edge["from"] != AGENTS_NODE:
+            continue
+        if edge["to"] == "mlflow":
+            env["MLFLOW_TRACKING_URI"] = edge["url"]
+        elif edge["to"] == "fluentd":
+            env["FLUENTD_HOST"], env["FLUENTD_PORT"] = urlparse(edge["url"]).hostname, str(edge["port"])
+    return env
+
+
+def elastic_agent_profiles(context: SmokeContext) -> str:
+    """The cluster profile and the ML agent profile exist, and the profile's pods get exactly the
+    endpoints the wiring graph gives the agents."""
+    gocd, settings = context.target("gocd"), _settings(context)
+    hint = CONFIGURE_HINT.format(**settings)
+    cluster = f"{CLUSTER_PROFILES.path}/{settings['cluster_profile']}"
+    _read(context, cluster, CLUSTER_PROFILES.accept, "the kit's cluster profile (HTTP 200)")
+    expected = _expected_agent_env(context)
+    for profile_id in settings["elastic_profiles"]:
+        path = f"{ELASTIC_PROFILES.path}/{profile_id}"
+        expect = f"elastic agent profile {profile_id} whose pods get {sorted(expected)}"
+        profile = _read(context, path, ELASTIC_PROFILES.accept, expect)
+        properties = {p.get("key"): p.get("value") for p in profile.get("properties", [])}
+        pod = yaml.safe_load(properties.get("PodConfiguration") or "{}") or {}
+        containers = pod.get("spec", {}).get("containers") or [{}]
+        env = {e["name"]: e.get("value") for e in containers[0].get("env", [])}
+        wrong = {name: env.get(name) for name, value in expected.items() if env.get(name) != value}
+        if wrong:
+            raise CheckFailed(Diagnosis(
+                "gocd", f"GET {gocd.url}{path}", f"agent env {expected}", f"agent env differs: {wrong}",
+                "the profile was edited by hand or configured from another stack; rerun `cd4ml up` "
+                "(the configure Job rewrites it)"))
+        if pod.get("spec", {}).get("serviceAccountName") != AGENT_SERVICE_ACCOUNT:
+            raise CheckFailed(Diagnosis(
+                "gocd", f"GET {gocd.url}{path}", f"pods run as ServiceAccount {AGENT_SERVICE_ACCOUNT}",
+                f"serviceAccountName {pod.get('spec', {}).get('serviceAccountName')!r}",
+                "ML jobs could not deploy: rerun `cd4ml up` " + f"({hint})"))
+    return f"profiles {', '.join(settings['elastic_profiles'])} carry {', '.join(sorted(expected))}"
+
+
+def config_repositories(context: SmokeContext) -> str:
+    """One config repository per model repository, each parsed without error by the YAML plugin."""
+    gocd, settings = context.target("gocd"), _settings(context)
+    wanted = settings["config_repos"]
+    if not wanted:
+        raise Skip("the stack names no modelRepos")
+    expect = f"config repositories {[r['id'] for r in wanted]} parsed without error"
+    listing = _read(context, INTERNAL_CONFIG_REPOS, CONFIG_REPOS.accept, expect)
+    present = {r.get("id"): r for r in listing.get("_embedded", {}).get("config_repos", [])}
+    for repo in wanted:
+        found = present.get(repo["id"])
+        if found is None or found.get("material", {}).get("attributes", {}).get("url") != repo["url"]:
+            raise CheckFailed(Diagnosis(
+                "gocd", f"GET {gocd.url}{INTERNAL_CONFIG_REPOS}", f"config repository {repo['id']} for {repo['url']}",
+                "missing" if found is None else f"it points at {found['material']['attributes'].get('url')}",
+                CONFIGURE_HINT.format(**settings)))
+        error = (found.get("parse_info") or {}).get("error")
+        if error:
+            raise CheckFailed(Diagnosis(
+                "gocd", f"config repository {repo['id']} ({repo['url']})", "its *.gocd.yaml parsed",
+                f"parse error: {error[:300]}",
+                "the repository is unreachable from the GoCD server (URL, credentials, egress) or its "
+                "*.gocd.yaml is invalid; GoCD shows the same error on its Config Repositories page"))
+    return f"{len(wanted)} config repositories present, none with a parse error"
 
 
 def agents_deploy_rights(context: SmokeContext) -> str:
@@ -44,5 +157,8 @@ def agents_deploy_rights(context: SmokeContext) -> str:
 
 CHECKS = (
     Check("gocd.health", "gocd", server_health),
+    Check("gocd.security", "gocd", security_on),
+    Check("gocd.elastic-agents", "gocd", elastic_agent_profiles),
+    Check("gocd.config-repos", "gocd", config_repositories),
     Check("wire.gocd-agents-deploy", "gocd", agents_deploy_rights, needs_cluster=True),
 )

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Deploy the model version named in out/model.json into one application environment, with the
+# kit's ml-app chart and service/serve.py as the service's code.
+#
+#   bash deploy.sh staging
+#
+# Everything it needs comes from the GoCD agent's environment (the kit sets it) or from GoCD:
+#   CD4ML_NAMESPACE_<ENVIRONMENT>  the environment's namespace, e.g. CD4ML_NAMESPACE_STAGING
+#   MLFLOW_TRACKING_URI            where the service loads the model from
+#   FLUENTD_HOST, FLUENTD_PORT     where the service sends prediction events
+#   GO_PIPELINE_LABEL              the pipeline run being deployed (GoCD sets it; export it by hand
+#                                  when deploying from a laptop)
+#   CD4ML_ML_APP_CHART             the chart (default /opt/cd4ml/charts/ml-app, in the agent image)
+#   CD4ML_TENANT                   optional, default cd4ml
+#   CD4ML_MODEL_JSON               optional, default out/model.json (relative to the working directory)
+set -euo pipefail
+
+release=model-service
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+die() { echo "deploy.sh: $*" >&2; exit 1; }
+
+environment="${1:-}"
+[[ -n "$environment" ]] || die "usage: deploy.sh <environment>   (staging, production, ...)"
+[[ "$environment" =~ ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ ]] \
+  || die "environment '$environment' is not a valid name (lower-case letters, digits and '-')"
+ns_var="CD4ML_NAMESPACE_$(printf '%s' "$environment" | tr 'a-z-' 'A-Z_')"
+
+missing=()
+for var in "$ns_var" MLFLOW_TRACKING_URI FLUENTD_HOST FLUENTD_PORT GO_PIPELINE_LABEL; do
+  [[ -n "${!var:-}" ]] || missing+=("$var")
+done
+if ((${#missing[@]})); then
+  die "missing environment variable(s): ${missing[*]}." \
+      "The kit sets them on its GoCD agents (${ns_var} only if '$environment' is in the stack's appEnvironments)."
+fi
+ns="${!ns_var}"
+
+model_json="${CD4ML_MODEL_JSON:-out/model.json}"
+[[ -f "$model_json" ]] || die "$model_json not found: fetch it from the train stage first (see ci.gocd.yaml)"
+field() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$model_json" "$1" 2>/dev/null \
+    || die "$model_json has no '$1'; was it written by python -m model.train?"
+}
+model_name="$(field model_name)"
+model_version="$(field model_version)"
+model_uri="$(field model_uri)"
+
+chart="${CD4ML_ML_APP_CHART:-/opt/cd4ml/charts/ml-app}"
+if [[ "$chart" == /* || "$chart" == .* ]] && [[ ! -d "$chart" ]]; then
+  die "chart $chart not found; set CD4ML_ML_APP_CHART to the kit's charts/ml-app"
+fi
+
+echo "deploying $model_uri (pipeline $GO_PIPELINE_LABEL) to $environment (namespace $ns)"
+# --set-string: a version "10" or a label "1.10" must stay text, not become a number.
+helm upgrade --install "$release" "$chart" \
+  --namespace "$ns" --wait --timeout 5m \
+  --set-string model.name="$model_name" \
+  --set-string model.version="$model_version" \
+  --set-string model.uri="$model_uri" \
+  --set-string pipelineLabel="$GO_PIPELINE_LABEL" \
+  --set-string environment="$environment" \
+  --set-string tenant="${CD4ML_TENANT:-cd4ml}" \
+  --set-string mlflow.trackingUri="$MLFLOW_TRACKING_URI" \
+  --set-string fluentd.host="$FLUENTD_HOST" \
+  --set fluentd.port="$FLUENTD_PORT" \
+  --set-file "source.serve\.py=$here/service/serve.py"
+
+kubectl -n "$ns" rollout status "deploy/$release" --timeout 5m
+kubectl -n "$ns" get deploy "$release"

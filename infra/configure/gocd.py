@@ -1,0 +1,170 @@
+"""GoCD by code: the elastic-agent cluster profile, the ML agent profile, one config repository per
+model repository, and password-file security — ensured through GoCD's REST API, idempotently.
+
+Every item is read first and only created (POST) when missing or updated (PUT with the ETag just
+read, as `If-Match`) when it differs in a field the kit sets: a second run with the same desired
+configuration sends no write at all. Security goes last, and is proven by an admin-only call, so a
+broken password file cannot lock the kit out half-way through. Credentials are sent only once GoCD
+asks for them (it rejects them while its security is off).
+
+Run in-cluster as `python -m infra.configure.gocd DESIRED.json` with GOCD_URL, GOCD_USERNAME and
+GOCD_PASSWORD in the environment (see infra/platform/gocd.py, which writes DESIRED.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from infra.configure.api import ApiError, JsonApi, Response
+from infra.smoke.polling import Observation, WaitTimeout, poll_until
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One GoCD config API: where it lives and the media-type version the pinned server speaks."""
+
+    what: str
+    path: str
+    accept: str
+
+
+CLUSTER_PROFILES = Collection("cluster profile", "/api/admin/elastic/cluster_profiles",
+                              "application/vnd.go.cd.v1+json")
+ELASTIC_PROFILES = Collection("elastic agent profile", "/api/elastic/profiles", "application/vnd.go.cd.v2+json")
+CONFIG_REPOS = Collection("config repository", "/api/admin/config_repos", "application/vnd.go.cd.v4+json")
+AUTH_CONFIGS = Collection("authorization configuration", "/api/admin/security/auth_configs",
+                          "application/vnd.go.cd.v2+json")
+SYSTEM_ADMINS = Collection("system administrators", "/api/admin/security/system_admins",
+                           "application/vnd.go.cd.v2+json")
+HEALTH = "/api/v1/health"
+UPDATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    what: str
+    id: str
+    action: str  # created | updated | unchanged
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.id}: {self.action}"
+
+
+class Unauthorized(ApiError):
+    pass
+
+
+def covers(current: Any, desired: Any) -> bool:
+    """Whether the server's copy already holds every field the kit sets (GoCD adds links, defaults
+    and encrypted values of its own). Property lists compare as key -> value maps."""
+    if isinstance(desired, dict):
+        return isinstance(current, dict) and all(covers(current.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list) and desired and all(isinstance(d, dict) and "key" in d for d in desired):
+        have = {p.get("key"): p.get("value") for p in current or [] if isinstance(p, dict)}
+        return {d["key"]: d.get("value") for d in desired} == have
+    if isinstance(desired, list):
+        return isinstance(current, list) and len(current) == len(desired) and all(
+            covers(c, d) for c, d in zip(current, desired))
+    return current == desired
+
+
+def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
+    if answer.status in (401, 403):
+        return Unauthorized(
+            f"GoCD refused {doing} for user {api.username or '(anonymous)'}: {answer.summary()}. "
+            "Likely cause: the admin password in the gocd-admin Secret does not match the server's password "
+            "file, or security was configured by someone else")
+    return ApiError(f"GoCD answered {doing} with {answer.summary()}")
+
+
+def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], singleton: bool = False) -> Outcome:
+    """Create or update one item so that it covers `desired`; never a duplicate. A singleton (the
+    system admins) lives at the collection's path and is only ever updated."""
+    item = collection.path if singleton else f"{collection.path}/{desired['id']}"
+    name = "-" if singleton else desired["id"]
+    for _attempt in range(UPDATE_ATTEMPTS):
+        current = api.call("GET", item, accept=collection.accept)
+        if current.status == 404 and not singleton:
+            created = api.call("POST", collection.path, accept=collection.accept, body=desired)
+            if created.status in (200, 201):
+                return Outcome(collection.what, desired["id"], "created")
+            if created.status in (409, 422) and "exist" in created.summary().lower():
+                continue  # created meanwhile by someone else: read it and update
+            raise _refused(api, created, f"POST {collection.path} ({desired['id']})")
+        if current.status != 200:
+            raise _refused(api, current, f"GET {item}")
+        if covers(current.body, desired):
+            return Outcome(collection.what, name, "unchanged")
+        etag = current.header("ETag")
+        if not etag:
+            raise ApiError(f"GoCD answered GET {item} without an ETag, so it cannot be updated safely")
+        updated = api.call("PUT", item, accept=collection.accept, body=desired, headers={"If-Match": etag})
+        if updated.status == 200:
+            return Outcome(collection.what, name, "updated")
+        if updated.status != 412:
+            raise _refused(api, updated, f"PUT {item}")
+        # 412: changed since we read it (someone else, or a second configure run) - read again.
+    raise ApiError(f"{collection.what} {name} kept changing while the kit updated it "
+                   f"({UPDATE_ATTEMPTS} attempts answered HTTP 412 or 409/422): is another configure run active?")
+
+
+def wait_until_healthy(api: JsonApi, timeout: float, pause: Callable[[float], None] | None = None) -> None:
+    def look() -> Observation[bool]:
+        answer = api.call("GET", HEALTH, anonymous=True)
+        healthy = answer.status == 200 and isinstance(answer.body, dict) and answer.body.get("health") == "OK"
+        return Observation(healthy, True, answer.summary())
+
+    kwargs = {"pause": pause} if pause else {}
+    try:
+        poll_until(look, what=f"GoCD server health at {api.base_url}{HEALTH} to answer 200 {{\"health\": \"OK\"}}",
+                   timeout=timeout, max_interval=10.0, **kwargs)
+    except WaitTimeout as timed_out:
+        raise ApiError(str(timed_out)) from None
+
+
+def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900.0,
+              pause: Callable[[float], None] | None = None) -> list[Outcome]:
+    """Everything in `desired`, in an order that never leaves GoCD half-configured and locked."""
+    wait_until_healthy(api, health_timeout, pause)
+    outcomes = [ensure(api, CLUSTER_PROFILES, desired["cluster_profile"])]
+    outcomes += [ensure(api, ELASTIC_PROFILES, profile) for profile in desired["elastic_profiles"]]
+    outcomes += [ensure(api, CONFIG_REPOS, repo) for repo in desired["config_repos"]]
+    outcomes.append(ensure(api, AUTH_CONFIGS, desired["auth_config"]))
+    # Security is on from here. Naming the admins is an admin-only call: it also proves the kit's
+    # login works, and keeps every other (participant) user a non-admin.
+    outcomes.append(ensure(api, SYSTEM_ADMINS, desired["system_admins"], singleton=True))
+    if not api.authenticating:
+        raise ApiError("GoCD still answers admin calls anonymously after the password-file authorization was "
+                       "configured: security did not turn on")
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m infra.configure.gocd DESIRED.json", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as source:
+        desired = json.load(source)
+    missing = [name for name in ("GOCD_URL", "GOCD_USERNAME", "GOCD_PASSWORD") if not os.environ.get(name)]
+    if missing:
+        print(f"gocd configure: environment variable(s) {', '.join(missing)} not set", file=sys.stderr)
+        return 2
+    api = JsonApi(os.environ["GOCD_URL"], os.environ["GOCD_USERNAME"], os.environ["GOCD_PASSWORD"],
+                  anonymous_first=True)
+    try:
+        for outcome in configure(api, desired, float(os.environ.get("CD4ML_HEALTH_TIMEOUT", "900"))):
+            print(f"gocd configure: {outcome}", flush=True)
+    except ApiError as failed:
+        print(f"gocd configure: FAILED: {failed}", file=sys.stderr)
+        return 1
+    print("gocd configure: done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""A Job that runs one of the kit's `infra.configure` modules in-cluster, against a service's API.
+
+Its code and the desired configuration travel in a ConfigMap mounted over a stock Python image, so
+nothing has to be built. The Job's name carries a digest of both: the same desired state is the
+same Job (Pulumi sees no change and nothing runs), a changed one is a new Job the provider awaits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from infra.platform.kit_images import PYTHON_IMAGE, REPO_ROOT
+from infra.platform.model import PART_OF, Resources, SecretRef
+
+CODE_ROOT = "/opt/cd4ml"
+DESIRED_FILE = "desired.json"
+SHARED_MODULES = ("infra/__init__.py", "infra/smoke/__init__.py", "infra/smoke/polling.py",
+                  "infra/configure/__init__.py", "infra/configure/api.py")
+"""What every configure module may import besides the standard library (a test runs the mounted
+set in an isolated interpreter to prove it)."""
+JOB_RESOURCES = Resources(50, 64, 500, 128)
+AWAIT_CONDITION = "condition=Complete"
+
+
+def module_files(module: str) -> tuple[str, ...]:
+    """Repository paths mounted for `infra.configure.<module>`."""
+    return SHARED_MODULES + (f"infra/configure/{module}.py",)
+
+
+def _config_key(path: str) -> str:
+    return path.replace("/", "__")
+
+
+def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, Any],
+                  env: dict[str, str], secret_env: dict[str, SecretRef], timeout_seconds: int,
+                  labels: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(ConfigMap, Job) that run `python -m infra.configure.<module> desired.json` once."""
+    files = {path: (REPO_ROOT / path).read_text(encoding="utf-8") for path in module_files(module)}
+    desired_text = json.dumps(desired, indent=2, sort_keys=True)
+    data = {_config_key(path): text for path, text in files.items()} | {DESIRED_FILE: desired_text}
+    digest = hashlib.sha256(json.dumps([data, env, {k: str(v) for k, v in secret_env.items()}],
+                                       sort_keys=True).encode()).hexdigest()[:10]
+    all_labels = {**PART_OF, "app.kubernetes.io/component": f"{module}-configure", **(labels or {})}
+    config_map = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": f"{name}-{digest}", "namespace": namespace, "labels": all_labels},
+        "data": data,
+    }
+    container_env = [{"name": k, "value": v} for k, v in env.items()]
+    container_env += [{"name": k, "valueFrom": ref.as_env_source()} for k, ref in secret_env.items()]
+    container_env += [{"name": "PYTHONPATH", "value": CODE_ROOT}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                      {"name": "PYTHONUNBUFFERED", "value": "1"}]
+    items = [{"key": _config_key(path), "path": path} for path in files] + [{"key": DESIRED_FILE, "path": DESIRED_FILE}]
+    job = {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {
+            "name": f"{name}-{digest}", "namespace": namespace, "labels": all_labels,
+            # The provider awaits completion against this deadline; a failed run fails `up` with the Job's log.
+            "annotations": {"pulumi.com/waitFor": AWAIT_CONDITION, "pulumi.com/timeoutSeconds": str(timeout_seconds)},
+        },
+        "spec": {
+            "backoffLimit": 2,
+            "activeDeadlineSeconds": timeout_seconds,
+            "template": {
+                "metadata": {"labels": all_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "configure",
+                        "image": PYTHON_IMAGE.ref,
+                        "command": ["python", "-m", f"infra.configure.{module}", f"{CODE_ROOT}/{DESIRED_FILE}"],
+                        "env": container_env,
+                        "resources": JOB_RESOURCES.as_k8s(),
+                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "code", "mountPath": CODE_ROOT, "readOnly": True}],
+                    }],
+                    "volumes": [{"name": "code", "configMap": {"name": f"{name}-{digest}", "items": items}}],
+                },
+            },
+        },
+    }
+    return config_map, job
+
+
+def mounted_tree(config_map: dict[str, Any], job: dict[str, Any]) -> dict[str, str]:
+    """What the container sees under CODE_ROOT: path -> text (for tests that run it)."""
+    items = job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]
+    return {item["path"]: config_map["data"][item["key"]] for item in items}

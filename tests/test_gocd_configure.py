@@ -1,0 +1,185 @@
+"""GoCD by code: the requests the configure Job sends, against a stand-in for GoCD's API
+(tests/standins/gocd_api.py — the documented shapes, not GoCD), and the Job's mounted code run
+as the container would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from gocd_api import COLLECTIONS, GoCDApiStandIn
+
+from infra.config import load_config
+from infra.configure.api import ApiError, JsonApi
+from infra.configure.gocd import Unauthorized, configure
+from infra.platform.build import build_platform
+from infra.platform.configure_job import mounted_tree
+from infra.platform.gocd import ADMIN_USER
+
+PASSWORD = "generated-gocd-admin-pw"
+REPOS = ["https://git.example.com/team/churn-model.git", "git@git.example.com:team/fraud-model.git"]
+
+
+def gocd_job(config: dict | None = None):
+    service = build_platform(load_config({"cd4ml:modelRepos": REPOS, **(config or {})}), "local").services["gocd"]
+    config_map, job = service.stages[-1].objects
+    return config_map, job
+
+
+def desired_of(config: dict | None = None) -> dict:
+    config_map, _ = gocd_job(config)
+    return json.loads(config_map["data"]["desired.json"])
+
+
+@pytest.fixture
+def gocd():
+    stand_in = GoCDApiStandIn(users={ADMIN_USER: PASSWORD}).start()
+    yield stand_in
+    stand_in.stop()
+
+
+def api_for(gocd, password: str = PASSWORD) -> JsonApi:
+    return JsonApi(f"{gocd.url}/go", ADMIN_USER, password, anonymous_first=True)
+
+
+def test_first_run_creates_everything_and_turns_security_on(gocd):
+    outcomes = configure(api_for(gocd), desired_of(), health_timeout=5)
+    assert [(o.what, o.id, o.action) for o in outcomes] == [
+        ("cluster profile", "cd4ml-kubernetes", "created"),
+        ("elastic agent profile", "cd4ml-ml", "created"),
+        ("config repository", "churn-model", "created"),
+        ("config repository", "fraud-model", "created"),
+        ("authorization configuration", "cd4ml-password-file", "created"),
+        ("system administrators", "-", "updated"),
+    ]
+    assert gocd.security_on and gocd.system_admins["users"] == [ADMIN_USER]
+    # Everything before security went anonymously (GoCD refuses credentials while security is off);
+    # the admins were named as the kit's admin.
+    users = [user for _, path, user in gocd.requests]
+    assert set(users[:-2]) == {None} and users[-1] == ADMIN_USER
+    repo = gocd.items["config_repos"]["fraud-model"]
+    assert repo["plugin_id"] == "yaml.config.plugin"
+    assert repo["material"] == {"type": "git", "attributes": {
+        "url": "git@git.example.com:team/fraud-model.git", "branch": "main", "auto_update": True}}
+    assert {(r["type"], r["directive"]) for r in repo["rules"]} == {("pipeline_group", "allow"), ("environment", "allow")}
+    auth = gocd.items["auth_configs"]["cd4ml-password-file"]
+    assert auth["plugin_id"] == "cd.go.authentication.passwordfile"
+    assert auth["properties"] == [{"key": "PasswordFilePath", "value": "/etc/cd4ml/gocd-auth/password.properties"}]
+
+
+def test_second_run_changes_nothing(gocd):
+    configure(api_for(gocd), desired_of(), health_timeout=5)
+    writes = len(gocd.writes)
+    outcomes = configure(api_for(gocd), desired_of(), health_timeout=5)
+    assert {o.action for o in outcomes} == {"unchanged"}
+    assert len(gocd.writes) == writes  # not a single POST or PUT
+    assert all(user == ADMIN_USER for method, _, user in gocd.requests[-len(outcomes):])
+
+
+def test_a_changed_stack_updates_only_what_changed(gocd):
+    configure(api_for(gocd), desired_of(), health_timeout=5)
+    before = len(gocd.writes)
+    changed = desired_of({"cd4ml:modelRepos": REPOS + ["https://git.example.com/team/churn-model"],
+                          "cd4ml:services": ["gocd", "fluentd", "elasticsearch"]})
+    outcomes = {(o.id, o.action) for o in configure(api_for(gocd), changed, health_timeout=5)}
+    # MLflow switched off: the agents' profile loses MLFLOW_TRACKING_URI; a second repo named churn-model
+    # gets its own id rather than overwriting the first.
+    assert ("cd4ml-ml", "updated") in outcomes and ("churn-model-2", "created") in outcomes
+    assert ("churn-model", "unchanged") in outcomes and ("cd4ml-kubernetes", "unchanged") in outcomes
+    assert [w for w in gocd.writes[before:]] == [
+        ("PUT", "/go/api/elastic/profiles/cd4ml-ml"), ("POST", "/go/api/admin/config_repos/churn-model-2")]
+    pod = gocd.items["elastic_profiles"]["cd4ml-ml"]["properties"][1]["value"]
+    assert "MLFLOW_TRACKING_URI" not in pod and "FLUENTD_HOST" in pod
+
+
+def test_update_sends_the_etag_and_retries_after_a_concurrent_edit(gocd):
+    configure(api_for(gocd), desired_of(), health_timeout=5)
+    gocd.items["cluster_profiles"]["cd4ml-kubernetes"]["properties"] = []  # edited by hand in the UI
+    gocd.forced_412 = 1  # ...and edited again while the kit is updating it
+    outcomes = configure(api_for(gocd), desired_of(), health_timeout=5)
+    assert ("cd4ml-kubernetes", "updated") in {(o.id, o.action) for o in outcomes}
+    assert len(gocd.items["cluster_profiles"]["cd4ml-kubernetes"]["properties"]) == 2
+
+
+def test_an_item_that_keeps_changing_is_an_error_not_a_loop(gocd):
+    configure(api_for(gocd), desired_of(), health_timeout=5)
+    gocd.items["cluster_profiles"]["cd4ml-kubernetes"]["properties"] = []
+    gocd.forced_412 = 99
+    with pytest.raises(ApiError, match="cluster profile cd4ml-kubernetes kept changing .* HTTP 412"):
+        configure(api_for(gocd), desired_of(), health_timeout=5)
+
+
+def test_created_meanwhile_by_someone_else_is_updated_not_duplicated(gocd):
+    gocd.create_race.add("churn-model")
+    outcomes = configure(api_for(gocd), desired_of(), health_timeout=5)
+    assert ("churn-model", "updated") in {(o.id, o.action) for o in outcomes}
+    assert list(gocd.items["config_repos"]) == ["churn-model", "fraud-model"]
+    assert gocd.items["config_repos"]["churn-model"]["material"]["attributes"]["branch"] == "main"
+
+
+def test_wrong_password_once_security_is_on_names_the_user_and_the_secret(gocd):
+    configure(api_for(gocd), desired_of(), health_timeout=5)
+    with pytest.raises(Unauthorized) as refused:
+        configure(api_for(gocd, password="not-the-password"), desired_of(), health_timeout=5)
+    message = str(refused.value)
+    assert "cd4ml-admin" in message and "HTTP 401" in message and "gocd-admin Secret" in message
+    assert "not-the-password" not in message
+
+
+def test_a_server_that_never_gets_healthy_says_what_was_awaited_and_last_seen(gocd):
+    gocd.healthy = False
+    with pytest.raises(ApiError) as timed_out:
+        configure(api_for(gocd), desired_of(), health_timeout=0.5)
+    assert "GoCD server health" in str(timed_out.value) and "/go/api/v1/health" in str(timed_out.value)
+    assert "last seen: HTTP 503" in str(timed_out.value)
+    assert gocd.writes == []
+
+
+def test_a_slow_start_is_waited_for(gocd):
+    gocd.starting_answers = 3
+    outcomes = configure(api_for(gocd), desired_of(), health_timeout=10)
+    assert len(outcomes) == 6
+
+
+def test_the_stand_in_refuses_what_gocd_refuses(gocd):
+    """The stand-in itself must be strict, or the tests above prove nothing."""
+    path, accept = COLLECTIONS["cluster_profiles"]
+    anonymous = JsonApi(f"{gocd.url}")
+    assert anonymous.call("GET", f"{path}/x", accept="application/json").status == 404  # wrong media type
+    assert anonymous.call("POST", path, accept=accept, body={"id": "x", "plugin_id": "p", "properties": []}).status == 200
+    assert anonymous.call("POST", path, accept=accept, body={"id": "x", "plugin_id": "p"}).status == 422
+    assert anonymous.call("PUT", f"{path}/x", accept=accept, body={"id": "x"}).status == 412  # no If-Match
+    with_credentials = JsonApi(f"{gocd.url}", ADMIN_USER, PASSWORD)
+    assert with_credentials.call("GET", f"{path}/x", accept=accept).status == 401  # security is off
+
+
+def test_the_jobs_mounted_code_runs_alone_in_a_bare_interpreter(gocd, tmp_path):
+    """What the Job mounts is all it has: run it with nothing else importable (-I, only the mount on
+    sys.path), as `python -m infra.configure.gocd desired.json`, against the stand-in."""
+    config_map, job = gocd_job()
+    for path, text in mounted_tree(config_map, job).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    module, desired_file = container["command"][2], container["command"][3]
+    env = {"GOCD_URL": f"{gocd.url}/go", "GOCD_USERNAME": ADMIN_USER, "GOCD_PASSWORD": PASSWORD,
+           "CD4ML_HEALTH_TIMEOUT": "10", "PATH": os.environ["PATH"]}
+    launcher = (f"import runpy, sys; sys.path[:0] = [{str(tmp_path)!r}]; "
+                f"sys.argv = ['{module}', {str(tmp_path / Path(desired_file).name)!r}]; "
+                f"runpy.run_module({module!r}, run_name='__main__')")
+    first = subprocess.run([sys.executable, "-I", "-c", launcher], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "gocd configure: config repository churn-model: created" in first.stdout
+    second = subprocess.run([sys.executable, "-I", "-c", launcher], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode == 0 and second.stdout.count(": unchanged") == 6
+    wrong = subprocess.run([sys.executable, "-I", "-c", launcher], env=env | {"GOCD_PASSWORD": "wrong-pw"},
+                           capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 1 and "FAILED" in wrong.stderr and "HTTP 401" in wrong.stderr
+    assert PASSWORD not in first.stdout + second.stdout + wrong.stdout + wrong.stderr
+    assert "wrong-pw" not in wrong.stdout + wrong.stderr
