@@ -2,6 +2,8 @@
 
     DIR/objects/    every object the kit declares or renders from its own charts, one file each
     DIR/releases/   every upstream Helm release: repo, chart, pinned version, values
+    DIR/embedded/   objects a service's configuration carries and it creates itself (GoCD's agent pod)
+    DIR/deploys/    what pipelines deploy with charts/ml-app, per environment (never applied by the kit)
     DIR/platform.json  services, wiring, images, summed requests, tenants
 
 Generated secrets appear only as the names of the keys that `up` will fill.
@@ -18,7 +20,7 @@ from typing import Any
 import yaml
 
 from infra.platform.model import Platform, WiringEdge
-from infra.render import kit_objects, object_file_name
+from infra.render import embedded_objects, kit_objects, object_file_name, preview_objects
 from infra.validate import validate_objects
 
 
@@ -99,16 +101,19 @@ class PlanResult:
 
 
 def write_plan(platform: Platform, out_dir: Path, validate: bool = True) -> PlanResult:
-    objects = kit_objects(platform)
+    files = {"objects": kit_objects(platform), "embedded": embedded_objects(platform),
+             "deploys": preview_objects(platform)}
     if validate:
-        validate_objects(objects)
-    objects_dir, releases_dir = out_dir / "objects", out_dir / "releases"
-    for directory in (objects_dir, releases_dir):
+        validate_objects([manifest for manifests in files.values() for manifest in manifests])
+    releases_dir = out_dir / "releases"
+    for directory in [out_dir / name for name in files] + [releases_dir]:
         if directory.exists():
             shutil.rmtree(directory)  # a stale file from an earlier plan would look desired
         directory.mkdir(parents=True)
-    for manifest in objects:
-        (objects_dir / object_file_name(manifest)).write_text(dump_yaml(manifest))
+    for name, manifests in files.items():
+        for manifest in manifests:
+            (out_dir / name / object_file_name(manifest)).write_text(dump_yaml(manifest))
+    objects = files["objects"]
     releases = [r for service in platform.services.values() for r in service.releases]
     for release in releases:
         (releases_dir / f"{release.namespace}__{release.name}.yaml").write_text(dump_yaml(release_document(release)))

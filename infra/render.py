@@ -49,6 +49,15 @@ def kit_objects(platform: Platform) -> list[dict[str, Any]]:
     return objects
 
 
+def preview_objects(platform: Platform) -> list[dict[str, Any]]:
+    """What the pipelines' deploy stages would apply with the kit's charts (never applied by the kit)."""
+    return [manifest for chart in platform.previews for manifest in render_kit_chart(chart)]
+
+
+def embedded_objects(platform: Platform) -> list[dict[str, Any]]:
+    return [manifest for part in platform.parts for manifest in part.embedded]
+
+
 def object_file_name(manifest: dict[str, Any]) -> str:
     meta = manifest["metadata"]
     scope = meta.get("namespace", "_cluster")

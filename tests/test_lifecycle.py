@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from infra.cli import lifecycle
 from infra.cli.main import app
 from infra.config import load_config
+from infra.platform.kit_images import GOCD_AGENT_ML, MODEL_RUNTIME
 
 
 class FakeRun:
@@ -122,3 +123,46 @@ def test_up_runs_the_smoke_tests_afterwards_and_fails_with_them(monkeypatch):
     skipped = CliRunner().invoke(app, ["up", "--no-smoke"])
     assert skipped.exit_code == 0 and len(calls) == 1
     assert "Next: cd4ml smoke --stack local" in skipped.output
+
+
+def test_kit_images_are_built_once_and_loaded_into_kind(monkeypatch):
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    run = FakeRun({})  # every image already exists: inspect answers 0
+    refs = lifecycle.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=run)
+    assert refs == [f"cd4ml.local/gocd-agent-ml:{GOCD_AGENT_ML.tag}", f"cd4ml.local/model-runtime:{MODEL_RUNTIME.tag}"]
+    assert not [c for c in run.commands if c[:2] == ["docker", "build"]]
+    loads = [c for c in run.commands if Path(c[0]).name == "kind"]
+    assert loads == [["/usr/bin/kind", "load", "docker-image", ref, "--name", "cd4ml"] for ref in refs]
+
+
+def test_missing_kit_images_are_built_from_their_dockerfiles_and_pushed_to_the_registry(monkeypatch):
+    class MissingImages(FakeRun):
+        def __call__(self, command, **kwargs):
+            result = super().__call__(command, **kwargs)
+            return result if command[:3] != ["docker", "image", "inspect"] else subprocess.CompletedProcess(command, 1)
+
+    run = MissingImages({})
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    config = load_config({"cd4ml:imageRegistry": "registry.example.com:5000/team"})
+    lifecycle.deliver_kit_images(config, "gke_project_zone_workshop", Console(), run=run)
+    builds = [c for c in run.commands if c[:2] == ["docker", "build"]]
+    assert [b[b.index("--file") + 1] for b in builds] == [
+        str(Path(lifecycle.KIT_IMAGES[0].dockerfile)), str(Path(lifecycle.KIT_IMAGES[1].dockerfile))]
+    assert all(Path(b[b.index("--file") + 1]).exists() for b in builds)
+    assert ["docker", "push", f"registry.example.com:5000/team/gocd-agent-ml:{GOCD_AGENT_ML.tag}"] in run.commands
+
+
+def test_without_docker_the_kit_images_error_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: None)
+    with pytest.raises(lifecycle.LifecycleError, match="Docker is not running.*cd4ml:imageRegistry"):
+        lifecycle.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=FakeRun({}))
+    # With a registry, images built elsewhere are used as they are.
+    refs = lifecycle.deliver_kit_images(load_config({"cd4ml:imageRegistry": "ghcr.io/team"}), "kind-cd4ml",
+                                        Console(), run=FakeRun({}))
+    assert refs[0] == f"ghcr.io/team/gocd-agent-ml:{GOCD_AGENT_ML.tag}"
+
+
+def test_an_unknown_cluster_without_a_registry_is_refused(monkeypatch):
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(lifecycle.LifecycleError, match="set cd4ml:imageRegistry"):
+        lifecycle.deliver_kit_images(load_config({}), "arn:aws:eks:eu-west-1:1:cluster/x", Console(), run=FakeRun({}))

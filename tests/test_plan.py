@@ -101,9 +101,10 @@ def test_set_overrides_one_run(tmp_path):
 
 
 def test_a_second_plan_leaves_no_stale_files(tmp_path):
-    runner.invoke(app, ["plan", "--out", str(tmp_path)])
-    runner.invoke(app, ["plan", "--out", str(tmp_path), "--set", "services=gocd"])
+    assert runner.invoke(app, ["plan", "--out", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(app, ["plan", "--out", str(tmp_path), "--set", "services=gocd"]).exit_code == 0
     assert not list((tmp_path / "objects").glob("*elasticsearch*"))
+    assert not list((tmp_path / "deploys").glob("*"))  # no MLflow, no model service to preview
 
 
 def test_bad_config_exits_1_with_the_key_and_no_traceback(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from infra.config import load_config
 from infra.platform import elasticsearch, fluentd, gocd, grafana, mlflow
 from infra.platform.build import build_platform
+from infra.platform.kit_images import GOCD_AGENT_ML
 from infra.platform.model import Platform
 from infra.render import kit_objects
 
@@ -190,7 +191,7 @@ def test_images_are_pinned_and_listed(platform):
         name, _, tag = ref.rpartition(":")
         assert name and tag and tag != "latest", ref
     assert "docker.elastic.co/elasticsearch/elasticsearch:8.19.18" in platform.images
-    assert "cd4ml.local/gocd-agent-ml:26.1.0-cd4ml.1" in platform.images  # elastic agents, built by the kit
+    assert f"cd4ml.local/gocd-agent-ml:{GOCD_AGENT_ML.tag}" in platform.images  # elastic agents, built by the kit
     assert "docker.io/library/python:3.13.7-slim" in platform.images  # the configure Job
 
 

@@ -132,6 +132,17 @@ def test_kit_chart_objects_are_the_rendered_chart(program, model):
     assert group.inputs["objs"] == render_kit_chart(model.extras[0].kit_charts[0])
 
 
+def test_gocd_is_configured_only_after_its_release_and_secrets(program):
+    configure = one(program, "gocd-objects-2")
+    kinds = [o["kind"] for o in configure.inputs["objs"]]
+    assert kinds == ["ConfigMap", "Job"]
+    assert one(program, "gocd-gocd").urn in configure.dependencies
+    release_waits = waits_for(program, one(program, "gocd-gocd"))
+    # The release mounts the password file, so it waits for that Secret (and the admin Secret the Job reads).
+    for secret in ("gocd-secret-cd4ml-gocd-gocd-password-file", "gocd-secret-cd4ml-gocd-gocd-admin"):
+        assert one(program, secret).urn in release_waits
+
+
 def test_provider_can_delete_from_a_vanished_cluster(program):
     (provider,) = by_type(program, "pulumi:providers:kubernetes")
     assert provider.inputs.get("deleteUnreachable") in (True, "true")

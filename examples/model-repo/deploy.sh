@@ -7,7 +7,8 @@
 # Everything it needs comes from the GoCD agent's environment (the kit sets it) or from GoCD:
 #   CD4ML_NAMESPACE_<ENVIRONMENT>  the environment's namespace, e.g. CD4ML_NAMESPACE_STAGING
 #   MLFLOW_TRACKING_URI            where the service loads the model from
-#   FLUENTD_HOST, FLUENTD_PORT     where the service sends prediction events
+#   FLUENTD_HOST, FLUENTD_PORT     where the service sends prediction events (absent when the stack
+#                                  runs no Fluentd: the service then serves without logging events)
 #   GO_PIPELINE_LABEL              the pipeline run being deployed (GoCD sets it; export it by hand
 #                                  when deploying from a laptop)
 #   CD4ML_ML_APP_CHART             the chart (default /opt/cd4ml/charts/ml-app, in the agent image)
@@ -27,7 +28,7 @@ environment="${1:-}"
 ns_var="CD4ML_NAMESPACE_$(printf '%s' "$environment" | tr 'a-z-' 'A-Z_')"
 
 missing=()
-for var in "$ns_var" MLFLOW_TRACKING_URI FLUENTD_HOST FLUENTD_PORT GO_PIPELINE_LABEL; do
+for var in "$ns_var" MLFLOW_TRACKING_URI GO_PIPELINE_LABEL; do
   [[ -n "${!var:-}" ]] || missing+=("$var")
 done
 if ((${#missing[@]})); then
@@ -35,6 +36,10 @@ if ((${#missing[@]})); then
       "The kit sets them on its GoCD agents (${ns_var} only if '$environment' is in the stack's appEnvironments)."
 fi
 ns="${!ns_var}"
+if [[ -z "${FLUENTD_HOST:-}" ]]; then
+  echo "deploy.sh: warning: FLUENTD_HOST is not set (no Fluentd in this platform?):" \
+       "the service will log no prediction events" >&2
+fi
 
 model_json="${CD4ML_MODEL_JSON:-out/model.json}"
 [[ -f "$model_json" ]] || die "$model_json not found: fetch it from the train stage first (see ci.gocd.yaml)"
@@ -62,8 +67,8 @@ helm upgrade --install "$release" "$chart" \
   --set-string environment="$environment" \
   --set-string tenant="${CD4ML_TENANT:-cd4ml}" \
   --set-string mlflow.trackingUri="$MLFLOW_TRACKING_URI" \
-  --set-string fluentd.host="$FLUENTD_HOST" \
-  --set fluentd.port="$FLUENTD_PORT" \
+  --set-string fluentd.host="${FLUENTD_HOST:-}" \
+  --set fluentd.port="${FLUENTD_PORT:-24224}" \
   --set-file "source.serve\.py=$here/service/serve.py"
 
 kubectl -n "$ns" rollout status "deploy/$release" --timeout 5m

@@ -22,6 +22,7 @@ import yaml
 from rich.console import Console
 
 from infra.config import StackConfig
+from infra.platform.kit_images import KIT_IMAGES, KitImage
 
 PULUMI_VERSION = "3.272.0"
 """The Pulumi CLI released with the pinned Python SDK (they are versioned together)."""
@@ -121,6 +122,58 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
     return f"kind-{KIND_CLUSTER}"
 
 
+def kit_images_for(config: StackConfig) -> list[KitImage]:
+    """The kit's own images this stack runs: the ML agent and the model runtime come with GoCD."""
+    return list(KIT_IMAGES) if config.enabled("gocd") else []
+
+
+def deliver_kit_images(config: StackConfig, context: str, console: Console,
+                       run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> list[str]:
+    """Build the kit's images (once per tag) and put them where the cluster pulls from: pushed to
+    `imageRegistry`, or loaded into a local cluster's nodes. Returns the image references."""
+    images = kit_images_for(config)
+    if not images:
+        return []
+    refs = [image.image(config).ref for image in images]
+    if not docker_available(run):
+        if config.image_registry:
+            console.print(f" • Docker is not running: assuming {', '.join(refs)} are already in {config.image_registry}")
+            return refs
+        raise LifecycleError(
+            "the kit's own images (" + ", ".join(refs) + ") are built with Docker, and Docker is not running. "
+            "Start Docker, or build and push them elsewhere (docker build -f images/<name>/Dockerfile .) "
+            "and set cd4ml:imageRegistry.")
+    for image, ref in zip(images, refs):
+        if run(["docker", "image", "inspect", ref], capture_output=True, text=True).returncode != 0:
+            console.print(f" • building {ref}")
+            built = run(["docker", "build", "--file", str(image.dockerfile), "--tag", ref, str(image.context)], text=True)
+            if built.returncode != 0:
+                raise LifecycleError(f"docker build of {ref} failed (exit {built.returncode}); see the output above")
+        _deliver(ref, config, context, console, run)
+    return refs
+
+
+def _deliver(ref: str, config: StackConfig, context: str, console: Console,
+             run: Callable[..., subprocess.CompletedProcess]) -> None:
+    if config.image_registry:
+        command = ["docker", "push", ref]
+    elif context.startswith("kind-"):
+        command = [shutil.which("kind") or "kind", "load", "docker-image", ref, "--name", context.removeprefix("kind-")]
+    elif context.startswith("k3d-"):
+        command = ["k3d", "image", "import", ref, "--cluster", context.removeprefix("k3d-")]
+    elif context == "minikube":
+        command = ["minikube", "image", "load", ref]
+    elif context in ("docker-desktop", "orbstack", "rancher-desktop"):
+        return  # the cluster's nodes share the local Docker engine's images
+    else:
+        raise LifecycleError(
+            f"cannot load {ref} into the cluster of context '{context}': set cd4ml:imageRegistry to a registry "
+            "the cluster pulls from (the kit pushes its images there)")
+    console.print(f" • {' '.join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command))}")
+    if run(command, text=True).returncode != 0:
+        raise LifecycleError(f"could not deliver {ref} to the cluster: `{' '.join(command)}` failed")
+
+
 def passphrase_file() -> Path:
     """Generated once per user, outside the repository; never printed."""
     if not PASSPHRASE_FILE.exists():
@@ -134,7 +187,8 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console) ->
     from pulumi import automation as auto
 
     # kind makes its new cluster the current context, which the Kubernetes provider then uses.
-    ensure_cluster(project, config, console)
+    context = ensure_cluster(project, config, console)
+    deliver_kit_images(config, context, console)
     pulumi_cmd = ensure_pulumi(project)
     state = project / ".pulumi-state"
     state.mkdir(exist_ok=True)

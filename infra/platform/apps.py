@@ -14,11 +14,16 @@ from pathlib import Path
 from infra.config import Profile
 from infra.platform import gocd
 from infra.platform.context import BuildContext
+from infra.platform.kit_images import MODEL_RUNTIME
 from infra.platform.model import Endpoint, KitChart, Service, Stage
 from infra.platform.wiring import app_node
 
 CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
 CHART_DIR = CHARTS_DIR / "app-environments"
+ML_APP_CHART_DIR = CHARTS_DIR / "ml-app"
+ML_APP_RELEASE = "model-service"
+"""The release name the example pipeline's deploy step uses (examples/model-repo/deploy.sh)."""
+PREVIEW_MODEL = {"name": "example-model", "version": "1", "uri": "models:/example-model/1"}
 ENDPOINTS_CONFIGMAP = "platform-endpoints"
 QUOTAS = {
     Profile.LAPTOP: {"requests.cpu": "1", "requests.memory": "1Gi", "limits.cpu": "2", "limits.memory": "2Gi",
@@ -41,6 +46,28 @@ def endpoint_variables(endpoints: dict[str, Endpoint]) -> dict[str, str]:
         variables["FLUENTD_HOST"] = endpoints["fluentd"].host
         variables["FLUENTD_PORT"] = str(endpoints["fluentd"].port)
     return variables
+
+
+def ml_app_previews(ctx: BuildContext) -> tuple[KitChart, ...]:
+    """charts/ml-app in every environment, with the values a deploy stage passes: the endpoints are
+    the app's wiring edges; the model and pipeline label are placeholders a pipeline fills in.
+    Without MLflow there is no model to serve, so nothing to preview."""
+    previews = []
+    for env, namespace in ctx.ns.apps:
+        endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(app_node(env, namespace).id) if e.endpoint}
+        if "mlflow" not in endpoints:
+            continue
+        values: dict = {"model": PREVIEW_MODEL, "pipelineLabel": "1", "environment": env,
+                        "source": {"serve.py": "# the model repository's service/serve.py\n"},
+                        "image": {"repository": f"{MODEL_RUNTIME.image(ctx.config).registry}/"
+                                                f"{MODEL_RUNTIME.image(ctx.config).repository}",
+                                  "tag": MODEL_RUNTIME.tag}}
+        values["mlflow"] = {"trackingUri": endpoints["mlflow"].url}
+        if "fluentd" in endpoints:
+            values["fluentd"] = {"host": endpoints["fluentd"].host, "port": endpoints["fluentd"].port}
+        previews.append(KitChart(name=ML_APP_RELEASE, namespace=namespace, chart_dir=str(ML_APP_CHART_DIR),
+                                 values=values))
+    return tuple(previews)
 
 
 def build(ctx: BuildContext) -> Service:

@@ -30,4 +30,5 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         services=services,
         wiring=ctx.wiring,
         extras=(apps.build(ctx),),
+        previews=apps.ml_app_previews(ctx),
     )

@@ -19,7 +19,7 @@ import yaml
 from infra.config import Exposure, Profile, StackConfig
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
-from infra.platform.kit_images import GOCD_AGENT_ML, PYTHON_IMAGE
+from infra.platform.kit_images import GOCD_AGENT_ML, MODEL_RUNTIME, PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
     PART_OF,
@@ -90,8 +90,9 @@ def admin_credentials(ns: Namespaces) -> Credentials:
     return Credentials(namespace=ns.gocd, secret=ADMIN_SECRET)
 
 
-def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces) -> list[dict[str, str]]:
-    """Agent environment from the agents' outgoing edges; a switched-off service leaves no var."""
+def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Image) -> list[dict[str, str]]:
+    """Agent environment from the agents' outgoing edges (a switched-off service leaves no var), plus
+    what a deploy stage passes to charts/ml-app."""
     env: list[dict[str, str]] = []
     for edge in edges:
         if edge.kind != "connect" or edge.endpoint is None:
@@ -107,7 +108,9 @@ def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces) -> list[dict[str, s
         by_namespace = {namespace: name for name, namespace in ns.apps}
         env += [{"name": f"CD4ML_NAMESPACE_{by_namespace[target].upper().replace('-', '_')}", "value": target}
                 for target in deploy_targets]
-    env.append({"name": "CD4ML_ML_APP_CHART", "value": ML_APP_CHART_PATH})
+    env += [{"name": "CD4ML_ML_APP_CHART", "value": ML_APP_CHART_PATH},
+            {"name": "CD4ML_MODEL_RUNTIME_REPOSITORY", "value": f"{model_runtime.registry}/{model_runtime.repository}"},
+            {"name": "CD4ML_MODEL_RUNTIME_TAG", "value": model_runtime.tag}]
     return env
 
 
@@ -135,6 +138,19 @@ def agent_pod(image: Image, env: list[dict[str, str]], resources: Resources) -> 
             }],
         },
     }
+
+
+PLUGIN_PLACEHOLDERS = {"{{ POD_POSTFIX }}": "plan-preview", "{{ CONTAINER_POSTFIX }}": "plan-preview"}
+
+
+def as_started(pod: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The agent pod as the plugin sends it to the API server: placeholders filled, in its namespace."""
+    text = yaml.safe_dump(pod, sort_keys=False)
+    for placeholder, value in PLUGIN_PLACEHOLDERS.items():
+        text = text.replace(placeholder, value)
+    started = yaml.safe_load(text)
+    started["metadata"]["namespace"] = namespace
+    return started
 
 
 def config_repo_id(url: str, taken: set[str]) -> str:
@@ -206,7 +222,7 @@ def build(ctx: BuildContext) -> Service:
     if config.storage_class:
         persistence["storageClass"] = config.storage_class
     agent_image = GOCD_AGENT_ML.image(config)
-    env = agent_env(ctx.edges_from(AGENTS_NODE), ns)
+    env = agent_env(ctx.edges_from(AGENTS_NODE), ns, MODEL_RUNTIME.image(config))
     agent_size = AGENT_SIZES[ctx.profile]
     values = {
         "server": {
@@ -248,7 +264,8 @@ def build(ctx: BuildContext) -> Service:
                   generated=(("password", admin_password),), type="kubernetes.io/basic-auth"),
         KitSecret(ns.gocd, PASSWORD_FILE_SECRET, password_files=((PASSWORD_FILE_KEY, ADMIN_USER, admin_password),)),
     )
-    desired = desired_configuration(config, ns, agent_pod(agent_image, env, agent_size))
+    pod = agent_pod(agent_image, env, agent_size)
+    desired = desired_configuration(config, ns, pod)
     configure = configure_job(
         name="gocd-configure", namespace=ns.gocd, module="gocd", desired=desired,
         env={"GOCD_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
@@ -270,6 +287,7 @@ def build(ctx: BuildContext) -> Service:
                 Stage(releases=(CHART.release(RELEASE, ns.gocd, values, timeout_seconds=900),)),
                 Stage(objects=configure)),
         workloads=tuple(workloads),
+        embedded=(as_started(pod, ns.gocd),),
         settings={
             "cluster_profile": CLUSTER_PROFILE_ID,
             "elastic_profiles": [p["id"] for p in desired["elastic_profiles"]],

@@ -252,6 +252,9 @@ class Service:
     """Images the service pulls that no counted workload runs (operators' init containers...)."""
     after: tuple[str, ...] = ()
     """Services that must be ready before this one is created."""
+    embedded: tuple[dict[str, Any], ...] = ()
+    """Kubernetes objects the service's own configuration carries and something else creates (the pod
+    GoCD's elastic-agent plugin starts per job): validated and shown by `plan`, never applied."""
     settings: dict[str, Any] = field(default_factory=dict)
     """What the service is configured with beyond its endpoint (GoCD's profiles and config repos...),
     as plain data for `platform.json`: what smoke checks verify and people read."""
@@ -280,6 +283,9 @@ class Platform:
     wiring: tuple[WiringEdge, ...]
     extras: tuple[Service, ...] = field(default=())
     """Parts that are not user-facing services, such as the application environments."""
+    previews: tuple[KitChart, ...] = field(default=())
+    """What the pipelines deploy with the kit's charts (charts/ml-app per environment), rendered and
+    validated by `plan` so a chart change is reviewed before a pipeline meets it; never applied."""
 
     @property
     def parts(self) -> tuple[Service, ...]:

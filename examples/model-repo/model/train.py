@@ -26,6 +26,9 @@ DEFAULT_EXPERIMENT = "cd4ml-example"
 DEFAULT_MODEL_NAME = "diabetes-regressor"
 DEFAULT_ALPHA = 0.1
 MODEL_JSON = "model.json"
+SERIALIZATION_FORMAT = "skops"
+"""MLflow's safe default: loading never runs code from the artifact, but the serving side needs the
+`skops` package. "cloudpickle" needs only mlflow-skinny there, and runs code when it loads."""
 
 
 def fit(split: Split, alpha: float = DEFAULT_ALPHA) -> Ridge:
@@ -65,9 +68,12 @@ def train(out_dir: Path, *, experiment: str, model_name: str, pipeline_label: st
             registered_model_name=model_name,
             # The signature lets the service reject a request with missing features by name.
             input_example=split.X_train.head(3),
+            serialization_format=SERIALIZATION_FORMAT,
             # Explicit, because inferring them imports the model in a subprocess (seconds per run);
             # the model-runtime image brings these libraries, nothing installs them at serve time.
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(
+                include_skops=SERIALIZATION_FORMAT == "skops",
+                include_cloudpickle=SERIALIZATION_FORMAT == "cloudpickle"),
         )
 
     version = str(info.registered_model_version)

@@ -10,6 +10,7 @@ mlflow, pandas, fluent-logger and `cd4ml_events` (the kit's event schema, baked 
 
 Environment (set by the chart): MODEL_URI (required), MODEL_NAME, MODEL_VERSION, PIPELINE_LABEL,
 ENVIRONMENT, TENANT, PORT, FLUENTD_HOST, FLUENTD_PORT, and MLFLOW_TRACKING_URI for mlflow itself.
+Without FLUENTD_HOST (a platform without Fluentd) the service serves but sends no events.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Settings:
     environment: str = "local"
     tenant: str = cd4ml_events.DEFAULT_TENANT
     port: int = 8080
-    fluentd_host: str = "localhost"
+    fluentd_host: str = ""
     fluentd_port: int = 24224
 
     @classmethod
@@ -80,7 +81,7 @@ class Settings:
             environment=env.get("ENVIRONMENT") or "local",
             tenant=env.get("TENANT") or cd4ml_events.DEFAULT_TENANT,
             port=port,
-            fluentd_host=env.get("FLUENTD_HOST") or "localhost",
+            fluentd_host=env.get("FLUENTD_HOST", ""),
             fluentd_port=fluentd_port,
         )
         try:
@@ -141,6 +142,25 @@ class EventLog:
             self._sender.close()
         except Exception:  # noqa: BLE001 - shutting down anyway
             log.debug("closing the Fluentd sender failed", exc_info=True)
+
+
+class NoFluentd:
+    """The sender when no Fluentd is configured: events are dropped on purpose, so no warnings."""
+
+    def emit(self, label: str, record: dict[str, Any]) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def make_event_log(settings: Settings) -> EventLog:
+    prefix, label = fluent_tag_parts(settings.tenant)
+    if not settings.fluentd_host:
+        log.warning("FLUENTD_HOST is not set: predictions are served but no prediction events are sent")
+        return EventLog(NoFluentd(), label)
+    return EventLog(fluent_sender.FluentSender(prefix, host=settings.fluentd_host, port=settings.fluentd_port,
+                                               timeout=FLUENTD_TIMEOUT_SECONDS), label)
 
 
 def parse_payload(payload: Any) -> tuple[list[dict[str, Any]], bool]:
@@ -220,7 +240,7 @@ class PredictionService:
             message = getattr(error, "message", None) or str(error)
             return self._fail(status, f"prediction failed: {message}", instances, started)
         latency_ms = (self._clock() - started) * 1000
-        for features, prediction in zip(instances, predictions):
+        for features, prediction in zip(instances, predictions, strict=True):
             self._log(latency_ms, features, prediction=prediction)
         body: dict[str, Any] = {"predictions": predictions}
         if single:
@@ -314,9 +334,7 @@ def main() -> int:
     except ConfigError as error:
         log.error("%s", error)
         return 2
-    prefix, label = fluent_tag_parts(settings.tenant)
-    events = EventLog(fluent_sender.FluentSender(prefix, host=settings.fluentd_host, port=settings.fluentd_port,
-                                                 timeout=FLUENTD_TIMEOUT_SECONDS), label)
+    events = make_event_log(settings)
     service = PredictionService(settings, events)
     server = ThreadingHTTPServer(("", settings.port), make_handler(service))
     server.daemon_threads = True

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 
 import cd4ml_events
 import pytest
@@ -99,3 +102,13 @@ def test_a_failed_prediction_is_a_400_and_an_error_event(service_url, fluentd):
 def test_unknown_routes_are_404(service_url):
     assert requests.get(f"{service_url}/nope", timeout=5).status_code == 404
     assert requests.post(f"{service_url}/version", json={}, timeout=5).status_code == 404
+
+
+def test_a_model_that_cannot_load_stops_the_service(runtime_dir, mlflow_server, free_tcp_port):
+    """Exit non-zero with the reason, so Kubernetes shows a crash-looping pod instead of a silent 503."""
+    env = {**os.environ, "PYTHONPATH": str(runtime_dir / "lib"), "PYTHONDONTWRITEBYTECODE": "1",
+           "PORT": str(free_tcp_port()), "MODEL_URI": "models:/no-such-model/1", "MLFLOW_TRACKING_URI": mlflow_server}
+    result = subprocess.run([sys.executable, str(runtime_dir / "app" / "serve.py")], env=env, cwd=runtime_dir,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "cannot load models:/no-such-model/1" in result.stderr

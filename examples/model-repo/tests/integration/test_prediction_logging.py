@@ -23,9 +23,9 @@ def _service(trained, model, *, port: int, tenant: str = "cd4ml") -> serve.Predi
     settings = serve.Settings(model_uri=trained.record["model_uri"], model_name=trained.record["model_name"],
                               model_version=trained.record["model_version"], pipeline_label=trained.pipeline_label,
                               environment="production", tenant=tenant, fluentd_host="127.0.0.1", fluentd_port=port)
-    prefix, label = serve.fluent_tag_parts(tenant)
-    sender = fluent_sender.FluentSender(prefix, host="127.0.0.1", port=port, timeout=serve.FLUENTD_TIMEOUT_SECONDS)
-    return serve.PredictionService(settings, serve.EventLog(sender, label), model=model)
+    events = serve.make_event_log(settings)
+    assert isinstance(events._sender, fluent_sender.FluentSender)  # the real client, not a stand-in
+    return serve.PredictionService(settings, events, model=model)
 
 
 def test_prediction_succeeds_when_nothing_listens_for_events(trained, registered_model, free_tcp_port, caplog):

@@ -1,0 +1,43 @@
+"""The kit's own images: what they are built from, and that their tags follow their content."""
+
+from __future__ import annotations
+
+import re
+
+from infra.platform.gocd import AGENT_BASE_IMAGE, ML_APP_CHART_PATH
+from infra.platform.kit_images import GOCD_AGENT_ML, KIT_IMAGES, MODEL_RUNTIME, PYTHON_IMAGE, KitImage
+
+
+def from_line(image: KitImage) -> str:
+    return re.search(r"^FROM (\S+)", image.dockerfile.read_text(), re.M).group(1)
+
+
+def test_images_build_from_the_pinned_bases():
+    assert from_line(GOCD_AGENT_ML) == AGENT_BASE_IMAGE.ref
+    assert from_line(MODEL_RUNTIME) == PYTHON_IMAGE.ref
+
+
+def test_every_copied_path_exists_and_is_an_input_of_the_tag():
+    for image in KIT_IMAGES:
+        for source, _target in re.findall(r"^COPY (\S+) (\S+)", image.dockerfile.read_text(), re.M):
+            assert (image.context / source).exists(), f"{image.name}: COPY {source} does not exist"
+            assert source.startswith(f"images/{image.name}/") or source in image.inputs, (
+                f"{image.name} copies {source} but its tag does not depend on it")
+
+
+def test_agent_image_carries_the_chart_where_the_agents_are_told_it_is():
+    assert f"COPY charts/ml-app {ML_APP_CHART_PATH}" in GOCD_AGENT_ML.dockerfile.read_text()
+
+
+def test_tag_changes_when_an_input_changes(tmp_path, monkeypatch):
+    from infra.platform import kit_images
+
+    (tmp_path / "images" / "x").mkdir(parents=True)
+    (tmp_path / "images" / "x" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "schema.py").write_text("A = 1\n")
+    monkeypatch.setattr(kit_images, "REPO_ROOT", tmp_path)
+    image = KitImage("x", "1.0", inputs=("schema.py",))
+    before = image.content_digest()
+    (tmp_path / "schema.py").write_text("A = 2\n")
+    assert image.content_digest() != before
+    assert image.tag == f"1.0-{image.content_digest()[:10]}" != f"1.0-{before[:10]}"
