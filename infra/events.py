@@ -97,6 +97,7 @@ def validate(record: dict[str, Any]) -> None:
             continue
         value = record[field.name]
         if isinstance(value, bool) or not isinstance(value, field.python_type):
-            raise InvalidEvent(f"field {field.name!r} is {type(value).__name__} {value!r}, expected {field.python_type}")
+            raise InvalidEvent(f"field {field.name!r} is {type(value).__name__} {value!r}, "
+                               f"expected {field.python_type}")
     if record["status"] not in STATUSES:
         raise InvalidEvent(f"status {record['status']!r} is not one of {STATUSES}")

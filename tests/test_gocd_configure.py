@@ -65,7 +65,8 @@ def test_first_run_creates_everything_and_turns_security_on(gocd):
     assert repo["plugin_id"] == "yaml.config.plugin"
     assert repo["material"] == {"type": "git", "attributes": {
         "url": "git@git.example.com:team/fraud-model.git", "branch": "main", "auto_update": True}}
-    assert {(r["type"], r["directive"]) for r in repo["rules"]} == {("pipeline_group", "allow"), ("environment", "allow")}
+    assert {(r["type"], r["directive"]) for r in repo["rules"]} == {("pipeline_group", "allow"),
+                                                                      ("environment", "allow")}
     auth = gocd.items["auth_configs"]["cd4ml-password-file"]
     assert auth["plugin_id"] == "cd.go.authentication.passwordfile"
     assert auth["properties"] == [{"key": "PasswordFilePath", "value": "/etc/cd4ml/gocd-auth/password.properties"}]
@@ -150,7 +151,8 @@ def test_the_stand_in_refuses_what_gocd_refuses(gocd):
     path, accept = COLLECTIONS["cluster_profiles"]
     anonymous = JsonApi(f"{gocd.url}")
     assert anonymous.call("GET", f"{path}/x", accept="application/json").status == 404  # wrong media type
-    assert anonymous.call("POST", path, accept=accept, body={"id": "x", "plugin_id": "p", "properties": []}).status == 200
+    profile = {"id": "x", "plugin_id": "p", "properties": []}
+    assert anonymous.call("POST", path, accept=accept, body=profile).status == 200
     assert anonymous.call("POST", path, accept=accept, body={"id": "x", "plugin_id": "p"}).status == 422
     assert anonymous.call("PUT", f"{path}/x", accept=accept, body={"id": "x"}).status == 412  # no If-Match
     with_credentials = JsonApi(f"{gocd.url}", ADMIN_USER, PASSWORD)
@@ -171,14 +173,14 @@ def test_the_jobs_mounted_code_runs_alone_in_a_bare_interpreter(gocd, tmp_path):
     launcher = (f"import runpy, sys; sys.path[:0] = [{str(tmp_path)!r}]; "
                 f"sys.argv = ['{module}', {str(tmp_path / Path(desired_file).name)!r}]; "
                 f"runpy.run_module({module!r}, run_name='__main__')")
-    first = subprocess.run([sys.executable, "-I", "-c", launcher], env=env, capture_output=True, text=True,
+    first = subprocess.run([sys.executable, "-I", "-S", "-c", launcher], env=env, capture_output=True, text=True,
                            timeout=60)
     assert first.returncode == 0, first.stderr
     assert "gocd configure: config repository churn-model: created" in first.stdout
-    second = subprocess.run([sys.executable, "-I", "-c", launcher], env=env, capture_output=True, text=True,
+    second = subprocess.run([sys.executable, "-I", "-S", "-c", launcher], env=env, capture_output=True, text=True,
                             timeout=60)
     assert second.returncode == 0 and second.stdout.count(": unchanged") == 6
-    wrong = subprocess.run([sys.executable, "-I", "-c", launcher], env=env | {"GOCD_PASSWORD": "wrong-pw"},
+    wrong = subprocess.run([sys.executable, "-I", "-S", "-c", launcher], env=env | {"GOCD_PASSWORD": "wrong-pw"},
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 1 and "FAILED" in wrong.stderr and "HTTP 401" in wrong.stderr
     assert PASSWORD not in first.stdout + second.stdout + wrong.stdout + wrong.stderr

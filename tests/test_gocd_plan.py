@@ -5,6 +5,7 @@ the wiring graph, and charts/ml-app renders valid in every application environme
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -129,3 +130,20 @@ def test_ml_app_refuses_a_deploy_without_a_model():
         chart.render(values={"model": {"name": "m", "version": "1"}, "environment": "staging",
                              "mlflow": {"trackingUri": "http://mlflow"}, "source": {"serve.py": "x"}},
                      name="model-service", namespace="staging", is_install=True)
+
+
+def test_the_example_pipeline_uses_what_the_kit_gives_its_agents():
+    """The example model repository is written against the agent profile: every CD4ML_* variable its
+    deploy step needs is in the profile's environment, and every job names the profile."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "model-repo"
+    service = build_platform(load_config({}), "local").services["gocd"]
+    pod = elastic_agent_pod(json.loads(service.stages[-1].objects[0]["data"]["desired.json"]))
+    provided = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    script = (example / "deploy.sh").read_text()
+    optional = {"CD4ML_TENANT", "CD4ML_MODEL_JSON", "CD4ML_NAMESPACE_"}
+    used = set(re.findall(r"\b(CD4ML_[A-Z_]+|MLFLOW_TRACKING_URI|FLUENTD_HOST|FLUENTD_PORT)\b", script)) - optional
+    assert used and used <= provided, used - provided
+    pipeline = yaml.safe_load((example / "ci.gocd.yaml").read_text())
+    jobs = [job for stage in pipeline["pipelines"]["diabetes-model"]["stages"] for s in stage.values()
+            for job in s["jobs"].values()]
+    assert jobs and {job["elastic_profile_id"] for job in jobs} == {"cd4ml-ml"}

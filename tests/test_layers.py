@@ -16,3 +16,16 @@ def test_module_does_not_load_pulumi(module):
              "print(','.join(loaded))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"{module} loads {result.stdout.strip()}"
+
+
+def test_event_schema_needs_only_the_standard_library(tmp_path):
+    """The model-runtime image ships infra/events.py alone, as `cd4ml_events`."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "infra" / "events.py"
+    (tmp_path / "cd4ml_events.py").write_text(source.read_text())
+    probe = ("import sys; sys.path[:0] = [sys.argv[1]]; import cd4ml_events; "
+             "print(cd4ml_events.tag('team-a'))")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "team-a.prediction"

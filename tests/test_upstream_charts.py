@@ -116,7 +116,9 @@ def test_every_image_pulled_is_listed(charts_dir, platform):
         for obj, pod in pod_specs(objects):
             for container in pod.get("containers", []) + pod.get("initContainers", []):
                 image = container["image"]
-                ref = image if image.count("/") >= 2 else f"docker.io/{image}"
+                first = image.split("/")[0]
+                # Docker's rule: a first part with a dot or a port names a registry; else it is Docker Hub.
+                ref = image if "/" in image and ("." in first or ":" in first) else f"docker.io/{image}"
                 assert ref in platform.images, f"{release.chart}: {obj['kind']} {obj['metadata']['name']} pulls {image}"
 
 

@@ -12,6 +12,8 @@
 #   GO_PIPELINE_LABEL              the pipeline run being deployed (GoCD sets it; export it by hand
 #                                  when deploying from a laptop)
 #   CD4ML_ML_APP_CHART             the chart (default /opt/cd4ml/charts/ml-app, in the agent image)
+#   CD4ML_MODEL_RUNTIME_REPOSITORY, CD4ML_MODEL_RUNTIME_TAG
+#                                  the image the service runs in (the kit's model-runtime build)
 #   CD4ML_TENANT                   optional, default cd4ml
 #   CD4ML_MODEL_JSON               optional, default out/model.json (relative to the working directory)
 set -euo pipefail
@@ -56,6 +58,12 @@ if [[ "$chart" == /* || "$chart" == .* ]] && [[ ! -d "$chart" ]]; then
   die "chart $chart not found; set CD4ML_ML_APP_CHART to the kit's charts/ml-app"
 fi
 
+image_args=()
+if [[ -n "${CD4ML_MODEL_RUNTIME_REPOSITORY:-}" ]]; then
+  image_args+=(--set-string image.repository="$CD4ML_MODEL_RUNTIME_REPOSITORY")
+  image_args+=(--set-string image.tag="${CD4ML_MODEL_RUNTIME_TAG:?CD4ML_MODEL_RUNTIME_TAG must accompany the repository}")
+fi
+
 echo "deploying $model_uri (pipeline $GO_PIPELINE_LABEL) to $environment (namespace $ns)"
 # --set-string: a version "10" or a label "1.10" must stay text, not become a number.
 helm upgrade --install "$release" "$chart" \
@@ -69,7 +77,8 @@ helm upgrade --install "$release" "$chart" \
   --set-string mlflow.trackingUri="$MLFLOW_TRACKING_URI" \
   --set-string fluentd.host="${FLUENTD_HOST:-}" \
   --set fluentd.port="${FLUENTD_PORT:-24224}" \
-  --set-file "source.serve\.py=$here/service/serve.py"
+  --set-file "source.serve\.py=$here/service/serve.py" \
+  "${image_args[@]}"
 
 kubectl -n "$ns" rollout status "deploy/$release" --timeout 5m
 kubectl -n "$ns" get deploy "$release"

@@ -137,7 +137,8 @@ def deliver_kit_images(config: StackConfig, context: str, console: Console,
     refs = [image.image(config).ref for image in images]
     if not docker_available(run):
         if config.image_registry:
-            console.print(f" • Docker is not running: assuming {', '.join(refs)} are already in {config.image_registry}")
+            console.print(f" • Docker is not running: assuming {', '.join(refs)} are already in "
+                          f"{config.image_registry}")
             return refs
         raise LifecycleError(
             "the kit's own images (" + ", ".join(refs) + ") are built with Docker, and Docker is not running. "
@@ -146,7 +147,8 @@ def deliver_kit_images(config: StackConfig, context: str, console: Console,
     for image, ref in zip(images, refs):
         if run(["docker", "image", "inspect", ref], capture_output=True, text=True).returncode != 0:
             console.print(f" • building {ref}")
-            built = run(["docker", "build", "--file", str(image.dockerfile), "--tag", ref, str(image.context)], text=True)
+            built = run(["docker", "build", "--file", str(image.dockerfile), "--tag", ref, str(image.context)],
+                        text=True)
             if built.returncode != 0:
                 raise LifecycleError(f"docker build of {ref} failed (exit {built.returncode}); see the output above")
         _deliver(ref, config, context, console, run)
@@ -201,7 +203,8 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console) ->
     stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project), opts=workspace)
     console.print(f" • pulumi up (stack '{stack_name}', state in {state})")
     try:
-        result = stack.up(on_output=console.print, color="never")
+        # refresh: what was changed or deleted on the cluster by hand is seen, and put back.
+        result = stack.up(on_output=console.print, color="never", refresh=True)
     except auto.ConcurrentUpdateError:
         raise LifecycleError(f"another update of stack '{stack_name}' is running; wait for it or "
                              f"run `pulumi cancel` in {project}") from None

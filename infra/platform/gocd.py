@@ -292,7 +292,8 @@ def build(ctx: BuildContext) -> Service:
             "cluster_profile": CLUSTER_PROFILE_ID,
             "elastic_profiles": [p["id"] for p in desired["elastic_profiles"]],
             "agent_image": agent_image.ref,
-            "config_repos": [{"id": r["id"], "url": r["material"]["attributes"]["url"]} for r in desired["config_repos"]],
+            "config_repos": [{"id": r["id"], "url": r["material"]["attributes"]["url"]}
+                             for r in desired["config_repos"]],
             "admins": desired["system_admins"]["users"],
         },
         # Elastic agents are started on demand from the ML image; the configure Job runs stock Python.

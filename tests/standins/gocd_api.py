@@ -84,7 +84,8 @@ class GoCDApiStandIn(HttpStandIn):
         user, password = credentials
         if self.users.get(user) != password:
             return 401, {"message": "Invalid credentials. Either your username and password are incorrect, or there "
-                                    "is a problem with your browser cookies. Please check with your administrator."}, CHALLENGE
+                                    "is a problem with your browser cookies. Please check with your "
+                                    "administrator."}, CHALLENGE
         admins = self.system_admins["users"]
         if admins and user not in admins:
             return 403, {"message": "You are not authorized to access this resource!"}, {}
@@ -126,8 +127,8 @@ class GoCDApiStandIn(HttpStandIn):
     def _get(self, name: str, request: Request):
         item = self.items[name].get(request.match["id"])
         if item is None:
-            return 404, {"message": f"Either the resource you requested was not found, or you are not authorized "
-                                    f"to perform this action."}
+            return 404, {"message": "Either the resource you requested was not found, or you are not authorized "
+                                    "to perform this action."}
         return 200, self._represent(name, item), {"ETag": etag_of(item)}
 
     def _create(self, name: str, request: Request):

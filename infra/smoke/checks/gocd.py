@@ -18,6 +18,8 @@ INTERNAL_CONFIG_REPOS = "/api/internal/config_repos"
 """Where GoCD reports parse results of config repositories (an internal API of its UI, v4 shape)."""
 CONFIGURE_HINT = ("the configure Job did not finish: kubectl -n {namespace} logs -l "
                   "app.kubernetes.io/component=gocd-configure")
+RECONFIGURE_HINT = ("kubectl -n {namespace} delete job -l app.kubernetes.io/component=gocd-configure, then "
+                    "`cd4ml up` (it refreshes, sees the Job gone and runs it again)")
 
 
 def server_health(context: SmokeContext) -> str:
@@ -79,7 +81,6 @@ def elastic_agent_profiles(context: SmokeContext) -> str:
     """The cluster profile and the ML agent profile exist, and the profile's pods get exactly the
     endpoints the wiring graph gives the agents."""
     gocd, settings = context.target("gocd"), _settings(context)
-    hint = CONFIGURE_HINT.format(**settings)
     cluster = f"{CLUSTER_PROFILES.path}/{settings['cluster_profile']}"
     _read(context, cluster, CLUSTER_PROFILES.accept, "the kit's cluster profile (HTTP 200)")
     expected = _expected_agent_env(context)
@@ -95,13 +96,13 @@ def elastic_agent_profiles(context: SmokeContext) -> str:
         if wrong:
             raise CheckFailed(Diagnosis(
                 "gocd", f"GET {gocd.url}{path}", f"agent env {expected}", f"agent env differs: {wrong}",
-                "the profile was edited by hand or configured from another stack; rerun `cd4ml up` "
-                "(the configure Job rewrites it)"))
+                "the profile was edited by hand or configured from another stack: "
+                + RECONFIGURE_HINT.format(**settings)))
         if pod.get("spec", {}).get("serviceAccountName") != AGENT_SERVICE_ACCOUNT:
             raise CheckFailed(Diagnosis(
                 "gocd", f"GET {gocd.url}{path}", f"pods run as ServiceAccount {AGENT_SERVICE_ACCOUNT}",
                 f"serviceAccountName {pod.get('spec', {}).get('serviceAccountName')!r}",
-                "ML jobs could not deploy: rerun `cd4ml up` " + f"({hint})"))
+                "ML jobs could not deploy: " + RECONFIGURE_HINT.format(**settings)))
     return f"profiles {', '.join(settings['elastic_profiles'])} carry {', '.join(sorted(expected))}"
 
 

@@ -154,3 +154,11 @@ def test_a_failed_helm_stops_the_deploy(workdir):
     result = run(workdir, "staging", **AGENT_ENV)
     assert result.returncode != 0 and "UPGRADE FAILED" in result.stderr
     assert calls(workdir) == []  # kubectl never ran
+
+
+def test_the_kits_model_runtime_image_is_passed_when_the_agent_names_it(workdir):
+    image = {"CD4ML_MODEL_RUNTIME_REPOSITORY": "cd4ml.local/model-runtime", "CD4ML_MODEL_RUNTIME_TAG": "0.1.0-abc"}
+    assert run(workdir, "staging", **AGENT_ENV, **image).returncode == 0
+    helm = calls(workdir)[0]
+    values = {helm[i + 1] for i, arg in enumerate(helm) if arg == "--set-string"}
+    assert {"image.repository=cd4ml.local/model-runtime", "image.tag=0.1.0-abc"} <= values
