@@ -127,6 +127,11 @@ class StackConfig(BaseModel):
         alias="elasticsearchNodes",
         description="Elasticsearch nodes (laptop profile: 1; cluster profile: 1-9, 3 recommended).",
     )
+    log_retention_days: int = Field(
+        7,
+        alias="logRetentionDays",
+        description="Days container logs and model events are kept before their daily indices are deleted (1-365).",
+    )
     elasticsearch_storage_gi: int = Field(
         10,
         alias="elasticsearchStorageGi",
@@ -234,6 +239,11 @@ class StackConfig(BaseModel):
     @classmethod
     def _agents(cls, value: int) -> int:
         return _in_range(value, 0, 20)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _in_range(value, 1, 365)
 
     @field_validator("elasticsearch_storage_gi", "gocd_storage_gi", "mlflow_storage_gi")
     @classmethod

@@ -60,13 +60,13 @@ def tag(tenant: str = DEFAULT_TENANT) -> str:
 def prediction_event(*, model_name: str, model_version: str, pipeline_label: str, environment: str,
                      latency_ms: float, prediction: float | None = None, error: str | None = None,
                      features: dict[str, Any] | None = None, tenant: str = DEFAULT_TENANT,
-                     at: datetime | None = None) -> dict[str, Any]:
+                     at: datetime | None = None, event_id: str | None = None) -> dict[str, Any]:
     """A validated prediction event; exactly one of `prediction` and `error` is given."""
     if (prediction is None) == (error is None):
         raise InvalidEvent("give exactly one of prediction (a success) and error (a failure)")
     record: dict[str, Any] = {
         "@timestamp": (at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="milliseconds"),
-        "event_id": str(uuid.uuid4()),
+        "event_id": event_id or str(uuid.uuid4()),
         "tenant": tenant,
         "environment": environment,
         "model_name": model_name,

@@ -19,6 +19,8 @@ import requests
 
 from infra.config import load_config
 from infra.configure.api import JsonApi
+from infra.configure import elasticsearch as configure_elasticsearch
+from infra.configure import kibana as configure_kibana
 from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, configure, ensure
 from infra.plan import platform_document
 from infra.platform.build import build_platform
@@ -87,8 +89,6 @@ class StandInPlatform:
         faults = self.faults
         es_users = dict(PASSWORDS)
         self.es = self._start(ElasticsearchStandIn(es_users))
-        if "elasticsearch-red" in faults:
-            self.es.status = "red"
         dead = f"http://127.0.0.1:{free_port()}"
 
         def connection(consumer: str, user: str) -> Connection:
@@ -103,10 +103,28 @@ class StandInPlatform:
 
         self.forward = self._start(ForwardStandIn(connection("fluentd", "fluentd"), EVENT_INDEX_PREFIX,
                                                   drop="fluentd-drops-events" in faults))
-        self.kibana = self._start(KibanaStandIn(connection("kibana", "kibana-association")))
+        admin = {"cd4ml-admin": PASSWORDS["cd4ml-admin"]}
+        self.kibana = self._start(KibanaStandIn(connection("kibana", "kibana-association"), users=admin))
         grafana_es = connection("grafana", "grafana")
+        platform = build_platform(load_config(STACK_CONFIG), "local")
+        grafana_values = platform.services["grafana"].releases[0].values
+        provisioned = [json.loads(d["json"]) for d in grafana_values["dashboards"]["cd4ml"].values()]
         self.grafana = self._start(GrafanaStandIn(("admin", "grafana-admin-pw"), {
-            uid: (grafana_es, f"{prefix}-*") for uid, (_, prefix) in DATASOURCES.items()}))
+            uid: (grafana_es, f"{prefix}-*") for uid, (_, prefix) in DATASOURCES.items()},
+            dashboards=[] if "grafana-dashboard-missing" in faults else provisioned))
+        # Elasticsearch and Kibana as the kit's configure Jobs left them when they ran (their code, run
+        # here, against the healthy platform); the faults are what broke afterwards.
+        broken_association, self.kibana.association = self.kibana.association, Connection(
+            self.es.url, "kibana-association", PASSWORDS["kibana-association"])
+        for service, stand_in, module in (("elasticsearch", self.es, configure_elasticsearch),
+                                          ("kibana", self.kibana, configure_kibana)):
+            if f"{service}-not-configured" not in faults:
+                desired = json.loads(platform.services[service].stages[-1].objects[0]["data"]["desired.json"])
+                module.configure(JsonApi(stand_in.url, "cd4ml-admin", PASSWORDS["cd4ml-admin"]), desired,
+                                 health_timeout=5)
+        self.kibana.association = broken_association
+        if "elasticsearch-red" in faults:
+            self.es.status = "red"
         self.gocd = self._configured_gocd(faults)
         self.stand_ins.append(self.gocd)
         for service in ("elasticsearch", "fluentd", "kibana", "grafana", "gocd"):

@@ -51,12 +51,12 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
     assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 21
+    assert len(results) == 24
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
     # Test data is cleaned up: the event is gone from Elasticsearch, the MLflow run deleted.
     leftovers = [d for docs in platform.es.indices.values() for d in docs
-                 if d.get("smoke_id", "").startswith("cd4ml-smoke")]
+                 if d.get("event_id", "").startswith("cd4ml-smoke")]
     assert leftovers == []
 
 
@@ -71,17 +71,19 @@ FAULTS = [
     ("kibana->elasticsearch", "kibana-wrong-port", {"kibana.status", "wire.kibana-elasticsearch"}, "elasticsearchRef"),
     # Kibana's console runs as the logged-in user, so only the association (kibana.status) breaks.
     ("kibana->elasticsearch", "kibana-wrong-credentials", {"kibana.status"}, "elasticsearchRef"),
-    ("kibana", "kibana-down", {"kibana.status", "wire.kibana-elasticsearch"}, "kibana is down"),
+    ("kibana", "kibana-down", {"kibana.status", "kibana.data-views", "wire.kibana-elasticsearch"}, "kibana is down"),
     ("grafana->elasticsearch", "grafana-wrong-host", {"grafana.datasources", "wire.grafana-elasticsearch"},
      "differs from the wiring graph"),
     ("grafana->elasticsearch", "grafana-wrong-port", {"grafana.datasources", "wire.grafana-elasticsearch"},
      "differs from the wiring graph"),
     ("grafana->elasticsearch", "grafana-wrong-credentials", {"grafana.datasources", "wire.grafana-elasticsearch"},
      "credentials in cd4ml-monitoring/elasticsearch-user-grafana"),
-    ("grafana", "grafana-down", {"grafana.health", "grafana.datasources", "wire.grafana-elasticsearch"},
+    ("grafana", "grafana-down", {"grafana.health", "grafana.datasources", "grafana.dashboards",
+                                 "wire.grafana-elasticsearch"},
      "grafana is down"),
     ("elasticsearch", "elasticsearch-red", {"elasticsearch.health"}, "unassigned"),
-    ("elasticsearch", "elasticsearch-down", {"elasticsearch.health", "kibana.status", "grafana.datasources",
+    ("elasticsearch", "elasticsearch-down", {"elasticsearch.health", "elasticsearch.index-templates",
+                                             "kibana.status", "grafana.datasources",
                                              "wire.fluentd-elasticsearch"}, "elasticsearch is down"),
     ("gocd", "gocd-down", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos"},
      "gocd is down"),
@@ -89,6 +91,10 @@ FAULTS = [
     ("gocd-agents->mlflow (profile)", "gocd-agent-profile-stale", {"gocd.elastic-agents"},
      "mlflow.old-namespace"),
     ("gocd (config repos)", "gocd-config-repo-broken", {"gocd.config-repos"}, "parse error"),
+    ("elasticsearch (templates)", "elasticsearch-not-configured", {"elasticsearch.index-templates"},
+     "elasticsearch-configure"),
+    ("kibana (data views)", "kibana-not-configured", {"kibana.data-views"}, "kibana-configure"),
+    ("grafana (dashboards)", "grafana-dashboard-missing", {"grafana.dashboards"}, "dashboard provider"),
 ]
 
 

@@ -60,7 +60,7 @@ def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
 def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):  # noqa: F811
     results, cluster = run(mlflow_server.url)
     assert {n: r.detail for n, r in results.items() if r.status != "pass"} == {}
-    assert len(results) == 21
+    assert len(results) == 24
     calls = [kind for kind, _ in cluster.calls]
     assert calls.count("create_pod") == 7 and calls.count("delete_pod") == 7  # 2 + agents + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
@@ -143,7 +143,7 @@ CLUSTER_FAULTS = [
     ("mlflow (cluster)", "no-ready-mlflow-pod", {"tweak": no_ready_pod_for_mlflow},
      {"mlflow.health", "mlflow.rest", "mlflow.run", "wire.gocd-agents-mlflow"}, "no ready pod"),
     ("grafana (cluster)", "grafana-service-missing", {"tweak": grafana_service_missing},
-     {"grafana.health", "grafana.datasources", "wire.grafana-elasticsearch"}, "cannot read Service"),
+     {"grafana.health", "grafana.datasources", "grafana.dashboards", "wire.grafana-elasticsearch"}, "cannot read Service"),
 ]
 
 

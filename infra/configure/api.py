@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+from infra.smoke.polling import Observation, WaitTimeout, poll_until
 
 
 @dataclass
@@ -24,6 +28,30 @@ class Response:
         message = self.body.get("message") if isinstance(self.body, dict) else self.body
         text = json.dumps(message) if not isinstance(message, str) else message
         return f"HTTP {self.status} {text[:300]}" if text else f"HTTP {self.status}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    what: str
+    id: str
+    action: str  # created | updated | unchanged
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.id}: {self.action}"
+
+
+def covers(current: Any, desired: Any) -> bool:
+    """Whether the server's copy already holds every field the kit sets (GoCD adds links, defaults
+    and encrypted values of its own). Property lists compare as key -> value maps."""
+    if isinstance(desired, dict):
+        return isinstance(current, dict) and all(covers(current.get(k), v) for k, v in desired.items())
+    if isinstance(desired, list) and desired and all(isinstance(d, dict) and "key" in d for d in desired):
+        have = {p.get("key"): p.get("value") for p in current or [] if isinstance(p, dict)}
+        return {d["key"]: d.get("value") for d in desired} == have
+    if isinstance(desired, list):
+        return isinstance(current, list) and len(current) == len(desired) and all(
+            covers(c, d) for c, d in zip(current, desired))
+    return current == desired
 
 
 class ApiError(RuntimeError):
@@ -45,10 +73,9 @@ class JsonApi:
         self.authenticating = bool(self._authorization) and not anonymous_first
 
     def call(self, method: str, path: str, *, accept: str = "application/json", body: Any = None,
-             headers: dict[str, str] | None = None, anonymous: bool = False) -> Response:
-        """`anonymous=True` for endpoints that never take credentials (health checks)."""
-        answer = self._send(method, path, accept, body, headers, with_credentials=self.authenticating and not anonymous)
-        if (answer.status == 401 and not anonymous and not self.authenticating and self._authorization
+             headers: dict[str, str] | None = None) -> Response:
+        answer = self._send(method, path, accept, body, headers, with_credentials=self.authenticating)
+        if (answer.status == 401 and not self.authenticating and self._authorization
                 and answer.header("WWW-Authenticate")):
             self.authenticating = True
             answer = self._send(method, path, accept, body, headers, with_credentials=True)
@@ -77,3 +104,43 @@ def _decode(raw: bytes) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return text
+
+
+def wait_for(api: JsonApi, path: str, healthy: Callable[[Response], bool], what: str, timeout: float,
+             pause: Callable[[float], None] | None = None) -> None:
+    """Poll `path` (without credentials unless the API needs them) until `healthy`, or raise an
+    ApiError saying what was awaited and what was last seen."""
+    def look() -> Observation[bool]:
+        answer = api.call("GET", path)
+        return Observation(healthy(answer), True, answer.summary())
+
+    kwargs = {"pause": pause} if pause else {}
+    try:
+        poll_until(look, what=what, timeout=timeout, max_interval=10.0, **kwargs)
+    except WaitTimeout as timed_out:
+        raise ApiError(str(timed_out)) from None
+
+
+def run_main(service: str, argv: list[str], required_env: tuple[str, ...],
+             make_api: Callable[[dict[str, str]], JsonApi],
+             configure: Callable[..., list[Outcome]]) -> int:
+    """The Job's entry point: one line per item ensured, exit 1 with the diagnosis on failure,
+    2 on a usage mistake; never the password."""
+    if len(argv) != 1:
+        print(f"usage: python -m infra.configure.{service} DESIRED.json", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as source:
+        desired = json.load(source)
+    missing = [name for name in required_env if not os.environ.get(name)]
+    if missing:
+        print(f"{service} configure: environment variable(s) {', '.join(missing)} not set", file=sys.stderr)
+        return 2
+    api = make_api(dict(os.environ))
+    try:
+        for outcome in configure(api, desired, float(os.environ.get("CD4ML_HEALTH_TIMEOUT", "900"))):
+            print(f"{service} configure: {outcome}", flush=True)
+    except ApiError as failed:
+        print(f"{service} configure: FAILED: {failed}", file=sys.stderr)
+        return 1
+    print(f"{service} configure: done", flush=True)
+    return 0

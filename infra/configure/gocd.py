@@ -13,14 +13,11 @@ GOCD_PASSWORD in the environment (see infra/platform/gocd.py, which writes DESIR
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from infra.configure.api import ApiError, JsonApi, Response
-from infra.smoke.polling import Observation, WaitTimeout, poll_until
+from infra.configure.api import ApiError, JsonApi, Outcome, Response, covers, run_main, wait_for
 
 
 @dataclass(frozen=True)
@@ -44,32 +41,8 @@ HEALTH = "/api/v1/health"
 UPDATE_ATTEMPTS = 3
 
 
-@dataclass(frozen=True)
-class Outcome:
-    what: str
-    id: str
-    action: str  # created | updated | unchanged
-
-    def __str__(self) -> str:
-        return f"{self.what} {self.id}: {self.action}"
-
-
 class Unauthorized(ApiError):
     pass
-
-
-def covers(current: Any, desired: Any) -> bool:
-    """Whether the server's copy already holds every field the kit sets (GoCD adds links, defaults
-    and encrypted values of its own). Property lists compare as key -> value maps."""
-    if isinstance(desired, dict):
-        return isinstance(current, dict) and all(covers(current.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list) and desired and all(isinstance(d, dict) and "key" in d for d in desired):
-        have = {p.get("key"): p.get("value") for p in current or [] if isinstance(p, dict)}
-        return {d["key"]: d.get("value") for d in desired} == have
-    if isinstance(desired, list):
-        return isinstance(current, list) and len(current) == len(desired) and all(
-            covers(c, d) for c, d in zip(current, desired))
-    return current == desired
 
 
 def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
@@ -113,17 +86,13 @@ def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], single
 
 
 def wait_until_healthy(api: JsonApi, timeout: float, pause: Callable[[float], None] | None = None) -> None:
-    def look() -> Observation[bool]:
-        answer = api.call("GET", HEALTH, anonymous=True)
-        healthy = answer.status == 200 and isinstance(answer.body, dict) and answer.body.get("health") == "OK"
-        return Observation(healthy, True, answer.summary())
+    # Health never takes credentials: GoCD refuses them while its security is off.
+    def healthy(answer: Response) -> bool:
+        return answer.status == 200 and isinstance(answer.body, dict) and answer.body.get("health") == "OK"
 
-    kwargs = {"pause": pause} if pause else {}
-    try:
-        poll_until(look, what=f"GoCD server health at {api.base_url}{HEALTH} to answer 200 {{\"health\": \"OK\"}}",
-                   timeout=timeout, max_interval=10.0, **kwargs)
-    except WaitTimeout as timed_out:
-        raise ApiError(str(timed_out)) from None
+    plain = JsonApi(api.base_url, timeout=api.timeout)
+    wait_for(plain, HEALTH, healthy, f"GoCD server health at {api.base_url}{HEALTH} to answer 200 "
+             '{"health": "OK"}', timeout, pause)
 
 
 def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900.0,
@@ -144,26 +113,10 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m infra.configure.gocd DESIRED.json", file=sys.stderr)
-        return 2
-    with open(argv[0], encoding="utf-8") as source:
-        desired = json.load(source)
-    missing = [name for name in ("GOCD_URL", "GOCD_USERNAME", "GOCD_PASSWORD") if not os.environ.get(name)]
-    if missing:
-        print(f"gocd configure: environment variable(s) {', '.join(missing)} not set", file=sys.stderr)
-        return 2
-    api = JsonApi(os.environ["GOCD_URL"], os.environ["GOCD_USERNAME"], os.environ["GOCD_PASSWORD"],
-                  anonymous_first=True)
-    try:
-        for outcome in configure(api, desired, float(os.environ.get("CD4ML_HEALTH_TIMEOUT", "900"))):
-            print(f"gocd configure: {outcome}", flush=True)
-    except ApiError as failed:
-        print(f"gocd configure: FAILED: {failed}", file=sys.stderr)
-        return 1
-    print("gocd configure: done", flush=True)
-    return 0
+    return run_main("gocd", sys.argv[1:] if argv is None else argv, ("GOCD_URL", "GOCD_USERNAME", "GOCD_PASSWORD"),
+                    lambda env: JsonApi(env["GOCD_URL"], env["GOCD_USERNAME"], env["GOCD_PASSWORD"],
+                                        anonymous_first=True),
+                    configure)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ Elasticsearch, plus a forward input (24224) behind a Service for application eve
 
 The chart owns the whole Fluentd configuration (its image's env-driven config is not used), so
 the kit replaces the output file and adds the forward source. Container logs and application
-events go to separate index families. Config keys read: profile.
+events go to separate index families; events are indexed per tenant, the first part of their tag
+(`<tenant>.prediction`, infra/events.py): `cd4ml-events-<tenant>-YYYY.MM.DD`. Index settings and
+mappings come from the templates the Elasticsearch service installs first. Config keys read: profile.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def forward_endpoint(ns: Namespaces) -> Endpoint:
     return Endpoint(RELEASE, ns.logging, FORWARD_PORT, scheme="tcp")
 
 
-def _es_output(match: str, output_id: str, index_prefix: str, es: Endpoint) -> str:
+def _es_output(match: str, output_id: str, index_prefix: str, es: Endpoint, chunk_keys: str = "") -> str:
     # Pinned to ES 8: without default_elasticsearch_version the plugin assumes 5 and sends
     # `_type`, which ES 8 rejects; suppress_type_name makes the intent explicit.
     return f"""  <match {match}>
@@ -53,7 +55,7 @@ def _es_output(match: str, output_id: str, index_prefix: str, es: Endpoint) -> s
     reload_on_failure true
     reload_connections false
     request_timeout 30s
-    <buffer>
+    <buffer{f" {chunk_keys}" if chunk_keys else ""}>
       @type memory
       flush_interval 5s
       chunk_limit_size 8MB
@@ -70,7 +72,9 @@ def file_configs(es: Endpoint) -> dict[str, str]:
     outputs = (
         "<label @OUTPUT>\n"
         + _es_output(CONTAINER_LOG_TAG, "out_es_container_logs", elasticsearch.LOG_INDEX_PREFIX, es)
-        + _es_output("**", "out_es_app_events", elasticsearch.EVENT_INDEX_PREFIX, es)
+        # ${tag[0]} needs `tag` as a buffer chunk key: one chunk per tag, so one tenant per index.
+        + _es_output("**", "out_es_app_events", f"{elasticsearch.EVENT_INDEX_PREFIX}-${{tag[0]}}", es,
+                     chunk_keys="tag")
         + "</label>\n"
     )
     # The chart's pipeline runs on labels only; an unlabelled forward source would match nothing.

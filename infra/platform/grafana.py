@@ -3,13 +3,19 @@
 The admin comes from a kit Secret with a generated password (the chart's own random password
 relies on Helm `lookup` and would change on every render). Datasources have fixed uids so
 health checks and dashboards can address them; their password is read from the environment.
+The model monitoring dashboard (dashboards/model-monitoring.json, queries over the fields of
+infra/events.py) is provisioned read-only, with links to MLflow and Kibana.
 Config keys read: exposure, profile.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from infra.config import Exposure, Profile
-from infra.platform import elasticsearch
+from infra.platform import elasticsearch, kibana, mlflow
+from infra.platform.access import browser_url
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -40,6 +46,19 @@ DATASOURCES = {
     "cd4ml-es-events": ("Elasticsearch: model events", elasticsearch.EVENT_INDEX_PREFIX),
 }
 """uid -> (name, index prefix). The uids are fixed: health checks and dashboards use them."""
+
+
+DASHBOARDS_DIR = Path(__file__).parent / "dashboards"
+DASHBOARD_PROVIDER = "cd4ml"
+MODEL_DASHBOARD_UID = "cd4ml-model-monitoring"
+
+
+def model_dashboard(links: dict[str, str]) -> dict:
+    """The dashboard as provisioned: the file in the repository plus links to the other tools."""
+    dashboard = json.loads((DASHBOARDS_DIR / "model-monitoring.json").read_text())
+    dashboard["links"] = [{"title": title, "type": "link", "url": url, "targetBlank": True, "icon": "external link"}
+                          for title, url in links.items()]
+    return dashboard
 
 
 def endpoint(ns: Namespaces) -> Endpoint:
@@ -90,6 +109,18 @@ def build(ctx: BuildContext) -> Service:
             "ES_PASSWORD": edge.credentials.password.as_env_source(),
         }
         values["datasources"] = {"datasources.yaml": {"apiVersion": 1, "datasources": datasources(edge.endpoint)}}
+        links = {"MLflow": browser_url("mlflow", mlflow.endpoint(ns))} if ctx.config.enabled("mlflow") else {}
+        if ctx.config.enabled("kibana"):
+            links["Kibana: model events"] = (f"{browser_url('kibana', kibana.endpoint(ns))}/app/discover#/"
+                                             f"?_a=(dataSource:(dataViewId:{elasticsearch.EVENT_INDEX_PREFIX},"
+                                             "type:dataView))")
+        values["dashboardProviders"] = {"dashboardproviders.yaml": {"apiVersion": 1, "providers": [{
+            "name": DASHBOARD_PROVIDER, "orgId": 1, "folder": "CD4ML", "type": "file",
+            "disableDeletion": True, "editable": False, "allowUiUpdates": False,
+            "options": {"path": f"/var/lib/grafana/dashboards/{DASHBOARD_PROVIDER}"},
+        }]}}
+        values["dashboards"] = {DASHBOARD_PROVIDER: {"model-monitoring": {
+            "json": json.dumps(model_dashboard(links), indent=2)}}}
     admin_secret = KitSecret(namespace=ns.monitoring, name=admin.secret, literals=((admin.username_key, "admin"),),
                              generated=((admin.password_key, GeneratedPassword("grafana-admin")),))
     return Service(
@@ -101,4 +132,5 @@ def build(ctx: BuildContext) -> Service:
         stages=(Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),)),),
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", IMAGE, size),)),),
         after=("elasticsearch",),
+        settings={"datasources": sorted(DATASOURCES), "dashboards": [MODEL_DASHBOARD_UID] if edge else []},
     )

@@ -1,14 +1,18 @@
 """Kibana through ECK: a `Kibana` resource joined to Elasticsearch by `elasticsearchRef`.
 
 ECK creates Kibana's own Elasticsearch credentials for that association; people log in with the
-Elasticsearch admin user. Config keys read: elasticStackVersion, profile.
+Elasticsearch admin user. Once Kibana is green a configure Job (infra/configure/kibana.py) ensures
+the data views of the kit's index families, model events first, so Discover opens on predictions.
+Config keys read: elasticStackVersion, profile.
 """
 
 from __future__ import annotations
 
 from infra.config import Profile
 from infra.platform import elasticsearch
+from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import PART_OF, Container, Endpoint, Resources, Service, Stage, Workload, await_annotations
 
@@ -19,6 +23,14 @@ SIZES = {
     Profile.CLUSTER: Resources(500, 1536, 2000, 2048),
 }
 READY_TIMEOUT_SECONDS = 600
+CONFIGURE_TIMEOUT_SECONDS = 600
+DATA_VIEWS = (
+    {"id": elasticsearch.EVENT_INDEX_PREFIX, "name": "Model events (predictions)",
+     "title": f"{elasticsearch.EVENT_INDEX_PREFIX}-*", "timeFieldName": "@timestamp"},
+    {"id": elasticsearch.LOG_INDEX_PREFIX, "name": "Container logs",
+     "title": f"{elasticsearch.LOG_INDEX_PREFIX}-*", "timeFieldName": "@timestamp"},
+)
+"""Data views by id (stable, so smoke checks and links can address them); the first is the default."""
 NODE_HEAP_MB = {Profile.LAPTOP: 640, Profile.CLUSTER: 1280}
 """Node's old-space limit; below the container limit so Kibana is not OOM-killed under load."""
 
@@ -49,15 +61,25 @@ def build(ctx: BuildContext) -> Service:
             }]}},
         },
     }
+    admin = elasticsearch.user_credentials("admin", ns.logging)
+    desired = {"data_views": list(DATA_VIEWS), "default_data_view": DATA_VIEWS[0]["id"]}
+    configure = configure_job(
+        name="kibana-configure", namespace=ns.logging, module="kibana", desired=desired,
+        env={"KIBANA_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
+        secret_env={"KIBANA_USERNAME": admin.username, "KIBANA_PASSWORD": admin.password},
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS)
     return Service(
         name="kibana",
         namespace=ns.logging,
         endpoint=endpoint(ns),
-        credentials=elasticsearch.user_credentials("admin", ns.logging),
+        credentials=admin,
         secrets=(),
-        stages=(Stage(objects=(kibana,)),),
+        stages=(Stage(objects=(kibana,)), Stage(objects=configure)),
         workloads=(Workload(RESOURCE_NAME, "Kibana", 1,
                             (Container("kibana", elasticsearch.stack_image("kibana", config.elastic_stack_version),
                                        size),)),),
         after=("elasticsearch",),
+        extra_images=(PYTHON_IMAGE,),
+        settings={"data_views": [{"id": v["id"], "title": v["title"]} for v in DATA_VIEWS],
+                  "default_data_view": DATA_VIEWS[0]["id"]},
     )

@@ -95,6 +95,10 @@ class SmokeContext:
         return next((e for e in self.platform.get("wiring", [])
                      if e["from"] == consumer and e["to"] == provider), None)
 
+    def service(self, name: str) -> dict[str, Any]:
+        """A service's entry in platform.json (namespace, settings, ...)."""
+        return next(s for s in self.platform["services"] if s["name"] == name)
+
     def once(self, key: str, produce: Callable[[], Any]) -> Any:
         """Run `produce` once per run even when several checks need its result (e.g. one event
         sent to Fluentd, looked for through Elasticsearch, Kibana and Grafana)."""

@@ -18,19 +18,97 @@ from http_standin import BackgroundServer, HttpStandIn, Request, authorized
 UNAUTHORIZED = (401, {"error": {"type": "security_exception", "reason": "unable to authenticate user"}})
 
 
+def normalized_settings(settings: dict) -> dict:
+    """What Elasticsearch hands back for index settings: dotted keys nested under `index`, values
+    as strings (`{"index": {"number_of_replicas": "0", "lifecycle": {"name": ...}}}`)."""
+    nested: dict = {}
+    for key, value in _flatten(settings).items():
+        parts = key.split(".")
+        if parts[0] != "index":
+            parts.insert(0, "index")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = str(value).lower() if isinstance(value, bool) else str(value)
+    return nested
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def not_found(kind: str, name: str):
+    return 404, {"error": {"type": "resource_not_found_exception", "reason": f"{kind} [{name}] not found"},
+                 "status": 404}
+
+
 class ElasticsearchStandIn(HttpStandIn):
-    """`_cluster/health`, `_bulk`, `_search` and `_delete_by_query` over in-memory indices."""
+    """`_cluster/health`, `_bulk`, `_search`, `_delete_by_query` over in-memory indices, and the
+    lifecycle-policy and index-template APIs (answers shaped like Elasticsearch 8's: settings
+    come back normalized, a policy's delete action gains its default)."""
 
     def __init__(self, users: dict[str, str]):
         super().__init__()
         self.users = users
         self.status = "green"
         self.indices: dict[str, list[dict]] = {}
+        self.policies: dict[str, dict] = {}
+        self.templates: dict[str, dict] = {}
+        self.writes: list[str] = []
         self.lock = threading.Lock()
         self.route("GET", "/_cluster/health", self._health)
         self.route("POST", "/_bulk", self._bulk)
         self.route("POST", r"/([^/_][^/]*)/_search", self._search)
         self.route("POST", r"/([^/_][^/]*)/_delete_by_query", self._delete)
+        self.route("GET", r"/_ilm/policy/([^/]+)", self._get_policy)
+        self.route("PUT", r"/_ilm/policy/([^/]+)", self._put_policy)
+        self.route("GET", r"/_index_template/([^/]+)", self._get_template)
+        self.route("PUT", r"/_index_template/([^/]+)", self._put_template)
+
+    def _get_policy(self, request: Request):
+        if not authorized(request, self.users):
+            return UNAUTHORIZED
+        name = request.match.group(1)
+        if name not in self.policies:
+            return not_found("policy", name)
+        return 200, {name: {"version": 1, "modified_date": "2026-11-23T10:00:00.000Z", "policy": self.policies[name],
+                            "in_use_by": {"indices": [], "data_streams": [], "composable_templates": []}}}
+
+    def _put_policy(self, request: Request):
+        if not authorized(request, self.users):
+            return UNAUTHORIZED
+        policy = request.json["policy"]
+        for phase in policy.get("phases", {}).values():
+            if "delete" in phase.get("actions", {}):
+                phase["actions"]["delete"].setdefault("delete_searchable_snapshot", True)
+        self.policies[request.match.group(1)] = policy
+        self.writes.append(request.path)
+        return 200, {"acknowledged": True}
+
+    def _get_template(self, request: Request):
+        if not authorized(request, self.users):
+            return UNAUTHORIZED
+        name = request.match.group(1)
+        if name not in self.templates:
+            return not_found("index template matching", name)
+        return 200, {"index_templates": [{"name": name, "index_template": self.templates[name]}]}
+
+    def _put_template(self, request: Request):
+        if not authorized(request, self.users):
+            return UNAUTHORIZED
+        template = request.json
+        if "settings" in template.get("template", {}):
+            template["template"]["settings"] = normalized_settings(template["template"]["settings"])
+        template.setdefault("composed_of", [])
+        self.templates[request.match.group(1)] = template
+        self.writes.append(request.path)
+        return 200, {"acknowledged": True}
 
     def _health(self, request: Request):
         if not authorized(request, self.users):
@@ -79,13 +157,80 @@ class Connection:
 
 
 class KibanaStandIn(HttpStandIn):
-    """`/api/status` (core.elasticsearch from its own association) and `/api/console/proxy`."""
+    """`/api/status` (core.elasticsearch from its own association), `/api/console/proxy`, and the
+    data views API (writes need `kbn-xsrf`; a view comes back with fields of Kibana's own)."""
 
-    def __init__(self, association: Connection):
+    def __init__(self, association: Connection, users: dict[str, str] | None = None):
         super().__init__()
         self.association = association
+        self.users = users
+        self.data_views: dict[str, dict] = {}
+        self.default_view: str | None = None
+        self.writes: list[str] = []
         self.route("GET", "/api/status", self._status)
         self.route("POST", "/api/console/proxy", self._proxy)
+        self.route("GET", r"/api/data_views/data_view/([^/]+)", self._get_view)
+        self.route("POST", "/api/data_views/data_view", self._create_view)
+        self.route("POST", r"/api/data_views/data_view/([^/]+)", self._update_view)
+        self.route("GET", "/api/data_views/default", self._get_default)
+        self.route("POST", "/api/data_views/default", self._set_default)
+
+    def _refusal(self, request: Request, write: bool = False):
+        if self.users is not None and not authorized(request, self.users):
+            return 401, {"statusCode": 401, "error": "Unauthorized", "message": "Unauthorized"}
+        if write and request.headers.get("kbn-xsrf") is None:
+            return 400, {"statusCode": 400, "error": "Bad Request",
+                         "message": "Request must contain a kbn-xsrf header."}
+        return None
+
+    def _shown(self, view: dict) -> dict:
+        return view | {"version": "WzEsMV0=", "fields": {}, "sourceFilters": [], "allowNoIndex": False,
+                       "namespaces": ["default"]}
+
+    def _get_view(self, request: Request):
+        if refused := self._refusal(request):
+            return refused
+        view = self.data_views.get(request.match.group(1))
+        if view is None:
+            return 404, {"statusCode": 404, "error": "Not Found",
+                         "message": f"Saved object [index-pattern/{request.match.group(1)}] not found"}
+        return 200, {"data_view": self._shown(view)}
+
+    def _create_view(self, request: Request):
+        if refused := self._refusal(request, write=True):
+            return refused
+        view = request.json["data_view"]
+        if view.get("id") in self.data_views:
+            return 400, {"statusCode": 400, "error": "Bad Request", "message": f"Duplicate data view: {view['title']}"}
+        self.data_views[view["id"]] = view
+        self.writes.append(f"create {view['id']}")
+        return 200, {"data_view": self._shown(view)}
+
+    def _update_view(self, request: Request):
+        if refused := self._refusal(request, write=True):
+            return refused
+        view_id = request.match.group(1)
+        if view_id not in self.data_views:
+            return 404, {"statusCode": 404, "error": "Not Found", "message": "not found"}
+        changes = request.json["data_view"]
+        if "id" in changes:
+            return 400, {"statusCode": 400, "error": "Bad Request",
+                         "message": "[request body.data_view.id]: definition for this key is missing"}
+        self.data_views[view_id] = self.data_views[view_id] | changes
+        self.writes.append(f"update {view_id}")
+        return 200, {"data_view": self._shown(self.data_views[view_id])}
+
+    def _get_default(self, request: Request):
+        if refused := self._refusal(request):
+            return refused
+        return 200, {"data_view_id": self.default_view or ""}
+
+    def _set_default(self, request: Request):
+        if refused := self._refusal(request, write=True):
+            return refused
+        self.default_view = request.json["data_view_id"]
+        self.writes.append(f"default {self.default_view}")
+        return 200, {"acknowledged": True}
 
     def _es_level(self) -> str:
         try:
@@ -113,12 +258,16 @@ class KibanaStandIn(HttpStandIn):
 
 
 class GrafanaStandIn(HttpStandIn):
-    """`/api/health`, datasources by uid with their health, and `/api/ds/query` counts."""
+    """`/api/health`, datasources by uid with their health, `/api/ds/query` counts, and the
+    provisioned dashboards by uid."""
 
-    def __init__(self, admin: tuple[str, str], datasources: dict[str, tuple[Connection, str]]):
+    def __init__(self, admin: tuple[str, str], datasources: dict[str, tuple[Connection, str]],
+                 dashboards: list[dict] | None = None):
         super().__init__()
         self.admin = {admin[0]: admin[1]}
         self.datasources = datasources  # uid -> (connection, index pattern)
+        self.dashboards = {d["uid"]: d for d in dashboards or []}
+        self.route("GET", r"/api/dashboards/uid/([^/]+)", self._dashboard)
         self.route("GET", "/api/health", lambda r: (200, {"database": "ok", "version": "stand-in"}))
         self.route("GET", r"/api/datasources/uid/([^/]+)", self._datasource)
         self.route("GET", r"/api/datasources/uid/([^/]+)/health", self._datasource_health)
@@ -128,6 +277,14 @@ class GrafanaStandIn(HttpStandIn):
         connection, index = self.datasources[uid]
         return requests.post(f"{connection.url}/{index}/_search", json=body, timeout=2,
                              auth=(connection.username, connection.password))
+
+    def _dashboard(self, request: Request):
+        if not authorized(request, self.admin):
+            return 401, {"message": "Unauthorized"}
+        dashboard = self.dashboards.get(request.match.group(1))
+        if dashboard is None:
+            return 404, {"message": "Dashboard not found"}
+        return 200, {"dashboard": dashboard, "meta": {"provisioned": True, "folderTitle": "CD4ML"}}
 
     def _datasource(self, request: Request):
         if not authorized(request, self.admin):
@@ -176,10 +333,11 @@ class ForwardStandIn(BackgroundServer):
     def url(self) -> str:
         return f"tcp://127.0.0.1:{self.port}"
 
-    def _ship(self, record: dict) -> None:
+    def _ship(self, tag: str, record: dict) -> None:
+        """Like the kit's Fluentd output: `<prefix>-<first tag part>-<date>` (logstash_prefix ${tag[0]})."""
         if self.drop:
             return
-        index = f"{self.index_prefix}-{datetime.date.today():%Y.%m.%d}"
+        index = f"{self.index_prefix}-{tag.split('.')[0]}-{datetime.date.today():%Y.%m.%d}"
         body = json.dumps({"index": {"_index": index}}) + "\n" + json.dumps(record) + "\n"
         try:
             requests.post(f"{self.output.url}/_bulk", data=body, timeout=2,
@@ -200,7 +358,7 @@ class ForwardStandIn(BackgroundServer):
                         data += chunk
                     message = json.loads(data)
                     if isinstance(message[2], dict):
-                        stand_in._ship(message[2])
+                        stand_in._ship(message[0], message[2])
                     return
                 unpacker = msgpack.Unpacker(raw=False, ext_hook=lambda code, data: data)
                 chunk = first
@@ -208,7 +366,7 @@ class ForwardStandIn(BackgroundServer):
                     unpacker.feed(chunk)
                     for message in unpacker:
                         if isinstance(message, list) and len(message) >= 3 and isinstance(message[2], dict):
-                            stand_in._ship(message[2])
+                            stand_in._ship(message[0], message[2])
                     chunk = self.request.recv(65536)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True

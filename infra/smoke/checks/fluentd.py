@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 from fluent import sender as fluent_sender
 
 from infra.platform.apps import ENDPOINTS_CONFIGMAP
+from infra import events
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX
 from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
 from infra.platform.grafana import DATASOURCES
@@ -19,8 +20,10 @@ from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 from infra.smoke.polling import Observation, WaitTimeout, poll_until
 
-SMOKE_TAG = "cd4ml-smoke.event"
-EVENTS = f"{EVENT_INDEX_PREFIX}-*"
+SMOKE_TENANT = "cd4ml-smoke"
+"""The tenant smoke events are sent as: tag `cd4ml-smoke.prediction`, so Fluentd must route them to
+the tenant's own indices — which is where the checks look for them."""
+EVENTS = f"{EVENT_INDEX_PREFIX}-{SMOKE_TENANT}-*"
 LOGS = f"{LOG_INDEX_PREFIX}-*"
 EVENTS_DATASOURCE = next(uid for uid, (_, prefix) in DATASOURCES.items() if prefix == EVENT_INDEX_PREFIX)
 
@@ -43,15 +46,19 @@ def forward_port(context: SmokeContext) -> str:
 
 
 def _query(marker: str) -> dict:
-    return {"query": {"match_phrase": {"smoke_id": marker}}}
+    return {"query": {"match_phrase": {"event_id": marker}}}
 
 
 def _send_event(context: SmokeContext) -> str:
     host, port = _forward_address(context)
-    logger = fluent_sender.FluentSender(SMOKE_TAG.split(".")[0], host=host, port=port, timeout=5)
+    # Exactly what a model service sends: a schema event (infra/events.py) under its tenant's tag.
+    event = events.prediction_event(model_name="cd4ml-smoke", model_version="0", pipeline_label="smoke",
+                                    environment="smoke", latency_ms=0.0, prediction=0.0, tenant=SMOKE_TENANT,
+                                    event_id=context.run_id)
+    tenant, _, label = events.tag(SMOKE_TENANT).partition(".")
+    logger = fluent_sender.FluentSender(tenant, host=host, port=port, timeout=5)
     try:
-        sent = logger.emit(SMOKE_TAG.split(".", 1)[1], {"smoke_id": context.run_id,
-                                                        "message": f"cd4ml smoke test event {context.run_id}"})
+        sent = logger.emit(label, event)
         if not sent:
             raise CheckFailed(Diagnosis("fluentd", f"tcp://{host}:{port}", "the event accepted",
                                         str(logger.last_error), "Fluentd is down or not listening for forward"))
@@ -141,7 +148,7 @@ def event_through_grafana(context: SmokeContext) -> str:
         "from": "now-1h", "to": "now",
         "queries": [{
             "refId": "A", "datasource": {"uid": EVENTS_DATASOURCE, "type": "elasticsearch"},
-            "query": f'smoke_id:"{marker}"', "timeField": "@timestamp",
+            "query": f'event_id:"{marker}"', "timeField": "@timestamp",
             "metrics": [{"id": "1", "type": "count"}],
             "bucketAggs": [{"id": "2", "type": "date_histogram", "field": "@timestamp",
                             "settings": {"interval": "auto"}}],
@@ -195,8 +202,8 @@ def container_logs(context: SmokeContext) -> str:
 FORWARD_PROBE = """
 import json, os, socket, time
 with socket.create_connection((os.environ["FLUENTD_HOST"], int(os.environ["FLUENTD_PORT"])), timeout=10) as s:
-    s.sendall(json.dumps(["cd4ml-smoke.probe", int(time.time()),
-                          {"smoke_id": os.environ["SMOKE_ID"], "message": "cd4ml smoke probe"}]).encode())
+    s.sendall(json.dumps([os.environ["SMOKE_TAG"], int(time.time()),
+                          {"event_id": os.environ["SMOKE_ID"], "message": "cd4ml smoke probe"}]).encode())
 print("SENT " + os.environ["SMOKE_ID"])
 """
 """Sends one event the way an app's fluent-logger does (forward protocol, here its JSON form) using
@@ -211,7 +218,8 @@ def _probe_forward(context: SmokeContext, namespace: str, marker: str, env: list
     try:
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), service_account=service_account,
                                   container={"image": PROBE_IMAGE.ref, "command": ["python", "-c", FORWARD_PROBE],
-                                             "env": [{"name": "SMOKE_ID", "value": marker}, *env],
+                                             "env": [{"name": "SMOKE_ID", "value": marker},
+                                                     {"name": "SMOKE_TAG", "value": f"{SMOKE_TENANT}.probe"}, *env],
                                              **({"envFrom": env_from} if env_from else {})})
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis(

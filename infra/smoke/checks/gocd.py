@@ -43,7 +43,7 @@ def _read(context: SmokeContext, path: str, accept: str, expect: str) -> Any:
 
 
 def _settings(context: SmokeContext) -> dict[str, Any]:
-    service = next(s for s in context.platform["services"] if s["name"] == "gocd")
+    service = context.service("gocd")
     return service["settings"] | {"namespace": service["namespace"]}
 
 

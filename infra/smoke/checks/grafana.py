@@ -1,10 +1,11 @@
-"""Grafana: healthy, and every datasource the kit provisions is there, points where the wiring graph
-says, and passes Grafana's own health check."""
+"""Grafana: healthy; every datasource the kit provisions is there, points where the wiring graph
+says, and passes Grafana's own health check; the kit's dashboards are provisioned and every panel
+queries a datasource the kit provisions."""
 
 from __future__ import annotations
 
 from infra.platform.grafana import DATASOURCES
-from infra.smoke.core import Check, CheckFailed, Diagnosis, SmokeContext
+from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 
 
@@ -42,7 +43,29 @@ def datasources(context: SmokeContext) -> str:
     return f"{len(DATASOURCES)} datasources healthy"
 
 
+def dashboards(context: SmokeContext) -> str:
+    grafana, settings = context.target("grafana"), context.service("grafana")["settings"]
+    if not settings["dashboards"]:
+        raise Skip("the platform provisions no dashboards (no Elasticsearch)")
+    for uid in settings["dashboards"]:
+        path = f"/api/dashboards/uid/{uid}"
+        expect = f"dashboard {uid} provisioned"
+        answer = call(context, grafana, "GET", path, expect=expect, statuses=(200, 404))
+        if answer.status_code == 404:
+            raise CheckFailed(Diagnosis("grafana", f"{grafana.url}{path}", expect, "HTTP 404",
+                                        "the dashboard provider or its ConfigMap is missing: re-run `up` so the "
+                                        "chart's dashboards values are applied"))
+        panels = json_of(answer, grafana, expect).get("dashboard", {}).get("panels", [])
+        unknown = sorted({(p.get("datasource") or {}).get("uid") for p in panels} - set(settings["datasources"]))
+        if not panels or unknown:
+            raise CheckFailed(Diagnosis("grafana", f"{grafana.url}{path}", f"panels over {settings['datasources']}",
+                                        f"{len(panels)} panels, unknown datasources {unknown}",
+                                        "the dashboard was edited or replaced; the kit provisions it read-only"))
+    return f"dashboards {', '.join(settings['dashboards'])}"
+
+
 CHECKS = (
     Check("grafana.health", "grafana", health),
     Check("grafana.datasources", "grafana", datasources),
+    Check("grafana.dashboards", "grafana", dashboards),
 )

@@ -1,0 +1,18 @@
+"""How people reach the services from their browser: through `kubectl port-forward` to a fixed
+local port per service (the README's commands, dashboard links, handouts). One table, so a link
+never points at a port nobody forwards."""
+
+from __future__ import annotations
+
+from infra.platform.model import Endpoint
+
+LOCAL_PORTS = {"gocd": 8153, "elasticsearch": 9200, "kibana": 5601, "grafana": 3000, "mlflow": 5000}
+
+
+def browser_url(service: str, endpoint: Endpoint) -> str:
+    return f"http://localhost:{LOCAL_PORTS[service]}{endpoint.path}"
+
+
+def port_forward_command(service: str, endpoint: Endpoint) -> str:
+    return (f"kubectl -n {endpoint.namespace} port-forward svc/{endpoint.service} "
+            f"{LOCAL_PORTS[service]}:{endpoint.port}")
