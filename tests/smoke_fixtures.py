@@ -107,8 +107,8 @@ class StandInPlatform:
         self.kibana = self._start(KibanaStandIn(connection("kibana", "kibana-association"), users=admin))
         grafana_es = connection("grafana", "grafana")
         platform = build_platform(load_config(STACK_CONFIG), "local")
-        grafana_values = platform.services["grafana"].releases[0].values
-        provisioned = [json.loads(d["json"]) for d in grafana_values["dashboards"]["cd4ml"].values()]
+        provisioned = [json.loads(text) for o in platform.services["grafana"].objects if o["kind"] == "ConfigMap"
+                       for text in o["data"].values()]
         self.grafana = self._start(GrafanaStandIn(("admin", "grafana-admin-pw"), {
             uid: (grafana_es, f"{prefix}-*") for uid, (_, prefix) in DATASOURCES.items()},
             dashboards=[] if "grafana-dashboard-missing" in faults else provisioned))

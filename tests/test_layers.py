@@ -29,3 +29,27 @@ def test_event_schema_needs_only_the_standard_library(tmp_path):
     result = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "team-a.prediction"
+
+
+def _configure_jobs():
+    from infra.config import load_config
+    from infra.platform.build import build_platform
+
+    platform = build_platform(load_config({}), "local")
+    return [tuple(o for o in part.objects if o["kind"] in ("ConfigMap", "Job") and "-configure-" in o["metadata"]["name"])
+            for part in platform.parts if any(o["kind"] == "Job" for o in part.objects)]  # noqa: E501
+
+
+@pytest.mark.parametrize("config_map, job", _configure_jobs(), ids=lambda o: o["metadata"]["name"].rsplit("-", 1)[0])
+def test_every_configure_jobs_mounted_code_imports_alone(config_map, job, tmp_path):
+    """A Job has only what its ConfigMap mounts over a stock Python: no site-packages, no kit."""
+    from infra.platform.configure_job import mounted_tree
+
+    for path, text in mounted_tree(config_map, job).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    module = job["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    probe = f"import sys; sys.path[:0] = [sys.argv[1]]; import {module}; print({module}.main.__name__)"
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "main"

@@ -25,9 +25,13 @@ class Response:
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
 
     def summary(self) -> str:
-        message = self.body.get("message") if isinstance(self.body, dict) else self.body
-        text = json.dumps(message) if not isinstance(message, str) else message
-        return f"HTTP {self.status} {text[:300]}" if text else f"HTTP {self.status}"
+        """`HTTP <status> <the server's own words>`: its message, its error reason, or the body."""
+        body = self.body
+        if isinstance(body, dict):
+            error = body.get("error")
+            body = body.get("message") or (error.get("reason") if isinstance(error, dict) else error) or body
+        text = body if isinstance(body, str) else (json.dumps(body) if body is not None else "")
+        return f"HTTP {self.status} {text[:300]}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -106,19 +110,47 @@ def _decode(raw: bytes) -> Any:
         return text
 
 
+ELASTIC_ADMIN_HINT = "not the kit's admin, or its password differs from the elasticsearch-user-admin Secret"
+"""Elasticsearch and Kibana are configured as the Elasticsearch admin; where to look when refused."""
+
+
+def refusal(service: str, api: "JsonApi", answer: Response, doing: str, login_hint: str) -> ApiError:
+    """An unexpected answer as a diagnosis; a refused login names the user and where its password is."""
+    cause = f". Likely cause: user {api.username}: {login_hint}" if answer.status in (401, 403) else ""
+    return ApiError(f"{service} answered {doing} with {answer.summary()}{cause}")
+
+
+class Refused(ApiError):
+    """The server turned the login down: waiting longer will not help."""
+
+
 def wait_for(api: JsonApi, path: str, healthy: Callable[[Response], bool], what: str, timeout: float,
-             pause: Callable[[float], None] | None = None) -> None:
-    """Poll `path` (without credentials unless the API needs them) until `healthy`, or raise an
-    ApiError saying what was awaited and what was last seen."""
+             pause: Callable[[float], None] | None = None, login_hint: str = "") -> None:
+    """Poll `path` until `healthy`, or raise an ApiError saying what was awaited and what was last
+    seen; a refused login fails at once, naming the user and `login_hint` (where the password is)."""
     def look() -> Observation[bool]:
         answer = api.call("GET", path)
+        if answer.status in (401, 403):
+            raise Refused(f"{api.base_url}{path} refused user {api.username}: {answer.summary()}. "
+                          f"Likely cause: {login_hint or 'a wrong password'}")
         return Observation(healthy(answer), True, answer.summary())
+
+    refusals: list[Refused] = []
+
+    def look_or_stop() -> Observation[bool]:
+        try:
+            return look()
+        except Refused as refused:
+            refusals.append(refused)
+            return Observation(True, False)
 
     kwargs = {"pause": pause} if pause else {}
     try:
-        poll_until(look, what=what, timeout=timeout, max_interval=10.0, **kwargs)
+        poll_until(look_or_stop, what=what, timeout=timeout, max_interval=10.0, **kwargs)
     except WaitTimeout as timed_out:
         raise ApiError(str(timed_out)) from None
+    if refusals:
+        raise refusals[0]
 
 
 def run_main(service: str, argv: list[str], required_env: tuple[str, ...],

@@ -13,17 +13,23 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from infra.configure.api import ApiError, JsonApi, Outcome, Response, covers, run_main, wait_for
+from infra.configure.api import (
+    ELASTIC_ADMIN_HINT,
+    ApiError,
+    JsonApi,
+    Outcome,
+    Response,
+    covers,
+    refusal,
+    run_main,
+    wait_for,
+)
 
 HEALTH = "/_cluster/health"
 
 
 def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
-    cause = ""
-    if answer.status in (401, 403):
-        cause = (f". Likely cause: user {api.username} is not the kit's admin, or its password differs from the "
-                 "elasticsearch-user-admin Secret")
-    return ApiError(f"Elasticsearch answered {doing} with {answer.summary()}{cause}")
+    return refusal("Elasticsearch", api, answer, doing, ELASTIC_ADMIN_HINT)
 
 
 def ensure(api: JsonApi, what: str, path: str, desired: dict[str, Any],
@@ -47,7 +53,7 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 600
             "green", "yellow")
 
     wait_for(api, HEALTH, serving, f"Elasticsearch at {api.base_url}{HEALTH} to answer green or yellow",
-             health_timeout, pause)
+             health_timeout, pause, login_hint=ELASTIC_ADMIN_HINT)
     outcomes = [ensure(api, "lifecycle policy", f"/_ilm/policy/{name}", body,
                        lambda found, n=name: (found or {}).get(n, {}))
                 for name, body in desired["lifecycle_policies"].items()]

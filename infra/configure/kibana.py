@@ -13,7 +13,17 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from infra.configure.api import ApiError, JsonApi, Outcome, Response, covers, run_main, wait_for
+from infra.configure.api import (
+    ELASTIC_ADMIN_HINT,
+    ApiError,
+    JsonApi,
+    Outcome,
+    Response,
+    covers,
+    refusal,
+    run_main,
+    wait_for,
+)
 
 STATUS = "/api/status"
 DATA_VIEWS = "/api/data_views/data_view"
@@ -21,10 +31,8 @@ DEFAULT_VIEW = "/api/data_views/default"
 XSRF = {"kbn-xsrf": "cd4ml"}
 
 
-def _refused(answer: Response, doing: str) -> ApiError:
-    cause = (". Likely cause: the login is not the kit's admin, or its password differs from the "
-             "elasticsearch-user-admin Secret") if answer.status in (401, 403) else ""
-    return ApiError(f"Kibana answered {doing} with {answer.summary()}{cause}")
+def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
+    return refusal("Kibana", api, answer, doing, ELASTIC_ADMIN_HINT)
 
 
 def ensure_data_view(api: JsonApi, view: dict[str, Any]) -> Outcome:
@@ -40,9 +48,9 @@ def ensure_data_view(api: JsonApi, view: dict[str, Any]) -> Outcome:
         written = api.call("POST", path, body={"data_view": changes}, headers=XSRF)
         action = "updated"
     else:
-        raise _refused(current, f"GET {path}")
+        raise _refused(api, current, f"GET {path}")
     if written.status != 200:
-        raise _refused(written, f"writing data view {view['id']}")
+        raise _refused(api, written, f"writing data view {view['id']}")
     return Outcome("data view", view["id"], action)
 
 
@@ -52,7 +60,7 @@ def ensure_default(api: JsonApi, view_id: str) -> Outcome:
         return Outcome("default data view", view_id, "unchanged")
     written = api.call("POST", DEFAULT_VIEW, body={"data_view_id": view_id, "force": True}, headers=XSRF)
     if written.status != 200:
-        raise _refused(written, f"POST {DEFAULT_VIEW}")
+        raise _refused(api, written, f"POST {DEFAULT_VIEW}")
     return Outcome("default data view", view_id, "updated")
 
 
@@ -63,7 +71,7 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 600
         return answer.status == 200 and (overall or {}).get("level") == "available"
 
     wait_for(api, STATUS, available, f"Kibana at {api.base_url}{STATUS} to report level 'available'",
-             health_timeout, pause)
+             health_timeout, pause, login_hint=ELASTIC_ADMIN_HINT)
     outcomes = [ensure_data_view(api, view) for view in desired["data_views"]]
     outcomes.append(ensure_default(api, desired["default_data_view"]))
     return outcomes

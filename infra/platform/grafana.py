@@ -19,6 +19,7 @@ from infra.platform.access import browser_url
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
+    PART_OF,
     ChartPin,
     Container,
     Credentials,
@@ -50,6 +51,9 @@ DATASOURCES = {
 
 DASHBOARDS_DIR = Path(__file__).parent / "dashboards"
 DASHBOARD_PROVIDER = "cd4ml"
+DASHBOARDS_CONFIGMAP = "grafana-dashboards-cd4ml"
+"""The kit's own ConfigMap, mounted through the chart's `dashboardsConfigMaps`: the chart's inline
+`dashboards` value would also add an init container pulling curl to download nothing."""
 MODEL_DASHBOARD_UID = "cd4ml-model-monitoring"
 
 
@@ -103,6 +107,7 @@ def build(ctx: BuildContext) -> Service:
         },
     }
     edge = ctx.edge("grafana", "elasticsearch")
+    dashboards_configmap = None
     if edge and edge.endpoint and edge.credentials:
         values["envValueFrom"] = {
             "ES_USERNAME": edge.credentials.username.as_env_source(),
@@ -119,8 +124,12 @@ def build(ctx: BuildContext) -> Service:
             "disableDeletion": True, "editable": False, "allowUiUpdates": False,
             "options": {"path": f"/var/lib/grafana/dashboards/{DASHBOARD_PROVIDER}"},
         }]}}
-        values["dashboards"] = {DASHBOARD_PROVIDER: {"model-monitoring": {
-            "json": json.dumps(model_dashboard(links), indent=2)}}}
+        values["dashboardsConfigMaps"] = {DASHBOARD_PROVIDER: DASHBOARDS_CONFIGMAP}
+        dashboards_configmap = {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": DASHBOARDS_CONFIGMAP, "namespace": ns.monitoring, "labels": dict(PART_OF)},
+            "data": {"model-monitoring.json": json.dumps(model_dashboard(links), indent=2)},
+        }
     admin_secret = KitSecret(namespace=ns.monitoring, name=admin.secret, literals=((admin.username_key, "admin"),),
                              generated=((admin.password_key, GeneratedPassword("grafana-admin")),))
     return Service(
@@ -129,7 +138,8 @@ def build(ctx: BuildContext) -> Service:
         endpoint=endpoint(ns),
         credentials=admin,
         secrets=(admin_secret,),
-        stages=(Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),)),),
+        stages=(Stage(objects=(dashboards_configmap,) if dashboards_configmap else ()),
+                Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),))),
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", IMAGE, size),)),),
         after=("elasticsearch",),
         settings={"datasources": sorted(DATASOURCES), "dashboards": [MODEL_DASHBOARD_UID] if edge else []},

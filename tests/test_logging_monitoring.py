@@ -1,0 +1,309 @@
+"""Logs and model monitoring that carry data end to end, as far as this machine can prove it: the
+Fluentd configuration the kit generates, the Elasticsearch and Kibana configuration its Jobs send
+(against stand-ins built from the documented APIs — not the services), the dashboard as code, and
+the prediction event path through a real fluent-logger to a forward-protocol receiver."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import socketserver
+import threading
+from pathlib import Path
+
+import msgpack
+import pytest
+import yaml
+from fluent import sender as fluent_sender
+from services import Connection, ElasticsearchStandIn, KibanaStandIn
+from typer.testing import CliRunner
+
+from infra import events
+from infra.cli.main import app
+from infra.config import load_config
+from infra.configure import elasticsearch as configure_es
+from infra.configure import kibana as configure_kibana
+from infra.configure.api import ApiError, JsonApi
+from infra.platform import elasticsearch, fluentd, grafana
+from infra.platform.access import LOCAL_PORTS
+from infra.platform.build import build_platform
+
+ADMIN = ("cd4ml-admin", "admin-pw")
+
+
+def platform_for(**config):
+    return build_platform(load_config({f"cd4ml:{k}": v for k, v in config.items()}), "local")
+
+
+def desired_of(service) -> dict:
+    return json.loads(service.stages[-1].objects[0]["data"]["desired.json"])
+
+
+# --- Fluentd: the generated configuration ---------------------------------------------------------
+
+def output_blocks(config_text: str) -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in re.finditer(r"<match ([^>]+)>.*?</match>", config_text, re.S)}
+
+
+def test_fluentd_config_routes_logs_and_tenant_events_to_elasticsearch_8():
+    platform = platform_for()
+    values = platform.services["fluentd"].releases[0].values
+    edge = next(e for e in platform.wiring if (e.consumer.id, e.provider.id) == ("fluentd", "elasticsearch"))
+    outputs = output_blocks(values["fileConfigs"]["04_outputs.conf"])
+    assert list(outputs) == ["kubernetes.**", "**"]  # container logs first; everything forwarded after
+    for block in outputs.values():
+        assert f"host {edge.endpoint.host}\n" in block and f"port {edge.endpoint.port}\n" in block
+        assert "default_elasticsearch_version 8" in block and "suppress_type_name true" in block
+        assert "user \"#{ENV['ES_USERNAME']}\"" in block and "password \"#{ENV['ES_PASSWORD']}\"" in block
+    assert "logstash_prefix cd4ml-logs\n" in outputs["kubernetes.**"]
+    events_block = outputs["**"]
+    assert "logstash_prefix cd4ml-events-${tag[0]}\n" in events_block
+    assert "<buffer tag>" in events_block  # the placeholder needs `tag` as a chunk key
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in values["env"]}
+    assert env["ES_PASSWORD"] == {"name": edge.credentials.secret, "key": "password"}
+    forward = values["fileConfigs"]["05_forward.conf"]
+    assert "@type forward" in forward and "port 24224" in forward and "@label @DISPATCH" in forward
+    assert values["service"]["ports"][0]["containerPort"] == 24224
+
+
+def resolve_index(events_block: str, tag: str, day: str) -> str:
+    """The index fluent-plugin-elasticsearch writes to for this tag (logstash_format + ${tag[N]})."""
+    prefix = re.search(r"logstash_prefix (\S+)", events_block).group(1)
+    parts = tag.split(".")
+    return re.sub(r"\$\{tag\[(\d+)\]\}", lambda m: parts[int(m.group(1))], prefix) + f"-{day}"
+
+
+class ForwardReceiver:
+    """Fluentd's forward input as fluent-logger speaks to it: msgpack [tag, time, record]."""
+
+    def __init__(self):
+        self.messages: list[list] = []
+        receiver = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                unpacker = msgpack.Unpacker(raw=False, ext_hook=lambda code, data: data)
+                while chunk := self.request.recv(65536):
+                    unpacker.feed(chunk)
+                    receiver.messages.extend(unpacker)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_prediction_event_travels_to_fluentd_and_lands_in_its_tenants_index():
+    receiver = ForwardReceiver()
+    try:
+        event = events.prediction_event(model_name="churn", model_version="3", pipeline_label="12",
+                                        environment="production", latency_ms=4.2, prediction=0.87,
+                                        features={"age": 41}, tenant="team-a")
+        tenant, _, label = events.tag("team-a").partition(".")
+        logger = fluent_sender.FluentSender(tenant, host="127.0.0.1", port=receiver.port, timeout=5)
+        assert logger.emit(label, event), logger.last_error
+        logger.close()
+    finally:
+        receiver.stop()
+    [(tag, _time, record)] = receiver.messages
+    assert tag == "team-a.prediction"
+    assert record == event
+    events.validate(record)
+    block = output_blocks(fluentd.file_configs(elasticsearch.endpoint(_ns()))["04_outputs.conf"])["**"]
+    index = resolve_index(block, tag, "2026.11.23")
+    assert index == "cd4ml-events-team-a-2026.11.23"
+    # ...which the events template, Kibana's data view and Grafana's datasource all cover: searchable by tenant.
+    platform = platform_for()
+    template = elasticsearch.desired_configuration(1, 3)["index_templates"][elasticsearch.EVENT_INDEX_PREFIX]
+    patterns = template["index_patterns"] + [desired_of(platform.services["kibana"])["data_views"][0]["title"]]
+    patterns += [f"{prefix}-*" for _, prefix in grafana.DATASOURCES.values() if prefix == "cd4ml-events"]
+    assert len(patterns) == 3 and all(fnmatch.fnmatch(index, pattern) for pattern in patterns)
+
+
+def _ns():
+    from infra.platform.layout import Namespaces
+
+    return Namespaces.from_config(load_config({}))
+
+
+def test_the_event_schema_refuses_what_the_dashboards_could_not_read():
+    with pytest.raises(events.InvalidEvent, match="exactly one of prediction"):
+        events.prediction_event(model_name="m", model_version="1", pipeline_label="1", environment="s", latency_ms=1)
+    with pytest.raises(events.InvalidEvent, match="no dots"):
+        events.tag("team.a")
+    good = events.prediction_event(model_name="m", model_version="1", pipeline_label="1", environment="s",
+                                   latency_ms=1, error="bad input")
+    assert good["status"] == "error" and "prediction" not in good
+    with pytest.raises(events.InvalidEvent, match="latency_ms"):
+        events.validate(good | {"latency_ms": "fast"})
+    with pytest.raises(events.InvalidEvent, match="unknown field"):
+        events.validate(good | {"modelVersion": "1"})
+
+
+# --- Elasticsearch: retention and templates ---------------------------------------------------------
+
+def test_templates_follow_the_node_count_retention_and_event_schema():
+    one = elasticsearch.desired_configuration(nodes=1, retention_days=3)
+    three = elasticsearch.desired_configuration(nodes=3, retention_days=14)
+    policy = one["lifecycle_policies"][elasticsearch.RETENTION_POLICY]["policy"]["phases"]
+    assert policy["delete"] == {"min_age": "3d", "actions": {"delete": {}}}
+    for name, template in one["index_templates"].items():
+        index = template["template"]["settings"]["index"]
+        assert index == {"number_of_shards": "1", "number_of_replicas": "0",
+                         "lifecycle": {"name": elasticsearch.RETENTION_POLICY}}, name
+        assert three["index_templates"][name]["template"]["settings"]["index"]["number_of_replicas"] == "1"
+    logs = one["index_templates"]["cd4ml-logs"]["template"]["mappings"]["properties"]["kubernetes"]["properties"]
+    assert logs["labels"] == {"type": "flattened"} and logs["annotations"] == {"type": "flattened"}
+    mapped = one["index_templates"]["cd4ml-events"]["template"]["mappings"]["properties"]
+    assert mapped == {f.name: {"type": f.es_type} for f in events.FIELDS}
+    assert one["index_templates"]["cd4ml-events"]["index_patterns"] == ["cd4ml-events-*"]
+
+
+def test_the_stack_retention_reaches_the_job():
+    desired = desired_of(platform_for(logRetentionDays=2).services["elasticsearch"])
+    assert desired["lifecycle_policies"]["cd4ml-retention"]["policy"]["phases"]["delete"]["min_age"] == "2d"
+
+
+@pytest.fixture
+def es():
+    stand_in = ElasticsearchStandIn({ADMIN[0]: ADMIN[1]}).start()
+    yield stand_in
+    stand_in.stop()
+
+
+def test_elasticsearch_configure_creates_then_changes_nothing(es):
+    desired = desired_of(platform_for().services["elasticsearch"])
+    api = JsonApi(es.url, *ADMIN)
+    first = configure_es.configure(api, desired, health_timeout=5)
+    assert [(o.what, o.id, o.action) for o in first] == [
+        ("lifecycle policy", "cd4ml-retention", "created"),
+        ("index template", "cd4ml-events", "created"), ("index template", "cd4ml-logs", "created")]
+    writes = list(es.writes)
+    second = configure_es.configure(api, desired, health_timeout=5)
+    assert {o.action for o in second} == {"unchanged"} and es.writes == writes
+    changed = desired_of(platform_for(logRetentionDays=30).services["elasticsearch"])
+    third = configure_es.configure(api, changed, health_timeout=5)
+    assert [o.action for o in third] == ["updated", "unchanged", "unchanged"]
+
+
+def test_elasticsearch_configure_failures_say_what_and_why(es):
+    desired = desired_of(platform_for().services["elasticsearch"])
+    with pytest.raises(ApiError, match="HTTP 401.*elasticsearch-user-admin Secret"):
+        configure_es.configure(JsonApi(es.url, ADMIN[0], "wrong"), desired, health_timeout=0.3)
+    es.status = "red"
+    with pytest.raises(ApiError, match="green or yellow.*last seen: HTTP 200"):
+        configure_es.configure(JsonApi(es.url, *ADMIN), desired, health_timeout=0.5)
+    assert es.writes == []
+
+
+# --- Kibana: data views -------------------------------------------------------------------------------
+
+@pytest.fixture
+def kibana(es):
+    stand_in = KibanaStandIn(Connection(es.url, *ADMIN), users={ADMIN[0]: ADMIN[1]}).start()
+    yield stand_in
+    stand_in.stop()
+
+
+def test_kibana_configure_creates_data_views_and_the_default_once(kibana):
+    desired = desired_of(platform_for().services["kibana"])
+    api = JsonApi(kibana.url, *ADMIN)
+    outcomes = configure_kibana.configure(api, desired, health_timeout=5)
+    assert [(o.id, o.action) for o in outcomes] == [
+        ("cd4ml-events", "created"), ("cd4ml-logs", "created"), ("cd4ml-events", "updated")]
+    assert kibana.data_views["cd4ml-events"]["title"] == "cd4ml-events-*"
+    assert kibana.data_views["cd4ml-events"]["timeFieldName"] == "@timestamp"
+    assert kibana.default_view == "cd4ml-events"
+    writes = list(kibana.writes)
+    assert {o.action for o in configure_kibana.configure(api, desired, health_timeout=5)} == {"unchanged"}
+    assert kibana.writes == writes
+    kibana.data_views["cd4ml-logs"]["title"] = "logs-*"  # edited by hand
+    outcomes = configure_kibana.configure(api, desired, health_timeout=5)
+    assert ("cd4ml-logs", "updated") in [(o.id, o.action) for o in outcomes]
+    assert kibana.data_views["cd4ml-logs"]["title"] == "cd4ml-logs-*"
+
+
+def test_kibana_configure_with_a_wrong_password_names_the_secret(kibana):
+    desired = desired_of(platform_for().services["kibana"])
+    with pytest.raises(ApiError, match="HTTP 401.*elasticsearch-user-admin Secret"):
+        configure_kibana.configure(JsonApi(kibana.url, ADMIN[0], "wrong"), desired, health_timeout=5)
+
+
+# --- Grafana: the dashboard as code -------------------------------------------------------------------
+
+def dashboard() -> dict:
+    configmap = next(o for o in platform_for().services["grafana"].objects if o["kind"] == "ConfigMap")
+    return json.loads(configmap["data"]["model-monitoring.json"])
+
+
+def fields_used(board: dict) -> set[str]:
+    used = set()
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            used |= {m["field"] for m in target.get("metrics", []) if "field" in m}
+            used |= {b["field"] for b in target.get("bucketAggs", []) if "field" in b}
+            used |= set(re.findall(r"([A-Za-z_@][\w.]*):", target.get("query", "")))
+            used.add(target.get("timeField", "@timestamp"))
+    used |= {json.loads(v["query"])["field"] for v in board["templating"]["list"]}
+    return used
+
+
+def test_dashboard_queries_only_fields_the_events_carry_through_provisioned_datasources():
+    board = dashboard()
+    assert board["uid"] == grafana.MODEL_DASHBOARD_UID
+    unknown = fields_used(board) - events.FIELD_NAMES
+    assert not unknown, f"the dashboard queries fields no prediction event has: {unknown}"
+    sources = {p["datasource"]["uid"] for p in board["panels"]}
+    sources |= {t["datasource"]["uid"] for p in board["panels"] for t in p["targets"]}
+    sources |= {v["datasource"]["uid"] for v in board["templating"]["list"]}
+    assert sources <= set(grafana.DATASOURCES)
+
+
+def test_dashboard_shows_what_the_issue_asks_for():
+    board = dashboard()
+    titles = " | ".join(p["title"].lower() for p in board["panels"])
+    for wanted in ("predictions per minute", "latency percentiles", "distribution", "errors"):
+        assert wanted in titles
+    by_version = [p for p in board["panels"]
+                  if any(b.get("field") == "model_version" for t in p["targets"] for b in t["bucketAggs"])]
+    assert len(by_version) >= 3
+    assert {v["name"] for v in board["templating"]["list"]} == {"tenant", "environment", "model_version"}
+    percentiles = [m for p in board["panels"] for t in p["targets"] for m in t["metrics"] if m["type"] == "percentiles"]
+    assert percentiles and percentiles[0]["field"] == "latency_ms"
+
+
+def test_dashboard_links_open_mlflow_and_kibana_where_people_forward_them():
+    links = {link["title"]: link["url"] for link in dashboard()["links"]}
+    assert links["MLflow"] == f"http://localhost:{LOCAL_PORTS['mlflow']}"
+    assert links["Kibana: model events"].startswith(f"http://localhost:{LOCAL_PORTS['kibana']}/app/discover")
+    assert "dataViewId:cd4ml-events" in links["Kibana: model events"]
+    without_kibana = platform_for(services=["grafana", "elasticsearch", "mlflow"])
+    configmap = next(o for o in without_kibana.services["grafana"].objects if o["kind"] == "ConfigMap")
+    assert [link["title"] for link in json.loads(configmap["data"]["model-monitoring.json"])["links"]] == ["MLflow"]
+
+
+# --- cd4ml plan shows it -----------------------------------------------------------------------------
+
+def test_plan_shows_the_wired_logging_and_monitoring(tmp_path: Path):
+    result = CliRunner().invoke(app, ["plan", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "platform.json").read_text())
+    es_edge = next(e for e in document["wiring"] if (e["from"], e["to"]) == ("grafana", "elasticsearch"))
+    values = yaml.safe_load((tmp_path / "releases" / "cd4ml-monitoring__grafana.yaml").read_text())["values"]
+    sources = values["datasources"]["datasources.yaml"]["datasources"]
+    assert {s["url"] for s in sources} == {es_edge["url"]}
+    assert values["dashboardsConfigMaps"] == {"cd4ml": "grafana-dashboards-cd4ml"}
+    provider = values["dashboardProviders"]["dashboardproviders.yaml"]["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/cd4ml"
+    assert (tmp_path / "objects" / "cd4ml-monitoring__configmap__grafana-dashboards-cd4ml.yaml").exists()
+    assert values["grafana.ini"]["auth.anonymous"]["enabled"] is False
+    jobs = sorted(p.name.split("__")[2].rsplit("-", 1)[0] for p in (tmp_path / "objects").glob("*__job__*"))
+    assert jobs == ["elasticsearch-configure", "gocd-configure", "kibana-configure"]
+    services = {s["name"]: s for s in document["services"]}
+    assert services["elasticsearch"]["settings"]["replicas"] == 0
+    assert services["elasticsearch"]["settings"]["retention_days"] == 3  # the local stack's laptop setting
+    assert services["kibana"]["settings"]["default_data_view"] == "cd4ml-events"
