@@ -36,8 +36,9 @@ def _configure_jobs():
     from infra.platform.build import build_platform
 
     platform = build_platform(load_config({}), "local")
-    return [tuple(o for o in part.objects if o["kind"] in ("ConfigMap", "Job") and "-configure-" in o["metadata"]["name"])
-            for part in platform.parts if any(o["kind"] == "Job" for o in part.objects)]  # noqa: E501
+    return [tuple(o for o in part.objects
+                  if o["kind"] in ("ConfigMap", "Job") and "-configure-" in o["metadata"]["name"])
+            for part in platform.parts if any(o["kind"] == "Job" for o in part.objects)]
 
 
 @pytest.mark.parametrize("config_map, job", _configure_jobs(), ids=lambda o: o["metadata"]["name"].rsplit("-", 1)[0])

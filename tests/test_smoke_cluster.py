@@ -143,7 +143,8 @@ CLUSTER_FAULTS = [
     ("mlflow (cluster)", "no-ready-mlflow-pod", {"tweak": no_ready_pod_for_mlflow},
      {"mlflow.health", "mlflow.rest", "mlflow.run", "wire.gocd-agents-mlflow"}, "no ready pod"),
     ("grafana (cluster)", "grafana-service-missing", {"tweak": grafana_service_missing},
-     {"grafana.health", "grafana.datasources", "grafana.dashboards", "wire.grafana-elasticsearch"}, "cannot read Service"),
+     {"grafana.health", "grafana.datasources", "grafana.dashboards",
+                                                       "wire.grafana-elasticsearch"}, "cannot read Service"),
 ]
 
 
