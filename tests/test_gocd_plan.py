@@ -88,7 +88,7 @@ def test_agents_have_no_cluster_wide_rights_from_the_kit(plan_dir):
 
 
 def test_configure_job_is_pinned_awaited_and_keeps_the_password_out(plan_dir):
-    [job] = files(plan_dir, "Job")
+    [job] = [j for j in files(plan_dir, "Job") if j["metadata"]["name"].startswith("gocd-configure-")]
     assert job["metadata"]["annotations"]["pulumi.com/waitFor"] == "condition=Complete"
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "docker.io/library/python:3.13.7-slim"

@@ -144,3 +144,15 @@ def test_project_file_config_matches_the_model():
     on_disk = yaml.safe_load((Path(__file__).resolve().parents[1] / "Pulumi.yaml").read_text())
     assert on_disk == project_document(), "run `cd4ml sync-project-config` after changing infra/config.py"
     assert on_disk["stackConfigDir"] == "stacks"
+
+
+def test_readme_port_forwards_are_the_ones_links_point_to():
+    """Dashboard links and handouts use infra/platform/access.py; the README must forward the same ports."""
+    from infra.config import load_config
+    from infra.platform.access import LOCAL_PORTS, port_forward_command
+    from infra.platform.build import build_platform
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    services = build_platform(load_config({}), "local").services
+    for name in LOCAL_PORTS:
+        assert port_forward_command(name, services[name].endpoint) in readme, name

@@ -76,7 +76,7 @@ def test_fluentd_output_points_at_the_edge(platform):
     assert f"port {wire.endpoint.port}\n" in outputs
     assert outputs.count("suppress_type_name true") == 2, "ES 8 rejects _type on both outputs"
     assert f"logstash_prefix {elasticsearch.LOG_INDEX_PREFIX}\n" in outputs
-    assert f"logstash_prefix {elasticsearch.EVENT_INDEX_PREFIX}\n" in outputs
+    assert f"logstash_prefix {elasticsearch.EVENT_INDEX_PREFIX}-${{tag[0]}}\n" in outputs  # per tenant
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in values["env"]}
     assert refs["ES_PASSWORD"] == {"name": wire.credentials.secret, "key": "password"}
     assert values["service"]["ports"] == [{"name": "forward", "protocol": "TCP", "containerPort": 24224}]
