@@ -32,6 +32,9 @@ SERVICE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
 """Services that cannot do their job without another: Kibana and Grafana read Elasticsearch,
 Fluentd ships into it. GoCD and MLflow stand alone (their agents' links are optional)."""
 
+MAX_PARTICIPANTS = 100
+RESERVED_TENANTS = ("cd4ml", "cd4ml-smoke", "cd4ml-admin", "admin", "fluentd", "grafana")
+"""Names taken by the single-team tenant, the smoke tests and the platform's own logins."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _GIT_SSH = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+?(\.git)?$")
 
@@ -99,7 +102,14 @@ class StackConfig(BaseModel):
     )
     participants: int = Field(
         0,
-        description="Workshop participants (0 = single-team platform). Workshop mode is not built yet.",
+        description="Workshop participants (0-100; 0 = a single-team platform). Each gets namespaces, an MLflow "
+                    "experiment, a GoCD pipeline group and agents, a Fluentd tag and a login; named p01, p02, ...",
+    )
+    participant_names: tuple[str, ...] = Field(
+        (),
+        alias="participantNames",
+        description="Names for the participants instead of p01, p02, ... (DNS labels, at most 20 characters); "
+                    "sets the number of participants.",
     )
     model_repos: tuple[str, ...] = Field(
         (),
@@ -192,10 +202,20 @@ class StackConfig(BaseModel):
     @field_validator("participants")
     @classmethod
     def _participants_in_range(cls, value: int) -> int:
-        if not 0 <= value <= 100:
-            raise ValueError("must be an integer from 0 to 100")
-        if value:
-            raise ValueError("workshop mode (participants > 0) is not available yet; use 0")
+        return _in_range(value, 0, MAX_PARTICIPANTS)
+
+    @field_validator("participant_names")
+    @classmethod
+    def _participant_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > MAX_PARTICIPANTS:
+            raise ValueError(f"lists {len(value)} names; at most {MAX_PARTICIPANTS}")
+        for name in value:
+            if not _DNS_LABEL.match(name) or len(name) > 20:
+                raise ValueError(f"{name!r} is not a DNS label of at most 20 characters (it names namespaces)")
+            if name in RESERVED_TENANTS:
+                raise ValueError(f"{name!r} is reserved (names in use: {', '.join(RESERVED_TENANTS)})")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a name twice")
         return value
 
     @field_validator("model_repos")
@@ -249,6 +269,14 @@ class StackConfig(BaseModel):
     @classmethod
     def _volume_size(cls, value: int) -> int:
         return _in_range(value, 1, 1024)
+
+    @property
+    def participant_list(self) -> tuple[str, ...]:
+        """Workshop participants by name, in order; empty for a single-team platform."""
+        if self.participant_names:
+            return self.participant_names
+        width = max(2, len(str(self.participants)))
+        return tuple(f"p{i:0{width}d}" for i in range(1, self.participants + 1))
 
     def enabled(self, service: str) -> bool:
         return service in self.services
@@ -343,6 +371,17 @@ def _check_requirements(config: StackConfig, source: str) -> None:
         problems.append(ConfigProblem(
             key=_key_of("elasticsearch_nodes"), value=config.elasticsearch_nodes,
             problem="the laptop profile runs exactly 1 Elasticsearch node; set profile=cluster for more"))
+    longest = max([len(n) + 1 for n in config.participant_list] or [0]) + max(len(e) for e in config.app_environments)
+    if len(config.namespace_prefix) + 1 + longest > 63:
+        problems.append(ConfigProblem(
+            key=_key_of("namespace_prefix"), value=config.namespace_prefix,
+            problem=f"namespaces <prefix>-<participant>-<environment> would exceed 63 characters; "
+                    f"use a prefix of at most {62 - longest} characters"))
+    if config.participant_names and config.participants not in (0, len(config.participant_names)):
+        problems.append(ConfigProblem(
+            key=_key_of("participants"), value=config.participants,
+            problem=f"participantNames lists {len(config.participant_names)} names; set participants to "
+                    f"{len(config.participant_names)} or leave it 0"))
     if problems:
         raise ConfigError(problems, source)
 

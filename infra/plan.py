@@ -24,7 +24,7 @@ from infra.render import embedded_objects, kit_objects, object_file_name, previe
 from infra.validate import validate_objects
 
 
-class _ReadableDumper(yaml.SafeDumper):
+class _ReadableDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when present: faster
     """Multi-line strings (Fluentd configs, role files) as literal blocks, so a plan reads like config."""
 
 
@@ -54,6 +54,25 @@ def _edge_document(edge: WiringEdge) -> dict[str, Any]:
     }
 
 
+def tenant_document(tenant, platform: Platform) -> dict[str, Any]:
+    """One participant: everything their handout and the smoke checks need, no secret."""
+    from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
+
+    return {
+        "name": tenant.name,
+        "namespaces": dict(tenant.environments),
+        "login": tenant.login,
+        "password_id": tenant.password.id if tenant.password else None,
+        "mlflow_experiment": tenant.experiment,
+        "gocd_pipeline_group": tenant.pipeline_group,
+        "gocd_elastic_profile": tenant.elastic_profile,
+        "agents_node": tenant.agents_node,
+        "service_account": tenant.service_account,
+        "fluentd_tag": tenant.tag,
+        "index_pattern": f"{EVENT_INDEX_PREFIX}-{tenant.name}-*",
+    }
+
+
 def platform_document(platform: Platform) -> dict[str, Any]:
     """The platform as data: what smoke tests, handouts and people read."""
     return {
@@ -78,7 +97,7 @@ def platform_document(platform: Platform) -> dict[str, Any]:
         "wiring": [_edge_document(edge) for edge in platform.wiring],
         "images": list(platform.images),
         "requests": platform.requests,
-        "tenants": [],
+        "tenants": [tenant_document(t, platform) for t in platform.tenants],
     }
 
 

@@ -14,6 +14,9 @@ import yaml
 
 from infra.platform.model import PART_OF, KitChart, Platform, Service
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's loader when PyYAML has it (its wheels do): a workshop plan parses a thousand objects."""
+
 
 def namespace_manifest(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(PART_OF)}}
@@ -27,7 +30,7 @@ def render_kit_chart(chart: KitChart) -> list[dict[str, Any]]:
     for template in sorted(rendered):
         if template.endswith("NOTES.txt"):
             continue
-        objects += [doc for doc in yaml.safe_load_all(rendered[template]) if doc]
+        objects += [doc for doc in yaml.load_all(rendered[template], Loader=_LOADER) if doc]
     return objects
 
 

@@ -7,9 +7,17 @@ those are at hand (see tests/test_upstream_charts.py).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable
 
 import kubernetes_validate
+import kubernetes_validate.utils
+
+# kubernetes-validate re-reads and re-parses its schema files (the definitions file is megabytes) on
+# every object; a workshop plan validates thousands. The files never change while we run, and the
+# library only reads the parsed schemas, so parse each once.
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(
+    kubernetes_validate.utils.schema_contents)
 
 SUPPORTED_KUBERNETES = ("1.32", "1.36")
 """Oldest and newest Kubernetes minor the kit supports: the range ECK 3.5.0's own e2e matrix runs on

@@ -95,9 +95,19 @@ def test_provider_keys_are_left_to_their_providers():
     assert load_config({"kubernetes:context": "kind-x"}).kube_context == ""
 
 
-def test_workshop_mode_is_refused_until_it_exists():
-    with pytest.raises(ConfigError, match="workshop mode"):
-        load_config({"cd4ml:participants": 10})
+def test_participants_by_count_or_by_name():
+    assert load_config({"cd4ml:participants": 10}).participant_list[:2] == ("p01", "p02")
+    assert load_config({"cd4ml:participants": 100}).participant_list[-1] == "p100"
+    assert load_config({"cd4ml:participantNames": "alice,bob"}).participant_list == ("alice", "bob")
+    assert load_config({}).participant_list == ()
+    with pytest.raises(ConfigError, match="participants = 3: participantNames lists 2 names"):
+        load_config({"cd4ml:participantNames": "alice,bob", "cd4ml:participants": 3})
+    with pytest.raises(ConfigError, match="'Alice' is not a DNS label"):
+        load_config({"cd4ml:participantNames": "Alice"})
+    with pytest.raises(ConfigError, match="'cd4ml' is reserved"):
+        load_config({"cd4ml:participantNames": "cd4ml"})
+    with pytest.raises(ConfigError, match="lists a name twice"):
+        load_config({"cd4ml:participantNames": "bob,bob"})
 
 
 def test_every_field_has_a_description():

@@ -30,7 +30,8 @@ def create_secret(name: str, secret: KitSecret, passwords: Mapping[str, pulumi.O
                   opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
     wanted = [pw.id for _, pw in secret.generated] + [bcrypt_key(pw.id) for _, _, pw in secret.password_files]
     manifest = secret.manifest(generated_values={key: passwords[key] for key in wanted},
-                               password_line=lambda user, hashed: pulumi.Output.concat(user, ":", hashed, "\n"))
+                               password_line=lambda user, hashed: pulumi.Output.concat(user, ":", hashed, "\n"),
+                               join_lines=lambda parts: pulumi.Output.concat(*parts))
     return k8s.core.v1.Secret(
         name,
         metadata=manifest["metadata"],

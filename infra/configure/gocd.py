@@ -32,6 +32,7 @@ class Collection:
 CLUSTER_PROFILES = Collection("cluster profile", "/api/admin/elastic/cluster_profiles",
                               "application/vnd.go.cd.v1+json")
 ELASTIC_PROFILES = Collection("elastic agent profile", "/api/elastic/profiles", "application/vnd.go.cd.v2+json")
+PIPELINE_GROUPS = Collection("pipeline group", "/api/admin/pipeline_groups", "application/vnd.go.cd.v1+json")
 CONFIG_REPOS = Collection("config repository", "/api/admin/config_repos", "application/vnd.go.cd.v4+json")
 AUTH_CONFIGS = Collection("authorization configuration", "/api/admin/security/auth_configs",
                           "application/vnd.go.cd.v2+json")
@@ -54,20 +55,22 @@ def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
     return ApiError(f"GoCD answered {doing} with {answer.summary()}")
 
 
-def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], singleton: bool = False) -> Outcome:
+def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], singleton: bool = False,
+           key: str = "id") -> Outcome:
     """Create or update one item so that it covers `desired`; never a duplicate. A singleton (the
-    system admins) lives at the collection's path and is only ever updated."""
-    item = collection.path if singleton else f"{collection.path}/{desired['id']}"
-    name = "-" if singleton else desired["id"]
+    system admins) lives at the collection's path and is only ever updated; pipeline groups are
+    keyed by `name`."""
+    item = collection.path if singleton else f"{collection.path}/{desired[key]}"
+    name = "-" if singleton else desired[key]
     for _attempt in range(UPDATE_ATTEMPTS):
         current = api.call("GET", item, accept=collection.accept)
         if current.status == 404 and not singleton:
             created = api.call("POST", collection.path, accept=collection.accept, body=desired)
             if created.status in (200, 201):
-                return Outcome(collection.what, desired["id"], "created")
+                return Outcome(collection.what, name, "created")
             if created.status in (409, 422) and "exist" in created.summary().lower():
                 continue  # created meanwhile by someone else: read it and update
-            raise _refused(api, created, f"POST {collection.path} ({desired['id']})")
+            raise _refused(api, created, f"POST {collection.path} ({name})")
         if current.status != 200:
             raise _refused(api, current, f"GET {item}")
         if covers(current.body, desired):
@@ -101,6 +104,8 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900
     wait_until_healthy(api, health_timeout, pause)
     outcomes = [ensure(api, CLUSTER_PROFILES, desired["cluster_profile"])]
     outcomes += [ensure(api, ELASTIC_PROFILES, profile) for profile in desired["elastic_profiles"]]
+    # Groups before config repositories: a repository's pipelines join the group and its permissions.
+    outcomes += [ensure(api, PIPELINE_GROUPS, group, key="name") for group in desired.get("pipeline_groups", [])]
     outcomes += [ensure(api, CONFIG_REPOS, repo) for repo in desired["config_repos"]]
     outcomes.append(ensure(api, AUTH_CONFIGS, desired["auth_config"]))
     # Security is on from here. Naming the admins is an admin-only call: it also proves the kit's

@@ -12,11 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from infra.config import Profile
-from infra.platform import gocd
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import MODEL_RUNTIME
 from infra.platform.model import Endpoint, KitChart, Service, Stage
-from infra.platform.wiring import app_node
 
 CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
 CHART_DIR = CHARTS_DIR / "app-environments"
@@ -51,13 +49,15 @@ def endpoint_variables(endpoints: dict[str, Endpoint]) -> dict[str, str]:
 def ml_app_previews(ctx: BuildContext) -> tuple[KitChart, ...]:
     """charts/ml-app in every environment, with the values a deploy stage passes: the endpoints are
     the app's wiring edges; the model and pipeline label are placeholders a pipeline fills in.
-    Without MLflow there is no model to serve, so nothing to preview."""
+    Without MLflow there is no model to serve, so nothing to preview. In workshop mode only the first
+    participant's are rendered: the others differ in names only, and plan time must not grow with them."""
     previews = []
-    for env, namespace in ctx.ns.apps:
-        endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(app_node(env, namespace).id) if e.endpoint}
+    tenant = ctx.tenants[0]
+    for env, namespace in tenant.environments:
+        endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(tenant.app_node(env)) if e.endpoint}
         if "mlflow" not in endpoints:
             continue
-        values: dict = {"model": PREVIEW_MODEL, "pipelineLabel": "1", "environment": env,
+        values: dict = {"model": PREVIEW_MODEL, "pipelineLabel": "1", "environment": env, "tenant": tenant.name,
                         "source": {"serve.py": "# the model repository's service/serve.py\n"},
                         "image": {"repository": f"{MODEL_RUNTIME.image(ctx.config).registry}/"
                                                 f"{MODEL_RUNTIME.image(ctx.config).repository}",
@@ -72,23 +72,28 @@ def ml_app_previews(ctx: BuildContext) -> tuple[KitChart, ...]:
 
 def build(ctx: BuildContext) -> Service:
     ns = ctx.ns
+    accounts = {tenant.agents_node: tenant.service_account for tenant in ctx.tenants}
+    deployers_of: dict[str, list[dict]] = {}
+    for edge in ctx.edges_of_kind("deploy"):
+        deployers_of.setdefault(edge.provider.namespace, []).append(
+            {"name": accounts[edge.consumer.id], "namespace": edge.consumer.namespace})
     environments = []
-    for env, namespace in ns.apps:
-        endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(app_node(env, namespace).id) if e.endpoint}
-        deployers = [
-            {"name": gocd.AGENT_SERVICE_ACCOUNT, "namespace": e.consumer.namespace}
-            for e in ctx.edges_of_kind("deploy") if e.provider.namespace == namespace
-        ]
-        environments.append({
-            "name": env,
-            "namespace": namespace,
-            "endpoints": endpoint_variables(endpoints),
-            "deployers": deployers,
-        })
+    for tenant in ctx.tenants:
+        for env, namespace in tenant.environments:
+            endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(tenant.app_node(env)) if e.endpoint}
+            environments.append({
+                "name": env,
+                "namespace": namespace,
+                "tenant": tenant.name,
+                "endpoints": endpoint_variables(endpoints),
+                "deployers": deployers_of.get(namespace, []),
+            })
     values = {
         "environments": environments,
         "endpointsConfigMap": ENDPOINTS_CONFIGMAP,
-        "quota": QUOTAS[ctx.profile],
+        # A participant's namespaces get the laptop-sized quota whatever the profile: one runaway
+        # model service must not starve the other participants on a shared cluster.
+        "quota": QUOTAS[Profile.LAPTOP if ctx.workshop else ctx.profile],
         "containerDefaults": CONTAINER_DEFAULTS,
     }
     chart = KitChart(name="app-environments", namespace=ns.apps[0][1], chart_dir=str(CHART_DIR), values=values)

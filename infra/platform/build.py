@@ -7,6 +7,7 @@ from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, kibana, 
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import Platform
+from infra.platform.tenants import derive_tenants
 from infra.platform.wiring import derive_edges
 
 BUILDERS = {
@@ -21,7 +22,8 @@ BUILDERS = {
 
 def build_platform(config: StackConfig, stack: str) -> Platform:
     ns = Namespaces.from_config(config)
-    ctx = BuildContext(config=config, ns=ns, wiring=derive_edges(config, ns))
+    tenants = derive_tenants(config)
+    ctx = BuildContext(config=config, ns=ns, wiring=derive_edges(config, ns, tenants), tenants=tenants)
     services = {name: build(ctx) for name, build in BUILDERS.items() if config.enabled(name)}
     return Platform(
         stack=stack,
@@ -30,5 +32,6 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         services=services,
         wiring=ctx.wiring,
         extras=(apps.build(ctx),),
+        tenants=tenants if ctx.workshop else (),
         previews=apps.ml_app_previews(ctx),
     )

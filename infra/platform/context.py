@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from infra.config import Profile, StackConfig
 from infra.platform.layout import Namespaces
 from infra.platform.model import WiringEdge
+from infra.platform.tenants import Tenant
 
 
 @dataclass(frozen=True)
@@ -14,10 +15,15 @@ class BuildContext:
     config: StackConfig
     ns: Namespaces
     wiring: tuple[WiringEdge, ...]
+    tenants: tuple[Tenant, ...]
 
     @property
     def profile(self) -> Profile:
         return self.config.profile
+
+    @property
+    def workshop(self) -> bool:
+        return self.tenants[0].participant
 
     def edge(self, consumer: str, provider: str) -> WiringEdge | None:
         """The edge between two nodes, or None when either end is switched off."""

@@ -19,8 +19,8 @@ import yaml
 from infra import events
 from infra.config import Profile
 from infra.platform.configure_job import configure_job
-from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.context import BuildContext
+from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
     PART_OF,
@@ -138,9 +138,29 @@ def _user_secret(user: str, namespace: str, with_roles: bool) -> KitSecret:
                      type="kubernetes.io/basic-auth")
 
 
-def _roles_document() -> str:
+def tenant_role(tenant: str) -> str:
+    return f"cd4ml_tenant_{tenant.replace('-', '_')}"
+
+
+KIBANA_READ = [{"application": "kibana-.kibana", "resources": ["*"],
+                "privileges": ["feature_discover.read", "feature_dashboard.read", "feature_visualize.read"]}]
+"""Kibana features a participant may use (Discover, dashboards); which documents they see is the
+role's index privileges: only their own events."""
+
+
+def _participant_secret(tenant, namespace: str) -> KitSecret:
+    return KitSecret(namespace=namespace, name=user_credentials(tenant.name, namespace).secret,
+                     literals=(("username", tenant.login), ("roles", tenant_role(tenant.name))),
+                     generated=(("password", tenant.password),), type="kubernetes.io/basic-auth")
+
+
+def _roles_document(participants=()) -> str:
     logs = [f"{LOG_INDEX_PREFIX}-*", f"{EVENT_INDEX_PREFIX}-*"]
-    return yaml.safe_dump({
+    tenant_roles = {tenant_role(t.name): {
+        "indices": [{"names": [f"{EVENT_INDEX_PREFIX}-{t.name}-*"], "privileges": ["read", "view_index_metadata"]}],
+        "applications": KIBANA_READ,
+    } for t in participants}
+    return yaml.safe_dump(tenant_roles | {
         WRITER_ROLE: {
             "cluster": ["monitor", "manage_index_templates", "manage_ilm"],
             "indices": [{"names": list(logs),
@@ -165,7 +185,11 @@ def build(ctx: BuildContext) -> Service:
         for edge in ctx.wiring
         if edge.provider.id == "elasticsearch" and edge.credentials and edge.consumer.namespace != ns.logging
     ]
-    secrets.append(KitSecret(namespace=ns.logging, name=ROLES_SECRET, literals=(("roles.yml", _roles_document()),)))
+    participants = [t for t in ctx.tenants if t.participant]
+    # Participants log in to Kibana as themselves (the same password as their GoCD login).
+    secrets += [_participant_secret(t, ns.logging) for t in participants]
+    secrets.append(KitSecret(namespace=ns.logging, name=ROLES_SECRET,
+                             literals=(("roles.yml", _roles_document(participants)),)))
 
     node_roles = ["master", "data", "ingest"]
     elasticsearch = {
@@ -179,7 +203,8 @@ def build(ctx: BuildContext) -> Service:
             "http": {"tls": {"selfSignedCertificate": {"disabled": True}}},
             "auth": {
                 "disableElasticUser": True,
-                "fileRealm": [{"secretName": user_credentials(user, ns.logging).secret} for user in USERS],
+                "fileRealm": [{"secretName": user_credentials(user, ns.logging).secret}
+                              for user in [*USERS, *(t.name for t in participants)]],
                 "roles": [{"secretName": ROLES_SECRET}],
             },
             "nodeSets": [{

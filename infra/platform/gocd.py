@@ -36,6 +36,7 @@ from infra.platform.model import (
     WiringEdge,
     Workload,
 )
+from infra.platform.tenants import Tenant
 
 CHART = ChartPin(repo="https://gocd.github.io/helm-chart", chart="gocd", version="2.18.0")
 SERVER_IMAGE = Image(repository="gocd/gocd-server", tag="v26.1.0")
@@ -90,7 +91,8 @@ def admin_credentials(ns: Namespaces) -> Credentials:
     return Credentials(namespace=ns.gocd, secret=ADMIN_SECRET)
 
 
-def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Image) -> list[dict[str, str]]:
+def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Image,
+              tenant: Tenant) -> list[dict[str, str]]:
     """Agent environment from the agents' outgoing edges (a switched-off service leaves no var), plus
     what a deploy stage passes to charts/ml-app."""
     env: list[dict[str, str]] = []
@@ -108,22 +110,25 @@ def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Imag
         by_namespace = {namespace: name for name, namespace in ns.apps}
         env += [{"name": f"CD4ML_NAMESPACE_{by_namespace[target].upper().replace('-', '_')}", "value": target}
                 for target in deploy_targets]
-    env += [{"name": "CD4ML_ML_APP_CHART", "value": ML_APP_CHART_PATH},
+    env += [{"name": "CD4ML_TENANT", "value": tenant.name},
+            {"name": "MLFLOW_EXPERIMENT_NAME", "value": tenant.experiment},
+            {"name": "CD4ML_ML_APP_CHART", "value": ML_APP_CHART_PATH},
             {"name": "CD4ML_MODEL_RUNTIME_REPOSITORY", "value": f"{model_runtime.registry}/{model_runtime.repository}"},
             {"name": "CD4ML_MODEL_RUNTIME_TAG", "value": model_runtime.tag}]
     return env
 
 
-def agent_pod(image: Image, env: list[dict[str, str]], resources: Resources) -> dict[str, Any]:
+def agent_pod(image: Image, env: list[dict[str, str]], resources: Resources,
+              service_account: str = AGENT_SERVICE_ACCOUNT) -> dict[str, Any]:
     """The pod the elastic-agent plugin starts for each ML job (PodSpecType yaml); the plugin
     fills in the `{{ POD_POSTFIX }}`/`{{ CONTAINER_POSTFIX }}` placeholders and its own env."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "gocd-agent-ml-{{ POD_POSTFIX }}",
+        "metadata": {"name": f"{service_account}-{{{{ POD_POSTFIX }}}}",
                      "labels": {**PART_OF, "app.kubernetes.io/component": "gocd-elastic-agent"}},
         "spec": {
-            "serviceAccountName": AGENT_SERVICE_ACCOUNT,
+            "serviceAccountName": service_account,
             # The token is what kubectl/helm deploy with; its rights are the app namespaces' RoleBindings.
             "automountServiceAccountToken": True,
             "securityContext": {"runAsNonRoot": True, "runAsUser": AGENT_USER, "runAsGroup": 0,
@@ -163,9 +168,35 @@ def config_repo_id(url: str, taken: set[str]) -> str:
     return candidate
 
 
-def desired_configuration(config: StackConfig, ns: Namespaces, pod: dict[str, Any]) -> dict[str, Any]:
+PARTICIPANT_PLACEHOLDER = "{participant}"
+"""In a `modelRepos` URL: one config repository per participant, allowed only their pipeline group."""
+
+
+def _config_repo(repo_id: str, url: str, groups: str) -> dict[str, Any]:
+    return {
+        "id": repo_id,
+        "plugin_id": YAML_CONFIG_PLUGIN_ID,
+        "material": {"type": "git", "attributes": {"url": url, "branch": "main", "auto_update": True}},
+        "configuration": [],
+        # Without an allow rule a config repo may define nothing that refers to groups/environments.
+        "rules": [{"directive": "allow", "action": "refer", "type": "pipeline_group", "resource": groups},
+                  {"directive": "allow", "action": "refer", "type": "environment", "resource": "*"}],
+    }
+
+
+def desired_configuration(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...],
+                          pods: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What the configure Job ensures, in GoCD's own API shapes (see infra/configure/gocd.py)."""
     taken: set[str] = set()
+    repos = []
+    for url in config.model_repos:
+        if PARTICIPANT_PLACEHOLDER not in url:
+            repos.append(_config_repo(config_repo_id(url, taken), url, "*"))
+            continue
+        for tenant in tenants:
+            own = url.replace(PARTICIPANT_PLACEHOLDER, tenant.name)
+            repos.append(_config_repo(config_repo_id(f"{tenant.name}-{own}", taken), own, tenant.pipeline_group))
+    participants = [t for t in tenants if t.participant]
     return {
         "cluster_profile": {
             "id": CLUSTER_PROFILE_ID,
@@ -176,22 +207,19 @@ def desired_configuration(config: StackConfig, ns: Namespaces, pod: dict[str, An
             ],
         },
         "elastic_profiles": [{
-            "id": ML_PROFILE_ID,
+            "id": tenant.elastic_profile,
             "cluster_profile_id": CLUSTER_PROFILE_ID,
             "properties": [
                 {"key": "PodSpecType", "value": "yaml"},
-                {"key": "PodConfiguration", "value": yaml.safe_dump(pod, sort_keys=False)},
+                {"key": "PodConfiguration", "value": yaml.safe_dump(pods[tenant.name], sort_keys=False)},
             ],
-        }],
-        "config_repos": [{
-            "id": config_repo_id(url, taken),
-            "plugin_id": YAML_CONFIG_PLUGIN_ID,
-            "material": {"type": "git", "attributes": {"url": url, "branch": "main", "auto_update": True}},
-            "configuration": [],
-            # Without an allow rule a config repo may define nothing that refers to groups/environments.
-            "rules": [{"directive": "allow", "action": "refer", "type": kind, "resource": "*"}
-                      for kind in ("pipeline_group", "environment")],
-        } for url in config.model_repos],
+        } for tenant in tenants],
+        # Each participant sees, runs and edits only their own group (GoCD pipeline group authorization).
+        "pipeline_groups": [{
+            "name": tenant.pipeline_group,
+            "authorization": {role: {"users": [tenant.login], "roles": []} for role in ("view", "operate", "admins")},
+        } for tenant in participants],
+        "config_repos": repos,
         "auth_config": {
             "id": AUTH_CONFIG_ID,
             "plugin_id": PASSWORD_FILE_PLUGIN_ID,
@@ -222,8 +250,11 @@ def build(ctx: BuildContext) -> Service:
     if config.storage_class:
         persistence["storageClass"] = config.storage_class
     agent_image = GOCD_AGENT_ML.image(config)
-    env = agent_env(ctx.edges_from(AGENTS_NODE), ns, MODEL_RUNTIME.image(config))
     agent_size = AGENT_SIZES[ctx.profile]
+    envs = {t.name: agent_env(ctx.edges_from(t.agents_node), ns, MODEL_RUNTIME.image(config), t) for t in ctx.tenants}
+    pods = {t.name: agent_pod(agent_image, envs[t.name], agent_size, t.service_account) for t in ctx.tenants}
+    # Static agents (if any) work for the first tenant; elastic agents are per tenant.
+    env = envs[ctx.tenants[0].name]
     values = {
         "server": {
             "image": {"repository": f"{SERVER_IMAGE.registry}/{SERVER_IMAGE.repository}", "tag": SERVER_IMAGE.tag},
@@ -246,26 +277,28 @@ def build(ctx: BuildContext) -> Service:
             "env": {"extraEnvVars": env},
             "serviceAccount": {
                 "reuseTopLevelServiceAccount": False,
-                "name": AGENT_SERVICE_ACCOUNT,
+                "name": ctx.tenants[0].service_account,
                 "automountServiceAccountToken": True,
             },
         },
     }
-    service_account = {
+    service_accounts = tuple({
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": ns.gocd, "labels": dict(PART_OF)},
+        "metadata": {"name": t.service_account, "namespace": ns.gocd, "labels": dict(PART_OF)},
         "automountServiceAccountToken": False,
-    }
+    } for t in ctx.tenants)
     admin = admin_credentials(ns)
     admin_password = GeneratedPassword("gocd-admin")
     secrets = (
         KitSecret(ns.gocd, ADMIN_SECRET, literals=(("username", ADMIN_USER),),
                   generated=(("password", admin_password),), type="kubernetes.io/basic-auth"),
-        KitSecret(ns.gocd, PASSWORD_FILE_SECRET, password_files=((PASSWORD_FILE_KEY, ADMIN_USER, admin_password),)),
+        # One file, one line per login: the admin, then each participant (never an admin).
+        KitSecret(ns.gocd, PASSWORD_FILE_SECRET, password_files=(
+            (PASSWORD_FILE_KEY, ADMIN_USER, admin_password),
+            *((PASSWORD_FILE_KEY, t.login, t.password) for t in ctx.tenants if t.participant))),
     )
-    pod = agent_pod(agent_image, env, agent_size)
-    desired = desired_configuration(config, ns, pod)
+    desired = desired_configuration(config, ns, ctx.tenants, pods)
     configure = configure_job(
         name="gocd-configure", namespace=ns.gocd, module="gocd", desired=desired,
         env={"GOCD_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
@@ -283,14 +316,17 @@ def build(ctx: BuildContext) -> Service:
         credentials=admin,
         secrets=secrets,
         # The server's JVM start, plugin download and health check take minutes on a laptop.
-        stages=(Stage(objects=(service_account,)),
+        stages=(Stage(objects=service_accounts),
                 Stage(releases=(CHART.release(RELEASE, ns.gocd, values, timeout_seconds=900),)),
                 Stage(objects=configure)),
         workloads=tuple(workloads),
-        embedded=(as_started(pod, ns.gocd),),
+        embedded=tuple(as_started(pod, ns.gocd) for pod in pods.values()),
         settings={
             "cluster_profile": CLUSTER_PROFILE_ID,
             "elastic_profiles": [p["id"] for p in desired["elastic_profiles"]],
+            "agent_profiles": {t.elastic_profile: {"agents_node": t.agents_node, "service_account": t.service_account}
+                               for t in ctx.tenants},
+            "pipeline_groups": [g["name"] for g in desired["pipeline_groups"]],
             "agent_image": agent_image.ref,
             "config_repos": [{"id": r["id"], "url": r["material"]["attributes"]["url"]}
                              for r in desired["config_repos"]],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from infra.config import StackConfig
+from infra.platform.tenants import derive_tenants
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Namespaces:
     mlflow: str
     eck_operator: str
     apps: tuple[tuple[str, str], ...]
-    """(environment, namespace) pairs the pipelines deploy model services into."""
+    """(environment, namespace) pairs the pipelines deploy model services into, every tenant's."""
 
     @classmethod
     def from_config(cls, config: StackConfig) -> Namespaces:
@@ -28,7 +29,7 @@ class Namespaces:
             monitoring=f"{prefix}-monitoring",
             mlflow=f"{prefix}-mlflow",
             eck_operator=f"{prefix}-eck-operator",
-            apps=tuple((env, f"{prefix}-{env}") for env in config.app_environments),
+            apps=tuple(pair for tenant in derive_tenants(config) for pair in tenant.environments),
         )
 
     def of_service(self, service: str) -> str:

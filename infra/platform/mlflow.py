@@ -10,7 +10,9 @@ Config keys read: mlflowStorageGi, exposure, profile.
 from __future__ import annotations
 
 from infra.config import Exposure, Profile
+from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
     PART_OF,
@@ -34,6 +36,9 @@ SIZES = {
     Profile.LAPTOP: Resources(100, 256, 500, 768),
     Profile.CLUSTER: Resources(250, 512, 1000, 1536),
 }
+
+
+CONFIGURE_TIMEOUT_SECONDS = 600
 
 
 def endpoint(ns: Namespaces) -> Endpoint:
@@ -70,12 +75,20 @@ def build(ctx: BuildContext) -> Service:
         "extraVolumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
         "serverAllowedHosts": allowed_hosts(ep),
     }
+    configure = configure_job(
+        name="mlflow-configure", namespace=ns.mlflow, module="mlflow",
+        desired={"experiments": [{"experiment": t.experiment, "tenant": t.name} for t in ctx.tenants]},
+        env={"MLFLOW_URL": ep.url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)}, secret_env={},
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS)
     return Service(
         name="mlflow",
         namespace=ns.mlflow,
         endpoint=ep,
         credentials=None,
         secrets=(),
-        stages=(Stage(objects=(claim,)), Stage(releases=(CHART.release(RELEASE, ns.mlflow, values),))),
+        stages=(Stage(objects=(claim,)), Stage(releases=(CHART.release(RELEASE, ns.mlflow, values),)),
+                Stage(objects=configure)),
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("mlflow", IMAGE, size),)),),
+        extra_images=(PYTHON_IMAGE,),
+        settings={"experiments": [t.experiment for t in ctx.tenants]},
     )

@@ -128,8 +128,8 @@ class KitSecret:
     literals: tuple[tuple[str, str], ...] = ()
     generated: tuple[tuple[str, GeneratedPassword], ...] = ()
     password_files: tuple[tuple[str, str, GeneratedPassword], ...] = ()
-    """(key, user, password): the key holds `user:<bcrypt hash of the password>`, a password file
-    a server checks logins against without ever holding the password itself."""
+    """(key, user, password): the key holds a line `user:<bcrypt hash of the password>` per entry, a
+    password file a server checks logins against without ever holding the passwords themselves."""
     type: str = "Opaque"
 
     @property
@@ -138,19 +138,21 @@ class KitSecret:
 
     def manifest(self, generated_values: dict[str, Any] | None = None,
                  password_line: Callable[[str, Any], Any] = lambda user, hashed: f"{user}:{hashed}\n",
-                 ) -> dict[str, Any]:
+                 join_lines: Callable[[list[Any]], Any] = "".join) -> dict[str, Any]:
         """The Secret; without `generated_values` the generated keys are left out and named in an
         annotation, so nothing written offline holds a secret. Hashes are looked up as
         `bcrypt_key(id)` and joined to their user by `password_line` (Pulumi passes one for Outputs)."""
         string_data: dict[str, Any] = dict(self.literals)
-        generated_keys = [key for key, _ in self.generated] + [key for key, _, _ in self.password_files]
+        generated_keys = [key for key, _ in self.generated] + list(dict.fromkeys(k for k, _, _ in self.password_files))
         annotations = {}
         if generated_values is None:
             annotations["cd4ml.dev/generated-keys"] = ",".join(generated_keys)
         else:
             string_data.update({key: generated_values[pw.id] for key, pw in self.generated})
-            string_data.update({key: password_line(user, generated_values[bcrypt_key(pw.id)])
-                                for key, user, pw in self.password_files})
+            lines: dict[str, list[Any]] = {}
+            for key, user, pw in self.password_files:
+                lines.setdefault(key, []).append(password_line(user, generated_values[bcrypt_key(pw.id)]))
+            string_data.update({key: join_lines(parts) for key, parts in lines.items()})
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": dict(PART_OF)}
         if annotations and generated_keys:
             metadata["annotations"] = annotations
@@ -283,6 +285,8 @@ class Platform:
     wiring: tuple[WiringEdge, ...]
     extras: tuple[Service, ...] = field(default=())
     """Parts that are not user-facing services, such as the application environments."""
+    tenants: tuple[Any, ...] = field(default=())
+    """Workshop participants (infra/platform/tenants.py), empty for a single-team platform."""
     previews: tuple[KitChart, ...] = field(default=())
     """What the pipelines deploy with the kit's charts (charts/ml-app per environment), rendered and
     validated by `plan` so a chart change is reviewed before a pipeline meets it; never applied."""

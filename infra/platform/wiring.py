@@ -7,17 +7,13 @@ connection is described; removing a service removes every edge that touches it.
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.platform import elasticsearch, fluentd, gocd, mlflow
+from infra.platform import elasticsearch, fluentd, mlflow
 from infra.platform.layout import Namespaces
 from infra.platform.model import Node, WiringEdge
+from infra.platform.tenants import Tenant
 
 
-def app_node(env: str, namespace: str) -> Node:
-    """The model service the pipelines deploy into one environment."""
-    return Node(f"app:{env}", namespace)
-
-
-def derive_edges(config: StackConfig, ns: Namespaces) -> tuple[WiringEdge, ...]:
+def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...]) -> tuple[WiringEdge, ...]:
     edges: list[WiringEdge] = []
     on = config.enabled
 
@@ -42,29 +38,30 @@ def derive_edges(config: StackConfig, ns: Namespaces) -> tuple[WiringEdge, ...]:
                 credentials=elasticsearch.user_credentials("grafana", ns.monitoring),
                 delivered_by="grafana values: provisioned datasources; envValueFrom ES_USERNAME/ES_PASSWORD"))
 
-    agents = Node(gocd.AGENTS_NODE, ns.gocd)
-    if on("gocd"):
-        if on("mlflow"):
-            edges.append(WiringEdge(
-                agents, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
-                delivered_by="gocd values: agent env MLFLOW_TRACKING_URI"))
-        if on("fluentd"):
-            edges.append(WiringEdge(
-                agents, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
-                delivered_by="gocd values: agent env FLUENTD_HOST/FLUENTD_PORT"))
-        for _env, namespace in ns.apps:
-            edges.append(WiringEdge(
-                agents, Node(f"namespace:{namespace}", namespace), "deploy",
-                delivered_by=f"RoleBinding in {namespace} granting the deployer Role to "
-                             f"ServiceAccount {ns.gocd}/{gocd.AGENT_SERVICE_ACCOUNT}"))
-
-    for env, namespace in ns.apps:
-        if on("fluentd"):
-            edges.append(WiringEdge(
-                app_node(env, namespace), node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
-                delivered_by=f"ConfigMap {namespace}/platform-endpoints: FLUENTD_HOST/FLUENTD_PORT"))
-        if on("mlflow"):
-            edges.append(WiringEdge(
-                app_node(env, namespace), node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
-                delivered_by=f"ConfigMap {namespace}/platform-endpoints: MLFLOW_TRACKING_URI"))
+    for tenant in tenants:
+        agents = Node(tenant.agents_node, ns.gocd)
+        if on("gocd"):
+            if on("mlflow"):
+                edges.append(WiringEdge(
+                    agents, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
+                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env MLFLOW_TRACKING_URI"))
+            if on("fluentd"):
+                edges.append(WiringEdge(
+                    agents, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
+                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env FLUENTD_HOST/FLUENTD_PORT"))
+            for _env, namespace in tenant.environments:
+                edges.append(WiringEdge(
+                    agents, Node(f"namespace:{namespace}", namespace), "deploy",
+                    delivered_by=f"RoleBinding in {namespace} granting the deployer Role to "
+                                 f"ServiceAccount {ns.gocd}/{tenant.service_account}"))
+        for env, namespace in tenant.environments:
+            app = Node(tenant.app_node(env), namespace)
+            if on("fluentd"):
+                edges.append(WiringEdge(
+                    app, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
+                    delivered_by=f"ConfigMap {namespace}/platform-endpoints: FLUENTD_HOST/FLUENTD_PORT"))
+            if on("mlflow"):
+                edges.append(WiringEdge(
+                    app, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
+                    delivered_by=f"ConfigMap {namespace}/platform-endpoints: MLFLOW_TRACKING_URI"))
     return tuple(edges)

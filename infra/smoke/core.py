@@ -15,6 +15,8 @@ from typing import Any, Callable, Literal
 
 import requests
 
+from infra.platform.tenants import DEFAULT_AGENTS_NODE, DEFAULT_SERVICE_ACCOUNT
+
 Status = Literal["pass", "fail", "skip"]
 
 
@@ -98,6 +100,22 @@ class SmokeContext:
     def service(self, name: str) -> dict[str, Any]:
         """A service's entry in platform.json (namespace, settings, ...)."""
         return next(s for s in self.platform["services"] if s["name"] == name)
+
+    @property
+    def sample_tenant(self) -> dict[str, Any]:
+        """Whose agents and namespaces the probe checks use: the first participant in workshop mode (a
+        sample: probing 100 participants' namespaces would take longer than the workshop's break)."""
+        tenants = self.platform.get("tenants") or []
+        if tenants:
+            return tenants[0]
+        return {"name": None, "agents_node": DEFAULT_AGENTS_NODE, "service_account": DEFAULT_SERVICE_ACCOUNT}
+
+    def app_edges(self, provider: str) -> list[dict[str, Any]]:
+        """The sample tenant's model-service edges to `provider`, one per environment."""
+        name = self.sample_tenant["name"]
+        prefix = f"app:{name}:" if name else "app:"
+        return [e for e in self.platform.get("wiring", []) if e["to"] == provider and e["from"].startswith(prefix)
+                and (name or e["from"].count(":") == 1)]
 
     def once(self, key: str, produce: Callable[[], Any]) -> Any:
         """Run `produce` once per run even when several checks need its result (e.g. one event

@@ -27,7 +27,10 @@ COLLECTIONS = {
     "elastic_profiles": ("/go/api/elastic/profiles", "application/vnd.go.cd.v2+json"),
     "config_repos": ("/go/api/admin/config_repos", "application/vnd.go.cd.v4+json"),
     "auth_configs": ("/go/api/admin/security/auth_configs", "application/vnd.go.cd.v2+json"),
+    "pipeline_groups": ("/go/api/admin/pipeline_groups", "application/vnd.go.cd.v1+json"),
 }
+KEYS = {"pipeline_groups": "name"}
+"""Pipeline groups are addressed by name; everything else by id."""
 SYSTEM_ADMINS = ("/go/api/admin/security/system_admins", "application/vnd.go.cd.v2+json")
 INTERNAL_CONFIG_REPOS = "/go/api/internal/config_repos"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GoCD"'}
@@ -117,7 +120,9 @@ class GoCDApiStandIn(HttpStandIn):
 
     def _represent(self, name: str, item: dict) -> dict:
         shown = copy.deepcopy(item)
-        shown["_links"] = {"self": {"href": f"http://gocd{COLLECTIONS[name][0]}/{item['id']}"}}
+        shown["_links"] = {"self": {"href": f"http://gocd{COLLECTIONS[name][0]}/{item[KEYS.get(name, 'id')]}"}}
+        if name == "pipeline_groups":
+            shown.setdefault("pipelines", [])
         if name == "config_repos":
             attributes = shown["material"]["attributes"]
             attributes.setdefault("name", None)
@@ -133,16 +138,17 @@ class GoCDApiStandIn(HttpStandIn):
 
     def _create(self, name: str, request: Request):
         body = request.json
-        if body["id"] in self.create_race:
-            self.create_race.discard(body["id"])
+        item_id = body[KEYS.get(name, "id")]
+        if item_id in self.create_race:
+            self.create_race.discard(item_id)
             theirs = copy.deepcopy(body)  # someone else's copy, a little different from ours
             theirs.get("material", {}).get("attributes", {})["branch"] = "master"
-            self.items[name][body["id"]] = theirs
-        if body["id"] in self.items[name]:
-            return 422, {"message": f"Failed to add {name[:-1]} '{body['id']}'. Another {name[:-1]} with the same "
+            self.items[name][item_id] = theirs
+        if item_id in self.items[name]:
+            return 422, {"message": f"Failed to add {name[:-1]} '{item_id}'. Another {name[:-1]} with the same "
                                     f"name already exists.", "data": body}
-        self.items[name][body["id"]] = body
-        self.writes.append(("POST", f"{COLLECTIONS[name][0]}/{body['id']}"))
+        self.items[name][item_id] = body
+        self.writes.append(("POST", f"{COLLECTIONS[name][0]}/{item_id}"))
         return 200, self._represent(name, body), {"ETag": etag_of(body)}
 
     def _update(self, name: str, request: Request):
@@ -157,7 +163,7 @@ class GoCDApiStandIn(HttpStandIn):
             return 412, {"message": "Someone has modified the configuration for this resource. Please update your "
                                     "copy of the config with the changes and try again."}
         body = request.json
-        if body.get("id") != item_id:
+        if body.get(KEYS.get(name, "id")) != item_id:
             return 422, {"message": "Renaming of the resource is not supported by this API."}
         self.items[name][item_id] = body
         self.writes.append(("PUT", f"{COLLECTIONS[name][0]}/{item_id}"))

@@ -10,10 +10,9 @@ from urllib.parse import urlparse
 
 from fluent import sender as fluent_sender
 
-from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra import events
+from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX
-from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
 from infra.platform.grafana import DATASOURCES
 from infra.platform.mlflow import IMAGE as PROBE_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
@@ -176,7 +175,7 @@ def container_logs(context: SmokeContext) -> str:
     """A probe pod in an application namespace prints a unique line; it must reach cd4ml-logs-*."""
     es = context.target("elasticsearch")
     context.target("fluentd")
-    app_edges = [e for e in context.platform["wiring"] if e["from"].startswith("app:") and e["to"] == "fluentd"]
+    app_edges = context.app_edges("fluentd")
     if not app_edges:
         raise Skip("no application namespace ships to Fluentd")
     namespace = app_edges[0]["from_namespace"]
@@ -234,18 +233,18 @@ def _probe_forward(context: SmokeContext, namespace: str, marker: str, env: list
 
 
 def agents_to_fluentd(context: SmokeContext) -> str:
-    edge = context.edge(AGENTS_NODE, "fluentd")
+    edge = context.edge(context.sample_tenant["agents_node"], "fluentd")
     if edge is None:
         raise Skip("the platform has no gocd-agents -> fluentd edge")
     forward = urlparse(edge["url"])
     env = [{"name": "FLUENTD_HOST", "value": forward.hostname}, {"name": "FLUENTD_PORT", "value": str(forward.port)}]
-    _probe_forward(context, edge["from_namespace"], f"{context.run_id}-agents", env, [], AGENT_SERVICE_ACCOUNT,
-                   "the GoCD agents")
+    _probe_forward(context, edge["from_namespace"], f"{context.run_id}-agents", env, [],
+                   context.sample_tenant["service_account"], "the GoCD agents")
     return "event from the agents' namespace indexed"
 
 
 def apps_to_fluentd(context: SmokeContext) -> str:
-    edges = [e for e in context.platform["wiring"] if e["from"].startswith("app:") and e["to"] == "fluentd"]
+    edges = context.app_edges("fluentd")
     if not edges:
         raise Skip("no application environment logs to Fluentd")
     for edge in edges:

@@ -10,7 +10,6 @@ from urllib.parse import urlparse
 import yaml
 
 from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES
-from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 
@@ -64,11 +63,11 @@ def security_on(context: SmokeContext) -> str:
     return f"anonymous callers refused; {gocd.username} is admin"
 
 
-def _expected_agent_env(context: SmokeContext) -> dict[str, str]:
+def _expected_agent_env(context: SmokeContext, agents_node: str) -> dict[str, str]:
     """What the agents must be handed, read from the wiring edges in platform.json."""
     env = {}
     for edge in context.platform["wiring"]:
-        if edge["from"] != AGENTS_NODE:
+        if edge["from"] != agents_node:
             continue
         if edge["to"] == "mlflow":
             env["MLFLOW_TRACKING_URI"] = edge["url"]
@@ -83,8 +82,8 @@ def elastic_agent_profiles(context: SmokeContext) -> str:
     gocd, settings = context.target("gocd"), _settings(context)
     cluster = f"{CLUSTER_PROFILES.path}/{settings['cluster_profile']}"
     _read(context, cluster, CLUSTER_PROFILES.accept, "the kit's cluster profile (HTTP 200)")
-    expected = _expected_agent_env(context)
-    for profile_id in settings["elastic_profiles"]:
+    for profile_id, agents in settings["agent_profiles"].items():
+        expected = _expected_agent_env(context, agents["agents_node"])
         path = f"{ELASTIC_PROFILES.path}/{profile_id}"
         expect = f"elastic agent profile {profile_id} whose pods get {sorted(expected)}"
         profile = _read(context, path, ELASTIC_PROFILES.accept, expect)
@@ -98,12 +97,12 @@ def elastic_agent_profiles(context: SmokeContext) -> str:
                 "gocd", f"GET {gocd.url}{path}", f"agent env {expected}", f"agent env differs: {wrong}",
                 "the profile was edited by hand or configured from another stack: "
                 + RECONFIGURE_HINT.format(**settings)))
-        if pod.get("spec", {}).get("serviceAccountName") != AGENT_SERVICE_ACCOUNT:
+        if pod.get("spec", {}).get("serviceAccountName") != agents["service_account"]:
             raise CheckFailed(Diagnosis(
-                "gocd", f"GET {gocd.url}{path}", f"pods run as ServiceAccount {AGENT_SERVICE_ACCOUNT}",
+                "gocd", f"GET {gocd.url}{path}", f"pods run as ServiceAccount {agents['service_account']}",
                 f"serviceAccountName {pod.get('spec', {}).get('serviceAccountName')!r}",
                 "ML jobs could not deploy: " + RECONFIGURE_HINT.format(**settings)))
-    return f"profiles {', '.join(settings['elastic_profiles'])} carry {', '.join(sorted(expected))}"
+    return f"{len(settings['agent_profiles'])} profile(s) carry their tenant's wiring edges"
 
 
 def config_repositories(context: SmokeContext) -> str:
@@ -135,10 +134,12 @@ def config_repositories(context: SmokeContext) -> str:
 def agents_deploy_rights(context: SmokeContext) -> str:
     """The agents may create Deployments in every application namespace and nowhere else the kit owns
     (asked of the API server as a SubjectAccessReview: nothing is created)."""
-    deploy_edges = [e for e in context.platform["wiring"] if e["from"] == AGENTS_NODE and e["kind"] == "deploy"]
+    tenant = context.sample_tenant
+    deploy_edges = [e for e in context.platform["wiring"]
+                    if e["from"] == tenant["agents_node"] and e["kind"] == "deploy"]
     if not deploy_edges:
         raise Skip("the platform has no application namespaces to deploy into")
-    account = (deploy_edges[0]["from_namespace"], AGENT_SERVICE_ACCOUNT)
+    account = (deploy_edges[0]["from_namespace"], tenant["service_account"])
     allowed_in = {e["to_namespace"] for e in deploy_edges}
     for namespace in sorted(allowed_in):
         if not context.cluster.can_i(account, "create", "apps", "deployments", namespace):

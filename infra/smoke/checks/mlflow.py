@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from infra.platform.apps import ENDPOINTS_CONFIGMAP
-from infra.platform.gocd import AGENT_SERVICE_ACCOUNT, AGENTS_NODE
 from infra.platform.mlflow import IMAGE as MLFLOW_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, Target
 from infra.smoke.http import call, json_of
@@ -104,14 +103,15 @@ with mlflow.start_run(run_name=os.environ["SMOKE_RUN"]) as run:
 def from_the_agents(context: SmokeContext) -> str:
     """A run recorded from inside the cluster, as the agents' ServiceAccount with the agents'
     MLFLOW_TRACKING_URI (the wiring edge), using the MLflow client of the server's own image."""
-    edge = context.edge(AGENTS_NODE, "mlflow")
+    edge = context.edge(context.sample_tenant["agents_node"], "mlflow")
     if edge is None:
         raise Skip("the platform has no gocd-agents -> mlflow edge")
     mlflow = context.target("mlflow")
     name = f"{context.run_id}-mlflow"
     try:
         log = context.cluster.run_probe(
-            edge["from_namespace"], name, timeout=max(context.timeout, 120), service_account=AGENT_SERVICE_ACCOUNT,
+            edge["from_namespace"], name, timeout=max(context.timeout, 120),
+            service_account=context.sample_tenant["service_account"],
             container={"image": MLFLOW_IMAGE.ref,
                        "command": ["python", "-c", PROBE_SCRIPT.format(experiment=EXPERIMENT)],
                        "env": [{"name": "MLFLOW_TRACKING_URI", "value": edge["url"]},
@@ -136,7 +136,7 @@ def from_the_agents(context: SmokeContext) -> str:
     if metrics.get("smoke") != 1.0:
         raise CheckFailed(Diagnosis("mlflow", f"{mlflow.url}{API}/runs/get", "metric smoke=1.0", str(metrics),
                                     "the agents reached another MLflow than the one users see"))
-    return f"run {run_id} recorded from {edge['from_namespace']} as {AGENT_SERVICE_ACCOUNT}"
+    return f"run {run_id} recorded from {edge['from_namespace']} as {context.sample_tenant['service_account']}"
 
 
 APP_PROBE = """
@@ -148,7 +148,7 @@ with urllib.request.urlopen(os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/he
 
 def apps_to_mlflow(context: SmokeContext) -> str:
     """Each application namespace reaches MLflow with what its ConfigMap gives a model service."""
-    edges = [e for e in context.platform["wiring"] if e["from"].startswith("app:") and e["to"] == "mlflow"]
+    edges = context.app_edges("mlflow")
     if not edges:
         raise Skip("no application environment uses MLflow")
     for edge in edges:

@@ -1,0 +1,74 @@
+"""Who uses the platform: one tenant for a single team, or one per workshop participant.
+
+A tenant owns its application namespaces (staging, production, ...), a GoCD agent profile whose
+pods run as its own ServiceAccount (deploy rights in its namespaces only), a GoCD pipeline group,
+an MLflow experiment, and a Fluentd tag (`<tenant>.prediction`) whose events land in its own
+indices. Participants also get one login (GoCD and Kibana) with a generated password. Every other
+module reads these names from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra import events
+from infra.config import StackConfig
+from infra.platform.model import GeneratedPassword
+
+DEFAULT_AGENTS_NODE = "gocd-agents"
+DEFAULT_SERVICE_ACCOUNT = "gocd-agent"
+DEFAULT_PROFILE = "cd4ml-ml"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    participant: bool
+    environments: tuple[tuple[str, str], ...]
+    """(environment, namespace) pairs this tenant's pipelines deploy into."""
+
+    @property
+    def agents_node(self) -> str:
+        """Wiring-graph id of this tenant's GoCD agents."""
+        return f"{DEFAULT_AGENTS_NODE}:{self.name}" if self.participant else DEFAULT_AGENTS_NODE
+
+    @property
+    def service_account(self) -> str:
+        return f"{DEFAULT_SERVICE_ACCOUNT}-{self.name}" if self.participant else DEFAULT_SERVICE_ACCOUNT
+
+    @property
+    def elastic_profile(self) -> str:
+        return f"{DEFAULT_PROFILE}-{self.name}" if self.participant else DEFAULT_PROFILE
+
+    @property
+    def pipeline_group(self) -> str:
+        return self.name
+
+    @property
+    def experiment(self) -> str:
+        return self.name
+
+    @property
+    def tag(self) -> str:
+        return events.tag(self.name)
+
+    @property
+    def login(self) -> str | None:
+        """GoCD and Kibana user name (participants only; a single team uses the admins)."""
+        return self.name if self.participant else None
+
+    @property
+    def password(self) -> GeneratedPassword | None:
+        return GeneratedPassword(f"participant-{self.name}", length=20) if self.participant else None
+
+    def app_node(self, env: str) -> str:
+        """Wiring-graph id of this tenant's model service in one environment."""
+        return f"app:{self.name}:{env}" if self.participant else f"app:{env}"
+
+
+def derive_tenants(config: StackConfig) -> tuple[Tenant, ...]:
+    prefix, envs = config.namespace_prefix, config.app_environments
+    if not config.participant_list:
+        return (Tenant(events.DEFAULT_TENANT, False, tuple((env, f"{prefix}-{env}") for env in envs)),)
+    return tuple(Tenant(name, True, tuple((env, f"{prefix}-{name}-{env}") for env in envs))
+                 for name in config.participant_list)

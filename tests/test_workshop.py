@@ -1,0 +1,162 @@
+"""Workshop mode: `participants: N` gives each participant their own namespaces, agents, pipeline
+group, MLflow experiment, Fluentd tag, logins and quota — and nothing of anybody else's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from gocd_api import GoCDApiStandIn
+from pulumi_harness import run_program, unsecret
+from test_smoke import mlflow_server  # noqa: F401 - shared session fixture (a real MLflow server)
+from typer.testing import CliRunner
+
+from infra.cli.main import app
+from infra.config import load_config
+from infra.configure import mlflow as configure_mlflow
+from infra.configure.api import JsonApi
+from infra.configure.gocd import configure as configure_gocd
+from infra.platform.build import build_platform
+from infra.platform.gocd import elastic_agent_pod
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def hundred(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("workshop")
+    result = runner.invoke(app, ["plan", "--stack", "local", "--set", "participants=100", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def objects(plan_dir: Path, kind: str, namespace: str | None = None) -> list[dict]:
+    found = []
+    for path in sorted((plan_dir / "objects").glob(f"{namespace or '*'}__{kind.lower()}__*.yaml")):
+        found.append(yaml.safe_load(path.read_text()))
+    return found
+
+
+def test_a_hundred_tenants_with_distinct_everything(hundred):
+    tenants = json.loads((hundred / "platform.json").read_text())["tenants"]
+    assert len(tenants) == 100
+    for field in ("name", "mlflow_experiment", "gocd_pipeline_group", "fluentd_tag", "index_pattern",
+                  "gocd_elastic_profile", "service_account", "login", "password_id"):
+        assert len({t[field] for t in tenants}) == 100, field
+    namespaces = [ns for t in tenants for ns in t["namespaces"].values()]
+    assert len(set(namespaces)) == 200
+    assert tenants[0]["namespaces"] == {"staging": "cd4ml-p001-staging", "production": "cd4ml-p001-production"}
+    assert tenants[41]["fluentd_tag"] == "p042.prediction" and tenants[41]["index_pattern"] == "cd4ml-events-p042-*"
+    document = json.loads((hundred / "platform.json").read_text())
+    assert set(namespaces) <= set(document["namespaces"])
+
+
+def test_each_participants_agents_deploy_only_into_their_namespaces(hundred):
+    bindings = objects(hundred, "RoleBinding")
+    assert len(bindings) == 200
+    for binding in bindings:
+        tenant = binding["metadata"]["namespace"].split("-")[1]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"gocd-agent-{tenant}",
+                                        "namespace": "cd4ml-gocd"}]
+    quotas = objects(hundred, "ResourceQuota")
+    assert len(quotas) == 200 and {q["spec"]["hard"]["requests.cpu"] for q in quotas} == {"1"}
+    endpoints = objects(hundred, "ConfigMap", "cd4ml-p007-production")
+    assert endpoints[0]["data"]["CD4ML_TENANT"] == "p007"
+
+
+def test_each_participant_gets_a_profile_group_and_gocd_login(hundred):
+    config_map = next(c for c in objects(hundred, "ConfigMap", "cd4ml-gocd")
+                      if c["metadata"]["name"].startswith("gocd-configure-"))
+    desired = json.loads(config_map["data"]["desired.json"])
+    assert len(desired["elastic_profiles"]) == 100 and len(desired["pipeline_groups"]) == 100
+    group = next(g for g in desired["pipeline_groups"] if g["name"] == "p013")
+    assert group["authorization"]["operate"] == {"users": ["p013"], "roles": []}
+    pod = elastic_agent_pod(desired, "cd4ml-ml-p013")
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert pod["spec"]["serviceAccountName"] == "gocd-agent-p013"
+    assert env["CD4ML_TENANT"] == "p013" and env["MLFLOW_EXPERIMENT_NAME"] == "p013"
+    assert env["CD4ML_NAMESPACE_STAGING"] == "cd4ml-p013-staging"
+    assert env["CD4ML_DEPLOY_NAMESPACES"] == "cd4ml-p013-staging,cd4ml-p013-production"
+    assert desired["system_admins"]["users"] == ["cd4ml-admin"]  # participants are never admins
+
+
+def test_each_participant_reads_only_their_own_events(hundred):
+    roles = yaml.safe_load(next(s for s in objects(hundred, "Secret", "cd4ml-logging")
+                                if s["metadata"]["name"] == "elasticsearch-roles")["stringData"]["roles.yml"])
+    role = roles["cd4ml_tenant_p100"]
+    assert role["indices"] == [{"names": ["cd4ml-events-p100-*"], "privileges": ["read", "view_index_metadata"]}]
+    assert "cluster" not in role
+    user = next(s for s in objects(hundred, "Secret", "cd4ml-logging")
+                if s["metadata"]["name"] == "elasticsearch-user-p100")
+    assert user["stringData"] == {"username": "p100", "roles": "cd4ml_tenant_p100"}
+    assert user["metadata"]["annotations"]["cd4ml.dev/generated-keys"] == "password"
+
+
+def test_names_instead_of_numbers_and_model_repos_per_participant():
+    platform = build_platform(load_config({"cd4ml:participantNames": "alice,bob", "cd4ml:modelRepos": [
+        "https://git.example.com/workshop/{participant}-model.git", "https://git.example.com/shared/demo.git"]}),
+        "local")
+    desired = json.loads(platform.services["gocd"].stages[-1].objects[0]["data"]["desired.json"])
+    repos = {r["id"]: r for r in desired["config_repos"]}
+    assert set(repos) == {"demo", "alice-model", "bob-model"}
+    assert repos["bob-model"]["material"]["attributes"]["url"] == "https://git.example.com/workshop/bob-model.git"
+    assert repos["bob-model"]["rules"][0] == {"directive": "allow", "action": "refer", "type": "pipeline_group",
+                                              "resource": "bob"}
+    assert repos["demo"]["rules"][0]["resource"] == "*"
+
+
+def test_one_password_per_participant_reaches_gocd_and_elasticsearch_as_secrets():
+    monitor = run_program({"cd4ml:participants": 2})
+    secrets = {}
+    for r in monitor.registrations:
+        if r.type == "kubernetes:core/v1:Secret":
+            data, is_secret = unsecret(r.inputs["stringData"])
+            secrets[r.inputs["metadata"]["name"]] = (data, is_secret)
+    password_file, is_secret = secrets["gocd-password-file"]
+    assert is_secret
+    assert password_file["password.properties"] == (
+        "cd4ml-admin:$2a$10$mock-bcrypt-of-passwords-gocd-admin\n"
+        "p01:$2a$10$mock-bcrypt-of-passwords-participant-p01\n"
+        "p02:$2a$10$mock-bcrypt-of-passwords-participant-p02\n")
+    assert secrets["elasticsearch-user-p02"][0]["password"] == "mock-password-for-passwords-participant-p02"
+
+
+def test_gocd_configure_creates_each_participants_group(tmp_path):
+    platform = build_platform(load_config({"cd4ml:participants": 3}), "local")
+    desired = json.loads(platform.services["gocd"].stages[-1].objects[0]["data"]["desired.json"])
+    gocd = GoCDApiStandIn(users={"cd4ml-admin": "pw"}).start()
+    try:
+        api = JsonApi(f"{gocd.url}/go", "cd4ml-admin", "pw", anonymous_first=True)
+        outcomes = configure_gocd(api, desired, health_timeout=5)
+        assert [(o.id, o.action) for o in outcomes if o.what == "pipeline group"] == [
+            ("p01", "created"), ("p02", "created"), ("p03", "created")]
+        assert gocd.items["pipeline_groups"]["p02"]["authorization"]["view"]["users"] == ["p02"]
+        again = configure_gocd(JsonApi(f"{gocd.url}/go", "cd4ml-admin", "pw", anonymous_first=True), desired,
+                               health_timeout=5)
+        assert {o.action for o in again} == {"unchanged"}
+    finally:
+        gocd.stop()
+
+
+def test_mlflow_experiments_per_participant_against_a_real_server(mlflow_server):  # noqa: F811
+    platform = build_platform(load_config({"cd4ml:participantNames": "ada,grace,alan"}), "local")
+    desired = json.loads(platform.services["mlflow"].stages[-1].objects[0]["data"]["desired.json"])
+    api = JsonApi(mlflow_server.url)
+    assert [(o.id, o.action) for o in configure_mlflow.configure(api, desired, health_timeout=30)] == [
+        ("ada", "created"), ("grace", "created"), ("alan", "created")]
+    assert {o.action for o in configure_mlflow.configure(api, desired, health_timeout=30)} == {"unchanged"}
+    grace = api.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=grace").body["experiment"]
+    assert {t["key"]: t["value"] for t in grace["tags"]}["cd4ml.tenant"] == "grace"
+    api.call("POST", "/api/2.0/mlflow/experiments/delete", body={"experiment_id": grace["experiment_id"]})
+    outcomes = configure_mlflow.configure(api, desired, health_timeout=30)
+    assert ("grace", "updated") in [(o.id, o.action) for o in outcomes]  # restored, not duplicated
+
+
+def test_a_long_prefix_that_would_break_namespace_names_is_refused():
+    from infra.config import ConfigError
+
+    with pytest.raises(ConfigError, match="namespacePrefix .* would exceed 63 characters"):
+        load_config({"cd4ml:namespacePrefix": "x" * 40, "cd4ml:participantNames": "a" * 20,
+                     "cd4ml:appEnvironments": ["e" * 20]})
