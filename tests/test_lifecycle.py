@@ -122,7 +122,7 @@ def test_up_runs_the_smoke_tests_afterwards_and_fails_with_them(monkeypatch):
     assert "0 passed, 1 failed, 0 skipped" in result.output
     skipped = CliRunner().invoke(app, ["up", "--no-smoke"])
     assert skipped.exit_code == 0 and len(calls) == 1
-    assert "Next: cd4ml smoke --stack local" in skipped.output
+    assert "Next: cd4ml status --stack local   |   cd4ml handout --stack local" in skipped.output
 
 
 def test_kit_images_are_built_once_and_loaded_into_kind(monkeypatch):

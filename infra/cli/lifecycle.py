@@ -21,7 +21,7 @@ from typing import Callable
 import yaml
 from rich.console import Console
 
-from infra.config import StackConfig
+from infra.config import PROJECT, StackConfig
 from infra.platform.kit_images import KIT_IMAGES, KitImage
 
 PULUMI_VERSION = "3.272.0"
@@ -176,6 +176,21 @@ def _deliver(ref: str, config: StackConfig, context: str, console: Console,
         raise LifecycleError(f"could not deliver {ref} to the cluster: `{' '.join(command)}` failed")
 
 
+def preload_images(refs: list[str], console: Console, project: Path | None = None,
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    """Pull each image once into the local Docker engine and load it into the kind cluster's nodes,
+    so `up` on conference Wi-Fi pulls nothing."""
+    if not docker_available(run):
+        raise LifecycleError("--preload pulls with Docker, and Docker is not running: start Docker first")
+    kind = shutil.which("kind") or str(tools_dir(project or Path.cwd()) / "bin" / "kind")
+    for ref in refs:
+        for command in (["docker", "pull", ref], [kind, "load", "docker-image", ref, "--name", KIND_CLUSTER]):
+            if run(command, capture_output=True, text=True).returncode != 0:
+                raise LifecycleError(f"`{' '.join(command)}` failed: is the kind cluster '{KIND_CLUSTER}' up "
+                                     "(`cd4ml up` creates it)?")
+        console.print(f" [green]✓[/green] {ref}")
+
+
 def passphrase_file() -> Path:
     """Generated once per user, outside the repository; never printed."""
     if not PASSPHRASE_FILE.exists():
@@ -185,14 +200,21 @@ def passphrase_file() -> Path:
     return PASSPHRASE_FILE
 
 
-def up(project: Path, stack_name: str, config: StackConfig, console: Console) -> None:
+def state_dir(project: Path) -> Path:
+    return project / ".pulumi-state"
+
+
+def deployed(project: Path, stack_name: str) -> bool:
+    """Whether the local file backend holds this stack (no Pulumi CLI needed to ask)."""
+    return (state_dir(project) / ".pulumi" / "stacks" / PROJECT / f"{stack_name}.json").is_file()
+
+
+def open_stack(project: Path, stack_name: str, create: bool = False):
+    """The platform stack through the Automation API, on the local file backend."""
     from pulumi import automation as auto
 
-    # kind makes its new cluster the current context, which the Kubernetes provider then uses.
-    context = ensure_cluster(project, config, console)
-    deliver_kit_images(config, context, console)
     pulumi_cmd = ensure_pulumi(project)
-    state = project / ".pulumi-state"
+    state = state_dir(project)
     state.mkdir(exist_ok=True)
     env = {
         "PULUMI_BACKEND_URL": f"file://{state}",
@@ -200,16 +222,126 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console) ->
         "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
     workspace = auto.LocalWorkspaceOptions(work_dir=str(project), pulumi_command=pulumi_cmd, env_vars=env)
-    stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project), opts=workspace)
-    console.print(f" • pulumi up (stack '{stack_name}', state in {state})")
+    if create:
+        return auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project), opts=workspace)
     try:
-        # refresh: what was changed or deleted on the cluster by hand is seen, and put back.
-        result = stack.up(on_output=console.print, color="never", refresh=True)
+        return auto.select_stack(stack_name=stack_name, work_dir=str(project), opts=workspace)
+    except auto.StackNotFoundError:
+        raise LifecycleError(f"stack '{stack_name}' is not deployed (no state in {state}): run `cd4ml up` first") \
+            from None
+
+
+def stack_outputs(project: Path, stack_name: str) -> dict:
+    """The deployed stack's outputs, secrets decrypted (for handouts; never printed)."""
+    if not deployed(project, stack_name):
+        raise LifecycleError(f"stack '{stack_name}' is not deployed (no state in {state_dir(project)})")
+    return {name: output.value for name, output in open_stack(project, stack_name).outputs().items()}
+
+
+class EngineProgress:
+    """Pulumi's engine events as kind-style steps: one line per kit component as it starts and as it
+    is done (✓) or fails (✗); the engine's own output only with --verbose."""
+
+    def __init__(self, console: Console, verbose: bool = False) -> None:
+        self.console, self.verbose = console, verbose
+        self.started: set[str] = set()
+        self.failed: list[str] = []
+
+    def output(self, line: str) -> None:
+        if self.verbose:
+            self.console.print(line, markup=False)
+
+    def event(self, event) -> None:
+        pre, done, diag = (getattr(event, "resource_pre_event", None), getattr(event, "res_outputs_event", None),
+                           getattr(event, "diagnostic_event", None))
+        for step, finished in ((pre, False), (done, True)):
+            metadata = getattr(step, "metadata", None) if step else None
+            if metadata is None or not str(metadata.type).startswith(COMPONENT_TYPE_PREFIX):
+                continue
+            name = str(metadata.urn).rsplit("::", 1)[-1]
+            if finished:
+                self.console.print(f" [green]✓[/green] {name}")
+            elif name not in self.started:
+                self.started.add(name)
+                self.console.print(f" • {name} …")
+        if diag is not None and getattr(diag, "severity", "") == "error":
+            message = str(getattr(diag, "message", "")).strip()
+            if message:
+                self.failed.append(message)
+                self.console.print(f" [red]✗[/red] {message.splitlines()[0][:200]}", markup=True)
+
+
+COMPONENT_TYPE_PREFIX = "cd4ml:platform:"
+
+
+def _engine_call(action: str, stack_name: str, project: Path, call):
+    from pulumi import automation as auto
+
+    try:
+        return call()
     except auto.ConcurrentUpdateError:
         raise LifecycleError(f"another update of stack '{stack_name}' is running; wait for it or "
                              f"run `pulumi cancel` in {project}") from None
+    except auto.StackNotFoundError:
+        raise LifecycleError(f"stack '{stack_name}' is not deployed: run `cd4ml up` first") from None
     except auto.CommandError as failure:
-        raise LifecycleError(f"pulumi up failed for stack '{stack_name}':\n{failure}") from None
+        lines = [line.strip().removeprefix("stderr:").removeprefix("stdout:").strip() for line in str(failure).splitlines()]
+        first = next((line for line in lines if "error" in line.lower()), str(failure).strip()[:300])
+        raise LifecycleError(f"pulumi {action} failed for stack '{stack_name}': {first}"
+                             " (run again with --verbose for the engine's output)") from None
+
+
+def up(project: Path, stack_name: str, config: StackConfig, console: Console, verbose: bool = False) -> dict:
+    # kind makes its new cluster the current context, which the Kubernetes provider then uses.
+    context = ensure_cluster(project, config, console)
+    deliver_kit_images(config, context, console)
+    stack = open_stack(project, stack_name, create=True)
+    console.print(f" • pulumi up (stack '{stack_name}', state in {state_dir(project)})")
+    progress = EngineProgress(console, verbose)
+    # refresh: what was changed or deleted on the cluster by hand is seen, and put back.
+    result = _engine_call("up", stack_name, project, lambda: stack.up(
+        on_output=progress.output, on_event=progress.event, color="never", refresh=True))
     console.print(f"[green]✓[/green] platform up: {result.summary.result}")
-    for name, service in (result.outputs.get("services").value or {}).items():
+    check_idempotent(stack, console)
+    services = (result.outputs.get("services").value if result.outputs.get("services") else None) or {}
+    for name, service in services.items():
         console.print(f"  • {name:<14} {service.get('url')}")
+    return services
+
+
+def check_idempotent(stack, console: Console) -> bool:
+    """A preview right after `up` must expect no changes; if it does, something the kit declares
+    does not converge, and every future `up` would touch it. Reported, not fatal: the platform is up."""
+    from pulumi import automation as auto
+
+    try:
+        stack.preview(expect_no_changes=True, color="never", on_output=lambda line: None)
+    except auto.CommandError as drift:
+        text = "\n".join(filter(None, (getattr(drift, "stdout", ""), getattr(drift, "stderr", ""), str(drift))))
+        lines = (line.strip().removeprefix("stdout:").strip() for line in text.splitlines())
+        changed = next((line for line in lines if line.startswith(("~", "+ ", "- ", "+-"))), "see `pulumi preview`")
+        console.print(f" [yellow]![/yellow] a second `up` would change something ({changed}): the kit's declared "
+                      "state does not converge; please report it")
+        return False
+    console.print(" [green]✓[/green] a second `up` would change nothing")
+    return True
+
+
+def down(project: Path, stack_name: str, console: Console, delete_cluster: bool = False, verbose: bool = False,
+         run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    """Destroy the platform stack (the provider deletes from a cluster that is already gone), then
+    the kind cluster if asked."""
+    if deployed(project, stack_name):
+        stack = open_stack(project, stack_name)
+        progress = EngineProgress(console, verbose)
+        _engine_call("destroy", stack_name, project, lambda: stack.destroy(
+            on_output=progress.output, on_event=progress.event, color="never"))
+        console.print(f"[green]✓[/green] platform '{stack_name}' destroyed")
+    else:
+        console.print(f" • stack '{stack_name}' is not deployed: nothing to destroy")
+    if delete_cluster:
+        kind = shutil.which("kind") or str(tools_dir(project) / "bin" / "kind")
+        result = run([kind, "delete", "cluster", "--name", KIND_CLUSTER], text=True)
+        if result.returncode != 0:
+            raise LifecycleError(f"kind could not delete cluster '{KIND_CLUSTER}' (exit {result.returncode})")
+        console.print(f"[green]✓[/green] kind cluster '{KIND_CLUSTER}' deleted")

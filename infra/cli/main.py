@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 
 from infra.config import ConfigError, load_stack, parse_overrides, project_dir
-from infra.plan import write_plan
+from infra.handout_data import handout_envs, handout_links
+from infra.plan import tenant_document, write_plan
 from infra.platform.build import build_platform
 from infra.validate import InvalidObject
 
@@ -53,34 +54,166 @@ def plan(
         console.print(f"  • {service.name:<14} {url}")
 
 
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show the Pulumi engine's own output.")]
+
+
+def _fail(failure: Exception, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]✗[/red] {failure}")
+    return typer.Exit(code=code)
+
+
 @app.command()
 def up(
     stack: StackOption = "local",
     smoke_after: Annotated[bool, typer.Option("--smoke/--no-smoke", help="Run the smoke tests afterwards.")] = True,
+    verbose: VerboseOption = False,
 ) -> None:
     """Stand the platform up: install missing tools, create a kind cluster if there is no kube context,
-    then `pulumi up` with a local file state backend."""
+    then `pulumi up` with a local file state backend, then the smoke tests."""
     from infra.cli import lifecycle
 
     directory = project_dir()
     try:
         config = load_stack(directory / "stacks", stack)
         build_platform(config, stack)  # a config mistake stops here, before any tool or cluster is touched
-        lifecycle.up(directory, stack, config, console=console)
+        lifecycle.up(directory, stack, config, console=console, verbose=verbose)
     except (ConfigError, lifecycle.LifecycleError) as failure:
-        errors.print(f"[red]✗[/red] {failure}")
-        raise typer.Exit(code=1) from None
+        raise _fail(failure) from None
     if smoke_after:
-        from infra.smoke import report
-        from infra.smoke.runner import failed
+        _smoke_or_exit(stack)
+    console.print(f"Next: cd4ml status --stack {stack}   |   cd4ml handout --stack {stack}   |   "
+                  f"kubectl -n {config.namespace_prefix}-monitoring port-forward svc/grafana 3000:80")
 
-        console.print(" • smoke tests")
-        results = _run_smoke(stack, [], [], timeout=180.0)
-        report.print_results(console, results)
-        if failed(results):
-            raise typer.Exit(code=1)
-    console.print(f"Next: cd4ml smoke --stack {stack}   |   kubectl -n {config.namespace_prefix}-monitoring "
-                  "port-forward svc/grafana 3000:80")
+
+def _smoke_or_exit(stack: str) -> None:
+    from infra.smoke import report
+    from infra.smoke.runner import failed
+
+    console.print(" • smoke tests")
+    results = _run_smoke(stack, [], [], timeout=180.0)
+    report.print_results(console, results)
+    if failed(results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def down(
+    stack: StackOption = "local",
+    cluster: Annotated[bool, typer.Option("--cluster", help="Also delete the local kind cluster.")] = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Destroy the platform (works even when the cluster is already gone); --cluster deletes kind too."""
+    from infra.cli import lifecycle
+
+    try:
+        lifecycle.down(project_dir(), stack, console, delete_cluster=cluster, verbose=verbose)
+    except lifecycle.LifecycleError as failure:
+        raise _fail(failure) from None
+    console.print(f"Next: cd4ml up --stack {stack}")
+
+
+@app.command()
+def recreate(stack: StackOption = "local", verbose: VerboseOption = False) -> None:
+    """Down, then up, then the smoke tests: a fresh platform for the next group (the cluster stays)."""
+    from infra.cli import lifecycle
+
+    directory = project_dir()
+    try:
+        config = load_stack(directory / "stacks", stack)
+        build_platform(config, stack)
+        lifecycle.down(directory, stack, console, verbose=verbose)
+        lifecycle.up(directory, stack, config, console=console, verbose=verbose)
+    except (ConfigError, lifecycle.LifecycleError) as failure:
+        raise _fail(failure) from None
+    _smoke_or_exit(stack)
+    console.print(f"Next: cd4ml handout --stack {stack}")
+
+
+@app.command()
+def status(stack: StackOption = "local", timeout: Annotated[float, typer.Option(
+        "--timeout", help="Deadline of each health check, in seconds.")] = 20.0) -> None:
+    """The deployed services and their URLs, and whether each answers its health check right now."""
+    from infra.cli import lifecycle
+    from infra.smoke import report
+    from infra.smoke.runner import failed
+
+    try:
+        outputs = lifecycle.stack_outputs(project_dir(), stack)
+    except lifecycle.LifecycleError as failure:
+        raise _fail(failure) from None
+    for name, service in (outputs.get("services") or {}).items():
+        console.print(f"  • {name:<14} {service.get('url')}")
+    tenants = (outputs.get("platform") or {}).get("tenants") or []
+    if tenants:
+        console.print(f"  {len(tenants)} participants: {tenants[0]['name']} … {tenants[-1]['name']}")
+    names = [n for n in _health_checks()]
+    results = _run_smoke(stack, [], [], timeout, checks=names)
+    report.print_results(console, results)
+    if failed(results):
+        raise typer.Exit(code=1)
+
+
+def _health_checks() -> list[str]:
+    from infra.smoke.checks import ALL_CHECKS
+
+    return [c.name for c in ALL_CHECKS if c.name.endswith((".health", ".status"))]
+
+
+@app.command()
+def handout(
+    stack: StackOption = "local",
+    overrides: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the pages and the summary.")] = Path(
+        "handouts"),
+) -> None:
+    """One page per participant (Markdown + printable HTML) and a facilitator summary (CSV, no passwords).
+    Passwords come from the deployed stack; without one, the pages say where they will come from."""
+    from infra.cli import lifecycle
+    from infra.handout import write_handouts
+
+    directory = project_dir()
+    try:
+        config = load_stack(directory / "stacks", stack, parse_overrides(overrides or []))
+    except ConfigError as failure:
+        raise _fail(failure) from None
+    platform = build_platform(config, stack)
+    if not platform.tenants:
+        raise _fail(ConfigError([], f"stack '{stack}' has no workshop participants: set participants=N "
+                                    "(or participantNames) in its stack file, or --set participants=N"))
+    passwords = None
+    try:
+        passwords = lifecycle.stack_outputs(directory, stack).get("participant_passwords")
+    except lifecycle.LifecycleError as why:
+        console.print(f" • {why}: pages written with a placeholder where the password goes")
+    count = write_handouts([tenant_document(t, platform) for t in platform.tenants], handout_links(platform),
+                           passwords, handout_envs(platform), out)
+    console.print(f"[green]✓[/green] {count} participant pages (Markdown and HTML) and "
+                  f"facilitator-summary.csv written to {out}")
+
+
+@app.command()
+def images(
+    stack: StackOption = "local",
+    overrides: SetOption = None,
+    preload: Annotated[bool, typer.Option("--preload", help="Pull each image once and load it into the kind "
+                                                            "cluster (before the workshop, on good Wi-Fi).")] = False,
+) -> None:
+    """Every image the platform pulls (the kit's own are built by `up`)."""
+    from infra.cli import lifecycle
+
+    try:
+        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
+    except ConfigError as failure:
+        raise _fail(failure) from None
+    platform = build_platform(config, stack)
+    built = {image.image(config).ref for image in lifecycle.kit_images_for(config)}
+    for ref in platform.images:
+        console.print(f"{ref}{'   (built by cd4ml up)' if ref in built else ''}")
+    if preload:
+        try:
+            lifecycle.preload_images([ref for ref in platform.images if ref not in built], console)
+        except lifecycle.LifecycleError as failure:
+            raise _fail(failure) from None
 
 
 @app.command()
@@ -109,13 +242,13 @@ def smoke(
         raise typer.Exit(code=1)
 
 
-def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float):
+def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float, checks: list[str] | None = None):
     """Direct mode with --endpoint, else through the stack's kube context; usage mistakes exit 2."""
     from infra.smoke.cluster import ClusterError
     from infra.smoke.runner import SmokeUsageError, smoke_run
 
     try:
-        return smoke_run(stack, endpoints, only, timeout)
+        return smoke_run(stack, endpoints, only, timeout, checks=checks)
     except (ConfigError, SmokeUsageError, ClusterError) as failure:
         errors.print(f"[red]✗[/red] {failure}")
         raise typer.Exit(code=2) from None

@@ -78,9 +78,11 @@ def run_in_cluster(platform: Mapping, cluster, checks: Iterable[Check], timeout:
         return run_checks(context, checks)
 
 
-def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout: float) -> list[CheckResult]:
+def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout: float,
+              checks: Iterable[str] | None = None) -> list[CheckResult]:
     """The whole smoke run of one stack: direct mode when endpoints are given, else cluster mode
-    through the stack's kube context. Raises ConfigError, SmokeUsageError or ClusterError."""
+    through the stack's kube context; `checks` narrows it to those names (`cd4ml status`).
+    Raises ConfigError, SmokeUsageError or ClusterError."""
     from infra.config import load_stack, project_dir
     from infra.plan import platform_document
     from infra.platform.build import build_platform
@@ -88,7 +90,8 @@ def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout
 
     config = load_stack(project_dir() / "stacks", stack)
     platform = platform_document(build_platform(config, stack))
-    checks = select(only)
+    names = set(checks) if checks is not None else None
+    checks = tuple(c for c in select(only) if names is None or c.name in names)
     endpoints = list(endpoints)
     if endpoints:
         context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)), timeout=timeout)

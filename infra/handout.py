@@ -1,0 +1,86 @@
+"""Handouts: one page per participant (Markdown and printable HTML) and a facilitator summary.
+
+Built from `platform.json`'s tenants and the access table, so a page never names a URL, namespace
+or variable the platform does not have. Passwords come from the deployed stack's secret outputs,
+handed in by the caller; without them the pages carry a placeholder. The facilitator summary never
+holds a password: it is the file that gets mailed around.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+PASSWORD_PLACEHOLDER = "(not deployed yet: run `cd4ml up`, then `cd4ml handout` again)"
+SUMMARY_COLUMNS = ("participant", "login", "staging_namespace", "production_namespace", "mlflow_experiment",
+                   "gocd_pipeline_group", "fluentd_tag", "index_pattern")
+
+
+@dataclass(frozen=True)
+class Links:
+    gocd: str
+    mlflow: str
+    kibana: str
+    grafana: str
+
+
+def page_markdown(tenant: Mapping[str, Any], links: Links, password: str | None, env: Mapping[str, str]) -> str:
+    name = tenant["name"]
+    namespaces = "\n".join(f"- {env_name}: `{namespace}`" for env_name, namespace in tenant["namespaces"].items())
+    variables = "\n".join(f"    {key}={value}" for key, value in env.items())
+    return f"""# CD4ML workshop: {name}
+
+Your login (GoCD and Kibana): **{tenant['login']}** / **{password or PASSWORD_PLACEHOLDER}**
+
+| tool | where | what is yours |
+|---|---|---|
+| GoCD | {links.gocd} | pipeline group `{tenant['gocd_pipeline_group']}`, agents `{tenant['gocd_elastic_profile']}` |
+| MLflow | {links.mlflow} | experiment `{tenant['mlflow_experiment']}` |
+| Kibana | {links.kibana} | your predictions: index pattern `{tenant['index_pattern']}` |
+| Grafana | {links.grafana} | dashboard *CD4ML: model monitoring*, participant `{name}` |
+
+Your model service is deployed into:
+{namespaces}
+
+Your pipeline's jobs run with (the platform sets these; nothing to configure):
+
+{variables}
+
+## First three steps
+1. Fork the example model repository (`examples/model-repo`), set its git URL in `ci.gocd.yaml`, make
+   the pipeline group `{tenant['gocd_pipeline_group']}` and every job's
+   `elastic_profile_id: {tenant['gocd_elastic_profile']}`, and push it where your facilitator's GoCD reads it.
+2. Open GoCD, log in as `{tenant['login']}`, and watch your pipeline test, train (a run appears in MLflow
+   experiment `{tenant['mlflow_experiment']}`), pass the gate and deploy to staging.
+3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant['fluentd_tag']}`)
+   and on the Grafana dashboard; then change the model, push, and compare the versions.
+"""
+
+
+def page_html(markdown_text: str, title: str) -> str:
+    """A printable page: the Markdown shown as preformatted text, one page per participant."""
+    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>\n"
+            "<style>body{font-family:sans-serif;margin:2cm}pre{white-space:pre-wrap;font-size:11pt}"
+            "@media print{body{margin:1cm}}</style></head>\n"
+            f"<body><pre>{html.escape(markdown_text)}</pre></body></html>\n")
+
+
+def write_handouts(tenants: list[Mapping[str, Any]], links: Links, passwords: Mapping[str, str] | None,
+                   envs: Mapping[str, Mapping[str, str]], out_dir: Path) -> int:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for tenant in tenants:
+        password = (passwords or {}).get(tenant["name"])
+        text = page_markdown(tenant, links, password, envs.get(tenant["name"], {}))
+        (out_dir / f"{tenant['name']}.md").write_text(text)
+        (out_dir / f"{tenant['name']}.html").write_text(page_html(text, f"CD4ML workshop: {tenant['name']}"))
+    with (out_dir / "facilitator-summary.csv").open("w", newline="") as summary:
+        writer = csv.writer(summary)
+        writer.writerow(SUMMARY_COLUMNS)
+        for t in tenants:
+            writer.writerow([t["name"], t["login"], t["namespaces"].get("staging", ""),
+                             t["namespaces"].get("production", ""), t["mlflow_experiment"],
+                             t["gocd_pipeline_group"], t["fluentd_tag"], t["index_pattern"]])
+    return len(tenants)

@@ -1,0 +1,219 @@
+"""The lifecycle commands through Typer's CliRunner, with the Automation API stack (and kind, Docker)
+replaced by fakes: arguments, exit codes, the progress and error lines, handouts.
+
+What these cannot show — Pulumi really deploying and destroying — needs a cluster; see the README."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pulumi import automation as auto
+from test_lifecycle import FakeRun
+from typer.testing import CliRunner
+
+from infra.cli import lifecycle
+from infra.cli import main as cli
+from infra.cli.main import app
+from infra.smoke.core import CheckResult
+
+runner = CliRunner()
+
+
+def event(kind: str, type_: str, name: str):
+    metadata = SimpleNamespace(type=type_, urn=f"urn:pulumi:local::cd4ml::{type_}::{name}")
+    return SimpleNamespace(**{kind: SimpleNamespace(metadata=metadata)})
+
+
+class FakeStack:
+    """Stands in for an Automation API Stack: replays engine events and records what was asked."""
+
+    def __init__(self, fail_with: Exception | None = None, drift: bool = False):
+        self.calls: list[str] = []
+        self.fail_with, self.drift = fail_with, drift
+
+    def up(self, on_output, on_event, **kwargs):
+        self.calls.append(f"up refresh={kwargs.get('refresh')}")
+        if self.fail_with:
+            raise self.fail_with
+        on_output("Updating (local): raw engine line")
+        on_event(event("resource_pre_event", "cd4ml:platform:GoCD", "gocd"))
+        on_event(event("resource_pre_event", "kubernetes:core/v1:Secret", "gocd-secret"))
+        on_event(event("res_outputs_event", "cd4ml:platform:GoCD", "gocd"))
+        return SimpleNamespace(summary=SimpleNamespace(result="succeeded"),
+                               outputs={"services": auto.OutputValue({"gocd": {"url": "http://gocd"}}, False)})
+
+    def preview(self, **kwargs):
+        self.calls.append(f"preview expect_no_changes={kwargs.get('expect_no_changes')}")
+        if self.drift:
+            raise auto.CommandError(auto.CommandResult(stdout="~ kubernetes:helm.sh/v3:Release gocd update",
+                                                       stderr="", code=255))
+
+    def destroy(self, on_output, on_event, **kwargs):
+        self.calls.append("destroy")
+        on_output("Destroying (local)")
+
+
+@pytest.fixture
+def fake_stack(monkeypatch):
+    stack = FakeStack()
+    monkeypatch.setattr(lifecycle, "ensure_cluster", lambda *args, **kwargs: "kind-cd4ml")
+    monkeypatch.setattr(lifecycle, "deliver_kit_images", lambda *args, **kwargs: [])
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: stack)
+    monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
+    monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [CheckResult("gocd.health", "gocd", "pass", 0.1,
+                                                                               "server healthy")])
+    return stack
+
+
+def test_up_shows_a_step_per_service_and_checks_it_would_change_nothing(fake_stack):
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert " • gocd …" in lines and " ✓ gocd" in lines
+    assert "gocd-secret" not in result.output  # only the kit's components are steps
+    assert "raw engine line" not in result.output  # engine output only with --verbose
+    assert " ✓ a second `up` would change nothing" in lines
+    assert fake_stack.calls == ["up refresh=True", "preview expect_no_changes=True"]
+    assert lines[-1].startswith("Next: cd4ml status --stack local")
+    verbose = runner.invoke(app, ["up", "--verbose"])
+    assert "Updating (local): raw engine line" in verbose.output
+
+
+def test_up_reports_drift_without_failing(fake_stack):
+    fake_stack.drift = True
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 0
+    assert "! a second `up` would change something (~ kubernetes:helm.sh/v3:Release gocd update)" in result.output
+
+
+@pytest.mark.parametrize("failure, message", [
+    (auto.ConcurrentUpdateError(auto.CommandResult("", "conflict", 255)), "another update of stack 'local' is running"),
+    (auto.CommandError(auto.CommandResult("", "error: configured Kubernetes cluster is unreachable", 255)),
+     "pulumi up failed for stack 'local': error: configured Kubernetes cluster is unreachable"),
+])
+def test_engine_errors_become_one_line_and_exit_1(fake_stack, failure, message):
+    fake_stack.fail_with = failure
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 1
+    assert f"✗ {message}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_down_destroys_and_can_delete_the_cluster(fake_stack, monkeypatch):
+    run = FakeRun({})
+    original = lifecycle.down
+    monkeypatch.setattr(lifecycle, "down", lambda *args, **kwargs: original(*args, **kwargs, run=run))
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    result = runner.invoke(app, ["down", "--cluster"])
+    assert result.exit_code == 0, result.output
+    assert fake_stack.calls == ["destroy"]
+    assert "✓ platform 'local' destroyed" in result.output and "✓ kind cluster 'cd4ml' deleted" in result.output
+    assert run.commands == [["/usr/bin/kind", "delete", "cluster", "--name", "cd4ml"]]
+
+
+def test_down_with_nothing_deployed_and_the_cluster_gone_still_succeeds(fake_stack, monkeypatch):
+    monkeypatch.setattr(lifecycle, "deployed", lambda *args: False)
+    result = runner.invoke(app, ["down"])
+    assert result.exit_code == 0
+    assert "stack 'local' is not deployed: nothing to destroy" in result.output
+    assert fake_stack.calls == []
+
+
+def test_the_provider_may_delete_from_a_cluster_that_is_gone():
+    """`down` after the cluster vanished relies on the provider's delete-unreachable option."""
+    from pulumi_harness import run_program
+
+    provider = next(r for r in run_program({}).registrations if r.type == "pulumi:providers:kubernetes")
+    assert provider.inputs["deleteUnreachable"] in (True, "true")
+
+
+def test_recreate_is_down_then_up_then_smoke(fake_stack):
+    result = runner.invoke(app, ["recreate"])
+    assert result.exit_code == 0, result.output
+    assert fake_stack.calls == ["destroy", "up refresh=True", "preview expect_no_changes=True"]
+    assert "1 passed" in result.output and result.output.splitlines()[-1] == "Next: cd4ml handout --stack local"
+
+
+def test_status_lists_services_and_runs_only_health_checks(fake_stack, monkeypatch):
+    asked = {}
+    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"services": {"gocd": {"url": "http://gocd"}}})
+
+    def smoke(stack, endpoints, only, timeout, checks=None):
+        asked["checks"] = checks
+        return [CheckResult("gocd.health", "gocd", "fail", 0.1, "down")]
+
+    monkeypatch.setattr(cli, "_run_smoke", smoke)
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 1
+    assert "• gocd           http://gocd" in result.output
+    assert "gocd.health" in asked["checks"] and "kibana.status" in asked["checks"]
+    assert not [c for c in asked["checks"] if c.startswith("wire.")]
+
+
+def test_status_of_an_undeployed_stack_says_so():
+    result = runner.invoke(app, ["status", "--stack", "cluster"])
+    assert result.exit_code == 1
+    assert "stack 'cluster' is not deployed" in result.output
+
+
+def test_handout_offline_writes_a_hundred_pages_with_placeholders(tmp_path, monkeypatch):
+    def not_deployed(*args):
+        raise lifecycle.LifecycleError("stack 'local' is not deployed (no state in .pulumi-state)")
+
+    monkeypatch.setattr(lifecycle, "stack_outputs", not_deployed)
+    out = tmp_path / "handouts"
+    result = runner.invoke(app, ["handout", "--set", "participants=100", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "pages written with a placeholder" in result.output
+    assert len(list(out.glob("*.md"))) == 100 and len(list(out.glob("*.html"))) == 100
+    page = (out / "p042.md").read_text()
+    assert "**p042** / **(not deployed yet: run `cd4ml up`" in page
+    assert "cd4ml-p042-staging" in page and "MLFLOW_EXPERIMENT_NAME=p042" in page and "p042.prediction" in page
+    assert "http://localhost:8153/go" in page
+    with (out / "facilitator-summary.csv").open() as summary:
+        rows = list(csv.DictReader(summary))
+    assert len(rows) == 100 and rows[99]["participant"] == "p100" and "password" not in rows[0]
+
+
+def test_handout_with_a_deployed_stack_puts_passwords_on_pages_only(tmp_path, monkeypatch):
+    passwords = {"alice": "s3cret-alice-pw", "bob": "s3cret-bob-pw"}
+    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"participant_passwords": passwords})
+    out = tmp_path / "handouts"
+    result = runner.invoke(app, ["handout", "--set", "participantNames=alice,bob", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "**alice** / **s3cret-alice-pw**" in (out / "alice.md").read_text()
+    assert "s3cret-bob-pw" in (out / "bob.html").read_text()
+    for secret in passwords.values():
+        assert secret not in (out / "facilitator-summary.csv").read_text()
+        assert secret not in result.output
+
+
+def test_handout_without_participants_says_how_to_get_them(tmp_path):
+    result = runner.invoke(app, ["handout", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "no workshop participants: set participants=N" in result.output
+
+
+def test_images_lists_every_image_and_marks_the_kits_own(monkeypatch):
+    result = runner.invoke(app, ["images"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert "docker.io/gocd/gocd-server:v26.1.0" in lines
+    assert any(line.startswith("cd4ml.local/gocd-agent-ml:") and line.endswith("(built by cd4ml up)")
+               for line in lines)
+
+
+def test_images_preload_pulls_and_loads_into_kind(monkeypatch):
+    run = FakeRun({})
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    original = lifecycle.preload_images
+    monkeypatch.setattr(lifecycle, "preload_images", lambda refs, console: original(refs, console, run=run))
+    result = runner.invoke(app, ["images", "--preload"])
+    assert result.exit_code == 0, result.output
+    pulls = [c[2] for c in run.commands if c[:2] == ["docker", "pull"]]
+    loads = [c[3] for c in run.commands if Path(c[0]).name == "kind"]
+    assert pulls == loads and "docker.io/gocd/gocd-server:v26.1.0" in pulls
+    assert not [ref for ref in pulls if ref.startswith("cd4ml.local/")]  # the kit's own are built, not pulled
