@@ -285,7 +285,8 @@ def _engine_call(action: str, stack_name: str, project: Path, call):
     except auto.StackNotFoundError:
         raise LifecycleError(f"stack '{stack_name}' is not deployed: run `cd4ml up` first") from None
     except auto.CommandError as failure:
-        lines = [line.strip().removeprefix("stderr:").removeprefix("stdout:").strip() for line in str(failure).splitlines()]
+        lines = [line.strip().removeprefix("stderr:").removeprefix("stdout:").strip()
+                 for line in str(failure).splitlines()]
         first = next((line for line in lines if "error" in line.lower()), str(failure).strip()[:300])
         raise LifecycleError(f"pulumi {action} failed for stack '{stack_name}': {first}"
                              " (run again with --verbose for the engine's output)") from None
