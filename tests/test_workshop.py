@@ -27,7 +27,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def hundred(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("workshop")
-    result = runner.invoke(app, ["plan", "--stack", "local", "--set", "participants=100", "--out", str(out)])
+    result = runner.invoke(app, ["plan", "--stack", "workshop", "--set", "participants=100", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
 
@@ -160,3 +160,12 @@ def test_a_long_prefix_that_would_break_namespace_names_is_refused():
     with pytest.raises(ConfigError, match="namespacePrefix .* would exceed 63 characters"):
         load_config({"cd4ml:namespacePrefix": "x" * 40, "cd4ml:participantNames": "a" * 20,
                      "cd4ml:appEnvironments": ["e" * 20]})
+
+
+def test_the_workshop_stack_gives_every_participant_their_own_config_repo(hundred):
+    config_map = next(c for c in objects(hundred, "ConfigMap", "cd4ml-gocd")
+                      if c["metadata"]["name"].startswith("gocd-configure-"))
+    repos = json.loads(config_map["data"]["desired.json"])["config_repos"]
+    assert len(repos) == 100
+    p055 = next(r for r in repos if r["material"]["attributes"]["url"].endswith("cd4ml-workshop-p055.git"))
+    assert p055["rules"][0]["resource"] == "p055"
