@@ -122,6 +122,12 @@ class StackConfig(BaseModel):
         description="Registry (host[:port]/path) the kit's own images are pushed to and pulled from; empty = "
                     "built locally and loaded into the kind cluster.",
     )
+    registry_mirrors: tuple[str, ...] = Field(
+        (),
+        alias="registryMirrors",
+        description="Pull every upstream image through a mirror: entries 'registry=mirror', e.g. "
+                    "'docker.io=harbor.example.com/dockerhub' (the kit's own images use imageRegistry).",
+    )
     storage_class: str = Field(
         "",
         alias="storageClass",
@@ -236,6 +242,18 @@ class StackConfig(BaseModel):
             raise ValueError("must be empty or a registry like registry.example.com:5000/team (no scheme, no tag)")
         return value
 
+    @field_validator("registry_mirrors")
+    @classmethod
+    def _mirrors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        reference = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?"
+        for entry in value:
+            upstream, _, mirror = entry.partition("=")
+            if not re.fullmatch(reference, upstream) or not re.fullmatch(reference + r"(/[-a-z0-9._/]+)?", mirror):
+                raise ValueError(f"{entry!r} is not 'registry=mirror' (e.g. docker.io=harbor.example.com/dockerhub)")
+        if len({e.partition("=")[0] for e in value}) != len(value):
+            raise ValueError("names a registry twice")
+        return value
+
     @field_validator("storage_class")
     @classmethod
     def _storage_class_name(cls, value: str) -> str:
@@ -269,6 +287,10 @@ class StackConfig(BaseModel):
     @classmethod
     def _volume_size(cls, value: int) -> int:
         return _in_range(value, 1, 1024)
+
+    @property
+    def mirrors(self) -> dict[str, str]:
+        return dict(entry.split("=", 1) for entry in self.registry_mirrors)
 
     @property
     def participant_list(self) -> tuple[str, ...]:

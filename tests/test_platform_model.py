@@ -229,3 +229,27 @@ def test_custom_resources_are_awaited_with_a_deadline(platform):
         annotations = platform.services[service].objects[0]["metadata"]["annotations"]
         assert annotations["pulumi.com/waitFor"] == f"jsonpath={condition}"
         assert int(annotations["pulumi.com/timeoutSeconds"]) >= 300
+
+
+def test_registry_mirrors_rewrite_every_upstream_image_and_only_those():
+    mirrored = platform_for(registryMirrors=["docker.io=harbor.example.com/dockerhub",
+                                             "docker.elastic.co=harbor.example.com/elastic"])
+    plain = platform_for()
+    for ref in mirrored.images:
+        assert ref.startswith(("harbor.example.com/dockerhub/", "harbor.example.com/elastic/", "cd4ml.local/")), ref
+    assert len(mirrored.images) == len(plain.images)
+    assert "harbor.example.com/elastic/elasticsearch/elasticsearch:8.19.18" in mirrored.images
+    es = next(o for o in mirrored.services["elasticsearch"].objects if o["kind"] == "Elasticsearch")
+    assert es["spec"]["image"] == "harbor.example.com/elastic/elasticsearch/elasticsearch:8.19.18"
+    job = mirrored.services["gocd"].stages[-1].objects[1]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "harbor.example.com/dockerhub/library/python:3.13.7-slim"
+    fluentd_values = mirrored.services["fluentd"].releases[0].values
+    assert fluentd_values["image"]["repository"] == "harbor.example.com/dockerhub/fluent/fluentd-kubernetes-daemonset"
+
+
+def test_a_malformed_mirror_names_the_key():
+    from infra.config import ConfigError
+
+    with pytest.raises(ConfigError, match="registryMirrors .* is not 'registry=mirror'"):
+        platform_for(registryMirrors=["https://mirror.example.com"])

@@ -38,9 +38,15 @@ def charts_dir(request) -> Path:
     return Path(given)
 
 
-@pytest.fixture(scope="module", params=["local", "cluster"])
+MIRRORS = ["docker.io=harbor.example.com/dockerhub", "docker.elastic.co=harbor.example.com/elastic"]
+
+
+@pytest.fixture(scope="module", params=["local", "cluster", "mirrored"])
 def platform(request) -> Platform:
+    """The laptop stack; a cluster stack; and one pulling every upstream image through mirrors, which
+    proves each chart really pulls the (rewritten) image the model lists."""
     settings = {"cd4ml:profile": "laptop"} if request.param == "local" else {
+        "cd4ml:profile": "laptop", "cd4ml:registryMirrors": MIRRORS} if request.param == "mirrored" else {
         "cd4ml:profile": "cluster", "cd4ml:elasticsearchNodes": 3, "cd4ml:storageClass": "standard",
         "cd4ml:exposure": "node-port"}
     return build_platform(load_config(settings), request.param)

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from infra.platform.kit_images import PYTHON_IMAGE, REPO_ROOT
-from infra.platform.model import PART_OF, Resources, SecretRef
+from infra.platform.model import PART_OF, Image, Resources, SecretRef
 
 CODE_ROOT = "/opt/cd4ml"
 DESIRED_FILE = "desired.json"
@@ -35,6 +35,7 @@ def _config_key(path: str) -> str:
 
 def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, Any],
                   env: dict[str, str], secret_env: dict[str, SecretRef], timeout_seconds: int,
+                  image: Image = PYTHON_IMAGE,
                   labels: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(ConfigMap, Job) that run `python -m infra.configure.<module> desired.json` once."""
     files = {path: (REPO_ROOT / path).read_text(encoding="utf-8") for path in module_files(module)}
@@ -72,7 +73,7 @@ def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, 
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "configure",
-                        "image": PYTHON_IMAGE.ref,
+                        "image": image.ref,
                         "command": ["python", "-m", f"infra.configure.{module}", f"{CODE_ROOT}/{DESIRED_FILE}"],
                         "env": container_env,
                         "resources": JOB_RESOURCES.as_k8s(),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from infra.config import Profile, StackConfig
 from infra.platform.layout import Namespaces
-from infra.platform.model import WiringEdge
+from infra.platform.model import Image, WiringEdge
 from infra.platform.tenants import Tenant
 
 
@@ -24,6 +24,10 @@ class BuildContext:
     @property
     def workshop(self) -> bool:
         return self.tenants[0].participant
+
+    def image(self, image: Image) -> Image:
+        """An upstream image as this stack pulls it (through `registryMirrors`, if set)."""
+        return image.through(self.config.mirrors)
 
     def edge(self, consumer: str, provider: str) -> WiringEdge | None:
         """The edge between two nodes, or None when either end is switched off."""

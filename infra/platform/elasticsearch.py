@@ -176,7 +176,8 @@ def _roles_document(participants=()) -> str:
 def build(ctx: BuildContext) -> Service:
     ns, config = ctx.ns, ctx.config
     node_size = NODE_SIZES[ctx.profile]
-    image = stack_image("elasticsearch", config.elastic_stack_version)
+    image = ctx.image(stack_image("elasticsearch", config.elastic_stack_version))
+    operator_image = ctx.image(ECK_OPERATOR_IMAGE)
     # Secrets of users whose consumers live in other namespaces get a copy there, same password.
     secrets = [_user_secret(user, ns.logging, with_roles=True) for user in USERS]
     secrets += [
@@ -200,6 +201,7 @@ def build(ctx: BuildContext) -> Service:
                      "annotations": await_annotations("{.status.phase}=Ready", READY_TIMEOUT_SECONDS)},
         "spec": {
             "version": config.elastic_stack_version,
+            "image": image.ref,  # the pinned image, explicitly, so a mirror can serve it
             "http": {"tls": {"selfSignedCertificate": {"disabled": True}}},
             "auth": {
                 "disableElasticUser": True,
@@ -229,10 +231,9 @@ def build(ctx: BuildContext) -> Service:
         desired=desired_configuration(config.elasticsearch_nodes, config.log_retention_days),
         env={"ES_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
         secret_env={"ES_USERNAME": admin.username, "ES_PASSWORD": admin.password},
-        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS)
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     operator = ECK_OPERATOR_CHART.release(ECK_OPERATOR_RELEASE, ns.eck_operator, {
-        "image": {"repository": f"{ECK_OPERATOR_IMAGE.registry}/{ECK_OPERATOR_IMAGE.repository}",
-                  "tag": ECK_OPERATOR_IMAGE.tag},
+        "image": {"repository": operator_image.name, "tag": operator_image.tag},
         "installCRDs": True,
         "resources": OPERATOR_SIZES[ctx.profile].as_k8s(),
         "telemetry": {"disabled": True},
@@ -247,11 +248,11 @@ def build(ctx: BuildContext) -> Service:
         stages=(Stage(releases=(operator,)), Stage(objects=(elasticsearch,)), Stage(objects=configure)),
         workloads=(
             Workload(ECK_OPERATOR_RELEASE, "StatefulSet", 1,
-                     (Container("manager", ECK_OPERATOR_IMAGE, OPERATOR_SIZES[ctx.profile]),)),
+                     (Container("manager", operator_image, OPERATOR_SIZES[ctx.profile]),)),
             Workload(RESOURCE_NAME, "Elasticsearch", config.elasticsearch_nodes,
                      (Container("elasticsearch", image, node_size),)),
         ),
-        extra_images=(PYTHON_IMAGE,),
+        extra_images=(ctx.image(PYTHON_IMAGE),),
         settings={"retention_policy": RETENTION_POLICY, "retention_days": config.log_retention_days,
                   "index_templates": sorted(desired_configuration(1, 1)["index_templates"]),
                   "replicas": replicas(config.elasticsearch_nodes)},

@@ -94,9 +94,10 @@ def build(ctx: BuildContext) -> Service:
     edge = ctx.edge("fluentd", "elasticsearch")
     assert edge is not None and edge.endpoint and edge.credentials, "validated: fluentd needs elasticsearch"
     size = SIZES[ctx.profile]
+    image = ctx.image(IMAGE)
     values = {
         "kind": "DaemonSet",
-        "image": {"repository": IMAGE.repository, "tag": IMAGE.tag},
+        "image": {"repository": image.name, "tag": image.tag},
         "variant": "elasticsearch8",
         "resources": size.as_k8s(),
         "env": [
@@ -121,6 +122,6 @@ def build(ctx: BuildContext) -> Service:
         credentials=None,
         secrets=(),
         stages=(Stage(releases=(CHART.release(RELEASE, ns.logging, values),)),),
-        workloads=(Workload(RELEASE, "DaemonSet", 1, (Container("fluentd", IMAGE, size),)),),
+        workloads=(Workload(RELEASE, "DaemonSet", 1, (Container("fluentd", image, size),)),),
         after=("elasticsearch",),
     )

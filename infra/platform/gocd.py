@@ -250,6 +250,7 @@ def build(ctx: BuildContext) -> Service:
     if config.storage_class:
         persistence["storageClass"] = config.storage_class
     agent_image = GOCD_AGENT_ML.image(config)
+    server_image = ctx.image(SERVER_IMAGE)
     agent_size = AGENT_SIZES[ctx.profile]
     envs = {t.name: agent_env(ctx.edges_from(t.agents_node), ns, MODEL_RUNTIME.image(config), t) for t in ctx.tenants}
     pods = {t.name: agent_pod(agent_image, envs[t.name], agent_size, t.service_account) for t in ctx.tenants}
@@ -257,7 +258,7 @@ def build(ctx: BuildContext) -> Service:
     env = envs[ctx.tenants[0].name]
     values = {
         "server": {
-            "image": {"repository": f"{SERVER_IMAGE.registry}/{SERVER_IMAGE.repository}", "tag": SERVER_IMAGE.tag},
+            "image": {"repository": server_image.name, "tag": server_image.tag},
             "service": {"type": service_type, "httpPort": HTTP_PORT},
             "ingress": {"enabled": False},
             "resources": SERVER_SIZES[ctx.profile].as_k8s(),
@@ -303,9 +304,9 @@ def build(ctx: BuildContext) -> Service:
         name="gocd-configure", namespace=ns.gocd, module="gocd", desired=desired,
         env={"GOCD_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
         secret_env={"GOCD_USERNAME": admin.username, "GOCD_PASSWORD": admin.password},
-        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS)
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     workloads = [Workload(f"{RELEASE}-server", "Deployment", 1,
-                          (Container("gocd-server", SERVER_IMAGE, SERVER_SIZES[ctx.profile]),))]
+                          (Container("gocd-server", server_image, SERVER_SIZES[ctx.profile]),))]
     if config.gocd_agents:
         workloads.append(Workload(f"{RELEASE}-agent", "Deployment", config.gocd_agents,
                                   (Container("gocd-agent", agent_image, agent_size),)))
@@ -333,5 +334,5 @@ def build(ctx: BuildContext) -> Service:
             "admins": desired["system_admins"]["users"],
         },
         # Elastic agents are started on demand from the ML image; the configure Job runs stock Python.
-        extra_images=(agent_image, PYTHON_IMAGE),
+        extra_images=(agent_image, ctx.image(PYTHON_IMAGE)),
     )

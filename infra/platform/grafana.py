@@ -93,8 +93,9 @@ def build(ctx: BuildContext) -> Service:
     ns = ctx.ns
     admin = admin_credentials(ns)
     size = SIZES[ctx.profile]
+    image = ctx.image(IMAGE)
     values: dict = {
-        "image": {"registry": IMAGE.registry, "repository": IMAGE.repository, "tag": IMAGE.tag},
+        "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
         "service": {"type": "NodePort" if ctx.config.exposure is Exposure.NODE_PORT else "ClusterIP",
                     "port": HTTP_PORT},
         "admin": {"existingSecret": admin.secret, "userKey": admin.username_key, "passwordKey": admin.password_key},
@@ -140,7 +141,7 @@ def build(ctx: BuildContext) -> Service:
         secrets=(admin_secret,),
         stages=(Stage(objects=(dashboards_configmap,) if dashboards_configmap else ()),
                 Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),))),
-        workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", IMAGE, size),)),),
+        workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", image, size),)),),
         after=("elasticsearch",),
         settings={"datasources": sorted(DATASOURCES), "dashboards": [MODEL_DASHBOARD_UID] if edge else []},
     )

@@ -42,6 +42,7 @@ def endpoint(ns: Namespaces) -> Endpoint:
 def build(ctx: BuildContext) -> Service:
     ns, config = ctx.ns, ctx.config
     size = SIZES[ctx.profile]
+    image = ctx.image(elasticsearch.stack_image("kibana", config.elastic_stack_version))
     edge = ctx.edge("kibana", "elasticsearch")
     assert edge is not None, "config validation guarantees Elasticsearch when Kibana is on"
     kibana = {
@@ -51,6 +52,7 @@ def build(ctx: BuildContext) -> Service:
                      "annotations": await_annotations("{.status.health}=green", READY_TIMEOUT_SECONDS)},
         "spec": {
             "version": config.elastic_stack_version,
+            "image": image.ref,
             "count": 1,
             "elasticsearchRef": {"name": elasticsearch.RESOURCE_NAME, "namespace": edge.provider.namespace},
             "http": {"tls": {"selfSignedCertificate": {"disabled": True}}},
@@ -67,7 +69,7 @@ def build(ctx: BuildContext) -> Service:
         name="kibana-configure", namespace=ns.logging, module="kibana", desired=desired,
         env={"KIBANA_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
         secret_env={"KIBANA_USERNAME": admin.username, "KIBANA_PASSWORD": admin.password},
-        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS)
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     return Service(
         name="kibana",
         namespace=ns.logging,
@@ -76,10 +78,9 @@ def build(ctx: BuildContext) -> Service:
         secrets=(),
         stages=(Stage(objects=(kibana,)), Stage(objects=configure)),
         workloads=(Workload(RESOURCE_NAME, "Kibana", 1,
-                            (Container("kibana", elasticsearch.stack_image("kibana", config.elastic_stack_version),
-                                       size),)),),
+                            (Container("kibana", image, size),)),),
         after=("elasticsearch",),
-        extra_images=(PYTHON_IMAGE,),
+        extra_images=(ctx.image(PYTHON_IMAGE),),
         settings={"data_views": [{"id": v["id"], "title": v["title"]} for v in DATA_VIEWS],
                   "default_data_view": DATA_VIEWS[0]["id"]},
     )

@@ -56,6 +56,7 @@ def build(ctx: BuildContext) -> Service:
     ns = ctx.ns
     ep = endpoint(ns)
     size = SIZES[ctx.profile]
+    image = ctx.image(IMAGE)
     claim = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -63,7 +64,7 @@ def build(ctx: BuildContext) -> Service:
         "spec": ctx.volume_claim(ctx.config.mlflow_storage_gi),
     }
     values = {
-        "image": {"repository": IMAGE.repository, "tag": IMAGE.tag},
+        "image": {"repository": image.name, "tag": image.tag},
         "service": {"type": "NodePort" if ctx.config.exposure is Exposure.NODE_PORT else "ClusterIP",
                     "port": HTTP_PORT},
         "resources": size.as_k8s(),
@@ -79,7 +80,7 @@ def build(ctx: BuildContext) -> Service:
         name="mlflow-configure", namespace=ns.mlflow, module="mlflow",
         desired={"experiments": [{"experiment": t.experiment, "tenant": t.name} for t in ctx.tenants]},
         env={"MLFLOW_URL": ep.url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)}, secret_env={},
-        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS)
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     return Service(
         name="mlflow",
         namespace=ns.mlflow,
@@ -88,7 +89,7 @@ def build(ctx: BuildContext) -> Service:
         secrets=(),
         stages=(Stage(objects=(claim,)), Stage(releases=(CHART.release(RELEASE, ns.mlflow, values),)),
                 Stage(objects=configure)),
-        workloads=(Workload(RELEASE, "Deployment", 1, (Container("mlflow", IMAGE, size),)),),
-        extra_images=(PYTHON_IMAGE,),
-        settings={"experiments": [t.experiment for t in ctx.tenants]},
+        workloads=(Workload(RELEASE, "Deployment", 1, (Container("mlflow", image, size),)),),
+        extra_images=(ctx.image(PYTHON_IMAGE),),
+        settings={"experiments": [t.experiment for t in ctx.tenants], "image": image.ref},
     )

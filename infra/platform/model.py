@@ -32,6 +32,19 @@ class Image:
     def ref(self) -> str:
         return f"{self.registry}/{self.repository}:{self.tag}"
 
+    @property
+    def name(self) -> str:
+        """registry/repository, without the tag (what charts call the image's repository)."""
+        return f"{self.registry}/{self.repository}"
+
+    def through(self, mirrors: dict[str, str]) -> Image:
+        """The same image pulled through a mirror of its registry, if one is configured."""
+        mirror = mirrors.get(self.registry)
+        if not mirror:
+            return self
+        host, _, path = mirror.partition("/")
+        return Image(repository=f"{path}/{self.repository}" if path else self.repository, tag=self.tag, registry=host)
+
 
 @dataclass(frozen=True)
 class Resources:

@@ -102,6 +102,15 @@ class SmokeContext:
         return next(s for s in self.platform["services"] if s["name"] == name)
 
     @property
+    def probe_image(self) -> str:
+        """The image probe pods run: MLflow's own (python and the MLflow client), as this stack pulls it
+        (through a registry mirror, if set), so probing needs nothing the platform does not pull."""
+        from infra.platform.mlflow import IMAGE
+
+        mlflow = next((s for s in self.platform.get("services", []) if s["name"] == "mlflow"), None)
+        return mlflow["settings"]["image"] if mlflow else IMAGE.ref
+
+    @property
     def sample_tenant(self) -> dict[str, Any]:
         """Whose agents and namespaces the probe checks use: the first participant in workshop mode (a
         sample: probing 100 participants' namespaces would take longer than the workshop's break)."""

@@ -14,7 +14,6 @@ from infra import events
 from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX
 from infra.platform.grafana import DATASOURCES
-from infra.platform.mlflow import IMAGE as PROBE_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 from infra.smoke.polling import Observation, WaitTimeout, poll_until
@@ -183,7 +182,7 @@ def container_logs(context: SmokeContext) -> str:
     name = f"{context.run_id}-logs"
     try:
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), container={
-            "image": PROBE_IMAGE.ref, "command": ["python", "-c", f"print({marker!r})"]})
+            "image": context.probe_image, "command": ["python", "-c", f"print({marker!r})"]})
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis("fluentd", f"probe pod {namespace}/{name}", "the probe pod to run",
                                     str(failure)[:300], "the namespace's quota or the image pull")) from None
@@ -216,7 +215,7 @@ def _probe_forward(context: SmokeContext, namespace: str, marker: str, env: list
     where = f"probe pod {namespace}/{name}"
     try:
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), service_account=service_account,
-                                  container={"image": PROBE_IMAGE.ref, "command": ["python", "-c", FORWARD_PROBE],
+                                  container={"image": context.probe_image, "command": ["python", "-c", FORWARD_PROBE],
                                              "env": [{"name": "SMOKE_ID", "value": marker},
                                                      {"name": "SMOKE_TAG", "value": f"{SMOKE_TENANT}.probe"}, *env],
                                              **({"envFrom": env_from} if env_from else {})})

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from infra.platform.apps import ENDPOINTS_CONFIGMAP
-from infra.platform.mlflow import IMAGE as MLFLOW_IMAGE
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, Target
 from infra.smoke.http import call, json_of
 
@@ -112,7 +111,7 @@ def from_the_agents(context: SmokeContext) -> str:
         log = context.cluster.run_probe(
             edge["from_namespace"], name, timeout=max(context.timeout, 120),
             service_account=context.sample_tenant["service_account"],
-            container={"image": MLFLOW_IMAGE.ref,
+            container={"image": context.probe_image,
                        "command": ["python", "-c", PROBE_SCRIPT.format(experiment=EXPERIMENT)],
                        "env": [{"name": "MLFLOW_TRACKING_URI", "value": edge["url"]},
                                {"name": "SMOKE_RUN", "value": context.run_id},
@@ -156,7 +155,7 @@ def apps_to_mlflow(context: SmokeContext) -> str:
         name = f"{context.run_id}-mlflow-{namespace.rsplit('-', 1)[-1]}"[:63]
         try:
             log = context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), container={
-                "image": MLFLOW_IMAGE.ref, "command": ["python", "-c", APP_PROBE],
+                "image": context.probe_image, "command": ["python", "-c", APP_PROBE],
                 "envFrom": [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}]})
         except Exception as failure:  # noqa: BLE001 - probe failures are the finding
             log = str(failure)
