@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import enum
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROJECT = "cd4ml"
+CLUSTER_STACK_ENV = "CD4ML_CLUSTER_STACK"
 """The Pulumi project name, which is also the namespace of every stack config key."""
 
 SERVICE_NAMES = ("gocd", "elasticsearch", "kibana", "fluentd", "grafana", "mlflow")
@@ -115,6 +117,12 @@ class StackConfig(BaseModel):
         (),
         alias="modelRepos",
         description="Git URLs of model repositories GoCD builds (https://, http://, ssh:// or git@host:path).",
+    )
+    cluster_stack: str = Field(
+        "",
+        alias="clusterStack",
+        description="The cluster stack whose kubeconfig the platform deploys with (organization/cd4ml-cluster/"
+                    "<stack>); `cd4ml up` sets it when it creates the local kind cluster. Empty = kubeContext.",
     )
     image_registry: str = Field(
         "",
@@ -233,6 +241,13 @@ class StackConfig(BaseModel):
             parsed = urlparse(url)
             if parsed.scheme not in ("https", "http", "ssh", "git") or not parsed.netloc or not parsed.path.strip("/"):
                 raise ValueError(f"{url!r} is not a git URL (https://host/owner/repo.git, ssh://..., git@host:path)")
+        return value
+
+    @field_validator("cluster_stack")
+    @classmethod
+    def _stack_reference(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[\w.-]+/[\w.-]+/[\w.-]+", value):
+            raise ValueError("must be empty or a fully qualified stack name: organization/<project>/<stack>")
         return value
 
     @field_validator("image_registry")
@@ -473,6 +488,9 @@ def load_from_pulumi() -> StackConfig:
 
     # The language host hands config over as PULUMI_CONFIG or through set_all_config (mocks too).
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    # `cd4ml up` passes the cluster stack it created this way, rather than writing into the stack file.
+    if os.environ.get(CLUSTER_STACK_ENV):
+        raw[f"{PROJECT}:clusterStack"] = os.environ[CLUSTER_STACK_ENV]
     return load_config(raw, source=f"stack '{pulumi.get_stack()}'")
 
 

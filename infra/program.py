@@ -36,7 +36,13 @@ def run() -> None:
         raise pulumi.RunError(str(invalid)) from None
     platform = build_platform(config, pulumi.get_stack())
 
-    provider = k8s.Provider("kubernetes", context=config.kube_context or None, delete_unreachable=True)
+    if config.cluster_stack:
+        # The cluster is its own stack (infra/cluster/): its kubeconfig, and nothing else, crosses over.
+        cluster = pulumi.StackReference("cluster", stack_name=config.cluster_stack)
+        provider = k8s.Provider("kubernetes", kubeconfig=cluster.require_output("kubeconfig"),
+                                delete_unreachable=True)
+    else:
+        provider = k8s.Provider("kubernetes", context=config.kube_context or None, delete_unreachable=True)
     on_cluster = pulumi.ResourceOptions(providers=[provider])
     namespaces = Namespaces("namespaces", platform.namespaces, opts=on_cluster)
     passwords = GeneratedPasswords("passwords", platform.generated_passwords)

@@ -25,6 +25,8 @@ class KitMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            state["outputs"] = {"kubeconfig": "apiVersion: v1\nkind: Config  # mock kubeconfig of the cluster stack"}
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-password-for-{args.name}"
             state["bcrypt_hash"] = f"$2a$10$mock-bcrypt-of-{args.name}"
@@ -38,6 +40,15 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.registrations: list[Registration] = []
+
+    def ReadResource(self, request):
+        """Reads (a StackReference is one) are recorded like registrations, their id as `name`."""
+        response = super().ReadResource(request)
+        inputs = pulumi_mocks.rpc.deserialize_properties(request.properties)
+        self.registrations.append(Registration(
+            urn=response.urn, type=request.type, name=request.name, parent=request.parent, custom=True,
+            inputs={**inputs, "id": request.id}, dependencies=tuple(request.dependencies)))
+        return response
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)

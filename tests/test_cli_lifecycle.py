@@ -51,9 +51,10 @@ class FakeStack:
             raise auto.CommandError(auto.CommandResult(stdout="~ kubernetes:helm.sh/v3:Release gocd update",
                                                        stderr="", code=255))
 
-    def destroy(self, on_output, on_event, **kwargs):
+    def destroy(self, on_output=None, on_event=None, **kwargs):
         self.calls.append("destroy")
-        on_output("Destroying (local)")
+        if on_output:
+            on_output("Destroying (local)")
 
 
 @pytest.fixture
@@ -217,3 +218,19 @@ def test_images_preload_pulls_and_loads_into_kind(monkeypatch):
     loads = [c[3] for c in run.commands if Path(c[0]).name == "kind"]
     assert pulls == loads and "docker.io/gocd/gocd-server:v26.1.0" in pulls
     assert not [ref for ref in pulls if ref.startswith("cd4ml.local/")]  # the kit's own are built, not pulled
+
+
+def test_down_cluster_destroys_the_cluster_stack_when_the_kit_made_one(fake_stack, monkeypatch):
+    cluster = FakeStack()
+    opened = []
+
+    def open_stack(project, stack_name, create=False, work_dir=None):
+        opened.append(work_dir)
+        return cluster if work_dir is not None else fake_stack
+
+    monkeypatch.setattr(lifecycle, "open_stack", open_stack)
+    monkeypatch.setattr(lifecycle, "cluster_deployed", lambda *args: True)
+    result = runner.invoke(app, ["down", "--cluster"])
+    assert result.exit_code == 0, result.output
+    assert fake_stack.calls == ["destroy"] and cluster.calls == ["destroy"]
+    assert opened[-1].name == "cluster"  # the platform first, then the cluster it ran on

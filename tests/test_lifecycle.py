@@ -59,21 +59,48 @@ def test_no_context_and_no_docker_says_what_to_do(tmp_path, no_kubeconfig, monke
         lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({"docker": 1}))
 
 
-def test_no_context_with_docker_creates_a_pinned_kind_cluster(tmp_path, no_kubeconfig, monkeypatch):
+class FakeClusterStack:
+    def __init__(self, fail: bool = False):
+        self.config, self.calls, self.fail = {}, [], fail
+
+    def set_config(self, key, value):
+        self.config[key] = value.value
+
+    def up(self, **kwargs):
+        self.calls.append("up")
+        if self.fail:
+            from pulumi import automation as auto
+
+            raise auto.CommandError(auto.CommandResult("", "error: kind create cluster exited 1", 255))
+
+
+def test_no_context_with_docker_creates_kind_as_the_cluster_stack(tmp_path, no_kubeconfig, monkeypatch):
     monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
-    run = FakeRun({})
-    context = lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=run)
+    opened = []
+    cluster = FakeClusterStack()
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
+    context = lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({}), stack_name="local")
     assert context == "kind-cd4ml"
-    create = run.commands[-1]
-    assert create[:3] == ["/usr/bin/kind", "create", "cluster"]
-    assert create[create.index("--image") + 1] == lifecycle.KIND_NODE_IMAGE
+    assert opened == [{"create": True, "work_dir": tmp_path / "cluster"}]
+    assert cluster.calls == ["up"] and cluster.config == {"kindBinary": "/usr/bin/kind"}
     assert "@sha256:" in lifecycle.KIND_NODE_IMAGE
 
 
 def test_failed_kind_create_is_an_error(tmp_path, no_kubeconfig, monkeypatch):
     monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
-    with pytest.raises(lifecycle.LifecycleError, match="kind could not create cluster"):
-        lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({"kind": 1}))
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: FakeClusterStack(fail=True))
+    with pytest.raises(lifecycle.LifecycleError, match=r"pulumi up \(cluster\) failed .*kind create cluster exited 1"):
+        lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({}))
+
+
+def test_a_deployed_cluster_stack_is_used_and_handed_to_the_platform(tmp_path, monkeypatch):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: some-other-cluster\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    state = tmp_path / ".pulumi-state" / ".pulumi" / "stacks" / "cd4ml-cluster"
+    state.mkdir(parents=True)
+    (state / "local.json").write_text("{}")
+    assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), stack_name="local") == "kind-cd4ml"
 
 
 def test_passphrase_is_generated_once_and_private(tmp_path, monkeypatch):

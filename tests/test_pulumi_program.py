@@ -161,3 +161,40 @@ def test_bad_config_creates_nothing():
     with pytest.raises(pulumi.RunError) as caught:
         run_program({"cd4ml:elasticsearchNodes": "0"})
     assert "cd4ml:elasticsearchNodes = '0': must be an integer from 1 to 9" in str(caught.value)
+
+
+def test_the_cluster_stack_program_creates_kind_and_exports_a_secret_kubeconfig(monkeypatch):
+    import pulumi
+    from pulumi_harness import KitMocks, RecordingMonitor
+
+    from infra.cluster import KIND_NODE_IMAGE
+    from infra.cluster.program import run
+
+    mocks = KitMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="cd4ml-cluster", stack="local", preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config({"cd4ml-cluster:kindBinary": "/opt/kind"})
+
+    @pulumi.runtime.test
+    def program():
+        run()
+
+    program()
+    commands = {r.name: r for r in monitor.registrations if r.type == "command:local:Command"}
+    cluster = commands["kind-cluster"]
+    assert cluster.inputs["create"] == f"/opt/kind create cluster --name cd4ml --image {KIND_NODE_IMAGE} --wait 5m"
+    assert cluster.inputs["delete"] == "/opt/kind delete cluster --name cd4ml"
+    assert commands["kind-kubeconfig"].inputs["create"] == "/opt/kind get kubeconfig --name cd4ml"
+    assert cluster.urn in commands["kind-kubeconfig"].dependencies
+    component = next(r for r in monitor.registrations if r.type == "cd4ml:cluster:KindCluster")
+    assert all(c.parent == component.urn for c in commands.values())
+
+
+def test_the_platform_deploys_with_the_cluster_stacks_kubeconfig():
+    monitor = run_program({"cd4ml:clusterStack": "organization/cd4ml-cluster/local"})
+    reference = next(r for r in monitor.registrations if r.type == "pulumi:pulumi:StackReference")
+    assert reference.inputs["id"] == "organization/cd4ml-cluster/local"
+    provider = next(r for r in monitor.registrations if r.type == "pulumi:providers:kubernetes")
+    assert "context" not in provider.inputs and provider.inputs["deleteUnreachable"] in (True, "true")
+    kubeconfig, _ = unsecret(provider.inputs["kubeconfig"])
+    assert kubeconfig.endswith("# mock kubeconfig of the cluster stack")

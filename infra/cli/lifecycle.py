@@ -21,17 +21,12 @@ from typing import Callable
 import yaml
 from rich.console import Console
 
-from infra.config import PROJECT, StackConfig
+from infra.cluster import CLUSTER_PROJECT, KIND_CLUSTER, KIND_NODE_IMAGE, KIND_VERSION, cluster_stack_reference
+from infra.config import CLUSTER_STACK_ENV, PROJECT, StackConfig
 from infra.platform.kit_images import KIT_IMAGES, KitImage
 
 PULUMI_VERSION = "3.272.0"
 """The Pulumi CLI released with the pinned Python SDK (they are versioned together)."""
-KIND_VERSION = "v0.32.0"
-KIND_NODE_IMAGE = (
-    "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5"
-)
-"""kind v0.32.0's default node image (pkg/apis/config/defaults/image.go), pinned by digest."""
-KIND_CLUSTER = "cd4ml"
 PASSPHRASE_FILE = Path.home() / ".config" / "cd4ml" / "pulumi-passphrase"
 
 
@@ -100,10 +95,14 @@ def ensure_pulumi(project: Path):
 
 
 def ensure_cluster(project: Path, config: StackConfig, console: Console,
-                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str:
-    """The kube context to deploy to: the configured one, the current one, or a new kind cluster."""
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run, stack_name: str = "local") -> str:
+    """The kube context to deploy to: the configured one, the kit's cluster stack if it exists, the
+    current one, or a new kind cluster — created as the cluster stack, so `down --cluster` removes it."""
     if config.kube_context:
         return config.kube_context
+    if cluster_deployed(project, stack_name):
+        console.print(f" • using the kit's kind cluster (stack {cluster_stack_reference(stack_name)})")
+        return f"kind-{KIND_CLUSTER}"
     context = current_kube_context()
     if context:
         console.print(f" • using kube context '{context}'")
@@ -114,12 +113,23 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
             "Start Docker (kind runs Kubernetes in it), or point kubectl at a cluster, "
             "or set cd4ml:kubeContext in the stack file.")
     kind = ensure_kind(project)
-    console.print(f" • creating kind cluster '{KIND_CLUSTER}' ({KIND_NODE_IMAGE})")
-    created = run([str(kind), "create", "cluster", "--name", KIND_CLUSTER, "--image", KIND_NODE_IMAGE,
-                   "--wait", "5m"], text=True)
-    if created.returncode != 0:
-        raise LifecycleError(f"kind could not create cluster '{KIND_CLUSTER}' (exit {created.returncode})")
+    console.print(f" • creating kind cluster '{KIND_CLUSTER}' ({KIND_NODE_IMAGE}) as stack "
+                  f"{cluster_stack_reference(stack_name)}")
+    cluster = open_stack(project, stack_name, create=True, work_dir=project / "cluster")
+    cluster.set_config("kindBinary", _auto().ConfigValue(value=str(kind)))
+    _engine_call("up (cluster)", stack_name, project, lambda: cluster.up(color="never", on_output=lambda line: None))
+    console.print(f" [green]✓[/green] kind cluster '{KIND_CLUSTER}'")
     return f"kind-{KIND_CLUSTER}"
+
+
+def _auto():
+    from pulumi import automation as auto
+
+    return auto
+
+
+def cluster_deployed(project: Path, stack_name: str) -> bool:
+    return (state_dir(project) / ".pulumi" / "stacks" / CLUSTER_PROJECT / f"{stack_name}.json").is_file()
 
 
 def kit_images_for(config: StackConfig) -> list[KitImage]:
@@ -209,23 +219,27 @@ def deployed(project: Path, stack_name: str) -> bool:
     return (state_dir(project) / ".pulumi" / "stacks" / PROJECT / f"{stack_name}.json").is_file()
 
 
-def open_stack(project: Path, stack_name: str, create: bool = False):
-    """The platform stack through the Automation API, on the local file backend."""
+def open_stack(project: Path, stack_name: str, create: bool = False, work_dir: Path | None = None):
+    """A stack through the Automation API, on the local file backend: the platform's (the project
+    root), or the cluster's (`cluster/`). The platform is told of the kit's cluster stack, if any."""
     from pulumi import automation as auto
 
     pulumi_cmd = ensure_pulumi(project)
     state = state_dir(project)
     state.mkdir(exist_ok=True)
+    work_dir = work_dir or project
     env = {
         "PULUMI_BACKEND_URL": f"file://{state}",
         "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file()),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
-    workspace = auto.LocalWorkspaceOptions(work_dir=str(project), pulumi_command=pulumi_cmd, env_vars=env)
+    if work_dir == project and cluster_deployed(project, stack_name):
+        env[CLUSTER_STACK_ENV] = cluster_stack_reference(stack_name)
+    workspace = auto.LocalWorkspaceOptions(work_dir=str(work_dir), pulumi_command=pulumi_cmd, env_vars=env)
     if create:
-        return auto.create_or_select_stack(stack_name=stack_name, work_dir=str(project), opts=workspace)
+        return auto.create_or_select_stack(stack_name=stack_name, work_dir=str(work_dir), opts=workspace)
     try:
-        return auto.select_stack(stack_name=stack_name, work_dir=str(project), opts=workspace)
+        return auto.select_stack(stack_name=stack_name, work_dir=str(work_dir), opts=workspace)
     except auto.StackNotFoundError:
         raise LifecycleError(f"stack '{stack_name}' is not deployed (no state in {state}): run `cd4ml up` first") \
             from None
@@ -294,7 +308,7 @@ def _engine_call(action: str, stack_name: str, project: Path, call):
 
 def up(project: Path, stack_name: str, config: StackConfig, console: Console, verbose: bool = False) -> dict:
     # kind makes its new cluster the current context, which the Kubernetes provider then uses.
-    context = ensure_cluster(project, config, console)
+    context = ensure_cluster(project, config, console, stack_name=stack_name)
     deliver_kit_images(config, context, console)
     stack = open_stack(project, stack_name, create=True)
     console.print(f" • pulumi up (stack '{stack_name}', state in {state_dir(project)})")
@@ -340,9 +354,15 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
         console.print(f"[green]✓[/green] platform '{stack_name}' destroyed")
     else:
         console.print(f" • stack '{stack_name}' is not deployed: nothing to destroy")
-    if delete_cluster:
+    if not delete_cluster:
+        return
+    if cluster_deployed(project, stack_name):
+        cluster = open_stack(project, stack_name, work_dir=project / "cluster")
+        _engine_call("destroy (cluster)", stack_name, project, lambda: cluster.destroy(
+            color="never", on_output=lambda line: None))
+    else:  # a cluster from before the kit kept it as a stack, or made by hand with the kit's name
         kind = shutil.which("kind") or str(tools_dir(project) / "bin" / "kind")
         result = run([kind, "delete", "cluster", "--name", KIND_CLUSTER], text=True)
         if result.returncode != 0:
             raise LifecycleError(f"kind could not delete cluster '{KIND_CLUSTER}' (exit {result.returncode})")
-        console.print(f"[green]✓[/green] kind cluster '{KIND_CLUSTER}' deleted")
+    console.print(f"[green]✓[/green] kind cluster '{KIND_CLUSTER}' deleted")
