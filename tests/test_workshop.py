@@ -169,3 +169,38 @@ def test_the_workshop_stack_gives_every_participant_their_own_config_repo(hundre
     assert len(repos) == 100
     p055 = next(r for r in repos if r["material"]["attributes"]["url"].endswith("cd4ml-workshop-p055.git"))
     assert p055["rules"][0]["resource"] == "p055"
+
+
+def test_grafana_logins_per_participant_from_the_mounted_secret(tmp_path):
+    from services import GrafanaStandIn
+
+    from infra.configure import grafana as configure_grafana
+    from infra.configure.api import ApiError
+
+    platform = build_platform(load_config({"cd4ml:participantNames": "ada,grace"}), "local")
+    grafana_service = platform.services["grafana"]
+    config_map, job = grafana_service.stages[-1].objects
+    desired = json.loads(config_map["data"]["desired.json"])
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "secret-0", "secret": {"secretName": "grafana-participant-logins"}} in pod["volumes"]
+    secret = next(s for s in grafana_service.secrets if s.name == "grafana-participant-logins")
+    assert [(key, pw.id) for key, pw in secret.generated] == [("ada", "participant-ada"), ("grace", "participant-grace")]
+    # What the Job sees: one file per login in the mounted Secret.
+    desired["password_dir"] = str(tmp_path)
+    (tmp_path / "ada").write_text("ada-password-1")
+    (tmp_path / "grace").write_text("grace-password-2")
+    grafana = GrafanaStandIn(("admin", "admin-pw"), {}).start()
+    try:
+        api = JsonApi(grafana.url, "admin", "admin-pw")
+        assert [(o.id, o.action) for o in configure_grafana.configure(api, desired, health_timeout=5)] == [
+            ("ada", "created"), ("grace", "created")]
+        assert grafana.users["grace"]["password"] == "grace-password-2" and grafana.users["grace"]["role"] == "Viewer"
+        assert {o.action for o in configure_grafana.configure(api, desired, health_timeout=5)} == {"unchanged"}
+        with pytest.raises(ApiError, match="grafana-admin Secret"):
+            configure_grafana.configure(JsonApi(grafana.url, "admin", "wrong"), desired, health_timeout=5)
+        (tmp_path / "ada").unlink()
+        del grafana.users["ada"]
+        with pytest.raises(ApiError, match="no password file .*ada"):
+            configure_grafana.configure(api, desired, health_timeout=5)
+    finally:
+        grafana.stop()

@@ -35,13 +35,14 @@ def _config_key(path: str) -> str:
 
 def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, Any],
                   env: dict[str, str], secret_env: dict[str, SecretRef], timeout_seconds: int,
-                  image: Image = PYTHON_IMAGE,
+                  image: Image = PYTHON_IMAGE, secret_files: tuple[tuple[str, str], ...] = (),
                   labels: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(ConfigMap, Job) that run `python -m infra.configure.<module> desired.json` once."""
+    """(ConfigMap, Job) that run `python -m infra.configure.<module> desired.json` once; each
+    (Secret, directory) of `secret_files` is mounted read-only, one file per key."""
     files = {path: (REPO_ROOT / path).read_text(encoding="utf-8") for path in module_files(module)}
     desired_text = json.dumps(desired, indent=2, sort_keys=True)
     data = {_config_key(path): text for path, text in files.items()} | {DESIRED_FILE: desired_text}
-    digest = hashlib.sha256(json.dumps([data, env, {k: str(v) for k, v in secret_env.items()}],
+    digest = hashlib.sha256(json.dumps([data, env, {k: str(v) for k, v in secret_env.items()}, secret_files],
                                        sort_keys=True).encode()).hexdigest()[:10]
     all_labels = {**PART_OF, "app.kubernetes.io/component": f"{module}-configure", **(labels or {})}
     config_map = {
@@ -79,9 +80,13 @@ def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, 
                         "resources": JOB_RESOURCES.as_k8s(),
                         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}},
-                        "volumeMounts": [{"name": "code", "mountPath": CODE_ROOT, "readOnly": True}],
+                        "volumeMounts": [{"name": "code", "mountPath": CODE_ROOT, "readOnly": True}] + [
+                            {"name": f"secret-{i}", "mountPath": path, "readOnly": True}
+                            for i, (_, path) in enumerate(secret_files)],
                     }],
-                    "volumes": [{"name": "code", "configMap": {"name": f"{name}-{digest}", "items": items}}],
+                    "volumes": [{"name": "code", "configMap": {"name": f"{name}-{digest}", "items": items}}] + [
+                        {"name": f"secret-{i}", "secret": {"secretName": secret}}
+                        for i, (secret, _) in enumerate(secret_files)],
                 },
             },
         },

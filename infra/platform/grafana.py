@@ -16,7 +16,9 @@ from pathlib import Path
 from infra.config import Exposure, Profile
 from infra.platform import elasticsearch, kibana, mlflow
 from infra.platform.access import browser_url
+from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
     PART_OF,
@@ -50,6 +52,8 @@ DATASOURCES = {
 
 
 DASHBOARDS_DIR = Path(__file__).parent / "dashboards"
+PARTICIPANT_LOGINS_SECRET = "grafana-participant-logins"
+PARTICIPANT_LOGINS_DIR = "/etc/cd4ml/participants"
 DASHBOARD_PROVIDER = "cd4ml"
 DASHBOARDS_CONFIGMAP = "grafana-dashboards-cd4ml"
 """The kit's own ConfigMap, mounted through the chart's `dashboardsConfigMaps`: the chart's inline
@@ -133,15 +137,31 @@ def build(ctx: BuildContext) -> Service:
         }
     admin_secret = KitSecret(namespace=ns.monitoring, name=admin.secret, literals=((admin.username_key, "admin"),),
                              generated=((admin.password_key, GeneratedPassword("grafana-admin")),))
+    secrets = [admin_secret]
+    stages = [Stage(objects=(dashboards_configmap,) if dashboards_configmap else ()),
+              Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),))]
+    participants = [t for t in ctx.tenants if t.participant]
+    if participants:
+        # Workshop mode: a Viewer login per participant, same password as their GoCD and Kibana logins.
+        secrets.append(KitSecret(ns.monitoring, PARTICIPANT_LOGINS_SECRET,
+                                 generated=tuple((t.login, t.password) for t in participants)))
+        stages.append(Stage(objects=configure_job(
+            name="grafana-configure", namespace=ns.monitoring, module="grafana",
+            desired={"users": [t.login for t in participants], "password_dir": PARTICIPANT_LOGINS_DIR},
+            env={"GRAFANA_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": "540"},
+            secret_env={"GRAFANA_USERNAME": admin.username, "GRAFANA_PASSWORD": admin.password},
+            timeout_seconds=600, image=ctx.image(PYTHON_IMAGE),
+            secret_files=((PARTICIPANT_LOGINS_SECRET, PARTICIPANT_LOGINS_DIR),))))
     return Service(
         name="grafana",
         namespace=ns.monitoring,
         endpoint=endpoint(ns),
         credentials=admin,
-        secrets=(admin_secret,),
-        stages=(Stage(objects=(dashboards_configmap,) if dashboards_configmap else ()),
-                Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),))),
+        secrets=tuple(secrets),
+        stages=tuple(stages),
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", image, size),)),),
         after=("elasticsearch",),
-        settings={"datasources": sorted(DATASOURCES), "dashboards": [MODEL_DASHBOARD_UID] if edge else []},
+        settings={"datasources": sorted(DATASOURCES), "dashboards": [MODEL_DASHBOARD_UID] if edge else [],
+                  "participant_logins": [t.login for t in participants]},
+        extra_images=(ctx.image(PYTHON_IMAGE),) if participants else (),
     )

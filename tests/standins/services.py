@@ -267,7 +267,10 @@ class GrafanaStandIn(HttpStandIn):
         self.admin = {admin[0]: admin[1]}
         self.datasources = datasources  # uid -> (connection, index pattern)
         self.dashboards = {d["uid"]: d for d in dashboards or []}
+        self.users: dict[str, dict] = {}
         self.route("GET", r"/api/dashboards/uid/([^/]+)", self._dashboard)
+        self.route("GET", "/api/users/lookup", self._lookup_user)
+        self.route("POST", "/api/admin/users", self._create_user)
         self.route("GET", "/api/health", lambda r: (200, {"database": "ok", "version": "stand-in"}))
         self.route("GET", r"/api/datasources/uid/([^/]+)", self._datasource)
         self.route("GET", r"/api/datasources/uid/([^/]+)/health", self._datasource_health)
@@ -277,6 +280,24 @@ class GrafanaStandIn(HttpStandIn):
         connection, index = self.datasources[uid]
         return requests.post(f"{connection.url}/{index}/_search", json=body, timeout=2,
                              auth=(connection.username, connection.password))
+
+    def _lookup_user(self, request: Request):
+        if not authorized(request, self.admin):
+            return 401, {"message": "Unauthorized"}
+        user = self.users.get(request.query.get("loginOrEmail", ""))
+        return (200, {k: v for k, v in user.items() if k != "password"}) if user else (
+            404, {"message": "user not found"})
+
+    def _create_user(self, request: Request):
+        if not authorized(request, self.admin):
+            return 401, {"message": "Unauthorized"}
+        body = request.json
+        if body["login"] in self.users:
+            return 412, {"message": "User with same login already exists"}
+        if len(body.get("password", "")) < 4:
+            return 400, {"message": "Password is too short"}
+        self.users[body["login"]] = {**body, "id": len(self.users) + 2, "role": "Viewer"}
+        return 200, {"id": len(self.users) + 1, "message": "User created"}
 
     def _dashboard(self, request: Request):
         if not authorized(request, self.admin):
