@@ -184,7 +184,8 @@ def test_grafana_logins_per_participant_from_the_mounted_secret(tmp_path):
     pod = job["spec"]["template"]["spec"]
     assert {"name": "secret-0", "secret": {"secretName": "grafana-participant-logins"}} in pod["volumes"]
     secret = next(s for s in grafana_service.secrets if s.name == "grafana-participant-logins")
-    assert [(key, pw.id) for key, pw in secret.generated] == [("ada", "participant-ada"), ("grace", "participant-grace")]
+    assert [(key, pw.id) for key, pw in secret.generated] == [("ada", "participant-ada"),
+                                                              ("grace", "participant-grace")]
     # What the Job sees: one file per login in the mounted Secret.
     desired["password_dir"] = str(tmp_path)
     (tmp_path / "ada").write_text("ada-password-1")
