@@ -234,3 +234,20 @@ def test_down_cluster_destroys_the_cluster_stack_when_the_kit_made_one(fake_stac
     assert result.exit_code == 0, result.output
     assert fake_stack.calls == ["destroy"] and cluster.calls == ["destroy"]
     assert opened[-1].name == "cluster"  # the platform first, then the cluster it ran on
+
+
+def test_on_a_terminal_running_steps_share_a_spinner_line():
+    from rich.console import Console
+
+    console = Console(force_terminal=True, record=True, width=100)
+    progress = lifecycle.EngineProgress(console)
+    assert progress.spinner is not None
+    progress.event(event("resource_pre_event", "cd4ml:platform:GoCD", "gocd"))
+    progress.event(event("resource_pre_event", "cd4ml:platform:MLflow", "mlflow"))
+    assert progress.running == ["gocd", "mlflow"]
+    progress.event(event("res_outputs_event", "cd4ml:platform:GoCD", "gocd"))
+    progress.event(event("res_outputs_event", "cd4ml:platform:MLflow", "mlflow"))
+    assert progress.running == []
+    text = console.export_text()
+    assert "✓ gocd" in text and "✓ mlflow" in text and " • gocd …" not in text  # no plain start lines
+    assert lifecycle.EngineProgress(Console(force_terminal=False)).spinner is None  # CI: plain lines

@@ -253,13 +253,29 @@ def stack_outputs(project: Path, stack_name: str) -> dict:
 
 
 class EngineProgress:
-    """Pulumi's engine events as kind-style steps: one line per kit component as it starts and as it
-    is done (✓) or fails (✗); the engine's own output only with --verbose."""
+    """Pulumi's engine events as kind-style steps: a line per kit component as it starts and as it is
+    done (✓) or fails (✗) — on a terminal the running ones share one spinner line instead; in CI
+    (no terminal) plain lines. The engine's own output only with --verbose."""
 
     def __init__(self, console: Console, verbose: bool = False) -> None:
         self.console, self.verbose = console, verbose
         self.started: set[str] = set()
+        self.running: list[str] = []
         self.failed: list[str] = []
+        self.spinner = console.status("") if console.is_terminal and not verbose else None
+
+    def close(self) -> None:
+        if self.spinner is not None:
+            self.spinner.stop()
+
+    def _show_running(self) -> None:
+        if self.spinner is None:
+            return
+        if self.running:
+            self.spinner.update(f"{', '.join(self.running)} …")
+            self.spinner.start()
+        else:
+            self.spinner.stop()
 
     def output(self, line: str) -> None:
         if self.verbose:
@@ -274,14 +290,20 @@ class EngineProgress:
                 continue
             name = str(metadata.urn).rsplit("::", 1)[-1]
             if finished:
+                self.running = [n for n in self.running if n != name]
                 self.console.print(f" [green]✓[/green] {name}")
             elif name not in self.started:
                 self.started.add(name)
-                self.console.print(f" • {name} …")
+                self.running.append(name)
+                if self.spinner is None:
+                    self.console.print(f" • {name} …")
+            self._show_running()
         if diag is not None and getattr(diag, "severity", "") == "error":
             message = str(getattr(diag, "message", "")).strip()
             if message:
                 self.failed.append(message)
+                self.running = []
+                self._show_running()
                 self.console.print(f" [red]✗[/red] {message.splitlines()[0][:200]}", markup=True)
 
 
@@ -314,8 +336,11 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     console.print(f" • pulumi up (stack '{stack_name}', state in {state_dir(project)})")
     progress = EngineProgress(console, verbose)
     # refresh: what was changed or deleted on the cluster by hand is seen, and put back.
-    result = _engine_call("up", stack_name, project, lambda: stack.up(
-        on_output=progress.output, on_event=progress.event, color="never", refresh=True))
+    try:
+        result = _engine_call("up", stack_name, project, lambda: stack.up(
+            on_output=progress.output, on_event=progress.event, color="never", refresh=True))
+    finally:
+        progress.close()
     console.print(f"[green]✓[/green] platform up: {result.summary.result}")
     check_idempotent(stack, console)
     services = (result.outputs.get("services").value if result.outputs.get("services") else None) or {}
@@ -349,8 +374,11 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
     if deployed(project, stack_name):
         stack = open_stack(project, stack_name)
         progress = EngineProgress(console, verbose)
-        _engine_call("destroy", stack_name, project, lambda: stack.destroy(
-            on_output=progress.output, on_event=progress.event, color="never"))
+        try:
+            _engine_call("destroy", stack_name, project, lambda: stack.destroy(
+                on_output=progress.output, on_event=progress.event, color="never"))
+        finally:
+            progress.close()
         console.print(f"[green]✓[/green] platform '{stack_name}' destroyed")
     else:
         console.print(f" • stack '{stack_name}' is not deployed: nothing to destroy")
