@@ -28,6 +28,7 @@ from infra.configure.api import ApiError, JsonApi
 from infra.platform import elasticsearch, fluentd, grafana
 from infra.platform.access import LOCAL_PORTS
 from infra.platform.build import build_platform
+from infra.smoke.polling import Observation, poll_until
 
 ADMIN = ("cd4ml-admin", "admin-pw")
 
@@ -107,6 +108,9 @@ def test_a_prediction_event_travels_to_fluentd_and_lands_in_its_tenants_index():
         logger = fluent_sender.FluentSender(tenant, host="127.0.0.1", port=receiver.port, timeout=5)
         assert logger.emit(label, event), logger.last_error
         logger.close()
+        # The receiver decodes on its own thread: wait for it (against a deadline), do not race it.
+        poll_until(lambda: Observation(bool(receiver.messages), None, f"{len(receiver.messages)} messages"),
+                   what="the event at the forward receiver", timeout=10)
     finally:
         receiver.stop()
     [(tag, _time, record)] = receiver.messages
