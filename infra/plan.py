@@ -19,7 +19,9 @@ from typing import Any
 
 import yaml
 
+from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
 from infra.platform.model import Platform, WiringEdge
+from infra.platform.tenants import Tenant
 from infra.render import embedded_objects, kit_objects, object_file_name, preview_objects
 from infra.validate import validate_objects
 
@@ -54,10 +56,8 @@ def _edge_document(edge: WiringEdge) -> dict[str, Any]:
     }
 
 
-def tenant_document(tenant, platform: Platform) -> dict[str, Any]:
+def tenant_document(tenant: Tenant) -> dict[str, Any]:
     """One participant: everything their handout and the smoke checks need, no secret."""
-    from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
-
     return {
         "name": tenant.name,
         "namespaces": dict(tenant.environments),
@@ -97,7 +97,7 @@ def platform_document(platform: Platform) -> dict[str, Any]:
         "wiring": [_edge_document(edge) for edge in platform.wiring],
         "images": list(platform.images),
         "requests": platform.requests,
-        "tenants": [tenant_document(t, platform) for t in platform.tenants],
+        "tenants": [tenant_document(t) for t in platform.tenants],
     }
 
 

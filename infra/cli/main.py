@@ -185,7 +185,7 @@ def handout(
         passwords = lifecycle.stack_outputs(directory, stack).get("participant_passwords")
     except lifecycle.LifecycleError as why:
         console.print(f" • {why}: pages written with a placeholder where the password goes")
-    count = write_handouts([tenant_document(t, platform) for t in platform.tenants], handout_links(platform),
+    count = write_handouts([tenant_document(t) for t in platform.tenants], handout_links(platform),
                            passwords, handout_envs(platform), out)
     console.print(f"[green]✓[/green] {count} participant pages (Markdown and HTML) and "
                   f"facilitator-summary.csv written to {out}")

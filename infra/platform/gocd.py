@@ -36,7 +36,7 @@ from infra.platform.model import (
     WiringEdge,
     Workload,
 )
-from infra.platform.tenants import Tenant
+from infra.platform.tenants import DEFAULT_PROFILE, DEFAULT_SERVICE_ACCOUNT, Tenant
 
 CHART = ChartPin(repo="https://gocd.github.io/helm-chart", chart="gocd", version="2.18.0")
 SERVER_IMAGE = Image(repository="gocd/gocd-server", tag="v26.1.0")
@@ -44,9 +44,8 @@ AGENT_BASE_IMAGE = Image(repository="gocd/gocd-agent-wolfi", tag="v26.1.0")
 """The chart's agent image; the kit's ML agent image (images/gocd-agent-ml) is built FROM it."""
 RELEASE = "gocd"
 HTTP_PORT = 8153
-AGENTS_NODE = "gocd-agents"
-"""Wiring-graph id of the agents: they, not the server, talk to MLflow, Fluentd and the apps."""
-AGENT_SERVICE_ACCOUNT = "gocd-agent"
+AGENT_SERVICE_ACCOUNT = DEFAULT_SERVICE_ACCOUNT
+"""The single team's agents (a participant's are `gocd-agent-<name>`, see tenants.py)."""
 ELASTIC_AGENT_PLUGIN = (
     "GOCD_PLUGIN_INSTALL_kubernetes-elastic-agents",
     "https://github.com/gocd/kubernetes-elastic-agents/releases/download/v5.0.2-779/"
@@ -58,7 +57,7 @@ ELASTIC_AGENT_PLUGIN_ID = "cd.go.contrib.elasticagent.kubernetes"
 PASSWORD_FILE_PLUGIN_ID = "cd.go.authentication.passwordfile"
 YAML_CONFIG_PLUGIN_ID = "yaml.config.plugin"
 CLUSTER_PROFILE_ID = "cd4ml-kubernetes"
-ML_PROFILE_ID = "cd4ml-ml"
+ML_PROFILE_ID = DEFAULT_PROFILE
 """The elastic agent profile every job of a model pipeline names (`elastic_profile_id`)."""
 AUTH_CONFIG_ID = "cd4ml-password-file"
 ADMIN_USER = "cd4ml-admin"
