@@ -37,6 +37,8 @@ Fluentd ships into it. GoCD and MLflow stand alone (their agents' links are opti
 MAX_PARTICIPANTS = 100
 RESERVED_TENANTS = ("cd4ml", "cd4ml-smoke", "cd4ml-admin", "admin", "fluentd", "grafana")
 """Names taken by the single-team tenant, the smoke tests and the platform's own logins."""
+_REGISTRY_HOST = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?"
+"""A registry host, with an optional port (no scheme)."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _GIT_SSH = re.compile(r"^[\w.-]+@[\w.-]+:[\w./~-]+?(\.git)?$")
 
@@ -253,17 +255,17 @@ class StackConfig(BaseModel):
     @field_validator("image_registry")
     @classmethod
     def _registry_reference(cls, value: str) -> str:
-        if value and not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$", value):
+        if value and not re.fullmatch(_REGISTRY_HOST + r"(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*", value):
             raise ValueError("must be empty or a registry like registry.example.com:5000/team (no scheme, no tag)")
         return value
 
     @field_validator("registry_mirrors")
     @classmethod
     def _mirrors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        reference = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?"
         for entry in value:
             upstream, _, mirror = entry.partition("=")
-            if not re.fullmatch(reference, upstream) or not re.fullmatch(reference + r"(/[-a-z0-9._/]+)?", mirror):
+            if not re.fullmatch(_REGISTRY_HOST, upstream) or not re.fullmatch(_REGISTRY_HOST + r"(/[-a-z0-9._/]+)?",
+                                                                             mirror):
                 raise ValueError(f"{entry!r} is not 'registry=mirror' (e.g. docker.io=harbor.example.com/dockerhub)")
         if len({e.partition("=")[0] for e in value}) != len(value):
             raise ValueError("names a registry twice")

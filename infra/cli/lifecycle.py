@@ -58,6 +58,11 @@ def docker_available(run: Callable[..., subprocess.CompletedProcess] = subproces
     return result.returncode == 0
 
 
+def kind_binary(project: Path) -> str:
+    """kind on PATH, else the pinned one `up` installs into .tools/ (for commands that must not download)."""
+    return shutil.which("kind") or str(tools_dir(project) / "bin" / "kind")
+
+
 def ensure_kind(project: Path) -> Path:
     existing = shutil.which("kind")
     if existing:
@@ -192,7 +197,7 @@ def preload_images(refs: list[str], console: Console, project: Path | None = Non
     so `up` on conference Wi-Fi pulls nothing."""
     if not docker_available(run):
         raise LifecycleError("--preload pulls with Docker, and Docker is not running: start Docker first")
-    kind = shutil.which("kind") or str(tools_dir(project or Path.cwd()) / "bin" / "kind")
+    kind = kind_binary(project or Path.cwd())
     for ref in refs:
         for command in (["docker", "pull", ref], [kind, "load", "docker-image", ref, "--name", KIND_CLUSTER]):
             if run(command, capture_output=True, text=True).returncode != 0:
@@ -389,8 +394,7 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
         _engine_call("destroy (cluster)", stack_name, project, lambda: cluster.destroy(
             color="never", on_output=lambda line: None))
     else:  # a cluster from before the kit kept it as a stack, or made by hand with the kit's name
-        kind = shutil.which("kind") or str(tools_dir(project) / "bin" / "kind")
-        result = run([kind, "delete", "cluster", "--name", KIND_CLUSTER], text=True)
+        result = run([kind_binary(project), "delete", "cluster", "--name", KIND_CLUSTER], text=True)
         if result.returncode != 0:
             raise LifecycleError(f"kind could not delete cluster '{KIND_CLUSTER}' (exit {result.returncode})")
     console.print(f"[green]✓[/green] kind cluster '{KIND_CLUSTER}' deleted")
