@@ -27,11 +27,19 @@ $(VENV)/.test-deps: $(BIN)/cd4ml requirements-test.txt
 	$(BIN)/python -m pip install --quiet -r requirements-test.txt
 	@touch $@
 
+# Checkov and np-guard's network-config-analyzer are CLI checkers whose pinned dependencies clash with
+# the kit's (PyYAML, packaging...): each gets its own venv, which the tests call (tests/tools/).
+TOOLS := $(VENV)/tools
+$(TOOLS)/%/.installed: tests/tools/%.txt
+	$(PYTHON) -m venv $(TOOLS)/$*
+	$(TOOLS)/$*/bin/python -m pip install --quiet -r $<
+	@touch $@
+
 up: $(BIN)/cd4ml
 	$(BIN)/cd4ml up --stack $(STACK)
 
-test: $(VENV)/.test-deps
-	$(BIN)/python -m pytest
+test: $(VENV)/.test-deps $(TOOLS)/checkov/.installed $(TOOLS)/nca/.installed
+	CD4ML_TOOLS=$(TOOLS) CD4ML_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 plan: $(BIN)/cd4ml
 	$(BIN)/cd4ml plan --stack $(STACK) --out $(OUT)

@@ -46,11 +46,14 @@ def _edge_document(edge: WiringEdge) -> dict[str, Any]:
     return {
         "from": edge.consumer.id,
         "from_namespace": edge.consumer.namespace,
+        "from_pods": dict(edge.consumer.pods) if edge.consumer.pods is not None else None,
         "to": edge.provider.id,
         "to_namespace": edge.provider.namespace,
+        "to_pods": dict(edge.provider.pods) if edge.provider.pods is not None else None,
         "kind": edge.kind,
         "url": edge.url,
         "port": edge.endpoint.port if edge.endpoint else None,
+        "pod_port": edge.endpoint.pod_port if edge.endpoint else None,
         "credentials_secret": edge.credentials.qualified_name if edge.credentials else None,
         "delivered_by": edge.delivered_by,
     }

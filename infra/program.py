@@ -14,9 +14,12 @@ from infra.components.gocd import GoCD
 from infra.components.grafana import Grafana
 from infra.components.kibana import Kibana
 from infra.components.mlflow import MLflow
+from infra.components.network import NetworkPolicies
 from infra.config import ConfigError, load_from_pulumi
 from infra.plan import platform_document
+from infra.platform.apps import NAME as APPS
 from infra.platform.build import build_platform
+from infra.platform.network import NAME as NETWORK
 
 COMPONENTS: dict[str, type[ServiceComponent]] = {
     "gocd": GoCD,
@@ -45,17 +48,23 @@ def run() -> None:
         provider = k8s.Provider("kubernetes", context=config.kube_context or None, delete_unreachable=True)
     on_cluster = pulumi.ResourceOptions(providers=[provider])
     namespaces = Namespaces("namespaces", platform.namespaces, opts=on_cluster)
+    apps_part, network_part = platform.extra(APPS), platform.extra(NETWORK)
     passwords = GeneratedPasswords("passwords", platform.generated_passwords)
 
+    # Default-deny and every allow rule exist before anything runs: a configure Job never starts
+    # in a namespace whose policies are half-made.
+    network = NetworkPolicies(network_part.name, ServiceArgs(service=network_part, passwords=passwords.values),
+                              opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
+                                  depends_on=[namespaces])))
     created: dict[str, ServiceComponent] = {}
     for name, service in platform.services.items():
-        waits_for = [namespaces, *(created[before] for before in service.after)]
+        waits_for = [namespaces, network, *(created[before] for before in service.after)]
         created[name] = COMPONENTS[name](
             name, ServiceArgs(service=service, passwords=passwords.values),
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=waits_for)))
-    for part in platform.extras:
-        AppEnvironments(part.name, ServiceArgs(service=part, passwords=passwords.values),
-                        opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[namespaces])))
+    AppEnvironments(apps_part.name, ServiceArgs(service=apps_part, passwords=passwords.values),
+                    opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
+                        depends_on=[namespaces, network])))
 
     pulumi.export("services", {name: component.outputs() for name, component in created.items()})
     pulumi.export("platform", platform_document(platform))

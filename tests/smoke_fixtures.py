@@ -16,19 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-
-from infra.config import load_config
-from infra.configure.api import JsonApi
-from infra.configure import elasticsearch as configure_elasticsearch
-from infra.configure import kibana as configure_kibana
-from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, configure, ensure
-from infra.plan import platform_document
-from infra.platform.build import build_platform
-from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
-from infra.platform.grafana import DATASOURCES
-from infra.smoke.core import SmokeContext, Target
-from infra.smoke.polling import Observation, poll_until
-
 from gocd_api import GoCDApiStandIn
 from services import (
     Connection,
@@ -37,6 +24,18 @@ from services import (
     GrafanaStandIn,
     KibanaStandIn,
 )
+
+from infra.config import load_config
+from infra.configure import elasticsearch as configure_elasticsearch
+from infra.configure import kibana as configure_kibana
+from infra.configure.api import JsonApi
+from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, configure, ensure
+from infra.plan import platform_document
+from infra.platform.build import build_platform
+from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
+from infra.platform.grafana import DATASOURCES
+from infra.smoke.core import SmokeContext, Target
+from infra.smoke.polling import Observation, poll_until
 
 STACK_CONFIG = {"cd4ml:modelRepos": ["https://git.example.com/team/churn-model.git"]}
 """The stack the stand-in platform plays: the local defaults, plus one model repository."""

@@ -17,7 +17,7 @@ from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, sel
 
 runner = CliRunner()
 CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch",
-                "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow"}
+                "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow", "wire.gocd-agents-gocd"}
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
 
@@ -51,7 +51,7 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
     assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 24
+    assert len(results) == 25
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
     # Test data is cleaned up: the event is gone from Elasticsearch, the MLflow run deleted.

@@ -18,7 +18,7 @@ from infra.smoke.cluster import KubeCluster
 from infra.smoke.runner import run_in_cluster, select
 
 AGENT = "system:serviceaccount:cd4ml-gocd:gocd-agent"
-APP_OBJECTS = render_kit_chart(build_platform(load_config({}), "local").extras[0].kit_charts[0])
+APP_OBJECTS = render_kit_chart(build_platform(load_config({}), "local").extra("app-environments").kit_charts[0])
 """The ConfigMaps the kit's app-environments chart really renders: what probes' envFrom reads."""
 
 
@@ -33,6 +33,7 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
                ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"},
                ("cd4ml-gocd", "gocd-admin"): {"username": GOCD_ADMIN[0], "password": GOCD_ADMIN[1]}}
     mlflow_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
+    gocd_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "gocd"))
     forward = urlparse(next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "fluentd")))
     configmaps = {(o["metadata"]["namespace"], o["metadata"]["name"]): dict(o["data"]) for o in APP_OBJECTS
                   if o["kind"] == "ConfigMap"}
@@ -40,7 +41,8 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
         document, backends, secrets,
         grants if grants is not None else {(AGENT, "cd4ml-staging"), (AGENT, "cd4ml-production")},
         es_for_logs=(platform.es.url, ("fluentd", PASSWORDS["fluentd"])),
-        dns={mlflow_edge: mlflow_url, f"{forward.hostname}:{forward.port}": backends["fluentd"]},
+        dns={mlflow_edge: mlflow_url, f"{forward.hostname}:{forward.port}": backends["fluentd"],
+             gocd_edge: platform.gocd.url + "/go"},
         configmaps=configmaps)
     return cluster, document
 
@@ -60,9 +62,9 @@ def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
 def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):  # noqa: F811
     results, cluster = run(mlflow_server.url)
     assert {n: r.detail for n, r in results.items() if r.status != "pass"} == {}
-    assert len(results) == 24
+    assert len(results) == 25
     calls = [kind for kind, _ in cluster.calls]
-    assert calls.count("create_pod") == 7 and calls.count("delete_pod") == 7  # 2 + agents + 2 envs x 2
+    assert calls.count("create_pod") == 8 and calls.count("delete_pod") == 8  # 2 + agents x 2 + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
     assert {"elasticsearch-es-http-pod-0", "mlflow-pod-0", "fluentd-pod-0", "grafana-pod-0"} <= forwarded
     assert ("read_secret", ("cd4ml-logging", "elasticsearch-user-admin")) in cluster.calls
@@ -80,7 +82,13 @@ def test_probe_pods_run_as_the_agents_with_their_environment(mlflow_server):  # 
     logs = pods["logs"]
     assert logs["metadata"]["namespace"] == "cd4ml-staging"
     assert logs["spec"]["automountServiceAccountToken"] is False
-    assert logs["metadata"]["labels"]["app.kubernetes.io/component"] == "smoke-probe"
+    assert logs["metadata"]["labels"]["cd4ml.dev/smoke-probe"] == "true"
+    # The agents' probe is, to the network policies, one of the agents' pods; all pass `restricted`.
+    assert agents["metadata"]["labels"]["cd4ml.dev/tenant"] == "cd4ml"
+    assert agents["metadata"]["labels"]["app.kubernetes.io/component"] == "gocd-agent"
+    for pod in pods.values():
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert pod["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_deploy_rights_are_asked_for_every_namespace(mlflow_server):  # noqa: F811
@@ -106,6 +114,12 @@ def logs_not_shipped(cluster: FakeCluster) -> None:
 def agents_cannot_reach_mlflow(cluster: FakeCluster) -> None:
     mlflow_url = next(url for url in cluster.dns if url.startswith("http://mlflow."))
     cluster.namespace_dns["cd4ml-gocd"] = {mlflow_url: "http://127.0.0.1:9"}
+
+
+def agents_cannot_reach_gocd(cluster: FakeCluster) -> None:
+    """What a network policy without the agents -> gocd rule does: the agents' namespace has no way there."""
+    gocd_url = next(url for url in cluster.dns if url.startswith("http://gocd-server."))
+    cluster.namespace_dns["cd4ml-gocd"] = {gocd_url: "http://127.0.0.1:9/go"}
 
 
 def agents_fluentd_host_wrong(cluster: FakeCluster) -> None:
@@ -136,6 +150,8 @@ CLUSTER_FAULTS = [
     ("gocd-agents (least privilege)", "agents-may-deploy-into-platform", {"grants": {
         (AGENT, "cd4ml-staging"), (AGENT, "cd4ml-production"), (AGENT, "cd4ml-logging")}},
      {"wire.gocd-agents-deploy"}, "rights beyond the application namespaces"),
+    ("gocd-agents->gocd", "agents-cannot-reach-gocd", {"tweak": agents_cannot_reach_gocd},
+     {"wire.gocd-agents-gocd"}, "agents could not register"),
     ("gocd-agents->mlflow", "agents-cannot-reach-mlflow", {"tweak": agents_cannot_reach_mlflow},
      {"wire.gocd-agents-mlflow"}, "agents cannot reach MLflow"),
     ("app->fluentd (container logs)", "container-logs-not-shipped", {"tweak": logs_not_shipped},
@@ -163,6 +179,7 @@ EDGE_FAULTS = {
     ("fluentd", "elasticsearch"): "fluentd-wrong-credentials",
     ("kibana", "elasticsearch"): "kibana-wrong-host",
     ("grafana", "elasticsearch"): "grafana-wrong-credentials",
+    ("gocd-agents", "gocd"): "agents-cannot-reach-gocd",
     ("gocd-agents", "mlflow"): "agents-cannot-reach-mlflow",
     ("gocd-agents", "fluentd"): "agents-fluentd-unreachable",
     ("gocd-agents", "namespace:cd4ml-staging"): "deployer-binding-missing",
@@ -173,6 +190,9 @@ EDGE_FAULTS = {
     ("app:production", "mlflow"): "production-configmap-wrong",
 }
 """Which injected fault breaks which wiring edge (each fault is in FAULTS or CLUSTER_FAULTS)."""
+PROVEN_BY_UP = {"configure", "manage"}
+"""Edges `up` itself proves: a configure Job is awaited to completion, and the Elasticsearch resource
+to health green, which ECK reports only once it reaches the cluster's API."""
 
 
 def test_fault_matrix_covers_every_wiring_edge():
@@ -180,7 +200,9 @@ def test_fault_matrix_covers_every_wiring_edge():
 
     from infra.plan import platform_document
 
-    edges = {(e["from"], e["to"]) for e in platform_document(build_platform(load_config({}), "local"))["wiring"]}
+    wiring = platform_document(build_platform(load_config({}), "local"))["wiring"]
+    edges = {(e["from"], e["to"]) for e in wiring if e["kind"] not in PROVEN_BY_UP}
     assert edges == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"
+    assert {e["kind"] for e in wiring} == {"connect", "deploy"} | PROVEN_BY_UP
     known_faults = {f[1] for f in FAULTS} | {f[1] for f in CLUSTER_FAULTS}
     assert set(EDGE_FAULTS.values()) <= known_faults

@@ -212,3 +212,28 @@ def _unknown_spec_fields(spec: Any, schema: dict[str, Any], path: str = "spec") 
         else:
             unknown += _unknown_spec_fields(value, properties[key], f"{path}.{key}")
     return unknown
+
+
+def test_network_policies_select_the_charts_pods_on_their_ports(charts_dir, platform):
+    """Each wiring node the model says an upstream chart runs is a pod template the chart renders,
+    carrying the node's labels and listening on the port its edges' policies open."""
+    pods = []
+    for release in releases(platform):
+        _, objects = render(charts_dir, release)
+        for obj in objects:
+            if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+                template = obj["spec"]["template"]
+                ports = {p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+                pods.append((obj["metadata"]["namespace"], template["metadata"].get("labels", {}), ports))
+    for edge in platform.wiring:
+        provider = edge.provider
+        if edge.kind == "deploy" or provider.id in ("elasticsearch", "kibana"):  # ECK's pods: not a chart's
+            continue
+        matching = [(ns, ports) for ns, labels, ports in pods
+                    if ns == provider.namespace and set(provider.pods) <= set(labels.items())]
+        assert matching, f"no rendered pod carries {provider.id}'s labels {provider.pods}"
+        assert any(edge.endpoint.pod_port in ports for _, ports in matching), (provider.id, edge.endpoint.pod_port)
+    consumers = {e.consumer for e in platform.wiring if e.consumer.id in ("fluentd", "grafana", "eck-operator")}
+    for consumer in consumers:
+        assert any(ns == consumer.namespace and set(consumer.pods) <= set(labels.items()) for ns, labels, _ in pods), \
+            consumer.id

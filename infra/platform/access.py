@@ -4,9 +4,16 @@ never points at a port nobody forwards."""
 
 from __future__ import annotations
 
+from infra.config import Exposure
 from infra.platform.model import Endpoint
 
 LOCAL_PORTS = {"gocd": 8153, "elasticsearch": 9200, "kibana": 5601, "grafana": 3000, "mlflow": 5000}
+NODE_PORT_SERVICES = ("gocd", "grafana", "mlflow")
+"""What `exposure: node-port` puts on a node's port (each authenticates every request)."""
+
+
+def service_type(service: str, exposure: Exposure) -> str:
+    return "NodePort" if exposure is Exposure.NODE_PORT and service in NODE_PORT_SERVICES else "ClusterIP"
 
 
 def browser_url(service: str, endpoint: Endpoint) -> str:

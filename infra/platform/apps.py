@@ -17,7 +17,8 @@ from infra.platform.kit_images import MODEL_RUNTIME
 from infra.platform.model import Endpoint, KitChart, Service, Stage
 
 CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
-CHART_DIR = CHARTS_DIR / "app-environments"
+NAME = "app-environments"
+CHART_DIR = CHARTS_DIR / NAME
 ML_APP_CHART_DIR = CHARTS_DIR / "ml-app"
 ML_APP_RELEASE = "model-service"
 """The release name the example pipeline's deploy step uses (examples/model-repo/deploy.sh)."""
@@ -96,10 +97,10 @@ def build(ctx: BuildContext) -> Service:
         "quota": QUOTAS[Profile.LAPTOP if ctx.workshop else ctx.profile],
         "containerDefaults": CONTAINER_DEFAULTS,
     }
-    chart = KitChart(name="app-environments", namespace=ns.apps[0][1], chart_dir=str(CHART_DIR), values=values)
+    chart = KitChart(name=NAME, namespace=ns.apps[0][1], chart_dir=str(CHART_DIR), values=values)
     first = ns.apps[0][1]
     return Service(
-        name="app-environments",
+        name=NAME,
         namespace=first,
         endpoint=None,
         credentials=None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, kibana, mlflow
+from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, kibana, mlflow, network
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import Platform
@@ -25,13 +25,14 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
     tenants = derive_tenants(config)
     ctx = BuildContext(config=config, ns=ns, wiring=derive_edges(config, ns, tenants), tenants=tenants)
     services = {name: build(ctx) for name, build in BUILDERS.items() if config.enabled(name)}
+    namespaces = ns.in_use(config)
     return Platform(
         stack=stack,
         profile=config.profile.value,
-        namespaces=ns.in_use(config),
+        namespaces=namespaces,
         services=services,
         wiring=ctx.wiring,
-        extras=(apps.build(ctx),),
+        extras=(apps.build(ctx), network.build(config, ns, namespaces, services, ctx.wiring)),
         tenants=tenants if ctx.workshop else (),
         previews=apps.ml_app_previews(ctx),
     )

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from infra.platform.kit_images import PYTHON_IMAGE, REPO_ROOT
-from infra.platform.model import PART_OF, Image, Resources, SecretRef
+from infra.platform.model import PART_OF, Image, Labels, Resources, SecretRef
 
 CODE_ROOT = "/opt/cd4ml"
 DESIRED_FILE = "desired.json"
@@ -22,6 +22,11 @@ SHARED_MODULES = ("infra/__init__.py", "infra/smoke/__init__.py", "infra/smoke/p
 set in an isolated interpreter to prove it)."""
 JOB_RESOURCES = Resources(50, 64, 500, 128)
 AWAIT_CONDITION = "condition=Complete"
+
+
+def job_pods(module: str) -> Labels:
+    """The labels of a configure Job's pod: what its network policy selects."""
+    return (("app.kubernetes.io/component", f"{module}-configure"),)
 
 
 def module_files(module: str) -> tuple[str, ...]:
@@ -44,7 +49,7 @@ def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, 
     data = {_config_key(path): text for path, text in files.items()} | {DESIRED_FILE: desired_text}
     digest = hashlib.sha256(json.dumps([data, env, {k: str(v) for k, v in secret_env.items()}, secret_files],
                                        sort_keys=True).encode()).hexdigest()[:10]
-    all_labels = {**PART_OF, "app.kubernetes.io/component": f"{module}-configure", **(labels or {})}
+    all_labels = {**PART_OF, **dict(job_pods(module)), **(labels or {})}
     config_map = {
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": f"{name}-{digest}", "namespace": namespace, "labels": all_labels},

@@ -33,6 +33,10 @@ class BuildContext:
         """The edge between two nodes, or None when either end is switched off."""
         return next((e for e in self.wiring if e.consumer.id == consumer and e.provider.id == provider), None)
 
+    def configure_edge(self, service: str) -> WiringEdge:
+        """What a service's configure Job is given: the URL (and login) it configures the service through."""
+        return next(e for e in self.wiring if e.kind == "configure" and e.provider.id == service)
+
     def edges_from(self, consumer: str) -> tuple[WiringEdge, ...]:
         return tuple(e for e in self.wiring if e.consumer.id == consumer)
 

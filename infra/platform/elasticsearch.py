@@ -31,6 +31,7 @@ from infra.platform.model import (
     GeneratedPassword,
     Image,
     KitSecret,
+    Labels,
     Resources,
     Service,
     Stage,
@@ -43,6 +44,12 @@ ECK_OPERATOR_IMAGE = Image(registry="docker.elastic.co", repository="eck/eck-ope
 ECK_OPERATOR_RELEASE = "elastic-operator"
 
 RESOURCE_NAME = "elasticsearch"
+PODS: Labels = (("elasticsearch.k8s.elastic.co/cluster-name", RESOURCE_NAME),)
+"""ECK's label on every node of the cluster."""
+OPERATOR_PODS: Labels = (("app.kubernetes.io/name", ECK_OPERATOR_RELEASE),
+                         ("app.kubernetes.io/instance", ECK_OPERATOR_RELEASE))
+OPERATOR_WEBHOOK_PORT = 9443
+TRANSPORT_PORT = 9300
 """The Elasticsearch resource; ECK derives `<name>-es-http` and every other name from it."""
 HTTP_PORT = 9200
 LOG_INDEX_PREFIX = "cd4ml-logs"
@@ -229,7 +236,8 @@ def build(ctx: BuildContext) -> Service:
     configure = configure_job(
         name="elasticsearch-configure", namespace=ns.logging, module="elasticsearch",
         desired=desired_configuration(config.elasticsearch_nodes, config.log_retention_days),
-        env={"ES_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
+        env={"ES_URL": ctx.configure_edge("elasticsearch").url,
+             "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
         secret_env={"ES_USERNAME": admin.username, "ES_PASSWORD": admin.password},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     operator = ECK_OPERATOR_CHART.release(ECK_OPERATOR_RELEASE, ns.eck_operator, {

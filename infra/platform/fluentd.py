@@ -14,12 +14,13 @@ from infra.config import Profile
 from infra.platform import elasticsearch
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
-from infra.platform.model import ChartPin, Container, Endpoint, Image, Resources, Service, Stage, Workload
+from infra.platform.model import ChartPin, Container, Endpoint, Image, Labels, Resources, Service, Stage, Workload
 
 CHART = ChartPin(repo="https://fluent.github.io/helm-charts", chart="fluentd", version="0.6.0")
 IMAGE = Image(repository="fluent/fluentd-kubernetes-daemonset", tag="v1.19.3-debian-elasticsearch8-1.1")
 """The elasticsearch8 variant: its client gem must match the Elasticsearch major."""
 RELEASE = "fluentd"
+PODS: Labels = (("app.kubernetes.io/name", "fluentd"), ("app.kubernetes.io/instance", RELEASE))
 FORWARD_PORT = 24224
 METRICS_PORT = 24231
 SIZES = {

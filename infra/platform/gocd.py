@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from infra.config import Exposure, Profile, StackConfig
+from infra.config import Profile, StackConfig
+from infra.platform.access import service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import GOCD_AGENT_ML, MODEL_RUNTIME, PYTHON_IMAGE
@@ -30,6 +31,7 @@ from infra.platform.model import (
     GeneratedPassword,
     Image,
     KitSecret,
+    Labels,
     Resources,
     Service,
     Stage,
@@ -82,6 +84,17 @@ AGENT_USER = 1000
 """The `go` user of GoCD's agent images."""
 
 
+SERVER_PODS: Labels = (("app", "gocd"), ("release", RELEASE), ("component", "server"))
+"""The chart's server pod labels (gocd.name is the chart name)."""
+AGENT_ROLE: Labels = (("app.kubernetes.io/component", "gocd-agent"),)
+"""On every agent pod, elastic or static: what the agents' API-server and internet egress select."""
+
+
+def agent_pods(tenant: Tenant) -> Labels:
+    """A tenant's agent pods: the role plus the tenant, so each tenant's agents are their own node."""
+    return AGENT_ROLE + (("cd4ml.dev/tenant", tenant.name),)
+
+
 def endpoint(ns: Namespaces) -> Endpoint:
     return Endpoint(f"{RELEASE}-server", ns.gocd, HTTP_PORT, path="/go")
 
@@ -118,14 +131,14 @@ def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Imag
 
 
 def agent_pod(image: Image, env: list[dict[str, str]], resources: Resources,
-              service_account: str = AGENT_SERVICE_ACCOUNT) -> dict[str, Any]:
+              service_account: str = AGENT_SERVICE_ACCOUNT, labels: Labels = AGENT_ROLE) -> dict[str, Any]:
     """The pod the elastic-agent plugin starts for each ML job (PodSpecType yaml); the plugin
     fills in the `{{ POD_POSTFIX }}`/`{{ CONTAINER_POSTFIX }}` placeholders and its own env."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": f"{service_account}-{{{{ POD_POSTFIX }}}}",
-                     "labels": {**PART_OF, "app.kubernetes.io/component": "gocd-elastic-agent"}},
+                     "labels": {**PART_OF, **dict(labels)}},
         "spec": {
             "serviceAccountName": service_account,
             # The token is what kubectl/helm deploy with; its rights are the app namespaces' RoleBindings.
@@ -239,7 +252,6 @@ def elastic_agent_pod(platform_config: dict[str, Any], profile_id: str = ML_PROF
 
 def build(ctx: BuildContext) -> Service:
     ns, config = ctx.ns, ctx.config
-    service_type = "NodePort" if config.exposure is Exposure.NODE_PORT else "ClusterIP"
     persistence: dict = {
         "enabled": True,
         "size": f"{config.gocd_storage_gi}Gi",
@@ -252,13 +264,14 @@ def build(ctx: BuildContext) -> Service:
     server_image = ctx.image(SERVER_IMAGE)
     agent_size = AGENT_SIZES[ctx.profile]
     envs = {t.name: agent_env(ctx.edges_from(t.agents_node), ns, MODEL_RUNTIME.image(config), t) for t in ctx.tenants}
-    pods = {t.name: agent_pod(agent_image, envs[t.name], agent_size, t.service_account) for t in ctx.tenants}
+    pods = {t.name: agent_pod(agent_image, envs[t.name], agent_size, t.service_account, agent_pods(t))
+            for t in ctx.tenants}
     # Static agents (if any) work for the first tenant; elastic agents are per tenant.
     env = envs[ctx.tenants[0].name]
     values = {
         "server": {
             "image": {"repository": server_image.name, "tag": server_image.tag},
-            "service": {"type": service_type, "httpPort": HTTP_PORT},
+            "service": {"type": service_type("gocd", config.exposure), "httpPort": HTTP_PORT},
             "ingress": {"enabled": False},
             "resources": SERVER_SIZES[ctx.profile].as_k8s(),
             # The kit configures GoCD through its API (the configure Job); the chart's script would add a
@@ -275,6 +288,7 @@ def build(ctx: BuildContext) -> Service:
             "image": {"repository": f"{agent_image.registry}/{agent_image.repository}", "tag": agent_image.tag},
             "resources": agent_size.as_k8s(),
             "env": {"extraEnvVars": env},
+            "pod": {"labels": dict(agent_pods(ctx.tenants[0]))},
             "serviceAccount": {
                 "reuseTopLevelServiceAccount": False,
                 "name": ctx.tenants[0].service_account,
@@ -301,7 +315,7 @@ def build(ctx: BuildContext) -> Service:
     desired = desired_configuration(config, ns, ctx.tenants, pods)
     configure = configure_job(
         name="gocd-configure", namespace=ns.gocd, module="gocd", desired=desired,
-        env={"GOCD_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
+        env={"GOCD_URL": ctx.configure_edge("gocd").url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
         secret_env={"GOCD_USERNAME": admin.username, "GOCD_PASSWORD": admin.password},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     workloads = [Workload(f"{RELEASE}-server", "Deployment", 1,

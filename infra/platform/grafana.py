@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from infra.config import Exposure, Profile
+from infra.config import Profile
 from infra.platform import elasticsearch, kibana, mlflow
-from infra.platform.access import browser_url
+from infra.platform.access import browser_url, service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import PYTHON_IMAGE
@@ -29,6 +29,7 @@ from infra.platform.model import (
     GeneratedPassword,
     Image,
     KitSecret,
+    Labels,
     Resources,
     Service,
     Stage,
@@ -38,7 +39,10 @@ from infra.platform.model import (
 CHART = ChartPin(repo="https://grafana-community.github.io/helm-charts", chart="grafana", version="12.11.1")
 IMAGE = Image(repository="grafana/grafana", tag="13.2.0")
 RELEASE = "grafana"
+PODS: Labels = (("app.kubernetes.io/name", "grafana"), ("app.kubernetes.io/instance", RELEASE))
 HTTP_PORT = 80
+CONTAINER_PORT = 3000
+"""The chart's `grafana` container port behind Service port 80."""
 ADMIN_SECRET = "grafana-admin"
 SIZES = {
     Profile.LAPTOP: Resources(50, 128, 500, 256),
@@ -70,7 +74,7 @@ def model_dashboard(links: dict[str, str]) -> dict:
 
 
 def endpoint(ns: Namespaces) -> Endpoint:
-    return Endpoint(RELEASE, ns.monitoring, HTTP_PORT)
+    return Endpoint(RELEASE, ns.monitoring, HTTP_PORT, target_port=CONTAINER_PORT)
 
 
 def admin_credentials(ns: Namespaces) -> Credentials:
@@ -100,7 +104,7 @@ def build(ctx: BuildContext) -> Service:
     image = ctx.image(IMAGE)
     values: dict = {
         "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
-        "service": {"type": "NodePort" if ctx.config.exposure is Exposure.NODE_PORT else "ClusterIP",
+        "service": {"type": service_type("grafana", ctx.config.exposure),
                     "port": HTTP_PORT},
         "admin": {"existingSecret": admin.secret, "userKey": admin.username_key, "passwordKey": admin.password_key},
         "resources": size.as_k8s(),
@@ -148,7 +152,7 @@ def build(ctx: BuildContext) -> Service:
         stages.append(Stage(objects=configure_job(
             name="grafana-configure", namespace=ns.monitoring, module="grafana",
             desired={"users": [t.login for t in participants], "password_dir": PARTICIPANT_LOGINS_DIR},
-            env={"GRAFANA_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": "540"},
+            env={"GRAFANA_URL": ctx.configure_edge("grafana").url, "CD4ML_HEALTH_TIMEOUT": "540"},
             secret_env={"GRAFANA_USERNAME": admin.username, "GRAFANA_PASSWORD": admin.password},
             timeout_seconds=600, image=ctx.image(PYTHON_IMAGE),
             secret_files=((PARTICIPANT_LOGINS_SECRET, PARTICIPANT_LOGINS_DIR),))))

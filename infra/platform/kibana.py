@@ -14,9 +14,20 @@ from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
-from infra.platform.model import PART_OF, Container, Endpoint, Resources, Service, Stage, Workload, await_annotations
+from infra.platform.model import (
+    PART_OF,
+    Container,
+    Endpoint,
+    Labels,
+    Resources,
+    Service,
+    Stage,
+    Workload,
+    await_annotations,
+)
 
 RESOURCE_NAME = "kibana"
+PODS: Labels = (("kibana.k8s.elastic.co/name", RESOURCE_NAME),)
 HTTP_PORT = 5601
 SIZES = {
     Profile.LAPTOP: Resources(100, 640, 1000, 1024),
@@ -67,7 +78,8 @@ def build(ctx: BuildContext) -> Service:
     desired = {"data_views": list(DATA_VIEWS), "default_data_view": DATA_VIEWS[0]["id"]}
     configure = configure_job(
         name="kibana-configure", namespace=ns.logging, module="kibana", desired=desired,
-        env={"KIBANA_URL": endpoint(ns).url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
+        env={"KIBANA_URL": ctx.configure_edge("kibana").url,
+             "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
         secret_env={"KIBANA_USERNAME": admin.username, "KIBANA_PASSWORD": admin.password},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     return Service(

@@ -9,7 +9,8 @@ Config keys read: mlflowStorageGi, exposure, profile.
 
 from __future__ import annotations
 
-from infra.config import Exposure, Profile
+from infra.config import Profile
+from infra.platform.access import service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import PYTHON_IMAGE
@@ -20,6 +21,7 @@ from infra.platform.model import (
     Container,
     Endpoint,
     Image,
+    Labels,
     Resources,
     Service,
     Stage,
@@ -29,6 +31,7 @@ from infra.platform.model import (
 CHART = ChartPin(repo="https://community-charts.github.io/helm-charts", chart="mlflow", version="1.11.5")
 IMAGE = Image(repository="burakince/mlflow", tag="3.15.1")
 RELEASE = "mlflow"
+PODS: Labels = (("app.kubernetes.io/name", "mlflow"), ("app.kubernetes.io/instance", RELEASE))
 HTTP_PORT = 5000
 DATA_CLAIM = "mlflow-data"
 DATA_DIR = "/mlflow"
@@ -65,7 +68,7 @@ def build(ctx: BuildContext) -> Service:
     }
     values = {
         "image": {"repository": image.name, "tag": image.tag},
-        "service": {"type": "NodePort" if ctx.config.exposure is Exposure.NODE_PORT else "ClusterIP",
+        "service": {"type": service_type("mlflow", ctx.config.exposure),
                     "port": HTTP_PORT},
         "resources": size.as_k8s(),
         "backendStore": {"defaultSqlitePath": f"{DATA_DIR}/mlflow.db"},
@@ -79,7 +82,8 @@ def build(ctx: BuildContext) -> Service:
     configure = configure_job(
         name="mlflow-configure", namespace=ns.mlflow, module="mlflow",
         desired={"experiments": [{"experiment": t.experiment, "tenant": t.name} for t in ctx.tenants]},
-        env={"MLFLOW_URL": ep.url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)}, secret_env={},
+        env={"MLFLOW_URL": ctx.configure_edge("mlflow").url,
+             "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)}, secret_env={},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     return Service(
         name="mlflow",

@@ -182,6 +182,12 @@ class Endpoint:
     port: int
     scheme: str = "http"
     path: str = ""
+    target_port: int | None = None
+    """The container port behind the Service port, when they differ: what network policies name."""
+
+    @property
+    def pod_port(self) -> int:
+        return self.target_port or self.port
 
     @property
     def host(self) -> str:
@@ -215,23 +221,35 @@ class KitChart:
     values: dict[str, Any]
 
 
+Labels = tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class Node:
     """One end of a wiring edge: a service, a part of one (gocd-agents) or a namespace."""
 
     id: str
     namespace: str
+    pods: Labels | None = None
+    """The labels its pods carry, which network policies select it by; () is every pod of the
+    namespace; None means no pods (a namespace deployed into through the API server)."""
+
+    @property
+    def pod_selector(self) -> dict[str, dict[str, str]]:
+        return {"matchLabels": dict(self.pods)} if self.pods else {}
 
 
 @dataclass(frozen=True)
 class WiringEdge:
     """What one consumer is given to reach one provider — URL, port, credentials — and how the
-    kit hands it over. Edges are the single source for values, env vars and (later) network
-    policies."""
+    kit hands it over. Edges are the single source for values, env vars and network policies
+    (infra/platform/network.py)."""
 
     consumer: Node
     provider: Node
-    kind: Literal["connect", "deploy"]
+    kind: Literal["connect", "deploy", "configure", "manage"]
+    """connect: a client of the service; deploy: through the API server, authorized by RBAC;
+    configure: the kit's configure Job; manage: an operator reconciling what it owns."""
     delivered_by: str
     endpoint: Endpoint | None = None
     credentials: Credentials | None = None
@@ -303,6 +321,9 @@ class Platform:
     previews: tuple[KitChart, ...] = field(default=())
     """What the pipelines deploy with the kit's charts (charts/ml-app per environment), rendered and
     validated by `plan` so a chart change is reviewed before a pipeline meets it; never applied."""
+
+    def extra(self, name: str) -> Service:
+        return next(part for part in self.extras if part.name == name)
 
     @property
     def parts(self) -> tuple[Service, ...]:

@@ -18,7 +18,11 @@ from typing import Any, Callable, Iterator
 
 from infra.smoke.polling import Observation, poll_until
 
-PROBE_LABELS = {"app.kubernetes.io/part-of": "cd4ml", "app.kubernetes.io/component": "smoke-probe"}
+PROBE_LABELS = {"app.kubernetes.io/part-of": "cd4ml", "cd4ml.dev/smoke-probe": "true"}
+PROBE_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                      "seccompProfile": {"type": "RuntimeDefault"}}
+PROBE_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+"""Probes pass the `restricted` Pod Security level of the namespaces they run in."""
 
 
 class ClusterError(RuntimeError):
@@ -138,12 +142,17 @@ class KubeCluster:
         return bool(self.apis.authorization.create_subject_access_review(review).status.allowed)
 
     def run_probe(self, namespace: str, name: str, container: dict[str, Any], timeout: float,
-                  service_account: str | None = None) -> str:
-        """Run a one-shot pod to completion and return its log; the pod is always deleted."""
+                  service_account: str | None = None, labels: dict[str, str] | None = None) -> str:
+        """Run a one-shot pod to completion and return its log; the pod is always deleted. `labels`
+        are the pod labels of the wiring node the probe stands in for, so the network policies
+        treat it as that node (platform.json `from_pods`)."""
+        env = [{"name": "HOME", "value": "/tmp"}, *container.get("env", [])]
         pod = {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(PROBE_LABELS)},
-            "spec": {"restartPolicy": "Never", "containers": [{"name": "probe", **container}],
+            "metadata": {"name": name, "namespace": namespace, "labels": {**PROBE_LABELS, **(labels or {})}},
+            "spec": {"restartPolicy": "Never", "securityContext": PROBE_POD_SECURITY,
+                     "containers": [{"name": "probe", "securityContext": PROBE_CONTAINER_SECURITY,
+                                     **container, "env": env}],
                      "automountServiceAccountToken": service_account is not None,
                      **({"serviceAccountName": service_account} if service_account else {})},
         }

@@ -181,7 +181,8 @@ def container_logs(context: SmokeContext) -> str:
     marker = f"{context.run_id} container log line"
     name = f"{context.run_id}-logs"
     try:
-        context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), container={
+        context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120),
+                                  labels=app_edges[0]["from_pods"], container={
             "image": context.probe_image, "command": ["python", "-c", f"print({marker!r})"]})
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis("fluentd", f"probe pod {namespace}/{name}", "the probe pod to run",
@@ -208,13 +209,15 @@ print("SENT " + os.environ["SMOKE_ID"])
 only the environment the consumer is given, so the probe proves that environment, not ours."""
 
 
-def _probe_forward(context: SmokeContext, namespace: str, marker: str, env: list[dict], env_from: list[dict],
+def _probe_forward(context: SmokeContext, edge: dict, marker: str, env: list[dict], env_from: list[dict],
                    service_account: str | None, consumer: str) -> None:
     context.target("elasticsearch")
+    namespace = edge["from_namespace"]
     name = f"{context.run_id}-fwd-{namespace.rsplit('-', 1)[-1]}"[:63]
     where = f"probe pod {namespace}/{name}"
     try:
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), service_account=service_account,
+                                  labels=edge["from_pods"],
                                   container={"image": context.probe_image, "command": ["python", "-c", FORWARD_PROBE],
                                              "env": [{"name": "SMOKE_ID", "value": marker},
                                                      {"name": "SMOKE_TAG", "value": f"{SMOKE_TENANT}.probe"}, *env],
@@ -237,7 +240,7 @@ def agents_to_fluentd(context: SmokeContext) -> str:
         raise Skip("the platform has no gocd-agents -> fluentd edge")
     forward = urlparse(edge["url"])
     env = [{"name": "FLUENTD_HOST", "value": forward.hostname}, {"name": "FLUENTD_PORT", "value": str(forward.port)}]
-    _probe_forward(context, edge["from_namespace"], f"{context.run_id}-agents", env, [],
+    _probe_forward(context, edge, f"{context.run_id}-agents", env, [],
                    context.sample_tenant["service_account"], "the GoCD agents")
     return "event from the agents' namespace indexed"
 
@@ -247,7 +250,7 @@ def apps_to_fluentd(context: SmokeContext) -> str:
     if not edges:
         raise Skip("no application environment logs to Fluentd")
     for edge in edges:
-        _probe_forward(context, edge["from_namespace"], f"{context.run_id}-{edge['from'].split(':', 1)[1]}", [],
+        _probe_forward(context, edge, f"{context.run_id}-{edge['from'].split(':', 1)[1]}", [],
                        [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}], None,
                        f"a model service in {edge['from_namespace']} (ConfigMap {ENDPOINTS_CONFIGMAP})")
     return f"events from {len(edges)} application namespace(s) indexed"

@@ -157,10 +157,44 @@ def agents_deploy_rights(context: SmokeContext) -> str:
     return f"may deploy to {', '.join(sorted(allowed_in))}, nowhere else"
 
 
+AGENT_PROBE = """
+import os, urllib.request
+request = urllib.request.Request(os.environ["GO_SERVER_URL"] + "/api/v1/health",
+                                 headers={"Accept": "application/vnd.go.cd.v1+json"})
+with urllib.request.urlopen(request, timeout=10) as answer:
+    print("HEALTH", answer.status)
+"""
+
+
+def agents_reach_server(context: SmokeContext) -> str:
+    """A probe labelled as the sample tenant's agents reaches the server at the URL the cluster
+    profile hands agents: what an elastic agent needs to register (and what a network policy
+    could block)."""
+    edge = context.edge(context.sample_tenant["agents_node"], "gocd")
+    if edge is None:
+        raise Skip("the platform has no gocd-agents -> gocd edge")
+    name = f"{context.run_id}-gocd"
+    where = f"probe pod {edge['from_namespace']}/{name} -> {edge['url']}/api/v1/health"
+    try:
+        log = context.cluster.run_probe(edge["from_namespace"], name, timeout=max(context.timeout, 120),
+                                        labels=edge["from_pods"], container={
+                                            "image": context.probe_image, "command": ["python", "-c", AGENT_PROBE],
+                                            "env": [{"name": "GO_SERVER_URL", "value": edge["url"]}]})
+    except Exception as failure:  # noqa: BLE001 - probe failures are the finding
+        raise CheckFailed(Diagnosis(
+            "gocd", where, "HTTP 200 from the agents' pods", str(failure)[:300],
+            "agents could not register: the Service name/port, or the allow-to-gocd network policy")) from None
+    if "HEALTH 200" not in log:
+        raise CheckFailed(Diagnosis("gocd", where, "HEALTH 200 in the probe's log", log[-200:],
+                                    "the server answered, but not healthy: read the log above"))
+    return f"agents reach {edge['url']}"
+
+
 CHECKS = (
     Check("gocd.health", "gocd", server_health),
     Check("gocd.security", "gocd", security_on),
     Check("gocd.elastic-agents", "gocd", elastic_agent_profiles),
     Check("gocd.config-repos", "gocd", config_repositories),
     Check("wire.gocd-agents-deploy", "gocd", agents_deploy_rights, needs_cluster=True),
+    Check("wire.gocd-agents-gocd", "gocd", agents_reach_server, needs_cluster=True),
 )

@@ -110,7 +110,7 @@ def from_the_agents(context: SmokeContext) -> str:
     try:
         log = context.cluster.run_probe(
             edge["from_namespace"], name, timeout=max(context.timeout, 120),
-            service_account=context.sample_tenant["service_account"],
+            service_account=context.sample_tenant["service_account"], labels=edge["from_pods"],
             container={"image": context.probe_image,
                        "command": ["python", "-c", PROBE_SCRIPT.format(experiment=EXPERIMENT)],
                        "env": [{"name": "MLFLOW_TRACKING_URI", "value": edge["url"]},
@@ -154,7 +154,8 @@ def apps_to_mlflow(context: SmokeContext) -> str:
         namespace = edge["from_namespace"]
         name = f"{context.run_id}-mlflow-{namespace.rsplit('-', 1)[-1]}"[:63]
         try:
-            log = context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), container={
+            log = context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120),
+                                            labels=edge["from_pods"], container={
                 "image": context.probe_image, "command": ["python", "-c", APP_PROBE],
                 "envFrom": [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}]})
         except Exception as failure:  # noqa: BLE001 - probe failures are the finding
