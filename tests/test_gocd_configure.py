@@ -168,8 +168,15 @@ def test_the_jobs_mounted_code_runs_alone_in_a_bare_interpreter(gocd, tmp_path):
         (tmp_path / path).write_text(text)
     container = job["spec"]["template"]["spec"]["containers"][0]
     module, desired_file = container["command"][2], container["command"][3]
-    env = {"GOCD_URL": f"{gocd.url}/go", "GOCD_USERNAME": ADMIN_USER, "GOCD_PASSWORD": PASSWORD,
-           "CD4ML_HEALTH_TIMEOUT": "10", "PATH": os.environ["PATH"]}
+    # The credentials arrive as the Job delivers them: files of the mounted Secret, named by *_FILE.
+    secret = {"username": ADMIN_USER, "password": PASSWORD}
+    env = {"GOCD_URL": f"{gocd.url}/go", "CD4ML_HEALTH_TIMEOUT": "10", "PATH": os.environ["PATH"]}
+    for variable in (e for e in container["env"] if e["name"].endswith("_FILE")):
+        local = tmp_path / variable["value"].lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(secret[local.name] + "\n")
+        env[variable["name"]] = str(local)
+    assert {"GOCD_USERNAME_FILE", "GOCD_PASSWORD_FILE"} <= set(env)
     launcher = (f"import runpy, sys; sys.path[:0] = [{str(tmp_path)!r}]; "
                 f"sys.argv = ['{module}', {str(tmp_path / Path(desired_file).name)!r}]; "
                 f"runpy.run_module({module!r}, run_name='__main__')")

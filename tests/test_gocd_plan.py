@@ -93,7 +93,14 @@ def test_configure_job_is_pinned_awaited_and_keeps_the_password_out(plan_dir):
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "docker.io/library/python:3.13.7-slim"
     env = {e["name"]: e for e in container["env"]}
-    assert env["GOCD_PASSWORD"]["valueFrom"] == {"secretKeyRef": {"name": "gocd-admin", "key": "password"}}
+    assert not any("valueFrom" in e for e in container["env"]), "credentials travel as files, not env vars"
+    assert env["GOCD_PASSWORD_FILE"]["value"] == "/etc/cd4ml/credentials/gocd-admin/password"
+    [volume] = [v for v in job["spec"]["template"]["spec"]["volumes"] if v.get("secret", {}).get("secretName")
+                == "gocd-admin"]
+    assert volume["secret"]["items"] == [{"key": "password", "path": "password"},
+                                         {"key": "username", "path": "username"}]
+    assert {"name": volume["name"], "mountPath": "/etc/cd4ml/credentials/gocd-admin", "readOnly": True} in \
+        container["volumeMounts"]
     assert env["GOCD_URL"]["value"] == "http://gocd-server.cd4ml-gocd.svc.cluster.local:8153/go"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 

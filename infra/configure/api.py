@@ -163,11 +163,17 @@ def run_main(service: str, argv: list[str], required_env: tuple[str, ...],
         return 2
     with open(argv[0], encoding="utf-8") as source:
         desired = json.load(source)
-    missing = [name for name in required_env if not os.environ.get(name)]
+    env = dict(os.environ)
+    for name in required_env:
+        # Credentials arrive as files (a mounted Secret, never an env var); NAME_FILE says where.
+        if not env.get(name) and env.get(f"{name}_FILE"):
+            with open(env[f"{name}_FILE"], encoding="utf-8") as secret:
+                env[name] = secret.read().strip()
+    missing = [name for name in required_env if not env.get(name)]
     if missing:
         print(f"{service} configure: environment variable(s) {', '.join(missing)} not set", file=sys.stderr)
         return 2
-    api = make_api(dict(os.environ))
+    api = make_api(env)
     try:
         for outcome in configure(api, desired, float(os.environ.get("CD4ML_HEALTH_TIMEOUT", "900"))):
             print(f"{service} configure: {outcome}", flush=True)

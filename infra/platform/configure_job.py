@@ -15,6 +15,7 @@ from infra.platform.kit_images import PYTHON_IMAGE, REPO_ROOT
 from infra.platform.model import PART_OF, Image, Labels, Resources, SecretRef
 
 CODE_ROOT = "/opt/cd4ml"
+CREDENTIALS_ROOT = "/etc/cd4ml/credentials"
 DESIRED_FILE = "desired.json"
 SHARED_MODULES = ("infra/__init__.py", "infra/smoke/__init__.py", "infra/smoke/polling.py",
                   "infra/configure/__init__.py", "infra/configure/api.py")
@@ -56,7 +57,11 @@ def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, 
         "data": data,
     }
     container_env = [{"name": k, "value": v} for k, v in env.items()]
-    container_env += [{"name": k, "valueFrom": ref.as_env_source()} for k, ref in secret_env.items()]
+    # Credentials as files from the Secret, not env vars (which leak into `describe` output and child
+    # processes); `<NAME>_FILE` tells the module where (infra/configure/api.py run_main).
+    credential_secrets = sorted({ref.name for ref in secret_env.values()})
+    container_env += [{"name": f"{k}_FILE", "value": f"{CREDENTIALS_ROOT}/{ref.name}/{ref.key}"}
+                      for k, ref in secret_env.items()]
     container_env += [{"name": "PYTHONPATH", "value": CODE_ROOT}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
                       {"name": "PYTHONUNBUFFERED", "value": "1"}]
     items = [{"key": _config_key(path), "path": path} for path in files] + [{"key": DESIRED_FILE, "path": DESIRED_FILE}]
@@ -87,11 +92,17 @@ def configure_job(*, name: str, namespace: str, module: str, desired: dict[str, 
                                             "capabilities": {"drop": ["ALL"]}},
                         "volumeMounts": [{"name": "code", "mountPath": CODE_ROOT, "readOnly": True}] + [
                             {"name": f"secret-{i}", "mountPath": path, "readOnly": True}
-                            for i, (_, path) in enumerate(secret_files)],
+                            for i, (_, path) in enumerate(secret_files)] + [
+                            {"name": f"credentials-{i}", "mountPath": f"{CREDENTIALS_ROOT}/{secret}", "readOnly": True}
+                            for i, secret in enumerate(credential_secrets)],
                     }],
                     "volumes": [{"name": "code", "configMap": {"name": f"{name}-{digest}", "items": items}}] + [
                         {"name": f"secret-{i}", "secret": {"secretName": secret}}
-                        for i, (secret, _) in enumerate(secret_files)],
+                        for i, (secret, _) in enumerate(secret_files)] + [
+                        {"name": f"credentials-{i}", "secret": {"secretName": secret, "items": [
+                            {"key": key, "path": key} for key in sorted({r.key for r in secret_env.values()
+                                                                        if r.name == secret})]}}
+                        for i, secret in enumerate(credential_secrets)],
                 },
             },
         },
