@@ -47,7 +47,7 @@ def run() -> None:
     else:
         provider = k8s.Provider("kubernetes", context=config.kube_context or None, delete_unreachable=True)
     on_cluster = pulumi.ResourceOptions(providers=[provider])
-    namespaces = Namespaces("namespaces", platform.namespaces, opts=on_cluster)
+    namespaces = Namespaces("namespaces", platform.namespaces, platform.pod_security, opts=on_cluster)
     apps_part, network_part = platform.extra(APPS), platform.extra(NETWORK)
     passwords = GeneratedPasswords("passwords", platform.generated_passwords)
 

@@ -14,12 +14,23 @@ import yaml
 
 from infra.platform.model import PART_OF, KitChart, Platform, Service
 
+POD_SECURITY_VERSION = "v1.32"
+"""Pinned, so a cluster upgrade does not tighten the rules under running pods unannounced."""
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's loader when PyYAML has it (its wheels do): a workshop plan parses a thousand objects."""
 
 
-def namespace_manifest(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(PART_OF)}}
+def namespace_manifest(name: str, pod_security: tuple[str, str] = ("restricted", "")) -> dict[str, Any]:
+    """With Pod Security admission labels: the level enforced, and `restricted` warned about and
+    audited everywhere, so any pod below it is visible (`kubectl` prints the warning)."""
+    level, reason = pod_security
+    labels = {**PART_OF, "pod-security.kubernetes.io/enforce": level, "pod-security.kubernetes.io/enforce-version":
+              POD_SECURITY_VERSION, "pod-security.kubernetes.io/warn": "restricted",
+              "pod-security.kubernetes.io/audit": "restricted"}
+    metadata: dict[str, Any] = {"name": name, "labels": labels}
+    if reason:
+        metadata["annotations"] = {"cd4ml.dev/pod-security-reason": reason}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
 
 
 def render_kit_chart(chart: KitChart) -> list[dict[str, Any]]:
@@ -46,7 +57,7 @@ def service_objects(service: Service) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def kit_objects(platform: Platform) -> list[dict[str, Any]]:
     """Everything the kit declares, secrets without their generated values."""
-    objects = [namespace_manifest(name) for name in platform.namespaces]
+    objects = [namespace_manifest(name, platform.pod_security[name]) for name in platform.namespaces]
     objects += [secret.manifest() for secret in platform.secrets]
     objects += [manifest for part in platform.parts for _, manifest in service_objects(part)]
     return objects

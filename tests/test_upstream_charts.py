@@ -66,8 +66,9 @@ def render(charts_dir: Path, release: HelmRelease) -> tuple[helm_python.Chart, l
     return chart, objects
 
 
-FREE_FORM = {"fileConfigs", "datasources", "envValueFrom", "grafana.ini", "extraArgs"}
-"""Maps whose keys the charts iterate over (file names, env names, ini sections, CLI flags)."""
+FREE_FORM = {"fileConfigs", "datasources", "envValueFrom", "grafana.ini", "extraArgs", "podSecurityContext"}
+"""Maps whose keys the charts iterate over (file names, env names, ini sections, CLI flags) or render
+whole into a pod (`toYaml .Values.podSecurityContext`; the Pod Security test proves where it lands)."""
 
 
 def unknown_value_paths(values: Any, defaults: Any, templates: str, path: str = "") -> Iterator[str]:
@@ -237,3 +238,14 @@ def test_network_policies_select_the_charts_pods_on_their_ports(charts_dir, plat
     for consumer in consumers:
         assert any(ns == consumer.namespace and set(consumer.pods) <= set(labels.items()) for ns, labels, _ in pods), \
             consumer.id
+
+
+def test_the_charts_pods_pass_their_namespaces_pod_security_level(charts_dir, platform):
+    from pod_security import pod_spec, violations
+
+    for release in releases(platform):
+        level = platform.pod_security[release.namespace][0]
+        for obj in render(charts_dir, release)[1]:
+            spec = pod_spec(obj)
+            if spec is not None:
+                assert list(violations(spec, level)) == [], (release.name, obj["metadata"]["name"], level)

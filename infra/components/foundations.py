@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,10 +17,11 @@ class Namespaces(pulumi.ComponentResource):
 
     names: pulumi.Output[list[str]]
 
-    def __init__(self, name: str, namespaces: Sequence[str], opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, namespaces: Sequence[str], pod_security: Mapping[str, tuple[str, str]],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cd4ml:platform:Namespaces", name, None, opts)
         created = [
-            k8s.core.v1.Namespace(f"{name}-{ns}", metadata=namespace_manifest(ns)["metadata"],
+            k8s.core.v1.Namespace(f"{name}-{ns}", metadata=namespace_manifest(ns, pod_security[ns])["metadata"],
                                   opts=pulumi.ResourceOptions(parent=self))
             for ns in namespaces
         ]

@@ -30,6 +30,7 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         stack=stack,
         profile=config.profile.value,
         namespaces=namespaces,
+        pod_security={name: ns.pod_security(name) for name in namespaces},
         services=services,
         wiring=ctx.wiring,
         extras=(apps.build(ctx), network.build(config, ns, namespaces, services, ctx.wiring)),

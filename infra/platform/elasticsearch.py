@@ -245,6 +245,8 @@ def build(ctx: BuildContext) -> Service:
         "installCRDs": True,
         "resources": OPERATOR_SIZES[ctx.profile].as_k8s(),
         "telemetry": {"disabled": True},
+        # The chart's own securityContext lacks only seccomp for the `restricted` Pod Security level.
+        "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
     })
     return Service(
         name="elasticsearch",

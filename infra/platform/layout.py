@@ -42,6 +42,17 @@ class Namespaces:
             "mlflow": self.mlflow,
         }[service]
 
+    def pod_security(self, namespace: str) -> tuple[str, str]:
+        """(Pod Security admission level enforced, why not `restricted`) for a namespace the kit creates."""
+        return {
+            # gocd chart 2.18.0 renders the server pod with only runAsUser/runAsGroup/fsGroup: no key for
+            # allowPrivilegeEscalation, dropped capabilities or seccomp, which `restricted` requires.
+            self.gocd: ("baseline", "the gocd chart exposes no container securityContext for the server"),
+            # Fluentd's DaemonSet reads container logs from the node through hostPath, which even
+            # `baseline` forbids; ECK's Elasticsearch and Kibana pods share the namespace (and its secrets).
+            self.logging: ("privileged", "Fluentd reads /var/log from the node (hostPath)"),
+        }.get(namespace, ("restricted", ""))
+
     def in_use(self, config: StackConfig) -> tuple[str, ...]:
         """Namespaces the kit creates: those of enabled services, the operator's, and the apps'."""
         names = [self.of_service(s) for s in config.services]

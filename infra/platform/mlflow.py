@@ -78,6 +78,9 @@ def build(ctx: BuildContext) -> Service:
         "extraVolumes": [{"name": "data", "persistentVolumeClaim": {"claimName": DATA_CLAIM}}],
         "extraVolumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
         "serverAllowedHosts": allowed_hosts(ep),
+        # The chart's defaults are hardened but for seccomp, which the `restricted` Pod Security level requires.
+        "podSecurityContext": {"fsGroup": 1001, "fsGroupChangePolicy": "OnRootMismatch",
+                               "seccompProfile": {"type": "RuntimeDefault"}},
     }
     configure = configure_job(
         name="mlflow-configure", namespace=ns.mlflow, module="mlflow",

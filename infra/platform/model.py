@@ -318,6 +318,8 @@ class Platform:
     """Parts that are not user-facing services, such as the application environments."""
     tenants: tuple[Any, ...] = field(default=())
     """Workshop participants (infra/platform/tenants.py), empty for a single-team platform."""
+    pod_security: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """namespace -> (Pod Security level enforced, why not restricted)."""
     previews: tuple[KitChart, ...] = field(default=())
     """What the pipelines deploy with the kit's charts (charts/ml-app per environment), rendered and
     validated by `plan` so a chart change is reviewed before a pipeline meets it; never applied."""
