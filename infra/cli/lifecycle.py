@@ -8,6 +8,7 @@ passphrase is generated once into a file outside the repository.
 
 from __future__ import annotations
 
+import json
 import os
 import platform as host
 import secrets
@@ -23,11 +24,15 @@ from rich.console import Console
 
 from infra.cluster import CLUSTER_PROJECT, KIND_CLUSTER, KIND_NODE_IMAGE, KIND_VERSION, cluster_stack_reference
 from infra.config import CLUSTER_STACK_ENV, PROJECT, StackConfig
-from infra.platform.kit_images import KIT_IMAGES, KitImage
+from infra.platform.kit_images import KIT_IMAGES, REPO_ROOT, KitImage
+from infra.policies import pack_config
 
 PULUMI_VERSION = "3.272.0"
 """The Pulumi CLI released with the pinned Python SDK (they are versioned together)."""
 PASSPHRASE_FILE = Path.home() / ".config" / "cd4ml" / "pulumi-passphrase"
+
+POLICY_PACK_DIR = REPO_ROOT / "policy"
+"""The kit's Pulumi policy pack; its rules are infra/policies.py."""
 
 
 class LifecycleError(RuntimeError):
@@ -340,10 +345,15 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     stack = open_stack(project, stack_name, create=True)
     console.print(f" • pulumi up (stack '{stack_name}', state in {state_dir(project)})")
     progress = EngineProgress(console, verbose)
+    # The kit's policy pack (policy/, rules in infra/policies.py) checks every resource before it is created.
+    policy_config = state_dir(project) / f"policy-config-{stack_name}.json"
+    policy_config.parent.mkdir(parents=True, exist_ok=True)
+    policy_config.write_text(json.dumps(pack_config(config.profile.value)))
     # refresh: what was changed or deleted on the cluster by hand is seen, and put back.
     try:
         result = _engine_call("up", stack_name, project, lambda: stack.up(
-            on_output=progress.output, on_event=progress.event, color="never", refresh=True))
+            on_output=progress.output, on_event=progress.event, color="never", refresh=True,
+            policy_packs=[str(POLICY_PACK_DIR)], policy_pack_configs=[str(policy_config)]))
     finally:
         progress.close()
     console.print(f"[green]✓[/green] platform up: {result.summary.result}")
