@@ -6,6 +6,7 @@ What these cannot show — Pulumi really deploying and destroying — needs a cl
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from infra.cli import lifecycle
 from infra.cli import main as cli
 from infra.cli.main import app
+from infra.policies import pack_config
 from infra.smoke.core import CheckResult
 
 runner = CliRunner()
@@ -36,6 +38,7 @@ class FakeStack:
 
     def up(self, on_output, on_event, **kwargs):
         self.calls.append(f"up refresh={kwargs.get('refresh')}")
+        self.up_kwargs = kwargs
         if self.fail_with:
             raise self.fail_with
         on_output("Updating (local): raw engine line")
@@ -81,6 +84,15 @@ def test_up_shows_a_step_per_service_and_checks_it_would_change_nothing(fake_sta
     assert lines[-1].startswith("Next: cd4ml status --stack local")
     verbose = runner.invoke(app, ["up", "--verbose"])
     assert "Updating (local): raw engine line" in verbose.output
+
+
+def test_up_runs_the_kits_policy_pack_with_the_stacks_profile(fake_stack):
+    result = runner.invoke(app, ["up", "--stack", "workshop"])
+    assert result.exit_code == 0, result.output
+    [pack] = fake_stack.up_kwargs["policy_packs"]
+    assert Path(pack) == lifecycle.POLICY_PACK_DIR and (Path(pack) / "PulumiPolicy.yaml").is_file()
+    [config_file] = fake_stack.up_kwargs["policy_pack_configs"]
+    assert json.loads(Path(config_file).read_text()) == pack_config("cluster")
 
 
 def test_up_reports_drift_without_failing(fake_stack):
