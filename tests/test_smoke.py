@@ -7,7 +7,7 @@ import json
 from xml.etree import ElementTree
 
 import pytest
-from smoke_fixtures import MLflowServer, StandInPlatform
+from smoke_fixtures import GOCD_ADMIN, PASSWORDS, MLflowServer, StandInPlatform
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -18,6 +18,7 @@ from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, sel
 runner = CliRunner()
 CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch",
                 "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow", "wire.gocd-agents-gocd"}
+STAND_IN_SECRETS = (*PASSWORDS.values(), GOCD_ADMIN[1], "grafana-admin-pw")
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
 
@@ -114,6 +115,10 @@ def test_fault_is_caught_by_exactly_the_right_checks(mlflow_server, edge, fault,
     for name, result in results.items():
         if name not in expected:
             assert result.status in ("pass", "skip"), f"{name}: {result.detail}"
+    # Diagnoses name the Secret a credential lives in, never the credential (even for wrong-credential faults).
+    reported = "\n".join(f"{r.name} {r.detail} {r.diagnosis}" for r in results.values())
+    for secret in STAND_IN_SECRETS:
+        assert secret not in reported
 
 
 def test_mlflow_unwritable_artifact_store_fails_only_the_run_check(mlflow_unwritable_artifacts):
