@@ -31,6 +31,6 @@ def handout_envs(platform: Platform) -> dict[str, dict[str, str]]:
     envs = {}
     for tenant in platform.tenants:
         pod = elastic_agent_pod(desired, tenant.elastic_profile)
-        env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+        env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"] if "value" in e}
         envs[tenant.name] = {k: v for k, v in env.items() if k in SHOWN_VARIABLES or k.startswith("CD4ML_NAMESPACE_")}
     return envs

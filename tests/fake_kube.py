@@ -87,7 +87,12 @@ class FakeCluster:
         env: dict[str, str] = {}
         for source in container.get("envFrom", []):
             env.update(self.configmaps[(namespace_of_pod, source["configMapRef"]["name"])])
-        env.update({e["name"]: e["value"] for e in container.get("env", [])})
+        for variable in container.get("env", []):
+            if "valueFrom" in variable:  # what the kubelet does: the key of a Secret in the pod's namespace
+                ref = variable["valueFrom"]["secretKeyRef"]
+                env[variable["name"]] = self.secrets[(namespace_of_pod, ref["name"])][ref["key"]]
+            else:
+                env[variable["name"]] = variable["value"]
         dns = {**self.dns, **self.namespace_dns.get(namespace_of_pod, {})}
         env = {k: dns.get(v, v) for k, v in env.items()}
         if "FLUENTD_HOST" in env:  # in-cluster DNS: the forward Service's host:port -> the stand-in

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -50,18 +52,57 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class MLflowServer:
-    """A real `mlflow server` (the PyPI package, same version as the platform's image)."""
+MLFLOW_ADMIN = ("cd4ml-admin", "mlflow-admin-pw")
+PIPELINES_LOGIN = ("cd4ml-pipelines", "mlflow-pipelines-pw")
 
-    def __init__(self, workdir: Path, artifacts: Path | None = None):
+
+class MLflowServer:
+    """A real `mlflow server` (the PyPI package, same version as the platform's image). With `admin`,
+    it runs MLflow's basic-auth app as the chart configures it (the ini the chart's init container
+    writes: that admin, NO_PERMISSIONS by default), and `configure_like_the_kit` does what the kit's
+    configure Job does."""
+
+    def __init__(self, workdir: Path, artifacts: Path | None = None, admin: tuple[str, str] | None = None):
         self.port = free_port()
+        self.workdir, self.admin = workdir, admin
         artifacts = artifacts or workdir / "artifacts"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--artifacts-destination", str(artifacts),
-             "--serve-artifacts", "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        poll_until(self._healthy, what=f"mlflow server on port {self.port}", timeout=120)
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--artifacts-destination",
+                   str(artifacts), "--serve-artifacts", "--workers", "1"]
+        env = dict(os.environ)
+        if admin:
+            ini = workdir / "basic_auth.ini"
+            ini.write_text(f"[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+                           f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\nadmin_username = {admin[0]}\n"
+                           f"admin_password = {admin[1]}\n"
+                           "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
+            # CSRF key: the chart generates one into its `<release>-flask-server-secret-key` Secret.
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
+            command += ["--app-name", "basic-auth"]
+        self.log = workdir / "mlflow-server.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if not poll_until(self._healthy, what=f"mlflow server on port {self.port}", timeout=120):
+            raise RuntimeError(f"mlflow server exited with {self.process.returncode}: "
+                               f"{self.log.read_text()[-1500:]}")
+
+    def configure_like_the_kit(self, platform_config: dict | None = None,
+                               logins: dict[str, str] | None = None) -> list:
+        """Run infra/configure/mlflow.py against this server with the desired state of a stack."""
+        from infra.config import load_config
+        from infra.configure import mlflow as configure_mlflow
+        from infra.configure.api import JsonApi
+        from infra.platform.build import build_platform
+
+        platform = build_platform(load_config(platform_config or {}), "local")
+        desired = json.loads(platform.services["mlflow"].stages[-1].objects[0]["data"]["desired.json"])
+        password_dir = self.workdir / "logins"
+        password_dir.mkdir(exist_ok=True)
+        for user, password in (logins or dict([PIPELINES_LOGIN])).items():
+            (password_dir / user).write_text(password + "\n")
+        desired["password_dir"] = str(password_dir)
+        return configure_mlflow.configure(JsonApi(self.url, *self.admin), desired, health_timeout=30)
 
     @property
     def url(self) -> str:
@@ -69,7 +110,7 @@ class MLflowServer:
 
     def _healthy(self) -> Observation[bool]:
         if self.process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {self.process.returncode}")
+            return Observation(True, False, f"exited with {self.process.returncode}")  # no point waiting
         answer = requests.get(f"{self.url}/health", timeout=2)
         return Observation(answer.status_code == 200, True, f"HTTP {answer.status_code}")
 
@@ -176,7 +217,7 @@ class StandInPlatform:
             "grafana": Target("grafana", self.grafana.url, "admin", "grafana-admin-pw"),
             "gocd": Target("gocd", f"{self.gocd.url}/go", *GOCD_ADMIN),
             "fluentd": Target("fluentd", self.forward.url),
-            "mlflow": Target("mlflow", self.mlflow_url),
+            "mlflow": Target("mlflow", self.mlflow_url, *MLFLOW_ADMIN),
         }
         return SmokeContext(platform=document, targets=targets, timeout=timeout)
 

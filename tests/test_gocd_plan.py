@@ -62,8 +62,14 @@ def test_agent_profile_environment_is_the_wiring_graph(plan_dir):
     document = json.loads((plan_dir / "platform.json").read_text())
     edges = {e["to"]: e for e in document["wiring"] if e["from"] == "gocd-agents"}
     pod = elastic_agent_pod(desired(plan_dir))
-    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["spec"]["containers"][0]["env"] if "valueFrom" in e}
     assert env["MLFLOW_TRACKING_URI"] == edges["mlflow"]["url"]
+    # The tenant's MLflow login, from the Secret the edge names (in the agents' own namespace).
+    assert edges["mlflow"]["credentials_secret"] == "cd4ml-gocd/mlflow-login-cd4ml"
+    assert refs == {"MLFLOW_TRACKING_USERNAME": {"name": "mlflow-login-cd4ml", "key": "username"},
+                    "MLFLOW_TRACKING_PASSWORD": {"name": "mlflow-login-cd4ml", "key": "password"}}
+    assert env["CD4ML_MLFLOW_LOGIN_SECRET"] == "mlflow-login"
     assert (env["FLUENTD_HOST"], int(env["FLUENTD_PORT"])) == (urlparse(edges["fluentd"]["url"]).hostname,
                                                                edges["fluentd"]["port"])
     deploy_targets = sorted(e["to_namespace"] for e in document["wiring"]
@@ -122,8 +128,9 @@ def test_ml_app_renders_valid_with_the_apps_wiring(plan_dir):
         edges = {e["to"]: e for e in document["wiring"] if e["from_namespace"] == namespace and e["kind"] == "connect"}
         pod = deployment["spec"]["template"]["spec"]
         [container] = pod["containers"]
-        env = {e["name"]: e["value"] for e in container["env"]}
+        env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in container["env"]}
         assert env["MLFLOW_TRACKING_URI"] == edges["mlflow"]["url"]
+        assert f"{namespace}/{env['MLFLOW_TRACKING_PASSWORD']['name']}" == edges["mlflow"]["credentials_secret"]
         assert env["FLUENTD_HOST"] == urlparse(edges["fluentd"]["url"]).hostname
         assert {"MODEL_VERSION", "PIPELINE_LABEL", "MODEL_URI"} <= set(env)
         assert pod["securityContext"]["runAsNonRoot"] is True

@@ -84,8 +84,9 @@ def test_no_secret_value_in_any_file(plan_dir):
         assert not keys & {"password", "admin-password"}, secret["metadata"]["name"]
         named = secret["metadata"].get("annotations", {}).get("cd4ml.dev/generated-keys")
         generated += bool(named)
-    # 3 realm users, grafana's copy of its user, grafana admin, gocd admin and its password file; roles.yml has none
-    assert generated == 7
+    # 3 realm users, grafana's copy of its user, grafana admin, gocd admin and its password file; roles.yml has
+    # none; MLflow's admin, its tenant logins, and the tenant's login for the agents and each app namespace
+    assert generated == 12
     text = "\n".join(p.read_text() for p in plan_dir.rglob("*") if p.is_file())
     assert "mock-password" not in text and "changeme" not in text
 

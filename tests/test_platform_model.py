@@ -96,7 +96,7 @@ def test_grafana_datasources_use_the_edge(platform):
 
 def test_gocd_agents_get_their_edges_as_env(platform):
     values = release(platform, "gocd").values
-    env = {e["name"]: e["value"] for e in values["agent"]["env"]["extraEnvVars"]}
+    env = {e["name"]: e.get("value") for e in values["agent"]["env"]["extraEnvVars"]}
     assert env["MLFLOW_TRACKING_URI"] == edge(platform, "gocd-agents", "mlflow").url
     assert env["FLUENTD_HOST"] == fluentd.forward_endpoint(platform_ns(platform)).host
     assert env["FLUENTD_PORT"] == "24224"
@@ -162,7 +162,8 @@ def test_passwords_are_generated_never_written(platform):
         literal_keys = {k for k, _ in secret.literals}
         assert "password" not in literal_keys and "admin-password" not in literal_keys
     assert {pw.id for pw in platform.generated_passwords} == {
-        "elasticsearch-admin", "elasticsearch-fluentd", "elasticsearch-grafana", "grafana-admin", "gocd-admin"}
+        "elasticsearch-admin", "elasticsearch-fluentd", "elasticsearch-grafana", "grafana-admin", "gocd-admin",
+        "mlflow-admin", "cd4ml-pipelines"}
     for service in platform.services.values():
         for rel in service.releases:
             for path, value in walk(rel.values):

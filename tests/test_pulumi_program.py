@@ -82,7 +82,7 @@ def test_releases_are_the_models_pinned_charts_with_its_values(program, model):
 def test_generated_passwords_reach_the_secrets(program):
     passwords = {r.name: f"mock-password-for-{r.name}"
                  for r in by_type(program, "random:index/randomPassword:RandomPassword")}
-    assert len(passwords) == 5
+    assert len(passwords) == 7
     string_data = {}
     for r in by_type(program, "kubernetes:core/v1:Secret"):
         data, is_secret = unsecret(r.inputs["stringData"])
@@ -153,8 +153,9 @@ def test_switched_off_service_registers_nothing():
     types = {r.type for r in monitor.registrations}
     assert "cd4ml:platform:GoCD" in types and "cd4ml:platform:MLflow" in types
     assert not types & {COMPONENT_TYPES[s] for s in ("elasticsearch", "kibana", "fluentd", "grafana")}
-    # Only GoCD's admin password is left: the Elasticsearch users and Grafana's admin went with their services.
-    assert [r.name for r in by_type(monitor, "random:index/randomPassword:RandomPassword")] == ["passwords-gocd-admin"]
+    # GoCD's and MLflow's are left: the Elasticsearch users and Grafana's admin went with their services.
+    assert sorted(r.name for r in by_type(monitor, "random:index/randomPassword:RandomPassword")) == [
+        "passwords-cd4ml-pipelines", "passwords-gocd-admin", "passwords-mlflow-admin"]
 
 
 def test_bad_config_creates_nothing():

@@ -7,7 +7,7 @@ import json
 from xml.etree import ElementTree
 
 import pytest
-from smoke_fixtures import GOCD_ADMIN, PASSWORDS, MLflowServer, StandInPlatform
+from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, MLflowServer, StandInPlatform
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -18,14 +18,16 @@ from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, sel
 runner = CliRunner()
 CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch",
                 "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow", "wire.gocd-agents-gocd"}
-STAND_IN_SECRETS = (*PASSWORDS.values(), GOCD_ADMIN[1], "grafana-admin-pw")
+STAND_IN_SECRETS = (*PASSWORDS.values(), GOCD_ADMIN[1], "grafana-admin-pw", MLFLOW_ADMIN[1], PIPELINES_LOGIN[1])
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    server = MLflowServer(tmp_path_factory.mktemp("mlflow"))
+    """MLflow with authentication on, configured by the kit's own configure code (as the platform's is)."""
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow"), admin=MLFLOW_ADMIN)
+    server.configure_like_the_kit()
     yield server
     server.stop()
 
@@ -150,7 +152,9 @@ def test_cli_passes_against_live_mlflow_and_fails_when_it_stops(tmp_path):
     FAULT_MATRIX.append(("mlflow", "mlflow-down", "mlflow.health, mlflow.rest, mlflow.run", "caught"))
 
 
-def test_pytest_plugin_runs_each_check_as_a_test(pytester, mlflow_server):
+def test_pytest_plugin_runs_each_check_as_a_test(pytester, mlflow_server, monkeypatch):
+    monkeypatch.setenv("CD4ML_MLFLOW_USERNAME", MLFLOW_ADMIN[0])
+    monkeypatch.setenv("CD4ML_MLFLOW_PASSWORD", MLFLOW_ADMIN[1])
     passing = pytester.runpytest_inprocess("--smoke", "--smoke-endpoint", f"mlflow={mlflow_server.url}",
                                            "--smoke-only", "mlflow", "-p", "no:cacheprovider")
     passing.assert_outcomes(passed=3, skipped=2)

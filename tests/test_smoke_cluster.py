@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 from fake_kube import FakeCluster
-from smoke_fixtures import GOCD_ADMIN, PASSWORDS, StandInPlatform
+from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, StandInPlatform
 from test_smoke import FAULT_MATRIX, mlflow_server  # noqa: F401 - shared session fixture
 
 from infra.config import load_config
@@ -31,7 +31,13 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
     secrets = {("cd4ml-logging", "elasticsearch-user-admin"): {"username": "cd4ml-admin",
                                                                 "password": PASSWORDS["cd4ml-admin"]},
                ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"},
-               ("cd4ml-gocd", "gocd-admin"): {"username": GOCD_ADMIN[0], "password": GOCD_ADMIN[1]}}
+               ("cd4ml-gocd", "gocd-admin"): {"username": GOCD_ADMIN[0], "password": GOCD_ADMIN[1]},
+               ("cd4ml-mlflow", "mlflow-admin"): dict(zip(("username", "password"), MLFLOW_ADMIN))}
+    # The tenant's MLflow login wherever its edges say the consumers find it.
+    for edge in document["wiring"]:
+        if edge["to"] == "mlflow" and edge["kind"] == "connect":
+            secrets[tuple(edge["credentials_secret"].split("/", 1))] = dict(zip(("username", "password"),
+                                                                                 PIPELINES_LOGIN))
     mlflow_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
     gocd_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "gocd"))
     forward = urlparse(next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "fluentd")))
@@ -76,8 +82,10 @@ def test_probe_pods_run_as_the_agents_with_their_environment(mlflow_server):  # 
     agents = pods["mlflow"]
     assert agents["metadata"]["namespace"] == "cd4ml-gocd"
     assert agents["spec"]["serviceAccountName"] == "gocd-agent"
-    env = {e["name"]: e["value"] for e in agents["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") or e["valueFrom"]["secretKeyRef"] for e in agents["spec"]["containers"][0]["env"]}
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.cd4ml-mlflow.svc.cluster.local:5000"
+    # The agents' MLflow login, from the Secret their edge names, never a literal in the pod spec.
+    assert env["MLFLOW_TRACKING_PASSWORD"] == {"name": "mlflow-login-cd4ml", "key": "password"}
     assert agents["spec"]["containers"][0]["image"] == "docker.io/burakince/mlflow:3.15.1"
     logs = pods["logs"]
     assert logs["metadata"]["namespace"] == "cd4ml-staging"
@@ -116,6 +124,12 @@ def agents_cannot_reach_mlflow(cluster: FakeCluster) -> None:
     cluster.namespace_dns["cd4ml-gocd"] = {mlflow_url: "http://127.0.0.1:9"}
 
 
+def app_mlflow_login_refused(cluster: FakeCluster) -> None:
+    """The staging namespace's MLflow login Secret holds a password MLflow does not know."""
+    cluster.secrets[("cd4ml-staging", "mlflow-login")] = {"username": "cd4ml-pipelines",
+                                                           "password": "not-the-generated-password"}
+
+
 def agents_cannot_reach_gocd(cluster: FakeCluster) -> None:
     """What a network policy without the agents -> gocd rule does: the agents' namespace has no way there."""
     gocd_url = next(url for url in cluster.dns if url.startswith("http://gocd-server."))
@@ -150,6 +164,8 @@ CLUSTER_FAULTS = [
     ("gocd-agents (least privilege)", "agents-may-deploy-into-platform", {"grants": {
         (AGENT, "cd4ml-staging"), (AGENT, "cd4ml-production"), (AGENT, "cd4ml-logging")}},
      {"wire.gocd-agents-deploy"}, "rights beyond the application namespaces"),
+    ("app:staging->mlflow (login)", "app-mlflow-login-refused", {"tweak": app_mlflow_login_refused},
+     {"wire.app-mlflow"}, "is refused (HTTP 401)"),
     ("gocd-agents->gocd", "agents-cannot-reach-gocd", {"tweak": agents_cannot_reach_gocd},
      {"wire.gocd-agents-gocd"}, "agents could not register"),
     ("gocd-agents->mlflow", "agents-cannot-reach-mlflow", {"tweak": agents_cannot_reach_mlflow},

@@ -10,13 +10,13 @@ import pytest
 import yaml
 from gocd_api import GoCDApiStandIn
 from pulumi_harness import run_program, unsecret
-from test_smoke import mlflow_server  # noqa: F401 - shared session fixture (a real MLflow server)
+from smoke_fixtures import MLFLOW_ADMIN, MLflowServer
 from typer.testing import CliRunner
 
 from infra.cli.main import app
 from infra.config import load_config
 from infra.configure import mlflow as configure_mlflow
-from infra.configure.api import JsonApi
+from infra.configure.api import ApiError, JsonApi
 from infra.configure.gocd import configure as configure_gocd
 from infra.platform.build import build_platform
 from infra.platform.gocd import elastic_agent_pod
@@ -74,7 +74,7 @@ def test_each_participant_gets_a_profile_group_and_gocd_login(hundred):
     group = next(g for g in desired["pipeline_groups"] if g["name"] == "p013")
     assert group["authorization"]["operate"] == {"users": ["p013"], "roles": []}
     pod = elastic_agent_pod(desired, "cd4ml-ml-p013")
-    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert pod["spec"]["serviceAccountName"] == "gocd-agent-p013"
     assert env["CD4ML_TENANT"] == "p013" and env["MLFLOW_EXPERIMENT_NAME"] == "p013"
     assert env["CD4ML_NAMESPACE_STAGING"] == "cd4ml-p013-staging"
@@ -140,18 +140,43 @@ def test_gocd_configure_creates_each_participants_group(tmp_path):
         gocd.stop()
 
 
-def test_mlflow_experiments_per_participant_against_a_real_server(mlflow_server):  # noqa: F811
-    platform = build_platform(load_config({"cd4ml:participantNames": "ada,grace,alan"}), "local")
-    desired = json.loads(platform.services["mlflow"].stages[-1].objects[0]["data"]["desired.json"])
-    api = JsonApi(mlflow_server.url)
-    assert [(o.id, o.action) for o in configure_mlflow.configure(api, desired, health_timeout=30)] == [
-        ("ada", "created"), ("grace", "created"), ("alan", "created")]
-    assert {o.action for o in configure_mlflow.configure(api, desired, health_timeout=30)} == {"unchanged"}
-    grace = api.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=grace").body["experiment"]
-    assert {t["key"]: t["value"] for t in grace["tags"]}["cd4ml.tenant"] == "grace"
-    api.call("POST", "/api/2.0/mlflow/experiments/delete", body={"experiment_id": grace["experiment_id"]})
-    outcomes = configure_mlflow.configure(api, desired, health_timeout=30)
-    assert ("grace", "updated") in [(o.id, o.action) for o in outcomes]  # restored, not duplicated
+def test_mlflow_logins_and_experiments_per_participant_against_a_real_server(tmp_path):
+    """The kit's configure code against a real `mlflow server --app-name basic-auth` (MLflow 3.15.1,
+    the platform's version): a user per participant who owns their experiment and sees no other."""
+    server = MLflowServer(tmp_path, admin=MLFLOW_ADMIN)
+    logins = {"ada": "ada-password-1", "grace": "grace-password-2", "alan": "alan-password-3"}
+    config = {"cd4ml:participantNames": "ada,grace,alan"}
+    try:
+        first = server.configure_like_the_kit(config, logins)
+        assert [(o.what, o.id, o.action) for o in first][:3] == [
+            ("user", "ada", "created"), ("experiment", "ada", "created"), ("permission", "ada on ada", "created")]
+        assert {o.action for o in server.configure_like_the_kit(config, logins)} == {"unchanged"}
+        admin = JsonApi(server.url, *MLFLOW_ADMIN)
+        grace = admin.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=grace").body["experiment"]
+        assert {t["key"]: t["value"] for t in grace["tags"]}["cd4ml.tenant"] == "grace"
+        # Grace logs in and writes to her experiment; Ada's is not hers to read; nobody gets in anonymously.
+        as_grace = JsonApi(server.url, "grace", logins["grace"])
+        run = as_grace.call("POST", "/api/2.0/mlflow/runs/create", body={"experiment_id": grace["experiment_id"]})
+        assert run.status == 200, run.summary()
+        ada = admin.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=ada").body["experiment"]
+        assert as_grace.call("GET", f"/api/2.0/mlflow/experiments/get?experiment_id={ada['experiment_id']}"
+                             ).status == 403
+        assert JsonApi(server.url).call("GET", "/api/2.0/mlflow/experiments/search").status == 401
+        # A deleted experiment is restored, not duplicated; a changed password is put back.
+        admin.call("POST", "/api/2.0/mlflow/experiments/delete", body={"experiment_id": grace["experiment_id"]})
+        outcomes = server.configure_like_the_kit(config, {**logins, "alan": "alan-new-password"})
+        actions = {(o.what, o.id): o.action for o in outcomes}
+        assert actions[("experiment", "grace")] == "updated" and actions[("user", "alan")] == "updated"
+        assert JsonApi(server.url, "alan", "alan-new-password").call("GET", "/api/2.0/mlflow/users/current"
+                                                                     ).status == 200
+        # MLflow refuses passwords of 12 characters or fewer; the kit generates longer ones.
+        platform = build_platform(load_config(config), "local")
+        assert min(t.pipeline_password.length for t in platform.tenants) > 12
+        # The admin's password is checked first, with a diagnosis naming the Secret.
+        with pytest.raises(ApiError, match="refused the kit's admin cd4ml-admin .*existingAdminSecret"):
+            configure_mlflow.configure(JsonApi(server.url, "cd4ml-admin", "wrong"), {"tenants": []}, 10)
+    finally:
+        server.stop()
 
 
 def test_a_long_prefix_that_would_break_namespace_names_is_refused():

@@ -75,6 +75,7 @@ helm upgrade --install "$release" "$chart" \
   --set-string environment="$environment" \
   --set-string tenant="${CD4ML_TENANT:-cd4ml}" \
   --set-string mlflow.trackingUri="$MLFLOW_TRACKING_URI" \
+  --set-string mlflow.credentialsSecret="${CD4ML_MLFLOW_LOGIN_SECRET:-}" \
   --set-string fluentd.host="${FLUENTD_HOST:-}" \
   --set fluentd.port="${FLUENTD_PORT:-24224}" \
   --set-file "source.serve\.py=$here/service/serve.py" \

@@ -63,7 +63,8 @@ def ml_app_previews(ctx: BuildContext) -> tuple[KitChart, ...]:
                         "image": {"repository": f"{MODEL_RUNTIME.image(ctx.config).registry}/"
                                                 f"{MODEL_RUNTIME.image(ctx.config).repository}",
                                   "tag": MODEL_RUNTIME.tag}}
-        values["mlflow"] = {"trackingUri": endpoints["mlflow"].url}
+        login = ctx.edge(tenant.app_node(env), "mlflow").credentials
+        values["mlflow"] = {"trackingUri": endpoints["mlflow"].url, "credentialsSecret": login.secret if login else ""}
         if "fluentd" in endpoints:
             values["fluentd"] = {"host": endpoints["fluentd"].host, "port": endpoints["fluentd"].port}
         previews.append(KitChart(name=ML_APP_RELEASE, namespace=namespace, chart_dir=str(ML_APP_CHART_DIR),

@@ -104,15 +104,20 @@ def admin_credentials(ns: Namespaces) -> Credentials:
 
 
 def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Image,
-              tenant: Tenant) -> list[dict[str, str]]:
+              tenant: Tenant, app_login_secret: str | None = None) -> list[dict[str, Any]]:
     """Agent environment from the agents' outgoing edges (a switched-off service leaves no var), plus
     what a deploy stage passes to charts/ml-app."""
-    env: list[dict[str, str]] = []
+    env: list[dict[str, Any]] = []
     for edge in edges:
         if edge.kind != "connect" or edge.endpoint is None:
             continue
         if edge.provider.id == "mlflow":
             env.append({"name": "MLFLOW_TRACKING_URI", "value": edge.endpoint.url})
+            if edge.credentials:  # the MLflow client reads its login from these two variables only
+                env += [{"name": "MLFLOW_TRACKING_USERNAME", "valueFrom": edge.credentials.username.as_env_source()},
+                        {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": edge.credentials.password.as_env_source()}]
+            if app_login_secret:  # what a deploy stage hands charts/ml-app (mlflow.credentialsSecret)
+                env.append({"name": "CD4ML_MLFLOW_LOGIN_SECRET", "value": app_login_secret})
         elif edge.provider.id == "fluentd":
             env += [{"name": "FLUENTD_HOST", "value": edge.endpoint.host},
                     {"name": "FLUENTD_PORT", "value": str(edge.endpoint.port)}]
@@ -250,6 +255,15 @@ def elastic_agent_pod(platform_config: dict[str, Any], profile_id: str = ML_PROF
     return yaml.safe_load(properties["PodConfiguration"])
 
 
+def _app_login_secret(ctx: BuildContext, tenant: Tenant) -> str | None:
+    """The Secret a tenant's model services log in to MLflow with (the same name in each of its
+    namespaces, from the app -> mlflow edges)."""
+    names = {e.credentials.secret for env, _ in tenant.environments
+             if (e := ctx.edge(tenant.app_node(env), "mlflow")) and e.credentials}
+    assert len(names) <= 1, names
+    return next(iter(names), None)
+
+
 def build(ctx: BuildContext) -> Service:
     ns, config = ctx.ns, ctx.config
     persistence: dict = {
@@ -263,7 +277,8 @@ def build(ctx: BuildContext) -> Service:
     agent_image = GOCD_AGENT_ML.image(config)
     server_image = ctx.image(SERVER_IMAGE)
     agent_size = AGENT_SIZES[ctx.profile]
-    envs = {t.name: agent_env(ctx.edges_from(t.agents_node), ns, MODEL_RUNTIME.image(config), t) for t in ctx.tenants}
+    envs = {t.name: agent_env(ctx.edges_from(t.agents_node), ns, MODEL_RUNTIME.image(config), t,
+                              _app_login_secret(ctx, t)) for t in ctx.tenants}
     pods = {t.name: agent_pod(agent_image, envs[t.name], agent_size, t.service_account, agent_pods(t))
             for t in ctx.tenants}
     # Static agents (if any) work for the first tenant; elastic agents are per tenant.

@@ -4,6 +4,12 @@ Backend store: SQLite on a volume the kit claims (the chart's default is in-memo
 every run on restart). Artifacts are proxied by the server (`mlflow-artifacts:`), so pipeline
 agents and model services need no storage credentials. MLflow 3 rejects requests whose Host
 header it does not know; the allowed hosts are derived from the Service endpoint.
+
+Authentication: MLflow's basic-auth app. The chart creates the admin from the Secret `mlflow-admin`
+(generated password); the configure Job adds one user per tenant (a participant's own login, or the
+single team's `cd4ml-pipelines`) with MANAGE on that tenant's experiment only, and nothing by
+default. Pipelines and model services log in as their tenant: a Secret per agents node in the GoCD
+namespace and one per application namespace, which their wiring edges name.
 Config keys read: mlflowStorageGi, exposure, profile.
 """
 
@@ -19,17 +25,23 @@ from infra.platform.model import (
     PART_OF,
     ChartPin,
     Container,
+    Credentials,
     Endpoint,
+    GeneratedPassword,
     Image,
+    KitSecret,
     Labels,
     Resources,
     Service,
     Stage,
     Workload,
 )
+from infra.platform.tenants import Tenant
 
 CHART = ChartPin(repo="https://community-charts.github.io/helm-charts", chart="mlflow", version="1.11.5")
 IMAGE = Image(repository="burakince/mlflow", tag="3.15.1")
+INI_IMAGE = Image(repository="library/busybox", tag="1.38.0")
+"""The chart's init container that writes basic_auth.ini from the admin Secret (its default, pinned here)."""
 RELEASE = "mlflow"
 PODS: Labels = (("app.kubernetes.io/name", "mlflow"), ("app.kubernetes.io/instance", RELEASE))
 HTTP_PORT = 5000
@@ -42,6 +54,33 @@ SIZES = {
 
 
 CONFIGURE_TIMEOUT_SECONDS = 600
+ADMIN_USER = "cd4ml-admin"
+ADMIN_SECRET = "mlflow-admin"
+TENANT_LOGINS_SECRET = "mlflow-tenant-logins"
+TENANT_LOGINS_DIR = "/etc/cd4ml/mlflow-logins"
+APP_LOGIN_SECRET = "mlflow-login"
+"""In each application namespace: the tenant's login, for the model service to load its model."""
+DEFAULT_PERMISSION = "NO_PERMISSIONS"
+"""What a logged-in user may do with what nobody granted them: nothing; each tenant owns its own."""
+
+
+def admin_credentials(ns: Namespaces) -> Credentials:
+    return Credentials(ns.mlflow, ADMIN_SECRET)
+
+
+def agents_login(ns: Namespaces, tenant: Tenant) -> Credentials:
+    return Credentials(ns.gocd, f"mlflow-login-{tenant.name}")
+
+
+def app_login(namespace: str) -> Credentials:
+    return Credentials(namespace, APP_LOGIN_SECRET)
+
+
+def login_secret(credentials: Credentials, tenant: Tenant) -> KitSecret:
+    return KitSecret(credentials.namespace, credentials.secret,
+                     literals=((credentials.username_key, tenant.pipeline_login),),
+                     generated=((credentials.password_key, tenant.pipeline_password),),
+                     type="kubernetes.io/basic-auth")
 
 
 def endpoint(ns: Namespaces) -> Endpoint:
@@ -60,6 +99,8 @@ def build(ctx: BuildContext) -> Service:
     ep = endpoint(ns)
     size = SIZES[ctx.profile]
     image = ctx.image(IMAGE)
+    admin = admin_credentials(ns)
+    ini_image = ctx.image(INI_IMAGE)
     claim = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -81,22 +122,46 @@ def build(ctx: BuildContext) -> Service:
         # The chart's defaults are hardened but for seccomp, which the `restricted` Pod Security level requires.
         "podSecurityContext": {"fsGroup": 1001, "fsGroupChangePolicy": "OnRootMismatch",
                                "seccompProfile": {"type": "RuntimeDefault"}},
+        "initImages": {"iniFileInitializer": {"repository": ini_image.name, "tag": ini_image.tag}},
+        "auth": {
+            "enabled": True,
+            "existingAdminSecret": {"name": admin.secret, "usernameKey": admin.username_key,
+                                    "passwordKey": admin.password_key},
+            "defaultPermission": DEFAULT_PERMISSION,
+            # On the data volume: users and grants survive a restart.
+            "sqliteFullPath": DATA_DIR,
+        },
     }
+    edge = ctx.configure_edge("mlflow")
     configure = configure_job(
         name="mlflow-configure", namespace=ns.mlflow, module="mlflow",
-        desired={"experiments": [{"experiment": t.experiment, "tenant": t.name} for t in ctx.tenants]},
-        env={"MLFLOW_URL": ctx.configure_edge("mlflow").url,
-             "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)}, secret_env={},
-        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
+        desired={"tenants": [{"user": t.pipeline_login, "experiment": t.experiment, "tenant": t.name}
+                             for t in ctx.tenants], "password_dir": TENANT_LOGINS_DIR},
+        env={"MLFLOW_URL": edge.url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
+        secret_env={"MLFLOW_USERNAME": edge.credentials.username, "MLFLOW_PASSWORD": edge.credentials.password},
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE),
+        secret_files=((TENANT_LOGINS_SECRET, TENANT_LOGINS_DIR),))
+    # The admin; the tenants' passwords for the configure Job (one file per user); and each login
+    # where its wiring edge says the consumer finds it.
+    secrets = [KitSecret(ns.mlflow, admin.secret, literals=((admin.username_key, ADMIN_USER),),
+                         generated=((admin.password_key, GeneratedPassword("mlflow-admin")),),
+                         type="kubernetes.io/basic-auth"),
+               KitSecret(ns.mlflow, TENANT_LOGINS_SECRET,
+                         generated=tuple((t.pipeline_login, t.pipeline_password) for t in ctx.tenants))]
+    for tenant in ctx.tenants:
+        consumers = [tenant.agents_node] + [tenant.app_node(env) for env, _ in tenant.environments]
+        secrets += [login_secret(e.credentials, tenant) for node in consumers
+                    if (e := ctx.edge(node, "mlflow")) and e.credentials]
     return Service(
         name="mlflow",
         namespace=ns.mlflow,
         endpoint=ep,
-        credentials=None,
-        secrets=(),
+        credentials=admin,
+        secrets=tuple(secrets),
         stages=(Stage(objects=(claim,)), Stage(releases=(CHART.release(RELEASE, ns.mlflow, values),)),
                 Stage(objects=configure)),
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("mlflow", image, size),)),),
-        extra_images=(ctx.image(PYTHON_IMAGE),),
-        settings={"experiments": [t.experiment for t in ctx.tenants], "image": image.ref},
+        extra_images=(ctx.image(PYTHON_IMAGE), ini_image),
+        settings={"experiments": [t.experiment for t in ctx.tenants], "image": image.ref,
+                  "users": {t.experiment: t.pipeline_login for t in ctx.tenants}},
     )

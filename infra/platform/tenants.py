@@ -3,8 +3,8 @@
 A tenant owns its application namespaces (staging, production, ...), a GoCD agent profile whose
 pods run as its own ServiceAccount (deploy rights in its namespaces only), a GoCD pipeline group,
 an MLflow experiment, and a Fluentd tag (`<tenant>.prediction`) whose events land in its own
-indices. Participants also get one login (GoCD and Kibana) with a generated password. Every other
-module reads these names from here.
+indices. Participants also get one login (GoCD, Kibana, Grafana and MLflow) with a generated
+password. Every other module reads these names from here.
 """
 
 from __future__ import annotations
@@ -60,6 +60,16 @@ class Tenant:
     @property
     def password(self) -> GeneratedPassword | None:
         return GeneratedPassword(f"participant-{self.name}", length=20) if self.participant else None
+
+    @property
+    def pipeline_login(self) -> str:
+        """Who the tenant's pipelines and model services are to MLflow: the participant (so what
+        their pipelines log is theirs in the UI), or the single team's pipelines user."""
+        return self.login or "cd4ml-pipelines"
+
+    @property
+    def pipeline_password(self) -> GeneratedPassword:
+        return self.password or GeneratedPassword("cd4ml-pipelines")
 
     def app_node(self, env: str) -> str:
         """Wiring-graph id of this tenant's model service in one environment."""

@@ -72,7 +72,8 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
         configured("grafana", grafana.endpoint(ns), grafana.admin_credentials(ns),
                    "GRAFANA_URL, GRAFANA_USERNAME/GRAFANA_PASSWORD")
     if on("mlflow"):
-        configured("mlflow", mlflow.endpoint(ns), None, "MLFLOW_URL")
+        configured("mlflow", mlflow.endpoint(ns), mlflow.admin_credentials(ns),
+                   "MLFLOW_URL, MLFLOW_USERNAME/MLFLOW_PASSWORD")
 
     for tenant in tenants:
         agents = Node(tenant.agents_node, ns.gocd, gocd.agent_pods(tenant))
@@ -84,7 +85,9 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
             if on("mlflow"):
                 edges.append(WiringEdge(
                     agents, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
-                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env MLFLOW_TRACKING_URI"))
+                    credentials=mlflow.agents_login(ns, tenant),
+                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env MLFLOW_TRACKING_URI; "
+                                 "MLFLOW_TRACKING_USERNAME/PASSWORD from the credentials secret"))
             if on("fluentd"):
                 edges.append(WiringEdge(
                     agents, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
@@ -103,5 +106,7 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
             if on("mlflow"):
                 edges.append(WiringEdge(
                     app, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
-                    delivered_by=f"ConfigMap {namespace}/platform-endpoints: MLFLOW_TRACKING_URI"))
+                    credentials=mlflow.app_login(namespace),
+                    delivered_by=f"ConfigMap {namespace}/platform-endpoints: MLFLOW_TRACKING_URI; charts/ml-app "
+                                 "env MLFLOW_TRACKING_USERNAME/PASSWORD from the credentials secret"))
     return tuple(edges)

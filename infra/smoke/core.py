@@ -15,6 +15,7 @@ from typing import Any, Callable, Literal
 
 import requests
 
+from infra.events import DEFAULT_TENANT
 from infra.platform.tenants import DEFAULT_AGENTS_NODE, DEFAULT_SERVICE_ACCOUNT
 
 Status = Literal["pass", "fail", "skip"]
@@ -117,7 +118,8 @@ class SmokeContext:
         tenants = self.platform.get("tenants") or []
         if tenants:
             return tenants[0]
-        return {"name": None, "agents_node": DEFAULT_AGENTS_NODE, "service_account": DEFAULT_SERVICE_ACCOUNT}
+        return {"name": None, "agents_node": DEFAULT_AGENTS_NODE, "service_account": DEFAULT_SERVICE_ACCOUNT,
+                "mlflow_experiment": DEFAULT_TENANT}
 
     def app_edges(self, provider: str) -> list[dict[str, Any]]:
         """The sample tenant's model-service edges to `provider`, one per environment."""

@@ -10,8 +10,18 @@ from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, 
 from infra.smoke.http import call, json_of
 
 EXPERIMENT = "cd4ml-smoke"
-"""Smoke runs live here, never in a participant's experiment; each run is deleted after the check."""
+"""The admin's smoke runs live here; the agents' probe writes where the agents may: their tenant's
+experiment. Each run is deleted after its check."""
 API = "/api/2.0/mlflow"
+
+
+def login_env(edge: dict) -> list[dict]:
+    """The consumer's MLflow login as its pods get it: env from the Secret its wiring edge names."""
+    if not edge.get("credentials_secret"):
+        return []
+    secret = edge["credentials_secret"].split("/", 1)[1]
+    return [{"name": f"MLFLOW_TRACKING_{key.upper()}", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for key in ("username", "password")]
 
 
 def health(context: SmokeContext) -> str:
@@ -101,7 +111,8 @@ with mlflow.start_run(run_name=os.environ["SMOKE_RUN"]) as run:
 
 def from_the_agents(context: SmokeContext) -> str:
     """A run recorded from inside the cluster, as the agents' ServiceAccount with the agents'
-    MLFLOW_TRACKING_URI (the wiring edge), using the MLflow client of the server's own image."""
+    MLFLOW_TRACKING_URI and MLflow login (the wiring edge) into their tenant's experiment, using the
+    MLflow client of the server's own image."""
     edge = context.edge(context.sample_tenant["agents_node"], "mlflow")
     if edge is None:
         raise Skip("the platform has no gocd-agents -> mlflow edge")
@@ -112,8 +123,9 @@ def from_the_agents(context: SmokeContext) -> str:
             edge["from_namespace"], name, timeout=max(context.timeout, 120),
             service_account=context.sample_tenant["service_account"], labels=edge["from_pods"],
             container={"image": context.probe_image,
-                       "command": ["python", "-c", PROBE_SCRIPT.format(experiment=EXPERIMENT)],
-                       "env": [{"name": "MLFLOW_TRACKING_URI", "value": edge["url"]},
+                       "command": ["python", "-c", PROBE_SCRIPT.format(
+                           experiment=context.sample_tenant["mlflow_experiment"])],
+                       "env": [*login_env(edge), {"name": "MLFLOW_TRACKING_URI", "value": edge["url"]},
                                {"name": "SMOKE_RUN", "value": context.run_id},
                                # bounded: an unreachable server must fail the probe within the deadline
                                {"name": "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "value": "2"},
@@ -139,14 +151,18 @@ def from_the_agents(context: SmokeContext) -> str:
 
 
 APP_PROBE = """
-import os, urllib.request
-with urllib.request.urlopen(os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/health", timeout=10) as answer:
-    print("MLFLOW " + answer.read().decode().strip())
+import base64, os, urllib.request
+login = os.environ.get("MLFLOW_TRACKING_USERNAME", "") + ":" + os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+request = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"].rstrip("/") + "/api/2.0/mlflow/users/current",
+                                 headers={"Authorization": "Basic " + base64.b64encode(login.encode()).decode()})
+with urllib.request.urlopen(request, timeout=10) as answer:
+    print("MLFLOW OK" if answer.status == 200 else "MLFLOW HTTP %d" % answer.status)
 """
 
 
 def apps_to_mlflow(context: SmokeContext) -> str:
-    """Each application namespace reaches MLflow with what its ConfigMap gives a model service."""
+    """Each application namespace reaches MLflow and logs in with what it gives a model service: the
+    URI from its ConfigMap, the login from the Secret its wiring edge names."""
     edges = context.app_edges("mlflow")
     if not edges:
         raise Skip("no application environment uses MLflow")
@@ -157,14 +173,15 @@ def apps_to_mlflow(context: SmokeContext) -> str:
             log = context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120),
                                             labels=edge["from_pods"], container={
                 "image": context.probe_image, "command": ["python", "-c", APP_PROBE],
-                "envFrom": [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}]})
+                "envFrom": [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}], "env": login_env(edge)})
         except Exception as failure:  # noqa: BLE001 - probe failures are the finding
             log = str(failure)
         if "MLFLOW OK" not in log:
             raise CheckFailed(Diagnosis(
                 "mlflow", f"probe pod {namespace}/{name} -> {edge['url']}", "MLflow's /health from the namespace",
                 log[-300:], f"MLFLOW_TRACKING_URI in ConfigMap {namespace}/{ENDPOINTS_CONFIGMAP} does not lead to "
-                            "MLflow, or MLflow's allowed hosts refuse that name"))
+                            "MLflow, MLflow's allowed hosts refuse that name, or the login in "
+                            f"{edge.get('credentials_secret')} is refused (HTTP 401)"))
     return f"MLflow reachable from {len(edges)} application namespace(s)"
 
 

@@ -10,7 +10,6 @@ import sys
 import cd4ml_events
 import pytest
 import requests
-
 from model.data import load_split
 from model.train import fit
 

@@ -7,7 +7,6 @@ import logging
 import cd4ml_events
 import pytest
 from fluent import sender as fluent_sender
-
 from model.data import load_split
 from service import serve
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import mlflow
 import pytest
-
 from model import gate
 from model.train import DEFAULT_ALPHA
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from model.data import TARGET, load_frame, load_split
 from model.gate import DEFAULT_MIN_R2
 from model.train import evaluate, fit

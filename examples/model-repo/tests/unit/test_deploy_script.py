@@ -20,6 +20,7 @@ AGENT_ENV = {
     "FLUENTD_HOST": "fluentd-forward.cd4ml-logging.svc.cluster.local",
     "FLUENTD_PORT": "24224",
     "GO_PIPELINE_LABEL": "1.10",
+    "CD4ML_MLFLOW_LOGIN_SECRET": "mlflow-login",
 }
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("python3") is None,
@@ -70,7 +71,7 @@ def test_it_installs_the_models_version_with_the_chart_and_shows_the_deployment(
         "model.name=diabetes-regressor", "model.version=10", "model.uri=models:/diabetes-regressor/10",
         "pipelineLabel=1.10", "environment=staging", "tenant=cd4ml",
         f"mlflow.trackingUri={AGENT_ENV['MLFLOW_TRACKING_URI']}", f"fluentd.host={AGENT_ENV['FLUENTD_HOST']}",
-        "fluentd.port=24224",
+        "fluentd.port=24224", "mlflow.credentialsSecret=mlflow-login",
     }
     assert helm[helm.index("--set-file") + 1] == f"source.serve\\.py={REPO_ROOT / 'service' / 'serve.py'}"
     assert rollout == ["kubectl", "-n", "cd4ml-staging", "rollout", "status", "deploy/model-service", "--timeout", "5m"]

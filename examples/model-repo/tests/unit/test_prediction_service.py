@@ -11,7 +11,6 @@ from pathlib import Path
 import cd4ml_events
 import pandas as pd
 import pytest
-
 from service import serve
 
 SERVE_PY = Path(serve.__file__)
