@@ -33,7 +33,7 @@ def page_markdown(tenant: Mapping[str, Any], links: Links, password: str | None,
     variables = "\n".join(f"    {key}={value}" for key, value in env.items())
     return f"""# CD4ML workshop: {name}
 
-Your login (GoCD and Kibana): **{tenant['login']}** / **{password or PASSWORD_PLACEHOLDER}**
+Your login (GoCD, Kibana, Grafana and MLflow): **{tenant['login']}** / **{password or PASSWORD_PLACEHOLDER}**
 
 | tool | where | what is yours |
 |---|---|---|

@@ -146,7 +146,7 @@ def build(ctx: BuildContext) -> Service:
               Stage(releases=(CHART.release(RELEASE, ns.monitoring, values),))]
     participants = [t for t in ctx.tenants if t.participant]
     if participants:
-        # Workshop mode: a Viewer login per participant, same password as their GoCD and Kibana logins.
+        # Workshop mode: a Viewer login per participant, same password as their GoCD, Kibana and MLflow logins.
         secrets.append(KitSecret(ns.monitoring, PARTICIPANT_LOGINS_SECRET,
                                  generated=tuple((t.login, t.password) for t in participants)))
         stages.append(Stage(objects=configure_job(

@@ -54,7 +54,7 @@ class Tenant:
 
     @property
     def login(self) -> str | None:
-        """GoCD and Kibana user name (participants only; a single team uses the admins)."""
+        """GoCD, Kibana, Grafana and MLflow user name (participants only; a single team uses the admins)."""
         return self.name if self.participant else None
 
     @property
