@@ -26,6 +26,7 @@ from infra.config import load_config
 from infra.plan import write_plan
 from infra.platform import network
 from infra.platform.build import build_platform
+from infra.platform.layout import Namespaces
 from infra.platform.model import Platform
 
 KUBE_SYSTEM = "kube-system"
@@ -296,3 +297,39 @@ def test_every_pod_the_kit_declares_is_a_node_of_the_graph(local):
     assert len(templates) >= 7
     for namespace, labels, name in templates:
         assert any(ns == namespace and set(pods) <= set(labels.items()) for ns, pods in nodes), name
+
+
+def test_the_readme_table_of_reach_is_the_models():
+    """The README's 'may reach' and 'reached by' columns say what the local stack's edges and
+    allowances allow, service by service: a changed edge without a changed README fails here."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("**Who authenticates how", 1)[1].split("\n\n", 2)[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()[2:]]
+    table = {row[0]: (row[3], row[4]) for row in rows}
+    platform = build_platform(load_config({}), "local")
+    edges = network.network_edges(platform.wiring)
+
+    def row_of(node_id: str) -> str:
+        return {"gocd": "gocd (server)", "app:staging": "model services (`app:<env>`)",
+                "app:production": "model services (`app:<env>`)"}.get(node_id, node_id)
+
+    for node in {e.consumer.id for e in edges} | {e.provider.id for e in edges}:
+        if node.endswith("-configure"):
+            continue
+        reach, reached = table[row_of(node)]
+        for edge in edges:
+            if edge.consumer.id == node:
+                assert edge.provider.id in reach, (node, edge.provider.id)
+            if edge.provider.id == node and not edge.consumer.id.startswith("app:"):
+                assert edge.consumer.id in reached, (node, edge.consumer.id)
+            if edge.provider.id == node and edge.consumer.id.startswith("app:"):
+                assert "every application namespace" in reached, node
+    config = load_config({})
+    api_users = {a.name for a in network.allowances(config, Namespaces.from_config(config), platform.services)
+                 if set(network.API_SERVER_PORTS) <= {port for _, port in a.ports} and a.direction == "Egress"}
+    assert api_users == {"allow-gocd-server-egress", "allow-gocd-agents-egress", "allow-fluentd-api-server",
+                         "allow-eck-operator-api-server"}
+    for name in ("gocd (server)", "gocd-agents", "fluentd", "eck-operator"):
+        assert "API server" in table[name][0], name
+    for name in ("grafana", "mlflow", "kibana", "elasticsearch"):
+        assert "API server" not in table[name][0], name
