@@ -68,6 +68,6 @@ def run() -> None:
 
     pulumi.export("services", {name: component.outputs() for name, component in created.items()})
     pulumi.export("platform", platform_document(platform))
-    # For `cd4ml handout`: each participant's one password (GoCD, Kibana, Grafana and MLflow), kept a secret in the state.
+    # For `cd4ml handout`: each participant's one password (GoCD, Kibana, Grafana, MLflow), a secret in the state.
     pulumi.export("participant_passwords", pulumi.Output.secret(pulumi.Output.all(
         **{t.name: passwords.values[t.password.id] for t in platform.tenants})))
