@@ -55,6 +55,22 @@ class Exposure(str, enum.Enum):
 
     PORT_FORWARD = "port-forward"
     NODE_PORT = "node-port"
+    INGRESS = "ingress"
+
+
+class ClusterProvider(str, enum.Enum):
+    """Where the cluster comes from: `existing` (the kube context, or a new local kind cluster when
+    there is none), or a cloud cluster the kit creates as its own stack."""
+
+    EXISTING = "existing"
+    GKE = "gke"
+    EKS = "eks"
+
+
+class TlsIssuer(str, enum.Enum):
+    LETSENCRYPT = "letsencrypt"
+    LETSENCRYPT_STAGING = "letsencrypt-staging"
+    SELF_SIGNED = "self-signed"
 
 
 class ConfigProblem(BaseModel):
@@ -102,7 +118,48 @@ class StackConfig(BaseModel):
     )
     exposure: Exposure = Field(
         Exposure.PORT_FORWARD,
-        description="How services are reached from outside: 'port-forward' (ClusterIP only) or 'node-port'.",
+        description="How services are reached from outside: 'port-forward' (ClusterIP only), 'node-port', or "
+                    "'ingress' (cluster profile: one ingress controller, a host per service under `domain`, TLS).",
+    )
+    domain: str = Field(
+        "",
+        description="DNS domain the services are published under with exposure 'ingress': <service>.<domain>, "
+                    "participants' model services at <participant>-<environment>.<domain>.",
+    )
+    acme_email: str = Field(
+        "",
+        alias="acmeEmail",
+        description="Contact address for Let's Encrypt (cert-manager's ACME account); needed for tlsIssuer "
+                    "letsencrypt and letsencrypt-staging.",
+    )
+    tls_issuer: TlsIssuer = Field(
+        TlsIssuer.LETSENCRYPT,
+        alias="tlsIssuer",
+        description="Who signs the ingress certificates: 'letsencrypt', 'letsencrypt-staging' (rehearsals: "
+                    "untrusted, no rate limits) or 'self-signed' (no DNS needed).",
+    )
+    cluster_provider: ClusterProvider = Field(
+        ClusterProvider.EXISTING,
+        alias="clusterProvider",
+        description="'existing' (the kube context, or a local kind cluster), 'gke' or 'eks': `cd4ml up` creates "
+                    "the cloud cluster as its own stack, sized for the participants.",
+    )
+    cloud_project: str = Field(
+        "",
+        alias="cloudProject",
+        description="GCP project of a GKE cluster.",
+    )
+    cloud_region: str = Field(
+        "",
+        alias="cloudRegion",
+        description="GKE location (a zone like europe-west1-b: one zonal cluster's control plane is free) or AWS "
+                    "region of an EKS cluster.",
+    )
+    machine_type: str = Field(
+        "",
+        alias="machineType",
+        description="Node machine type (GKE: e2-standard-4/8/16; EKS: m6i.xlarge/2xlarge/4xlarge); empty = the "
+                    "provider's default. Must be in the kit's price table (infra/platform/sizing.py).",
     )
     participants: int = Field(
         0,
@@ -278,6 +335,21 @@ class StackConfig(BaseModel):
             raise ValueError("must be empty or a StorageClass name (lowercase DNS subdomain)")
         return value
 
+    @field_validator("domain")
+    @classmethod
+    def _domain_name(cls, value: str) -> str:
+        labels = value.split(".")
+        if value and (len(labels) < 2 or len(value) > 200 or not all(_DNS_LABEL.match(label) for label in labels)):
+            raise ValueError("must be empty or a DNS name like workshop.example.com (lowercase, no scheme)")
+        return value
+
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError("must be an e-mail address")
+        return value
+
     @field_validator("elastic_stack_version")
     @classmethod
     def _elastic_8(cls, value: str) -> str:
@@ -421,8 +493,52 @@ def _check_requirements(config: StackConfig, source: str) -> None:
             key=_key_of("participants"), value=config.participants,
             problem=f"participantNames lists {len(config.participant_names)} names; set participants to "
                     f"{len(config.participant_names)} or leave it 0"))
+    problems += _cloud_problems(config)
     if problems:
         raise ConfigError(problems, source)
+
+
+def _cloud_problems(config: StackConfig) -> list[ConfigProblem]:
+    """Ingress and cloud clusters are for the cluster profile, and each needs its own settings."""
+    # The price table's machines are the ones allowed (imported here: the platform model imports this module).
+    from infra.platform.sizing import MACHINES
+
+    problems = []
+    if config.exposure is Exposure.INGRESS:
+        if config.profile is not Profile.CLUSTER:
+            problems.append(ConfigProblem(key="exposure", value=config.exposure.value,
+                                          problem="ingress is for the cluster profile (laptops use port-forward); "
+                                                  "set profile=cluster or exposure=port-forward"))
+        if not config.domain:
+            problems.append(ConfigProblem(key="domain", value=config.domain,
+                                          problem="exposure 'ingress' publishes <service>.<domain>: set the domain "
+                                                  "whose DNS points at the ingress controller"))
+        if config.tls_issuer is not TlsIssuer.SELF_SIGNED and not config.acme_email:
+            problems.append(ConfigProblem(key="acmeEmail", value=config.acme_email,
+                                          problem=f"tlsIssuer {config.tls_issuer.value} needs a contact address "
+                                                  "for Let's Encrypt (or set tlsIssuer=self-signed)"))
+    provider = config.cluster_provider
+    if provider is not ClusterProvider.EXISTING:
+        if config.profile is not Profile.CLUSTER:
+            problems.append(ConfigProblem(key="clusterProvider", value=provider.value,
+                                          problem="a cloud cluster runs the cluster profile; set profile=cluster"))
+        if provider is ClusterProvider.GKE and not config.cloud_project:
+            problems.append(ConfigProblem(key="cloudProject", value=config.cloud_project,
+                                          problem="a GKE cluster needs the GCP project it is billed to"))
+        if not config.cloud_region:
+            problems.append(ConfigProblem(key="cloudRegion", value=config.cloud_region,
+                                          problem=f"a {provider.value.upper()} cluster needs its "
+                                                  + ("location (zone or region)" if provider is ClusterProvider.GKE
+                                                     else "AWS region")))
+        if config.machine_type and config.machine_type not in MACHINES[provider.value]:
+            problems.append(ConfigProblem(key="machineType", value=config.machine_type,
+                                          problem=f"not in the kit's {provider.value} price table; allowed: "
+                                                  + ", ".join(MACHINES[provider.value])))
+    elif config.machine_type or config.cloud_project:
+        key = "machineType" if config.machine_type else "cloudProject"
+        problems.append(ConfigProblem(key=key, value=config.machine_type or config.cloud_project,
+                                      problem="only used with clusterProvider gke or eks"))
+    return problems
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:

@@ -1,0 +1,133 @@
+"""How many nodes of which machine a cloud cluster needs for N participants, and what it costs.
+
+From the platform's own numbers, not a guess: the summed requests of every workload the model
+declares (`Platform.requests`), plus, per participant, what a workshop runs at its busiest — one
+elastic agent pod per participant (everyone triggers their pipeline at once) and the model service
+in each of their environments (charts/ml-app's requests) — plus, per node, the DaemonSets (Fluentd
+and the provider's own). Nodes are filled to their allocatable capacity minus `HEADROOM`, and never
+beyond their pod limit. Pure: the cluster stacks, `cd4ml plan` and `cd4ml status` all call it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from infra.config import Profile
+from infra.platform.gocd import AGENT_SIZES
+from infra.platform.model import Platform
+
+HEADROOM = 0.25
+"""Kept free on every node: rolling updates, a second pipeline run, a participant's extra pod."""
+MIN_NODES = 2
+"""A node's upgrade or failure must not stop the workshop."""
+SYSTEM_DAEMONS_PER_NODE = (200, 300)
+"""(millicores, MiB) the provider's own DaemonSets request on each node (CNI, kube-proxy, metadata and
+logging agents): GKE's and EKS's defaults measure 150-250m and 200-350Mi."""
+ML_APP_VALUES = Path(__file__).resolve().parents[2] / "charts" / "ml-app" / "values.yaml"
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    cpu_m: int
+    memory_mi: int
+    max_pods: int
+    usd_per_hour: float
+
+
+MACHINES: dict[str, dict[str, Machine]] = {
+    # On-demand list prices, Linux: GKE in us-central1, EKS nodes in us-east-1 (published by Google Cloud
+    # and AWS, 2025). Other regions cost up to ~30% more: an estimate to plan a budget with, not a bill.
+    "gke": {m.name: m for m in (
+        Machine("e2-standard-4", 4000, 16384, 110, 0.134),
+        Machine("e2-standard-8", 8000, 32768, 110, 0.268),
+        Machine("e2-standard-16", 16000, 65536, 110, 0.536),
+    )},
+    "eks": {m.name: m for m in (  # max pods: the VPC CNI's ENI limit for the type
+        Machine("m6i.xlarge", 4000, 16384, 58, 0.192),
+        Machine("m6i.2xlarge", 8000, 32768, 58, 0.384),
+        Machine("m6i.4xlarge", 16000, 65536, 234, 0.768),
+    )},
+}
+DEFAULT_MACHINE = {"gke": "e2-standard-8", "eks": "m6i.2xlarge"}
+CONTROL_PLANE_USD_PER_HOUR = {"gke": 0.10, "eks": 0.10}
+"""GKE's cluster management fee (one zonal cluster per billing account is covered by the free tier)
+and EKS's control plane, standard support."""
+
+
+def allocatable(machine: Machine) -> tuple[int, int]:
+    """(millicores, MiB) left for pods after the kubelet's reservations, GKE's documented formula
+    (EKS's AMI reserves about the same): CPU 6% of the first core, 1% of the next, 0.5% of the next
+    two, 0.25% above four; memory 25% of the first 4 GiB, 20% of the next 4, 10% of the next 8, 6% of
+    the next 112, 2% above, plus 100 MiB for eviction."""
+    cores = machine.cpu_m / 1000
+    cpu_reserved = 60 + 10 * min(max(cores - 1, 0), 1) + 5 * min(max(cores - 2, 0), 2) + 2.5 * max(cores - 4, 0)
+    gib = machine.memory_mi / 1024
+    tiers = ((4, 0.25), (4, 0.20), (8, 0.10), (112, 0.06), (math.inf, 0.02))
+    reserved_gib, left = 0.0, gib
+    for size, share in tiers:
+        step = min(left, size)
+        reserved_gib += step * share
+        left -= step
+    return int(machine.cpu_m - cpu_reserved), int(machine.memory_mi - reserved_gib * 1024 - 100)
+
+
+def _ml_app_requests() -> tuple[int, int]:
+    requests = yaml.safe_load(ML_APP_VALUES.read_text())["resources"]["requests"]
+    cpu, memory = str(requests["cpu"]), str(requests["memory"])
+    return (int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000),
+            int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1))
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    provider: str
+    machine: Machine
+    nodes: int
+    participants: int
+    requested_cpu_m: int
+    requested_memory_mi: int
+    pods: int
+    limited_by: str
+
+    @property
+    def usd_per_hour(self) -> float:
+        return round(self.nodes * self.machine.usd_per_hour + CONTROL_PLANE_USD_PER_HOUR[self.provider], 2)
+
+    def as_dict(self) -> dict:
+        return {"provider": self.provider, "machineType": self.machine.name, "nodes": self.nodes,
+                "participants": self.participants, "requestedCpuMillicores": self.requested_cpu_m,
+                "requestedMemoryMiB": self.requested_memory_mi, "pods": self.pods, "limitedBy": self.limited_by,
+                "usdPerHour": self.usd_per_hour}
+
+
+def plan_nodes(platform: Platform, provider: str, machine_type: str = "") -> NodePlan:
+    machine = MACHINES[provider][machine_type or DEFAULT_MACHINE[provider]]
+    agents = max(len(platform.tenants), 1)  # one busy agent pod per tenant
+    model_services = len({e.provider.namespace for e in platform.wiring if e.kind == "deploy"})
+    agent = AGENT_SIZES[Profile(platform.profile)]
+    app_cpu, app_memory = _ml_app_requests()
+    cpu = platform.requests["cpu_millicores"] + agents * agent.cpu_request_m + model_services * app_cpu
+    memory = platform.requests["memory_mib"] + agents * agent.memory_request_mi + model_services * app_memory
+    pods = sum(w.replicas for w in platform.workloads) + agents + model_services
+    per_node = _daemon_requests(platform)
+    alloc_cpu, alloc_memory = allocatable(machine)
+    needs = {"cpu": math.ceil(cpu / (alloc_cpu * (1 - HEADROOM) - per_node[0])),
+             "memory": math.ceil(memory / (alloc_memory * (1 - HEADROOM) - per_node[1])),
+             "pods": math.ceil(pods / (machine.max_pods * (1 - HEADROOM) - per_node[2]))}
+    limited_by = max(needs, key=lambda k: needs[k])
+    nodes = max(MIN_NODES, needs[limited_by])
+    return NodePlan(provider, machine, nodes, len(platform.tenants), cpu, memory, pods,
+                    limited_by if needs[limited_by] >= MIN_NODES else "minimum")
+
+
+def _daemon_requests(platform: Platform) -> tuple[int, int, int]:
+    """Per node: the platform's DaemonSets (counted once in Platform.requests) and the provider's."""
+    daemons = [w for w in platform.workloads if w.kind == "DaemonSet"]
+    cpu = sum(c.resources.cpu_request_m for w in daemons for c in w.containers) + SYSTEM_DAEMONS_PER_NODE[0]
+    memory = sum(c.resources.memory_request_mi for w in daemons for c in w.containers) + SYSTEM_DAEMONS_PER_NODE[1]
+    return cpu, memory, len(daemons) + 4
