@@ -27,6 +27,10 @@ class KitMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
             state["outputs"] = {"kubeconfig": "apiVersion: v1\nkind: Config  # mock kubeconfig of the cluster stack"}
+        if args.typ == "gcp:container/cluster:Cluster":
+            state.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
+        if args.typ == "eks:index:Cluster":
+            state["kubeconfigJson"] = '{"apiVersion": "v1", "kind": "Config", "clusters": "mock eks"}'
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-password-for-{args.name}"
             state["bcrypt_hash"] = f"$2a$10$mock-bcrypt-of-{args.name}"
@@ -59,13 +63,17 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def run_program(config: dict[str, Any], stack: str = "local") -> RecordingMonitor:
-    """Run infra.program.run() with `config` (keys like 'cd4ml:profile') under mocks."""
-    from infra.program import run
+def run_program(config: dict[str, Any], stack: str = "local", project: str = "cd4ml") -> RecordingMonitor:
+    """Run the platform's program (or, for project cd4ml-cluster, the cluster's) with `config` (keys like
+    'cd4ml:profile') under mocks."""
+    if project == "cd4ml":
+        from infra.program import run
+    else:
+        from infra.cluster.program import run
 
     mocks = KitMocks()
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="cd4ml", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else __import__("json").dumps(v)
                                    for k, v in config.items()})
 

@@ -11,6 +11,8 @@ KIND_NODE_IMAGE = (
 )
 """kind v0.32.0's default node image (pkg/apis/config/defaults/image.go), pinned by digest."""
 KIND_CLUSTER = "cd4ml"
+KUBERNETES_VERSION = "1.34"
+"""Cloud clusters' pinned minor (GKE and EKS both offer it; inside the kit's supported 1.32-1.36)."""
 
 
 def cluster_stack_reference(stack: str) -> str:

@@ -1,0 +1,124 @@
+"""The cloud cluster stacks (infra/cluster/gke.py, eks.py) under Pulumi's mocks, and the node sizing
+they are given (infra/platform/sizing.py) for 1, 30 and 100 participants. Nothing here reaches a
+cloud: that a real GCP or AWS account accepts these resources is for `cd4ml up --stack gke|eks`."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+from pulumi.runtime.sync_await import _sync_await
+from pulumi_harness import run_program, unsecret
+
+from infra.cluster import KUBERNETES_VERSION
+from infra.config import ConfigError, load_config
+from infra.platform.build import build_platform
+from infra.platform.sizing import HEADROOM, MACHINES, MIN_NODES, allocatable, plan_nodes
+
+
+def by_type(monitor, resource_type: str):
+    return [r for r in monitor.registrations if r.type == resource_type]
+
+
+def cluster(provider: str, **extra):
+    config = {"cd4ml-cluster:provider": provider, "cd4ml-cluster:region": "europe-west1-b",
+              "cd4ml-cluster:machineType": "e2-standard-8" if provider == "gke" else "m6i.2xlarge",
+              "cd4ml-cluster:nodeCount": "3", **extra}
+    if provider == "gke":
+        config["cd4ml-cluster:project"] = "workshop-project"
+    return run_program(config, stack="gke" if provider == "gke" else "eks", project="cd4ml-cluster")
+
+
+def test_gke_cluster_is_pinned_enforces_policies_and_has_the_sized_pool():
+    monitor = cluster("gke")
+    [component] = by_type(monitor, "cd4ml:cluster:GkeCluster")
+    [gke] = by_type(monitor, "gcp:container/cluster:Cluster")
+    assert gke.parent == component.urn
+    assert gke.inputs["minMasterVersion"] == KUBERNETES_VERSION and gke.inputs["releaseChannel"] == {
+        "channel": "UNSPECIFIED"}
+    assert gke.inputs["datapathProvider"] == "ADVANCED_DATAPATH"  # Dataplane V2: NetworkPolicies enforced
+    assert gke.inputs["deletionProtection"] is False and gke.inputs["removeDefaultNodePool"] is True
+    assert (gke.inputs["project"], gke.inputs["location"], gke.inputs["name"]) == (
+        "workshop-project", "europe-west1-b", "cd4ml-gke")
+    [pool] = by_type(monitor, "gcp:container/nodePool:NodePool")
+    assert pool.parent == component.urn and pool.inputs["nodeCount"] == 3
+    assert pool.inputs["version"] == KUBERNETES_VERSION and pool.inputs["management"]["autoUpgrade"] is False
+    assert pool.inputs["nodeConfig"]["machineType"] == "e2-standard-8"
+
+
+def test_eks_cluster_is_pinned_enforces_policies_and_has_a_default_storage_class():
+    monitor = cluster("eks")
+    [component] = by_type(monitor, "cd4ml:cluster:EksCluster")
+    [eks] = by_type(monitor, "eks:index:Cluster")
+    assert eks.parent == component.urn
+    assert eks.inputs["version"] == KUBERNETES_VERSION and eks.inputs["instanceType"] == "m6i.2xlarge"
+    assert eks.inputs["desiredCapacity"] == eks.inputs["minSize"] == eks.inputs["maxSize"] == 3
+    assert eks.inputs["vpcCniOptions"]["enableNetworkPolicy"] is True
+    assert eks.inputs["storageClasses"]["gp3"]["default"] is True
+    [provider] = by_type(monitor, "pulumi:providers:aws")
+    assert provider.inputs["region"] == "europe-west1-b"
+    [attachment] = by_type(monitor, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert attachment.inputs["policyArn"].endswith("/AmazonEBSCSIDriverPolicy")
+    [role] = by_type(monitor, "aws:iam/role:Role")
+    assert "pods.eks.amazonaws.com" in role.inputs["assumeRolePolicy"]  # only the CSI controller's SA gets it
+    addons = {r.inputs["addonName"]: r for r in by_type(monitor, "aws:eks/addon:Addon")}
+    assert set(addons) == {"eks-pod-identity-agent", "aws-ebs-csi-driver"}
+    csi = addons["aws-ebs-csi-driver"].inputs
+    assert csi["clusterName"] == "cd4ml-eks"
+    assert csi["podIdentityAssociations"][0]["serviceAccount"] == "ebs-csi-controller-sa"
+
+
+@pytest.mark.parametrize("provider", ["gke", "eks"])
+def test_the_kubeconfig_is_a_secret_output(provider, monkeypatch):
+    """The component's kubeconfig, exported as `kubeconfig`, is carried as a Pulumi secret."""
+    seen = {}
+    original = pulumi.export
+
+    def record(name, value):
+        seen[name] = value
+        original(name, value)
+
+    monkeypatch.setattr(pulumi, "export", record)
+    cluster(provider)
+    assert {"kubeconfig", "storageClass", "provider", "machineType", "nodeCount"} <= set(seen)
+    kubeconfig = seen["kubeconfig"]
+    assert _sync_await(kubeconfig.is_secret()) is True
+    assert _sync_await(kubeconfig.future()).startswith(("apiVersion: v1", '{"apiVersion"'))
+
+
+def test_an_unknown_provider_fails_before_creating_anything():
+    with pytest.raises(Exception, match="must be one of kind, gke, eks"):
+        cluster("aks")
+
+
+@pytest.mark.parametrize("participants, gke_nodes, eks_nodes", [(1, 2, 2), (30, 3, 3), (100, 9, 9)])
+def test_nodes_for_n_participants(participants, gke_nodes, eks_nodes):
+    platform = build_platform(load_config({"cd4ml:profile": "cluster", "cd4ml:participants": participants}), "w")
+    for provider, expected in (("gke", gke_nodes), ("eks", eks_nodes)):
+        plan = plan_nodes(platform, provider)
+        assert plan.nodes == expected, plan.as_dict()
+        alloc_cpu, alloc_memory = allocatable(plan.machine)
+        # What is asked fits with the headroom kept free, and one node fewer would not do (unless at the minimum).
+        assert plan.requested_cpu_m <= plan.nodes * alloc_cpu * (1 - HEADROOM)
+        assert plan.requested_memory_mi <= plan.nodes * alloc_memory * (1 - HEADROOM)
+        assert plan.nodes == MIN_NODES or plan.requested_cpu_m > (plan.nodes - 1) * (alloc_cpu * (1 - HEADROOM) - 300)
+
+
+def test_sizing_grows_with_participants_and_fits_pods_on_small_machines():
+    counts = [plan_nodes(build_platform(load_config({"cd4ml:profile": "cluster", "cd4ml:participants": n}), "w"),
+                         "eks", "m6i.xlarge") for n in (10, 50, 100)]
+    assert [c.nodes for c in counts] == sorted(c.nodes for c in counts) and counts[0].nodes < counts[-1].nodes
+    biggest = counts[-1]
+    assert biggest.pods <= biggest.nodes * MACHINES["eks"]["m6i.xlarge"].max_pods * (1 - HEADROOM)
+
+
+def test_cost_is_nodes_times_price_plus_control_plane():
+    platform = build_platform(load_config({"cd4ml:profile": "cluster", "cd4ml:participants": 30}), "w")
+    plan = plan_nodes(platform, "gke", "e2-standard-8")
+    assert plan.usd_per_hour == round(plan.nodes * 0.268 + 0.10, 2)
+
+
+def test_a_machine_outside_the_price_table_is_refused():
+    with pytest.raises(ConfigError, match="machineType"):
+        load_config({"cd4ml:profile": "cluster", "cd4ml:clusterProvider": "gke", "cd4ml:cloudProject": "p",
+                     "cd4ml:cloudRegion": "europe-west1-b", "cd4ml:machineType": "n1-highmem-96"})
+    assert unsecret("x") == ("x", False)
