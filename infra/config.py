@@ -530,6 +530,11 @@ def _cloud_problems(config: StackConfig) -> list[ConfigProblem]:
                                           problem=f"a {provider.value.upper()} cluster needs its "
                                                   + ("location (zone or region)" if provider is ClusterProvider.GKE
                                                      else "AWS region")))
+        if config.enabled("gocd") and not config.image_registry:
+            problems.append(ConfigProblem(key="imageRegistry", value=config.image_registry,
+                                          problem="a cloud cluster pulls the kit's own images (the ML agent, the "
+                                                  "model runtime) from a registry: set one it can pull from, e.g. "
+                                                  "europe-docker.pkg.dev/<project>/cd4ml"))
         if config.machine_type and config.machine_type not in MACHINES[provider.value]:
             problems.append(ConfigProblem(key="machineType", value=config.machine_type,
                                           problem=f"not in the kit's {provider.value} price table; allowed: "

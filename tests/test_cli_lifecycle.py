@@ -263,3 +263,16 @@ def test_on_a_terminal_running_steps_share_a_spinner_line():
     text = console.export_text()
     assert "✓ gocd" in text and "✓ mlflow" in text and " • gocd …" not in text  # no plain start lines
     assert lifecycle.EngineProgress(Console(force_terminal=False)).spinner is None  # CI: plain lines
+
+
+def test_status_prices_a_cloud_cluster(fake_stack, monkeypatch):
+    cluster_outputs = {"provider": "gke", "machineType": "e2-standard-8", "nodeCount": 3}
+    fake_stack.outputs = lambda: {k: auto.OutputValue(v, False) for k, v in cluster_outputs.items()}
+    monkeypatch.setattr(lifecycle, "cluster_deployed", lambda *args: True)
+    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"services": {"gocd": {"url": "http://gocd"}}})
+    monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [CheckResult("gocd.health", "gocd", "pass", 0.1,
+                                                                                "ok")])
+    result = runner.invoke(app, ["status", "--stack", "gke"])
+    assert result.exit_code == 0, result.output
+    assert "cluster: GKE, 3 × e2-standard-8, about $0.90/hour" in result.output  # 3 × 0.268 + 0.10
+    assert "cd4ml down --cluster" in result.output

@@ -193,3 +193,19 @@ def test_an_unknown_cluster_without_a_registry_is_refused(monkeypatch):
     monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
     with pytest.raises(lifecycle.LifecycleError, match="set cd4ml:imageRegistry"):
         lifecycle.deliver_kit_images(load_config({}), "arn:aws:eks:eu-west-1:1:cluster/x", Console(), run=FakeRun({}))
+
+
+def test_a_cloud_stack_creates_its_cluster_stack_sized_for_the_participants(tmp_path, monkeypatch):
+    cluster = FakeClusterStack()
+    opened = []
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
+    config = load_config({"cd4ml:profile": "cluster", "cd4ml:participants": 30, "cd4ml:clusterProvider": "gke",
+                          "cd4ml:cloudProject": "workshop-project", "cd4ml:cloudRegion": "europe-west1-b",
+                          "cd4ml:imageRegistry": "europe-docker.pkg.dev/workshop-project/cd4ml"})
+    console = Console(record=True, width=200)
+    assert lifecycle.ensure_cluster(tmp_path, config, console, stack_name="gke") == ""
+    assert opened == [{"create": True, "work_dir": tmp_path / "cluster"}] and cluster.calls == ["up"]
+    assert cluster.config == {"provider": "gke", "project": "workshop-project", "region": "europe-west1-b",
+                              "machineType": "e2-standard-8", "nodeCount": "3"}
+    printed = console.export_text()
+    assert "3 × e2-standard-8 for 30 team(s)" in printed and "$0.90/hour" in printed

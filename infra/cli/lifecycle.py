@@ -23,7 +23,7 @@ import yaml
 from rich.console import Console
 
 from infra.cluster import CLUSTER_PROJECT, KIND_CLUSTER, KIND_NODE_IMAGE, KIND_VERSION, cluster_stack_reference
-from infra.config import CLUSTER_STACK_ENV, PROJECT, StackConfig
+from infra.config import CLUSTER_STACK_ENV, PROJECT, ClusterProvider, StackConfig
 from infra.platform.kit_images import KIT_IMAGES, REPO_ROOT, KitImage
 from infra.policies import pack_config
 
@@ -110,6 +110,8 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
     current one, or a new kind cluster — created as the cluster stack, so `down --cluster` removes it."""
     if config.kube_context:
         return config.kube_context
+    if config.cluster_provider is not ClusterProvider.EXISTING:
+        return ensure_cloud_cluster(project, config, console, stack_name)
     if cluster_deployed(project, stack_name):
         console.print(f" • using the kit's kind cluster (stack {cluster_stack_reference(stack_name)})")
         return f"kind-{KIND_CLUSTER}"
@@ -130,6 +132,42 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
     _engine_call("up (cluster)", stack_name, project, lambda: cluster.up(color="never", on_output=lambda line: None))
     console.print(f" [green]✓[/green] kind cluster '{KIND_CLUSTER}'")
     return f"kind-{KIND_CLUSTER}"
+
+
+def ensure_cloud_cluster(project: Path, config: StackConfig, console: Console, stack_name: str) -> str:
+    """Create (or resize) the GKE/EKS cluster stack, sized for the stack's participants. Returns no
+    context: the platform reaches the cluster through the cluster stack's kubeconfig."""
+    from infra.platform.build import build_platform
+    from infra.platform.sizing import plan_nodes
+
+    provider = config.cluster_provider.value
+    plan = plan_nodes(build_platform(config, stack_name), provider, config.machine_type)
+    console.print(f" • {provider.upper()} cluster {cluster_stack_reference(stack_name)}: {plan.nodes} × "
+                  f"{plan.machine.name} for {plan.participants or 1} team(s), limited by {plan.limited_by}; "
+                  f"about ${plan.usd_per_hour:.2f}/hour while it exists")
+    cluster = open_stack(project, stack_name, create=True, work_dir=project / "cluster")
+    settings = {"provider": provider, "project": config.cloud_project, "region": config.cloud_region,
+                "machineType": plan.machine.name, "nodeCount": str(plan.nodes)}
+    for key, value in settings.items():
+        cluster.set_config(key, _auto().ConfigValue(value=value))
+    _engine_call("up (cluster)", stack_name, project, lambda: cluster.up(color="never", on_output=lambda line: None))
+    console.print(f" [green]✓[/green] {provider.upper()} cluster ready")
+    return ""
+
+
+def cluster_cost(project: Path, stack_name: str) -> str | None:
+    """`cd4ml status`'s line about the cloud cluster: nodes and an hourly estimate (kit's price table)."""
+    from infra.platform.sizing import hourly_usd
+
+    if not cluster_deployed(project, stack_name):
+        return None
+    outputs = {k: v.value for k, v in open_stack(project, stack_name, work_dir=project / "cluster").outputs().items()}
+    provider = outputs.get("provider")
+    if provider not in ("gke", "eks"):
+        return f"cluster: local {provider or 'kind'} (no cloud cost)"
+    nodes, machine = int(outputs["nodeCount"]), outputs["machineType"]
+    return (f"cluster: {provider.upper()}, {nodes} × {machine}, about ${hourly_usd(provider, machine, nodes):.2f}/hour "
+            "(on-demand list prices, infra/platform/sizing.py; `cd4ml down --cluster` stops it)")
 
 
 def _auto():

@@ -141,6 +141,9 @@ def status(stack: StackOption = "local", timeout: Annotated[float, typer.Option(
         outputs = lifecycle.stack_outputs(project_dir(), stack)
     except lifecycle.LifecycleError as failure:
         raise _fail(failure) from None
+    cost = lifecycle.cluster_cost(project_dir(), stack)
+    if cost:
+        console.print(f"  {cost}")
     for name, service in (outputs.get("services") or {}).items():
         console.print(f"  • {name:<14} {service.get('url')}")
     tenants = (outputs.get("platform") or {}).get("tenants") or []

@@ -59,6 +59,11 @@ CONTROL_PLANE_USD_PER_HOUR = {"gke": 0.10, "eks": 0.10}
 and EKS's control plane, standard support."""
 
 
+def hourly_usd(provider: str, machine_type: str, nodes: int) -> float:
+    """The cluster's estimated on-demand cost per hour: nodes at list price plus the control plane."""
+    return round(nodes * MACHINES[provider][machine_type].usd_per_hour + CONTROL_PLANE_USD_PER_HOUR[provider], 2)
+
+
 def allocatable(machine: Machine) -> tuple[int, int]:
     """(millicores, MiB) left for pods after the kubelet's reservations, GKE's documented formula
     (EKS's AMI reserves about the same): CPU 6% of the first core, 1% of the next, 0.5% of the next
@@ -96,7 +101,7 @@ class NodePlan:
 
     @property
     def usd_per_hour(self) -> float:
-        return round(self.nodes * self.machine.usd_per_hour + CONTROL_PLANE_USD_PER_HOUR[self.provider], 2)
+        return hourly_usd(self.provider, self.machine.name, self.nodes)
 
     def as_dict(self) -> dict:
         return {"provider": self.provider, "machineType": self.machine.name, "nodes": self.nodes,
