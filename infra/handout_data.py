@@ -16,7 +16,9 @@ SHOWN_VARIABLES = ("CD4ML_TENANT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAM
 def handout_links(platform: Platform) -> Links:
     def url(name: str, suffix: str = "") -> str:
         service = platform.services.get(name)
-        return browser_url(name, service.endpoint) + suffix if service and service.endpoint else "(not in this stack)"
+        if not service or not service.endpoint:
+            return "(not in this stack)"
+        return (service.public_url or browser_url(name, service.endpoint)) + suffix
 
     return Links(gocd=url("gocd"), mlflow=url("mlflow"), kibana=url("kibana", "/app/discover"),
                  grafana=url("grafana", "/d/cd4ml-model-monitoring"))

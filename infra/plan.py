@@ -87,6 +87,7 @@ def platform_document(platform: Platform) -> dict[str, Any]:
                 "name": service.name,
                 "namespace": service.namespace,
                 "url": service.endpoint.url if service.endpoint else None,
+                "public_url": service.public_url,
                 "service": service.endpoint.service if service.endpoint else None,
                 "port": service.endpoint.port if service.endpoint else None,
                 "credentials_secret": service.credentials.qualified_name if service.credentials else None,
@@ -136,7 +137,7 @@ def write_plan(platform: Platform, out_dir: Path, validate: bool = True) -> Plan
         for manifest in manifests:
             (out_dir / name / object_file_name(manifest)).write_text(dump_yaml(manifest))
     objects = files["objects"]
-    releases = [r for service in platform.services.values() for r in service.releases]
+    releases = [r for part in platform.parts for r in part.releases]
     for release in releases:
         (releases_dir / f"{release.namespace}__{release.name}.yaml").write_text(dump_yaml(release_document(release)))
     (out_dir / "platform.json").write_text(json.dumps(platform_document(platform), indent=2) + "\n")

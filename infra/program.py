@@ -12,6 +12,7 @@ from infra.components.fluentd import Fluentd
 from infra.components.foundations import GeneratedPasswords, Namespaces
 from infra.components.gocd import GoCD
 from infra.components.grafana import Grafana
+from infra.components.ingress import Ingress
 from infra.components.kibana import Kibana
 from infra.components.mlflow import MLflow
 from infra.components.network import NetworkPolicies
@@ -19,6 +20,7 @@ from infra.config import ConfigError, load_from_pulumi
 from infra.plan import platform_document
 from infra.platform.apps import NAME as APPS
 from infra.platform.build import build_platform
+from infra.platform.ingress import NAME as INGRESS
 from infra.platform.network import NAME as NETWORK
 
 COMPONENTS: dict[str, type[ServiceComponent]] = {
@@ -63,6 +65,11 @@ def run() -> None:
             name, ServiceArgs(service=service, passwords=passwords.values),
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=waits_for)))
     AppEnvironments(apps_part.name, ServiceArgs(service=apps_part, passwords=passwords.values),
+                    opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
+                        depends_on=[namespaces, network])))
+    for part in platform.extras:
+        if part.name == INGRESS:
+            Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values),
                     opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
                         depends_on=[namespaces, network])))
 

@@ -1,8 +1,8 @@
 """Schema validation of the kit's objects against the real Kubernetes schemas (kubernetes-validate).
 
-Strict schemas: an unknown field is an error, which is what catches a misspelt key. ECK's custom
-resources have no schema in kubernetes-validate; they are checked against ECK's CRDs only when
-those are at hand (see tests/test_upstream_charts.py).
+Strict schemas: an unknown field is an error, which is what catches a misspelt key. ECK's and
+cert-manager's custom resources have no schema in kubernetes-validate; they are checked against their
+CRDs only when those are at hand (see tests/test_upstream_charts.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ kind (.buildkite/e2e/release-branch-matrix.yaml), which the kind node image pinn
 CUSTOM_KINDS = {
     ("elasticsearch.k8s.elastic.co/v1", "Elasticsearch"),
     ("kibana.k8s.elastic.co/v1", "Kibana"),
+    ("cert-manager.io/v1", "ClusterIssuer"),
 }
 
 

@@ -119,7 +119,7 @@ def test_bad_config_exits_1_with_the_key_and_no_traceback(tmp_path):
 def test_unknown_stack_exits_1(tmp_path):
     result = runner.invoke(app, ["plan", "--stack", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 1
-    assert "stacks: cluster, local" in result.output
+    assert "stacks: cluster, eks, gke, local" in result.output
 
 
 def test_plan_summary_lists_every_service(tmp_path):

@@ -24,6 +24,7 @@ from rich.console import Console
 
 from infra.cluster import CLUSTER_PROJECT, KIND_CLUSTER, KIND_NODE_IMAGE, KIND_VERSION, cluster_stack_reference
 from infra.config import CLUSTER_STACK_ENV, PROJECT, ClusterProvider, StackConfig
+from infra.platform import ingress
 from infra.platform.kit_images import KIT_IMAGES, REPO_ROOT, KitImage
 from infra.policies import pack_config
 
@@ -386,7 +387,8 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     # The kit's policy pack (policy/, rules in infra/policies.py) checks every resource before it is created.
     policy_config = state_dir(project) / f"policy-config-{stack_name}.json"
     policy_config.parent.mkdir(parents=True, exist_ok=True)
-    policy_config.write_text(json.dumps(pack_config(config.profile.value)))
+    policy_config.write_text(json.dumps(pack_config(
+        config.profile.value, (ingress.TRAEFIK_RELEASE,) if ingress.enabled(config) else ())))
     # refresh: what was changed or deleted on the cluster by hand is seen, and put back.
     try:
         result = _engine_call("up", stack_name, project, lambda: stack.up(

@@ -51,7 +51,14 @@ def plan(
                   f"requests {requests['cpu_millicores']}m CPU, {requests['memory_mib']} MiB memory")
     for service in platform.services.values():
         url = service.endpoint.url if service.endpoint else "-"
-        console.print(f"  • {service.name:<14} {url}")
+        public = f"  ->  {service.public_url}" if service.public_url else ""
+        console.print(f"  • {service.name:<14} {url}{public}")
+    if config.cluster_provider.value != "existing":
+        from infra.platform.sizing import plan_nodes
+
+        nodes = plan_nodes(platform, config.cluster_provider.value, config.machine_type)
+        console.print(f"  {config.cluster_provider.value.upper()} cluster: {nodes.nodes} × {nodes.machine.name} "
+                      f"(limited by {nodes.limited_by}), about ${nodes.usd_per_hour:.2f}/hour")
 
 
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Show the Pulumi engine's own output.")]

@@ -4,7 +4,8 @@ never points at a port nobody forwards."""
 
 from __future__ import annotations
 
-from infra.config import Exposure
+from infra.config import Exposure, StackConfig
+from infra.platform.ingress import public_url
 from infra.platform.model import Endpoint
 
 LOCAL_PORTS = {"gocd": 8153, "elasticsearch": 9200, "kibana": 5601, "grafana": 3000, "mlflow": 5000}
@@ -18,6 +19,11 @@ def service_type(service: str, exposure: Exposure) -> str:
 
 def browser_url(service: str, endpoint: Endpoint) -> str:
     return f"http://localhost:{LOCAL_PORTS[service]}{endpoint.path}"
+
+
+def user_url(config: StackConfig, service: str, endpoint: Endpoint) -> str:
+    """What links and handouts point at: the published URL with exposure 'ingress', else the port-forward."""
+    return public_url(config, service, endpoint.path) or browser_url(service, endpoint)
 
 
 def port_forward_command(service: str, endpoint: Endpoint) -> str:

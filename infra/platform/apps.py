@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from infra.config import Profile
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import MODEL_RUNTIME
@@ -35,6 +37,12 @@ CONTAINER_DEFAULTS = {
     "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
 }
 """LimitRange defaults: a quota'd namespace rejects pods without requests; these fill them in."""
+
+
+def ml_app_endpoint(namespace: str) -> Endpoint:
+    """The model service a pipeline deploys with charts/ml-app, as the chart's defaults make it."""
+    defaults = yaml.safe_load((ML_APP_CHART_DIR / "values.yaml").read_text())
+    return Endpoint(ML_APP_RELEASE, namespace, defaults["service"]["port"], target_port=defaults["containerPort"])
 
 
 def endpoint_variables(endpoints: dict[str, Endpoint]) -> dict[str, str]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, kibana, mlflow, network
+from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, ingress, kibana, mlflow, network
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
-from infra.platform.model import Platform
+from infra.platform.model import Platform, Service
 from infra.platform.tenants import derive_tenants
 from infra.platform.wiring import derive_edges
 
@@ -26,6 +26,9 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
     ctx = BuildContext(config=config, ns=ns, wiring=derive_edges(config, ns, tenants), tenants=tenants)
     services = {name: build(ctx) for name, build in BUILDERS.items() if config.enabled(name)}
     namespaces = ns.in_use(config)
+    extras = [apps.build(ctx)]
+    if ingress.enabled(config):
+        extras.append(_ingress(ctx, services))
     return Platform(
         stack=stack,
         profile=config.profile.value,
@@ -33,7 +36,24 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         pod_security={name: ns.pod_security(name) for name in namespaces},
         services=services,
         wiring=ctx.wiring,
-        extras=(apps.build(ctx), network.build(config, ns, namespaces, services, ctx.wiring)),
+        extras=(*extras, network.build(config, ns, namespaces, services, ctx.wiring)),
         tenants=tenants if ctx.workshop else (),
         previews=apps.ml_app_previews(ctx),
     )
+
+
+def _ingress(ctx: BuildContext, services: dict[str, Service]) -> Service:
+    """The controller, cert-manager, the issuer, and an Ingress per published service and per
+    application namespace: where the `expose` edges of the wiring graph say the controller reaches."""
+    service_ingresses = [ingress.ingress(name, e.provider.namespace, ingress.host(ctx.config, name), e.endpoint.service,
+                                         e.endpoint.port)
+                         for name in services if (e := ctx.edge("ingress-controller", name))]
+    app_ingresses = []
+    for tenant in ctx.tenants:
+        for env, namespace in tenant.environments:
+            edge = ctx.edge("ingress-controller", tenant.app_node(env))
+            hostname = ingress.app_host(ctx.config, tenant.name if tenant.participant else None, env)
+            app_ingresses.append(ingress.ingress(apps.ML_APP_RELEASE, namespace, hostname, edge.endpoint.service,
+                                                 edge.endpoint.port))
+    return ingress.build(ctx.config, ctx.ns.ingress, ctx.ns.cert_manager, service_ingresses, app_ingresses,
+                         ctx.config.mirrors)

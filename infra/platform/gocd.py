@@ -20,6 +20,7 @@ from infra.config import Profile, StackConfig
 from infra.platform.access import service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.ingress import public_url
 from infra.platform.kit_images import GOCD_AGENT_ML, MODEL_RUNTIME, PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -363,4 +364,5 @@ def build(ctx: BuildContext) -> Service:
         },
         # Elastic agents are started on demand from the ML image; the configure Job runs stock Python.
         extra_images=(agent_image, ctx.image(PYTHON_IMAGE)),
+        public_url=public_url(config, "gocd", endpoint(ns).path),
     )

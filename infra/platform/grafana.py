@@ -15,9 +15,10 @@ from pathlib import Path
 
 from infra.config import Profile
 from infra.platform import elasticsearch, kibana, mlflow
-from infra.platform.access import browser_url, service_type
+from infra.platform.access import service_type, user_url
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.ingress import public_url
 from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -102,6 +103,7 @@ def build(ctx: BuildContext) -> Service:
     admin = admin_credentials(ns)
     size = SIZES[ctx.profile]
     image = ctx.image(IMAGE)
+    public = public_url(ctx.config, "grafana")
     values: dict = {
         "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
         "service": {"type": service_type("grafana", ctx.config.exposure),
@@ -111,6 +113,7 @@ def build(ctx: BuildContext) -> Service:
         "persistence": {"enabled": False},
         "testFramework": {"enabled": False},
         "grafana.ini": {
+            **({"server": {"root_url": public}} if public else {}),
             "auth.anonymous": {"enabled": False},
             "analytics": {"reporting_enabled": False, "check_for_updates": False},
         },
@@ -123,9 +126,9 @@ def build(ctx: BuildContext) -> Service:
             "ES_PASSWORD": edge.credentials.password.as_env_source(),
         }
         values["datasources"] = {"datasources.yaml": {"apiVersion": 1, "datasources": datasources(edge.endpoint)}}
-        links = {"MLflow": browser_url("mlflow", mlflow.endpoint(ns))} if ctx.config.enabled("mlflow") else {}
+        links = {"MLflow": user_url(ctx.config, "mlflow", mlflow.endpoint(ns))} if ctx.config.enabled("mlflow") else {}
         if ctx.config.enabled("kibana"):
-            links["Kibana: model events"] = (f"{browser_url('kibana', kibana.endpoint(ns))}/app/discover#/"
+            links["Kibana: model events"] = (f"{user_url(ctx.config, 'kibana', kibana.endpoint(ns))}/app/discover#/"
                                              f"?_a=(dataSource:(dataViewId:{elasticsearch.EVENT_INDEX_PREFIX},"
                                              "type:dataView))")
         values["dashboardProviders"] = {"dashboardproviders.yaml": {"apiVersion": 1, "providers": [{
@@ -165,6 +168,7 @@ def build(ctx: BuildContext) -> Service:
         stages=tuple(stages),
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", image, size),)),),
         after=("elasticsearch",),
+        public_url=public,
         settings={"datasources": sorted(DATASOURCES), "dashboards": [MODEL_DASHBOARD_UID] if edge else [],
                   "participant_logins": [t.login for t in participants]},
         extra_images=(ctx.image(PYTHON_IMAGE),) if participants else (),

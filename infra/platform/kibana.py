@@ -12,6 +12,7 @@ from infra.config import Profile
 from infra.platform import elasticsearch
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.ingress import public_url
 from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -54,6 +55,7 @@ def build(ctx: BuildContext) -> Service:
     ns, config = ctx.ns, ctx.config
     size = SIZES[ctx.profile]
     image = ctx.image(elasticsearch.stack_image("kibana", config.elastic_stack_version))
+    public = public_url(config, "kibana")
     edge = ctx.edge("kibana", "elasticsearch")
     assert edge is not None, "config validation guarantees Elasticsearch when Kibana is on"
     kibana = {
@@ -67,6 +69,7 @@ def build(ctx: BuildContext) -> Service:
             "count": 1,
             "elasticsearchRef": {"name": elasticsearch.RESOURCE_NAME, "namespace": edge.provider.namespace},
             "http": {"tls": {"selfSignedCertificate": {"disabled": True}}},
+            **({"config": {"server.publicBaseUrl": public}} if public else {}),
             "podTemplate": {"spec": {"containers": [{
                 "name": "kibana",
                 "resources": size.as_k8s(),
@@ -92,6 +95,7 @@ def build(ctx: BuildContext) -> Service:
         workloads=(Workload(RESOURCE_NAME, "Kibana", 1,
                             (Container("kibana", image, size),)),),
         after=("elasticsearch",),
+        public_url=public,
         extra_images=(ctx.image(PYTHON_IMAGE),),
         settings={"data_views": [{"id": v["id"], "title": v["title"]} for v in DATA_VIEWS],
                   "default_data_view": DATA_VIEWS[0]["id"]},

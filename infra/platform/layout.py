@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.config import StackConfig
+from infra.config import Exposure, StackConfig
 from infra.platform.tenants import derive_tenants
 
 
@@ -17,6 +17,9 @@ class Namespaces:
     monitoring: str
     mlflow: str
     eck_operator: str
+    ingress: str
+    """The ingress controller (exposure 'ingress')."""
+    cert_manager: str
     apps: tuple[tuple[str, str], ...]
     """(environment, namespace) pairs the pipelines deploy model services into, every tenant's."""
 
@@ -29,6 +32,8 @@ class Namespaces:
             monitoring=f"{prefix}-monitoring",
             mlflow=f"{prefix}-mlflow",
             eck_operator=f"{prefix}-eck-operator",
+            ingress=f"{prefix}-ingress",
+            cert_manager=f"{prefix}-cert-manager",
             apps=tuple(pair for tenant in derive_tenants(config) for pair in tenant.environments),
         )
 
@@ -58,5 +63,7 @@ class Namespaces:
         names = [self.of_service(s) for s in config.services]
         if config.enabled("elasticsearch"):
             names.append(self.eck_operator)
+        if config.exposure is Exposure.INGRESS:
+            names += [self.ingress, self.cert_manager]
         names += [ns for _, ns in self.apps]
         return tuple(dict.fromkeys(names))

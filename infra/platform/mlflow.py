@@ -15,10 +15,13 @@ Config keys read: mlflowStorageGi, exposure, profile.
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 from infra.config import Profile
 from infra.platform.access import service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
+from infra.platform.ingress import public_url
 from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -87,11 +90,12 @@ def endpoint(ns: Namespaces) -> Endpoint:
     return Endpoint(RELEASE, ns.mlflow, HTTP_PORT)
 
 
-def allowed_hosts(ep: Endpoint) -> list[str]:
+def allowed_hosts(ep: Endpoint, public_host: str | None = None) -> list[str]:
     """Every name in-cluster clients may use, with and without the port (MLflow does not strip
-    it), plus localhost for `kubectl port-forward`."""
+    it), localhost for `kubectl port-forward`, and the published host behind the ingress."""
     names = [ep.service, f"{ep.service}.{ep.namespace}", f"{ep.service}.{ep.namespace}.svc", ep.host]
-    return [h for name in names for h in (name, f"{name}:{ep.port}")] + ["localhost:*", "127.0.0.1:*"]
+    hosts = [h for name in names for h in (name, f"{name}:{ep.port}")] + ["localhost:*", "127.0.0.1:*"]
+    return hosts + [public_host] if public_host else hosts
 
 
 def build(ctx: BuildContext) -> Service:
@@ -101,6 +105,7 @@ def build(ctx: BuildContext) -> Service:
     image = ctx.image(IMAGE)
     admin = admin_credentials(ns)
     ini_image = ctx.image(INI_IMAGE)
+    public = public_url(ctx.config, "mlflow")
     claim = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -118,7 +123,7 @@ def build(ctx: BuildContext) -> Service:
         "extraArgs": {"workers": "1"},
         "extraVolumes": [{"name": "data", "persistentVolumeClaim": {"claimName": DATA_CLAIM}}],
         "extraVolumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
-        "serverAllowedHosts": allowed_hosts(ep),
+        "serverAllowedHosts": allowed_hosts(ep, urlparse(public).hostname if public else None),
         # The chart's defaults are hardened but for seccomp, which the `restricted` Pod Security level requires.
         "podSecurityContext": {"fsGroup": 1001, "fsGroupChangePolicy": "OnRootMismatch",
                                "seccompProfile": {"type": "RuntimeDefault"}},
@@ -162,6 +167,7 @@ def build(ctx: BuildContext) -> Service:
                 Stage(objects=configure)),
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("mlflow", image, size),)),),
         extra_images=(ctx.image(PYTHON_IMAGE), ini_image),
+        public_url=public,
         settings={"experiments": [t.experiment for t in ctx.tenants], "image": image.ref,
                   "users": {t.experiment: t.pipeline_login for t in ctx.tenants}},
     )

@@ -247,9 +247,10 @@ class WiringEdge:
 
     consumer: Node
     provider: Node
-    kind: Literal["connect", "deploy", "configure", "manage"]
+    kind: Literal["connect", "deploy", "configure", "manage", "expose"]
     """connect: a client of the service; deploy: through the API server, authorized by RBAC;
-    configure: the kit's configure Job; manage: an operator reconciling what it owns."""
+    configure: the kit's configure Job; manage: an operator reconciling what it owns; expose: the
+    ingress controller publishing it."""
     delivered_by: str
     endpoint: Endpoint | None = None
     credentials: Credentials | None = None
@@ -288,6 +289,8 @@ class Service:
     embedded: tuple[dict[str, Any], ...] = ()
     """Kubernetes objects the service's own configuration carries and something else creates (the pod
     GoCD's elastic-agent plugin starts per job): validated and shown by `plan`, never applied."""
+    public_url: str | None = None
+    """Where people open it from outside the cluster when the stack publishes it (exposure 'ingress')."""
     settings: dict[str, Any] = field(default_factory=dict)
     """What the service is configured with beyond its endpoint (GoCD's profiles and config repos...),
     as plain data for `platform.json`: what smoke checks verify and people read."""

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from infra.config import Exposure, StackConfig
-from infra.platform import elasticsearch, fluentd, gocd
+from infra.platform import elasticsearch, fluentd, gocd, ingress
 from infra.platform.access import NODE_PORT_SERVICES
 from infra.platform.layout import Namespaces
 from infra.platform.model import PART_OF, Labels, Node, Service, Stage, WiringEdge
 from infra.platform.wiring import SERVICE_PODS
 
 NAME = "network-policies"
-EDGE_KINDS = ("connect", "configure", "manage")
+EDGE_KINDS = ("connect", "configure", "manage", "expose")
 """Edges that are network paths (a `deploy` edge goes through the API server)."""
 ANYWHERE = [{"ipBlock": {"cidr": "0.0.0.0/0"}}]
 API_SERVER_PORTS = (443, 6443)
@@ -109,7 +109,8 @@ def edge_policies(wiring: tuple[WiringEdge, ...]) -> list[dict[str, Any]]:
     return policies
 
 
-def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]) -> tuple[Allowance, ...]:
+def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service],
+               wiring: tuple[WiringEdge, ...] = ()) -> tuple[Allowance, ...]:
     """Paths the platform needs that are not wiring edges, each with its reason."""
     found: list[Allowance] = []
     api = tuple(("TCP", port) for port in API_SERVER_PORTS)
@@ -142,6 +143,33 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
             Allowance("allow-elasticsearch-transport-out", ns.logging, elasticsearch.PODS, "Egress", (es_pods,),
                       transport, "Elasticsearch nodes form one cluster over the transport port"),
         ]
+    if ingress.enabled(config):
+        controller = ingress.controller_pods(ns.ingress)
+        solvers = {"podSelector": {"matchLabels": dict(ingress.ACME_SOLVER_PODS)}}
+        solver_port = (("TCP", ingress.ACME_SOLVER_PORT),)
+        found += [
+            Allowance("allow-users-ingress", ns.ingress, controller, "Ingress", None,
+                      (("TCP", ingress.WEB_PORT), ("TCP", ingress.WEBSECURE_PORT)),
+                      "people (and Let's Encrypt's HTTP-01 checks) reach the controller through its LoadBalancer"),
+            Allowance("allow-ingress-api-server", ns.ingress, controller, "Egress", tuple(ANYWHERE), api,
+                      "the controller watches Ingresses, Services and EndpointSlices through the API server"),
+            Allowance("allow-ingress-acme-solvers", ns.ingress, controller, "Egress",
+                      ({"namespaceSelector": {}, **solvers},), solver_port,
+                      "while a certificate is issued, the controller routes the HTTP-01 challenge to "
+                      "cert-manager's solver pod in the Ingress's namespace"),
+            Allowance("allow-cert-manager-egress", ns.cert_manager, ingress.CERT_MANAGER_PODS, "Egress",
+                      tuple(ANYWHERE), tuple(dict.fromkeys((("TCP", 80),) + api)),
+                      "cert-manager works through the API server, orders certificates from the ACME server "
+                      "(443) and checks its own HTTP-01 challenge through the public address (80)"),
+            Allowance("allow-cert-manager-webhook", ns.cert_manager, ingress.CERT_MANAGER_WEBHOOK_PODS, "Ingress",
+                      None, (("TCP", ingress.CERT_MANAGER_WEBHOOK_PORT),),
+                      "the API server calls cert-manager's webhook; it is not a pod to select"),
+        ]
+        exposed = sorted({e.provider.namespace for e in wiring if e.kind == "expose"})
+        found += [Allowance("allow-acme-solver", namespace, ingress.ACME_SOLVER_PODS, "Ingress",
+                            (peer(Node("ingress-controller", ns.ingress, controller)),), solver_port,
+                            "the ingress controller routes the HTTP-01 challenge to cert-manager's solver pod")
+                  for namespace in exposed]
     if config.exposure is Exposure.NODE_PORT:
         for name in NODE_PORT_SERVICES:
             if name in services and services[name].endpoint:
@@ -173,6 +201,6 @@ def build(config: StackConfig, ns: Namespaces, namespaces: tuple[str, ...], serv
           wiring: tuple[WiringEdge, ...]) -> Service:
     policies = [p for namespace in namespaces for p in namespace_policies(namespace)]
     policies += edge_policies(wiring)
-    policies += [allowance_policy(a) for a in allowances(config, ns, services)]
+    policies += [allowance_policy(a) for a in allowances(config, ns, services, wiring)]
     return Service(name=NAME, namespace=ns.gocd, endpoint=None, credentials=None, secrets=(),
                    stages=(Stage(objects=tuple(policies)),), workloads=())

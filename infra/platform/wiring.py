@@ -8,7 +8,7 @@ removing a service removes every edge that touches it, and the path it opened.
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.platform import elasticsearch, fluentd, gocd, grafana, kibana, mlflow
+from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, ingress, kibana, mlflow
 from infra.platform.configure_job import job_pods
 from infra.platform.layout import Namespaces
 from infra.platform.model import Credentials, Endpoint, Labels, Node, WiringEdge
@@ -74,6 +74,21 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
     if on("mlflow"):
         configured("mlflow", mlflow.endpoint(ns), mlflow.admin_credentials(ns),
                    "MLFLOW_URL, MLFLOW_USERNAME/MLFLOW_PASSWORD")
+
+    if ingress.enabled(config):
+        controller = Node("ingress-controller", ns.ingress, ingress.controller_pods(ns.ingress))
+        endpoints = {"gocd": gocd.endpoint, "kibana": kibana.endpoint, "grafana": grafana.endpoint,
+                     "mlflow": mlflow.endpoint}
+        for service in ingress.PUBLIC_SERVICES:
+            if on(service):
+                edges.append(WiringEdge(controller, node(service), "expose", endpoint=endpoints[service](ns),
+                                        delivered_by=f"Ingress {service} (host {ingress.host(config, service)})"))
+        for tenant in tenants:
+            for env, namespace in tenant.environments:
+                hostname = ingress.app_host(config, tenant.name if tenant.participant else None, env)
+                edges.append(WiringEdge(controller, Node(tenant.app_node(env), namespace, EVERY_POD), "expose",
+                                        endpoint=apps.ml_app_endpoint(namespace),
+                                        delivered_by=f"Ingress {apps.ML_APP_RELEASE} (host {hostname})"))
 
     for tenant in tenants:
         agents = Node(tenant.agents_node, ns.gocd, gocd.agent_pods(tenant))

@@ -1,0 +1,170 @@
+"""Exposure on a cloud cluster (`exposure: ingress`): one ingress controller behind the platform's
+only LoadBalancer, a host per service under `domain`, TLS certificates issued by cert-manager.
+
+- Traefik (`traefik/traefik` chart) in `<prefix>-ingress`: its Service is the one LoadBalancer; it is
+  the default IngressClass; plain HTTP redirects to HTTPS (except ACME's HTTP-01 challenges, which
+  cert-manager serves through the same controller).
+- cert-manager (`jetstack/cert-manager` chart, CRDs included) in `<prefix>-cert-manager`, and one
+  ClusterIssuer: Let's Encrypt (production or staging, HTTP-01 through the controller) or self-signed.
+- An Ingress per user-facing service (`<service>.<domain>`) in the service's namespace, and one per
+  application namespace for the model service (`<participant>-<env>.<domain>`, or `<env>.<domain>`
+  for a single team), each with its certificate in `<name>-tls`.
+- The services' own settings that must know their public URL come from `public_url` here: MLflow's
+  allowed hosts, Grafana's root URL, Kibana's public base URL; links in dashboards and handouts.
+- The controller reaches what it exposes through wiring edges (kind `expose`), so the network
+  policies open exactly those paths.
+Config keys read: exposure, domain, acmeEmail, tlsIssuer, profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.config import Exposure, StackConfig, TlsIssuer
+from infra.platform.model import PART_OF, ChartPin, Container, Image, Labels, Resources, Service, Stage, Workload
+
+NAME = "ingress"
+TRAEFIK_CHART = ChartPin(repo="https://traefik.github.io/charts", chart="traefik", version="37.4.0")
+TRAEFIK_IMAGE = Image(repository="library/traefik", tag="v3.5.4")
+TRAEFIK_RELEASE = "traefik"
+TRAEFIK_SIZE = Resources(100, 128, 1000, 512)
+WEB_PORT, WEBSECURE_PORT = 8000, 8443
+"""The controller's container ports (Service ports 80 and 443)."""
+INGRESS_CLASS = "cd4ml"
+CERT_MANAGER_CHART = ChartPin(repo="https://charts.jetstack.io", chart="cert-manager", version="v1.19.1")
+CERT_MANAGER_IMAGES = tuple(Image(registry="quay.io", repository=f"jetstack/cert-manager-{part}", tag="v1.19.1")
+                            for part in ("controller", "webhook", "cainjector", "acmesolver", "startupapicheck"))
+CERT_MANAGER_RELEASE = "cert-manager"
+CERT_MANAGER_SIZE = Resources(50, 64, 500, 256)
+CERT_MANAGER_WEBHOOK_PORT = 10250
+ACME_SOLVER_PORT = 8089
+ACME_SOLVER_PODS: Labels = (("acme.cert-manager.io/http01-solver", "true"),)
+"""The HTTP-01 solver pods cert-manager starts in each Ingress's namespace while a certificate is issued."""
+CLUSTER_ISSUER = "cd4ml"
+ACME_SERVERS = {
+    TlsIssuer.LETSENCRYPT: "https://acme-v02.api.letsencrypt.org/directory",
+    TlsIssuer.LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+PUBLIC_SERVICES = ("gocd", "kibana", "grafana", "mlflow")
+"""Published under the domain; Elasticsearch and Fluentd stay in-cluster."""
+
+
+def controller_pods(namespace: str) -> Labels:
+    """The Traefik chart's pod selector labels (its instance label is `<release>-<namespace>`)."""
+    return (("app.kubernetes.io/name", "traefik"), ("app.kubernetes.io/instance", f"{TRAEFIK_RELEASE}-{namespace}"))
+
+
+CERT_MANAGER_PODS: Labels = (("app.kubernetes.io/instance", CERT_MANAGER_RELEASE),)
+CERT_MANAGER_CONTROLLER_PODS: Labels = (("app.kubernetes.io/name", "cert-manager"),
+                                        ("app.kubernetes.io/instance", CERT_MANAGER_RELEASE))
+CERT_MANAGER_WEBHOOK_PODS: Labels = (("app.kubernetes.io/name", "webhook"),
+                                     ("app.kubernetes.io/instance", CERT_MANAGER_RELEASE))
+
+
+def enabled(config: StackConfig) -> bool:
+    return config.exposure is Exposure.INGRESS
+
+
+def host(config: StackConfig, name: str) -> str:
+    return f"{name}.{config.domain}"
+
+
+def public_url(config: StackConfig, service: str, path: str = "") -> str | None:
+    """What people open in their browser, when the stack publishes the service; else None."""
+    if not enabled(config) or service not in PUBLIC_SERVICES:
+        return None
+    return f"https://{host(config, service)}{path}"
+
+
+def app_host(config: StackConfig, tenant_name: str | None, env: str) -> str:
+    return host(config, f"{tenant_name}-{env}" if tenant_name else env)
+
+
+def cluster_issuer(config: StackConfig) -> dict[str, Any]:
+    if config.tls_issuer is TlsIssuer.SELF_SIGNED:
+        spec: dict[str, Any] = {"selfSigned": {}}
+    else:
+        spec = {"acme": {
+            "server": ACME_SERVERS[config.tls_issuer],
+            "email": config.acme_email,
+            "privateKeySecretRef": {"name": f"{CLUSTER_ISSUER}-acme-account"},
+            "solvers": [{"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}],
+        }}
+    return {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+            "metadata": {"name": CLUSTER_ISSUER, "labels": dict(PART_OF)}, "spec": spec}
+
+
+def ingress(name: str, namespace: str, hostname: str, service: str, port: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(PART_OF),
+                     "annotations": {"cert-manager.io/cluster-issuer": CLUSTER_ISSUER}},
+        "spec": {
+            "ingressClassName": INGRESS_CLASS,
+            "tls": [{"hosts": [hostname], "secretName": f"{name}-tls"}],
+            "rules": [{"host": hostname, "http": {"paths": [{
+                "path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": service, "port": {"number": port}}}}]}}],
+        },
+    }
+
+
+def traefik_values(image: Image, service_type: str = "LoadBalancer") -> dict[str, Any]:
+    return {
+        "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
+        "deployment": {"replicas": 2},
+        "resources": TRAEFIK_SIZE.as_k8s(),
+        "service": {"type": service_type},
+        "ingressClass": {"enabled": True, "isDefaultClass": True, "name": INGRESS_CLASS},
+        "providers": {"kubernetesIngress": {"enabled": True, "publishedService": {"enabled": True}},
+                      "kubernetesCRD": {"enabled": False}},
+        "ingressRoute": {"dashboard": {"enabled": False}},
+        "ports": {"web": {"port": WEB_PORT, "exposedPort": 80},
+                  "websecure": {"port": WEBSECURE_PORT, "exposedPort": 443}},
+        "globalArguments": [],  # no update checks, no anonymous usage reports
+    }
+
+
+def cert_manager_values(images: tuple[Image, ...]) -> dict[str, Any]:
+    controller, webhook, cainjector, acmesolver, startupapicheck = images
+    return {
+        "crds": {"enabled": True},
+        "image": {"repository": controller.name, "tag": controller.tag},
+        "webhook": {"image": {"repository": webhook.name, "tag": webhook.tag},
+                    "resources": CERT_MANAGER_SIZE.as_k8s()},
+        "cainjector": {"image": {"repository": cainjector.name, "tag": cainjector.tag},
+                       "resources": CERT_MANAGER_SIZE.as_k8s()},
+        "acmesolver": {"image": {"repository": acmesolver.name, "tag": acmesolver.tag}},
+        "startupapicheck": {"image": {"repository": startupapicheck.name, "tag": startupapicheck.tag}},
+        "resources": CERT_MANAGER_SIZE.as_k8s(),
+        "prometheus": {"enabled": False},
+    }
+
+
+def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingresses: list[dict[str, Any]],
+          app_ingresses: list[dict[str, Any]], mirrors: dict[str, str]) -> Service:
+    traefik_image = TRAEFIK_IMAGE.through(mirrors)
+    cert_images = tuple(image.through(mirrors) for image in CERT_MANAGER_IMAGES)
+    controller, webhook, cainjector, acmesolver, startupapicheck = cert_images
+    return Service(
+        name=NAME,
+        namespace=namespace,
+        endpoint=None,
+        credentials=None,
+        secrets=(),
+        # cert-manager (with its CRDs) before the issuer; the controller before the Ingresses it serves.
+        stages=(Stage(releases=(CERT_MANAGER_CHART.release(CERT_MANAGER_RELEASE, cert_namespace,
+                                                            cert_manager_values(cert_images)),
+                                TRAEFIK_CHART.release(TRAEFIK_RELEASE, namespace, traefik_values(traefik_image)))),
+                Stage(objects=(cluster_issuer(config),)),
+                Stage(objects=tuple(service_ingresses + app_ingresses))),
+        workloads=(Workload(TRAEFIK_RELEASE, "Deployment", 2, (Container("traefik", traefik_image, TRAEFIK_SIZE),)),
+                   *(Workload(f"cert-manager-{part}", "Deployment", 1, (Container(part, image, CERT_MANAGER_SIZE),))
+                     for part, image in (("controller", controller), ("webhook", webhook),
+                                         ("cainjector", cainjector)))),
+        extra_images=(acmesolver, startupapicheck),
+        settings={"domain": config.domain, "issuer": config.tls_issuer.value, "ingress_class": INGRESS_CLASS,
+                  "load_balancer_release": TRAEFIK_RELEASE,
+                  "hosts": sorted(rule["host"] for item in service_ingresses + app_ingresses
+                                  for rule in item["spec"]["rules"])},
+    )
