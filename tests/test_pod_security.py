@@ -14,8 +14,10 @@ from infra.plan import write_plan
 from infra.platform.build import build_platform
 
 
-@pytest.fixture(scope="module", params=[{}, {"cd4ml:participants": 2, "cd4ml:profile": "cluster"}],
-                ids=["local", "workshop"])
+@pytest.fixture(scope="module", params=[{}, {"cd4ml:participants": 2, "cd4ml:profile": "cluster"},
+                                        {"cd4ml:profile": "cluster", "cd4ml:exposure": "ingress",
+                                         "cd4ml:domain": "w.example.com", "cd4ml:tlsIssuer": "self-signed"}],
+                ids=["local", "workshop", "ingress"])
 def plan(request, tmp_path_factory):
     platform = build_platform(load_config(request.param), "stack")
     out = tmp_path_factory.mktemp("plan")

@@ -28,10 +28,11 @@ def rule(name: str):
     return matches[0]
 
 
-def violations(name: str, resource_type: str, props: dict, profile: str = "laptop") -> list[str]:
+def violations(name: str, resource_type: str, props: dict, profile: str = "laptop",
+               load_balancers: tuple[str, ...] = ()) -> list[str]:
     policy = rule(name)
     assert isinstance(policy, ResourceValidationPolicy)
-    config = pack_config(profile).get(name, {})
+    config = pack_config(profile, load_balancers).get(name, {})
     args = ResourceValidationArgs(resource_type, props, f"urn:test::{resource_type}::x", "x",
                                   PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []),
                                   None, config)
@@ -145,14 +146,19 @@ def registered_resources(monitor) -> list[tuple[str, dict]]:
 
 
 @pytest.mark.parametrize("config", [{}, {"cd4ml:participants": 2, "cd4ml:profile": "cluster"},
-                                    {"cd4ml:exposure": "node-port"}], ids=["local", "workshop", "node-port"])
+                                    {"cd4ml:exposure": "node-port"},
+                                    {"cd4ml:profile": "cluster", "cd4ml:participants": 2, "cd4ml:exposure": "ingress",
+                                     "cd4ml:domain": "w.example.com", "cd4ml:tlsIssuer": "self-signed"}],
+                         ids=["local", "workshop", "node-port", "ingress"])
 def test_the_kits_own_resources_pass_the_whole_pack(config):
     resources = registered_resources(run_program(config))
     types = {t for t, _ in resources}
     assert {"kubernetes:batch/v1:Job", RELEASE, "kubernetes:networking.k8s.io/v1:NetworkPolicy",
             "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret"} <= types
     profile = config.get("cd4ml:profile", "laptop")
-    found = {policy.name: [message for t, props in resources for message in violations(policy.name, t, props, profile)]
+    load_balancers = ("traefik",) if config.get("cd4ml:exposure") == "ingress" else ()
+    found = {policy.name: [message for t, props in resources
+                           for message in violations(policy.name, t, props, profile, load_balancers)]
              for policy in POLICIES if isinstance(policy, ResourceValidationPolicy)}
     found["pods-covered-by-network-policy"] = stack_violations(resources)
     assert found == {policy.name: [] for policy in POLICIES}

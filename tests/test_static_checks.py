@@ -23,7 +23,9 @@ from infra.platform.build import build_platform
 
 ALLOWLIST = yaml.safe_load((Path(__file__).parent / "checkov-allowlist.yaml").read_text())
 STACKS = {"local": {}, "workshop": {"cd4ml:participants": 3, "cd4ml:profile": "cluster"},
-          "node-port": {"cd4ml:exposure": "node-port"}}
+          "node-port": {"cd4ml:exposure": "node-port"},
+          "ingress": {"cd4ml:profile": "cluster", "cd4ml:participants": 2, "cd4ml:exposure": "ingress",
+                      "cd4ml:domain": "w.example.com", "cd4ml:tlsIssuer": "self-signed"}}
 
 
 def checkov_findings(directory: Path) -> list[tuple[str, str, str]]:

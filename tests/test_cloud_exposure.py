@@ -1,0 +1,120 @@
+"""Exposure on a cloud cluster, offline: `cd4ml plan --stack gke --set participants=30` shows the
+Ingress objects, the TLS issuer and the services' public URLs, all schema-valid, with no LoadBalancer
+but the ingress controller's; the services' own settings carry their public URLs; the network
+policies open exactly the controller's paths. No kubeconfig and no cloud account are needed (nor
+used): what a real GKE/EKS account, DNS and Let's Encrypt do with this stays for `cd4ml up`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from test_network_policies import connectivity, ports_of
+from typer.testing import CliRunner
+
+from infra.cli.main import app
+from infra.config import load_stack
+from infra.handout_data import handout_links
+from infra.platform.build import build_platform
+from infra.policies import load_balancer_violations, pack_config
+
+runner = CliRunner()
+STACKS = Path(__file__).resolve().parents[1] / "stacks"
+DOMAIN = "workshop.example.com"
+
+
+@pytest.fixture(scope="module")
+def gke_plan(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gke")
+    result = runner.invoke(app, ["plan", "--stack", "gke", "--set", "participants=30", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "GKE cluster: " in result.output and "/hour" in result.output
+    assert f"https://grafana.{DOMAIN}" in result.output
+    return out
+
+
+def objects(out: Path, kind: str) -> list[dict]:
+    return [yaml.safe_load(p.read_text()) for p in sorted((out / "objects").glob(f"*__{kind.lower()}__*.yaml"))]
+
+
+def test_an_ingress_per_published_service_and_per_application_namespace(gke_plan):
+    ingresses = {(i["metadata"]["namespace"], i["spec"]["rules"][0]["host"]): i for i in objects(gke_plan, "Ingress")}
+    services = {host for _, host in ingresses if not host.startswith("p")}
+    assert services == {f"{name}.{DOMAIN}" for name in ("gocd", "kibana", "grafana", "mlflow")}
+    apps = {(ns, host) for ns, host in ingresses if host.startswith("p")}
+    assert len(apps) == 60 and ("cd4ml-p07-staging", f"p07-staging.{DOMAIN}") in apps
+    for ingress in ingresses.values():
+        [tls] = ingress["spec"]["tls"]
+        assert tls["hosts"] == [ingress["spec"]["rules"][0]["host"]] and tls["secretName"].endswith("-tls")
+        assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "cd4ml"
+        assert ingress["spec"]["ingressClassName"] == "cd4ml"
+    grafana = ingresses[("cd4ml-monitoring", f"grafana.{DOMAIN}")]
+    backend = grafana["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "grafana", "port": {"number": 80}}
+
+
+def test_the_issuer_is_lets_encrypt_through_the_controller(gke_plan):
+    [issuer] = objects(gke_plan, "ClusterIssuer")
+    acme = issuer["spec"]["acme"]
+    assert acme["server"] == "https://acme-v02.api.letsencrypt.org/directory"
+    assert acme["email"] == "facilitator@example.com"
+    assert acme["solvers"] == [{"http01": {"ingress": {"ingressClassName": "cd4ml"}}}]
+    rehearsal = build_platform(load_stack(STACKS, "gke", {"tlsIssuer": "self-signed"}), "gke")
+    [issuer] = [o for o in rehearsal.extra("ingress").objects if o["kind"] == "ClusterIssuer"]
+    assert issuer["spec"] == {"selfSigned": {}}
+
+
+def test_public_urls_reach_the_services_own_settings(gke_plan):
+    document = json.loads((gke_plan / "platform.json").read_text())
+    public = {s["name"]: s["public_url"] for s in document["services"]}
+    assert public == {"gocd": f"https://gocd.{DOMAIN}/go", "elasticsearch": None, "kibana": f"https://kibana.{DOMAIN}",
+                      "fluentd": None, "grafana": f"https://grafana.{DOMAIN}", "mlflow": f"https://mlflow.{DOMAIN}"}
+    releases = {p.stem.split("__")[1]: yaml.safe_load(p.read_text()) for p in (gke_plan / "releases").glob("*.yaml")}
+    assert f"mlflow.{DOMAIN}" in releases["mlflow"]["values"]["serverAllowedHosts"]
+    assert releases["grafana"]["values"]["grafana.ini"]["server"]["root_url"] == f"https://grafana.{DOMAIN}"
+    [kibana] = objects(gke_plan, "Kibana")
+    assert kibana["spec"]["config"]["server.publicBaseUrl"] == f"https://kibana.{DOMAIN}"
+    dashboard = json.loads(next(o for o in objects(gke_plan, "ConfigMap") if o["metadata"]["name"] ==
+                                "grafana-dashboards-cd4ml")["data"]["model-monitoring.json"])
+    assert {link["url"].split("/app/")[0] for link in dashboard["links"]} == {f"https://mlflow.{DOMAIN}",
+                                                                              f"https://kibana.{DOMAIN}"}
+    links = handout_links(build_platform(load_stack(STACKS, "gke", {"participants": "2"}), "gke"))
+    assert links.gocd == f"https://gocd.{DOMAIN}/go" and links.grafana.startswith(f"https://grafana.{DOMAIN}/d/")
+
+
+def test_no_load_balancer_but_the_ingress_controllers(gke_plan):
+    for path in (gke_plan / "objects").glob("*__service__*.yaml"):
+        assert yaml.safe_load(path.read_text())["spec"].get("type") != "LoadBalancer", path.name
+    asking = []
+    for path in sorted((gke_plan / "releases").glob("*.yaml")):
+        release = yaml.safe_load(path.read_text())
+        props = {"name": release["name"], "values": release["values"]}
+        if load_balancer_violations("kubernetes:helm.sh/v3:Release", props, {"profile": "laptop"}):
+            asking.append(release["name"])
+        # The policy pack, configured as `cd4ml up` configures it for this stack, lets exactly that one through.
+        assert load_balancer_violations("kubernetes:helm.sh/v3:Release", props,
+                                        pack_config("cluster", ("traefik",))["no-loadbalancer-on-laptop"]) == []
+    assert asking == ["traefik"]
+
+
+def test_the_controller_reaches_exactly_what_it_publishes(tmp_path):
+    platform = build_platform(load_stack(STACKS, "gke", {"participants": "2"}), "gke")
+    from infra.plan import write_plan
+
+    out = tmp_path / "plan"
+    write_plan(platform, out)
+    pairs = connectivity(out, platform, tmp_path)
+    controller = "cd4ml-ingress/ingress-controller"
+    reached = {dst: ports_of(c) for (src, dst), c in pairs.items() if src == controller and "/" in dst
+               and not dst.startswith("kube-system")}
+    assert reached == {"cd4ml-gocd/gocd": {8153}, "cd4ml-logging/kibana": {5601}, "cd4ml-monitoring/grafana": {3000},
+                       "cd4ml-mlflow/mlflow": {5000}, "cd4ml-p01-staging/app-p01-staging": {8080},
+                       "cd4ml-p01-production/app-p01-production": {8080},
+                       "cd4ml-p02-staging/app-p02-staging": {8080},
+                       "cd4ml-p02-production/app-p02-production": {8080}}
+    from_outside = {dst: ports_of(c) for (src, dst), c in pairs.items() if "/" not in src and "/" in dst
+                    and not dst.startswith("kube-system")}
+    assert from_outside["cd4ml-ingress/ingress-controller"] == {8000, 8443}
+    assert "cd4ml-mlflow/mlflow" not in from_outside  # only through the controller
