@@ -192,3 +192,18 @@ def test_the_jobs_mounted_code_runs_alone_in_a_bare_interpreter(gocd, tmp_path):
     assert wrong.returncode == 1 and "FAILED" in wrong.stderr and "HTTP 401" in wrong.stderr
     assert PASSWORD not in first.stdout + second.stdout + wrong.stdout + wrong.stderr
     assert "wrong-pw" not in wrong.stdout + wrong.stderr
+
+
+def test_a_published_gocd_gets_its_site_urls_once(gocd):
+    """With exposure 'ingress', GoCD's site URLs are its public URL (links in e-mails and job pages),
+    set after security is on (the API is admin-only) and left alone when they already match."""
+    desired = desired_of({"cd4ml:profile": "cluster", "cd4ml:exposure": "ingress", "cd4ml:domain": "w.example.com",
+                          "cd4ml:tlsIssuer": "self-signed"})
+    # The server's base URL: GoCD appends /go itself.
+    assert desired["site_urls"] == {"site_url": "https://gocd.w.example.com",
+                                    "secure_site_url": "https://gocd.w.example.com"}
+    first = configure(api_for(gocd), desired, health_timeout=5)
+    assert (first[-1].what, first[-1].action) == ("site URLs", "updated")
+    assert gocd.site_urls == desired["site_urls"]
+    assert configure(api_for(gocd), desired, health_timeout=5)[-1].action == "unchanged"
+    assert "site_urls" not in desired_of()  # port-forward stacks leave GoCD's own default

@@ -36,6 +36,8 @@ PIPELINE_GROUPS = Collection("pipeline group", "/api/admin/pipeline_groups", "ap
 CONFIG_REPOS = Collection("config repository", "/api/admin/config_repos", "application/vnd.go.cd.v4+json")
 AUTH_CONFIGS = Collection("authorization configuration", "/api/admin/security/auth_configs",
                           "application/vnd.go.cd.v2+json")
+SITE_URLS = Collection("site URLs", "/api/admin/config/server/site_urls", "application/vnd.go.cd.v1+json")
+"""Where GoCD's links (e-mails, agents' job pages) point; set when the stack publishes GoCD (v1, no ETag)."""
 SYSTEM_ADMINS = Collection("system administrators", "/api/admin/security/system_admins",
                            "application/vnd.go.cd.v2+json")
 HEALTH = "/api/v1/health"
@@ -114,7 +116,21 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900
     if not api.authenticating:
         raise ApiError("GoCD still answers admin calls anonymously after the password-file authorization was "
                        "configured: security did not turn on")
+    if desired.get("site_urls"):
+        outcomes.append(ensure_site_urls(api, desired["site_urls"]))
     return outcomes
+
+
+def ensure_site_urls(api: JsonApi, desired: dict[str, str]) -> Outcome:
+    current = api.call("GET", SITE_URLS.path, accept=SITE_URLS.accept)
+    if current.status != 200:
+        raise _refused(api, current, f"GET {SITE_URLS.path}")
+    if covers(current.body, desired):
+        return Outcome(SITE_URLS.what, "-", "unchanged")
+    updated = api.call("POST", SITE_URLS.path, accept=SITE_URLS.accept, body=desired)
+    if updated.status != 200:
+        raise _refused(api, updated, f"POST {SITE_URLS.path}")
+    return Outcome(SITE_URLS.what, "-", "updated")
 
 
 def main(argv: list[str] | None = None) -> int:

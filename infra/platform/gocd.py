@@ -246,6 +246,7 @@ def desired_configuration(config: StackConfig, ns: Namespaces, tenants: tuple[Te
         },
         # With no admins named every logged-in user is an admin; participants' users must not be.
         "system_admins": {"roles": [], "users": [ADMIN_USER]},
+        **({"site_urls": {"site_url": site, "secure_site_url": site}} if (site := public_url(config, "gocd")) else {}),
     }
 
 

@@ -32,6 +32,9 @@ COLLECTIONS = {
 KEYS = {"pipeline_groups": "name"}
 """Pipeline groups are addressed by name; everything else by id."""
 SYSTEM_ADMINS = ("/go/api/admin/security/system_admins", "application/vnd.go.cd.v2+json")
+SITE_URLS = ("/go/api/admin/config/server/site_urls", "application/vnd.go.cd.v1+json")
+"""GoCD 19.11+ (ServerSiteUrlsConfigControllerV1): admin only, GET, and POST or PUT to create or update,
+without ETags; an empty config omits both URLs."""
 INTERNAL_CONFIG_REPOS = "/go/api/internal/config_repos"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GoCD"'}
 
@@ -53,6 +56,7 @@ class GoCDApiStandIn(HttpStandIn):
         self.lock = threading.Lock()
         self.items: dict[str, dict[str, dict]] = {name: {} for name in COLLECTIONS}
         self.system_admins: dict = {"roles": [], "users": []}
+        self.site_urls: dict = {}
         self.writes: list[tuple[str, str]] = []
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, user (None = anonymous)
         self.forced_412: int = 0
@@ -67,6 +71,9 @@ class GoCDApiStandIn(HttpStandIn):
             self.route("PUT", f"{path}/(?P<id>[^/]+)", self._guarded(accept, lambda r, n=name: self._update(n, r)))
         self.route("GET", SYSTEM_ADMINS[0], self._guarded(SYSTEM_ADMINS[1], self._get_admins))
         self.route("PUT", SYSTEM_ADMINS[0], self._guarded(SYSTEM_ADMINS[1], self._put_admins))
+        self.route("GET", SITE_URLS[0], self._guarded(SITE_URLS[1], lambda r: (200, dict(self.site_urls))))
+        for method in ("POST", "PUT"):
+            self.route(method, SITE_URLS[0], self._guarded(SITE_URLS[1], self._set_site_urls))
         self.route("GET", INTERNAL_CONFIG_REPOS, self._guarded(COLLECTIONS["config_repos"][1], self._internal_repos))
 
     # -- security ---------------------------------------------------------------------------
@@ -178,6 +185,14 @@ class GoCDApiStandIn(HttpStandIn):
         self.system_admins = {"roles": request.json.get("roles", []), "users": request.json.get("users", [])}
         self.writes.append(("PUT", SYSTEM_ADMINS[0]))
         return 200, self.system_admins, {"ETag": etag_of(self.system_admins)}
+
+    def _set_site_urls(self, request: Request):
+        body = {k: v for k, v in request.json.items() if k in ("site_url", "secure_site_url") and v}
+        if body.get("secure_site_url", "https://").split("://")[0] != "https":
+            return 422, {"message": "Secure site url must start with https"}
+        self.site_urls = body
+        self.writes.append((request.method, SITE_URLS[0]))
+        return 200, dict(body)
 
     def _internal_repos(self, request: Request):
         repos = []
