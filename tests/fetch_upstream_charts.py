@@ -13,13 +13,15 @@ from pathlib import Path
 
 import helm_python
 
-from infra.config import load_config
+from infra.config import load_config, load_stack, project_dir
 from infra.platform.build import build_platform
 
 
 def main(target: Path) -> None:
-    platform = build_platform(load_config({}), "local")
-    pins = {(r.repo, r.chart, r.version) for s in platform.services.values() for r in s.releases}
+    # The laptop stack pins the services' charts; the GKE stack adds the ingress controller and cert-manager.
+    platforms = [build_platform(load_config({}), "local"),
+                 build_platform(load_stack(project_dir() / "stacks", "gke"), "gke")]
+    pins = {(r.repo, r.chart, r.version) for platform in platforms for part in platform.parts for r in part.releases}
     target.mkdir(parents=True, exist_ok=True)
     for repo, chart, version in sorted(pins):
         destination = target / chart

@@ -50,6 +50,8 @@ def test_an_ingress_per_published_service_and_per_application_namespace(gke_plan
         assert tls["hosts"] == [ingress["spec"]["rules"][0]["host"]] and tls["secretName"].endswith("-tls")
         assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "cd4ml"
         assert ingress["spec"]["ingressClassName"] == "cd4ml"
+        # HTTPS only: no router on port 80, where Traefik redirects everything but ACME challenges.
+        assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
     grafana = ingresses[("cd4ml-monitoring", f"grafana.{DOMAIN}")]
     backend = grafana["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "grafana", "port": {"number": 80}}

@@ -1,18 +1,19 @@
 """The pinned upstream charts rendered with the kit's values, by the same Helm engine as the kit's own.
 
 Needs the charts' sources: `pytest --upstream-charts DIR` (or CD4ML_UPSTREAM_CHARTS=DIR), where DIR
-holds one directory per chart (`gocd/`, `eck-operator/`, `fluentd/`, `grafana/`, `mlflow/`) at the
-pinned version. `make upstream-charts` pulls them (needs the chart repositories: internet). Without
-DIR these tests are skipped, and say so; the rest of the suite never needs them.
+holds one directory per chart (`gocd/`, `eck-operator/`, `fluentd/`, `grafana/`, `mlflow/`, `traefik/`,
+`cert-manager/`) at the pinned version. `make upstream-charts` pulls them (needs the chart repositories:
+internet). Without DIR these tests are skipped, and say so; the rest of the suite never needs them.
 
 What this proves: every value the kit sets is a key the chart version reads; the rendered objects
 are schema-valid; every image they pull is in the kit's image list; the Services the model's
-endpoints name really exist with those ports; ECK resources match ECK's own CRD schemas.
+endpoints name really exist with those ports; ECK resources and the ClusterIssuer match their CRDs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,26 +42,39 @@ def charts_dir(request) -> Path:
 MIRRORS = ["docker.io=harbor.example.com/dockerhub", "docker.elastic.co=harbor.example.com/elastic"]
 
 
-@pytest.fixture(scope="module", params=["local", "cluster", "mirrored"])
+STACKS: dict[str, dict[str, Any]] = {
+    "local": {"cd4ml:profile": "laptop"},
+    "cluster": {"cd4ml:profile": "cluster", "cd4ml:elasticsearchNodes": 3, "cd4ml:storageClass": "standard",
+                "cd4ml:exposure": "node-port"},
+    "mirrored": {"cd4ml:profile": "laptop", "cd4ml:registryMirrors": MIRRORS},
+    "ingress": {"cd4ml:profile": "cluster", "cd4ml:participants": 3, "cd4ml:exposure": "ingress",
+                "cd4ml:domain": "workshop.example.com", "cd4ml:acmeEmail": "facilitator@example.com",
+                "cd4ml:imageRegistry": "registry.example.com/cd4ml",
+                "cd4ml:registryMirrors": MIRRORS + ["quay.io=harbor.example.com/quay"]},
+}
+"""The laptop stack; a cluster stack; one pulling every upstream image through mirrors, which proves
+each chart really pulls the (rewritten) image the model lists; and a cloud workshop published through
+the ingress controller (Traefik and cert-manager, mirrored too)."""
+
+
+@pytest.fixture(scope="module", params=list(STACKS))
 def platform(request) -> Platform:
-    """The laptop stack; a cluster stack; and one pulling every upstream image through mirrors, which
-    proves each chart really pulls the (rewritten) image the model lists."""
-    settings = {"cd4ml:profile": "laptop"} if request.param == "local" else {
-        "cd4ml:profile": "laptop", "cd4ml:registryMirrors": MIRRORS} if request.param == "mirrored" else {
-        "cd4ml:profile": "cluster", "cd4ml:elasticsearchNodes": 3, "cd4ml:storageClass": "standard",
-        "cd4ml:exposure": "node-port"}
-    return build_platform(load_config(settings), request.param)
+    return build_platform(load_config(STACKS[request.param]), request.param)
 
 
 def releases(platform: Platform) -> list[HelmRelease]:
-    return [r for s in platform.services.values() for r in s.releases]
+    return [r for part in platform.parts for r in part.releases]
+
+
+HELM_MANIFEST_SEPARATOR = re.compile(r"(?:^|\s*\n)---\s*")
+"""Helm's own split (releaseutil.SplitManifests): cert-manager's templates render `---# comment`."""
 
 
 def render(charts_dir: Path, release: HelmRelease) -> tuple[helm_python.Chart, list[dict[str, Any]]]:
     chart = helm_python.Chart.load(charts_dir / release.chart)
     rendered = chart.render(values=release.values, name=release.name, namespace=release.namespace, is_install=True)
     objects = [doc for name, text in sorted(rendered.items()) if not name.endswith("NOTES.txt")
-               for doc in yaml.safe_load_all(text) if doc]
+               for manifest in HELM_MANIFEST_SEPARATOR.split(text) for doc in [yaml.safe_load(manifest)] if doc]
     for obj in objects:
         obj.setdefault("metadata", {}).setdefault("namespace", release.namespace)
     return chart, objects
@@ -71,17 +85,43 @@ FREE_FORM = {"fileConfigs", "datasources", "envValueFrom", "grafana.ini", "extra
 whole into a pod (`toYaml .Values.podSecurityContext`; the Pod Security test proves where it lands)."""
 
 
-def unknown_value_paths(values: Any, defaults: Any, templates: str, path: str = "") -> Iterator[str]:
-    """Keys the kit sets that the chart neither declares nor reads. Under an empty or null default,
-    or a FREE_FORM map, any key is allowed."""
+def unknown_value_paths(values: Any, defaults: Any, templates: str, declared: frozenset[str] = frozenset(),
+                        path: str = "") -> Iterator[str]:
+    """Keys the kit sets that the chart neither declares (in values.yaml or its JSON schema) nor reads.
+    Under an empty or null default, or a FREE_FORM map, any key is allowed."""
     if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults or path in FREE_FORM:
         return
     for key, value in values.items():
         here = f"{path}.{key}" if path else key
         if key in defaults:
-            yield from unknown_value_paths(value, defaults[key], templates, here)
-        elif f".Values.{here}" not in templates:
+            yield from unknown_value_paths(value, defaults[key], templates, declared, here)
+        elif f".Values.{here}" not in templates and here not in declared:
             yield here
+
+
+def schema_paths(schema: dict[str, Any] | None) -> frozenset[str]:
+    """Every dotted key a chart's values.schema.json declares (cert-manager documents `image.tag` only
+    there, commented out in values.yaml, and reads it through a helper)."""
+    if not schema:
+        return frozenset()
+    definitions = schema.get("$defs") or schema.get("definitions") or {}
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = definitions[node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any], path: str, depth: int) -> None:
+        for key, child in resolve(node).get("properties", {}).items():
+            here = f"{path}.{key}" if path else key
+            found.add(here)
+            if depth < 8:
+                walk(child, here, depth + 1)
+
+    walk(schema, "", 0)
+    return frozenset(found)
 
 
 def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -104,7 +144,7 @@ def test_every_value_the_kit_sets_is_read_by_the_chart(charts_dir, platform):
         with chart:
             chart.validate_schema(release.values)
             templates = "\n".join(t["data"] for t in chart.templates)
-            unknown = list(unknown_value_paths(release.values, chart.values, templates))
+            unknown = list(unknown_value_paths(release.values, chart.values, templates, schema_paths(chart.schema)))
         assert unknown == [], f"{release.chart} {release.version} does not know: {unknown}"
 
 
@@ -179,15 +219,25 @@ def test_fluentd_runs_the_kits_configuration(charts_dir, platform):
     assert {"name": "forward", "containerPort": 24224, "protocol": "TCP"} in container["ports"]
 
 
-def test_eck_resources_match_ecks_crds(charts_dir, platform):
-    (operator,) = platform.services["elasticsearch"].releases
-    chart, objects = render(charts_dir, operator)
-    chart.close()
-    crds = {(o["spec"]["group"], o["spec"]["names"]["kind"]): o for o in objects
-            if o["kind"] == "CustomResourceDefinition"}
-    resources = [o for name in ("elasticsearch", "kibana") for o in platform.services[name].objects
-                 if (o["apiVersion"], o["kind"]) in CUSTOM_KINDS]
-    assert len(resources) == 2
+def test_custom_resources_match_their_operators_crds(charts_dir, platform):
+    """ECK's Elasticsearch and Kibana; cert-manager's ClusterIssuer when the stack publishes through ingress."""
+    parts = {part.name: part for part in platform.parts}
+    operators = [("elasticsearch", ("elasticsearch", "kibana"), 2)]
+    if "ingress" in parts:
+        operators.append(("ingress", ("ingress",), 1))
+    for operator_part, users, expected in operators:
+        crds: dict[tuple[str, str], Any] = {}
+        for release in parts[operator_part].releases:
+            chart, objects = render(charts_dir, release)
+            chart.close()
+            crds |= {(o["spec"]["group"], o["spec"]["names"]["kind"]): o for o in objects
+                     if o["kind"] == "CustomResourceDefinition"}
+        resources = [o for name in users for o in parts[name].objects if (o["apiVersion"], o["kind"]) in CUSTOM_KINDS]
+        assert len(resources) == expected, operator_part
+        _assert_match_crds(resources, crds)
+
+
+def _assert_match_crds(resources: list[dict[str, Any]], crds: dict[tuple[str, str], Any]) -> None:
     for resource in resources:
         group, version = resource["apiVersion"].split("/")
         crd = crds[(group, resource["kind"])]
@@ -228,13 +278,15 @@ def test_network_policies_select_the_charts_pods_on_their_ports(charts_dir, plat
                 pods.append((obj["metadata"]["namespace"], template["metadata"].get("labels", {}), ports))
     for edge in platform.wiring:
         provider = edge.provider
-        if edge.kind == "deploy" or provider.id in ("elasticsearch", "kibana"):  # ECK's pods: not a chart's
+        # ECK's pods and the model services (the kit's own ml-app chart) are not an upstream chart's.
+        if edge.kind == "deploy" or provider.id in ("elasticsearch", "kibana") or provider.id.startswith("app:"):
             continue
         matching = [(ns, ports) for ns, labels, ports in pods
                     if ns == provider.namespace and set(provider.pods) <= set(labels.items())]
         assert matching, f"no rendered pod carries {provider.id}'s labels {provider.pods}"
         assert any(edge.endpoint.pod_port in ports for _, ports in matching), (provider.id, edge.endpoint.pod_port)
-    consumers = {e.consumer for e in platform.wiring if e.consumer.id in ("fluentd", "grafana", "eck-operator")}
+    consumers = {e.consumer for e in platform.wiring
+                 if e.consumer.id in ("fluentd", "grafana", "eck-operator", "ingress-controller")}
     for consumer in consumers:
         assert any(ns == consumer.namespace and set(consumer.pods) <= set(labels.items()) for ns, labels, _ in pods), \
             consumer.id
@@ -249,3 +301,56 @@ def test_the_charts_pods_pass_their_namespaces_pod_security_level(charts_dir, pl
             spec = pod_spec(obj)
             if spec is not None:
                 assert list(violations(spec, level)) == [], (release.name, obj["metadata"]["name"], level)
+
+
+def test_ingress_controller_is_the_one_load_balancer_and_redirects_to_https(charts_dir, platform):
+    if "ingress" not in {part.name for part in platform.parts}:
+        pytest.skip("this stack publishes nothing through an ingress controller")
+    from infra.platform import ingress
+
+    objects = [o for release in releases(platform) for o in render(charts_dir, release)[1]]
+    balancers = [o for o in objects if o["kind"] == "Service" and o["spec"].get("type") == "LoadBalancer"]
+    assert [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in balancers] == [
+        (platform.extra("ingress").namespace, ingress.TRAEFIK_RELEASE)]
+    ports = {p["port"]: p["targetPort"] for p in balancers[0]["spec"]["ports"]}
+    assert ports == {80: "web", 443: "websecure"}
+    (controller,) = [o for o in objects
+                     if o["kind"] == "Deployment" and o["metadata"]["name"] == ingress.TRAEFIK_RELEASE]
+    (container,) = controller["spec"]["template"]["spec"]["containers"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert (named["web"], named["websecure"]) == (ingress.WEB_PORT, ingress.WEBSECURE_PORT)
+    args = set(container["args"])
+    assert {"--entryPoints.web.http.redirections.entryPoint.to=:443",
+            "--entryPoints.web.http.redirections.entryPoint.scheme=https",
+            "--entryPoints.web.http.redirections.entryPoint.priority=1"} <= args, sorted(args)
+    assert "--global.checkNewVersion=false" in args and "--global.sendAnonymousUsage" not in args
+    (ingress_class,) = [o for o in objects if o["kind"] == "IngressClass"]
+    assert ingress_class["metadata"]["name"] == ingress.INGRESS_CLASS
+
+
+def test_ingress_network_allowances_select_the_charts_pods_on_their_ports(charts_dir, platform):
+    """The paths no wiring edge describes (users to the controller, the API server to cert-manager's
+    webhook...) select pods the Traefik and cert-manager charts really render, on ports they listen on."""
+    if "ingress" not in {part.name for part in platform.parts}:
+        pytest.skip("this stack publishes nothing through an ingress controller")
+    from infra.config import load_config
+    from infra.platform.layout import Namespaces
+    from infra.platform.network import allowances
+
+    config = load_config(STACKS[platform.stack])
+    ns = Namespaces.from_config(config)
+    pods = [(o["metadata"]["namespace"], o["spec"]["template"]["metadata"].get("labels", {}),
+             {p["containerPort"] for c in o["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])})
+            for release in platform.extra("ingress").releases for o in render(charts_dir, release)[1]
+            if o["kind"] == "Deployment"]
+    checked = 0
+    for allowance in allowances(config, ns, platform.services, platform.wiring):
+        if allowance.namespace not in (ns.ingress, ns.cert_manager):
+            continue
+        matching = [ports for namespace, labels, ports in pods
+                    if namespace == allowance.namespace and set(allowance.pods) <= set(labels.items())]
+        assert matching, f"{allowance.name}: no rendered pod carries {allowance.pods}"
+        if allowance.direction == "Ingress":
+            assert all({port for _, port in allowance.ports} <= ports for ports in matching), allowance.name
+        checked += 1
+    assert checked >= 5

@@ -24,15 +24,15 @@ from infra.config import Exposure, StackConfig, TlsIssuer
 from infra.platform.model import PART_OF, ChartPin, Container, Image, Labels, Resources, Service, Stage, Workload
 
 NAME = "ingress"
-TRAEFIK_CHART = ChartPin(repo="https://traefik.github.io/charts", chart="traefik", version="37.4.0")
-TRAEFIK_IMAGE = Image(repository="library/traefik", tag="v3.5.4")
+TRAEFIK_CHART = ChartPin(repo="https://traefik.github.io/charts", chart="traefik", version="41.3.0")
+TRAEFIK_IMAGE = Image(repository="library/traefik", tag="v3.7.11")
 TRAEFIK_RELEASE = "traefik"
 TRAEFIK_SIZE = Resources(100, 128, 1000, 512)
 WEB_PORT, WEBSECURE_PORT = 8000, 8443
 """The controller's container ports (Service ports 80 and 443)."""
 INGRESS_CLASS = "cd4ml"
-CERT_MANAGER_CHART = ChartPin(repo="https://charts.jetstack.io", chart="cert-manager", version="v1.19.1")
-CERT_MANAGER_IMAGES = tuple(Image(registry="quay.io", repository=f"jetstack/cert-manager-{part}", tag="v1.19.1")
+CERT_MANAGER_CHART = ChartPin(repo="https://charts.jetstack.io", chart="cert-manager", version="v1.21.1")
+CERT_MANAGER_IMAGES = tuple(Image(registry="quay.io", repository=f"jetstack/cert-manager-{part}", tag="v1.21.1")
                             for part in ("controller", "webhook", "cainjector", "acmesolver", "startupapicheck"))
 CERT_MANAGER_RELEASE = "cert-manager"
 CERT_MANAGER_SIZE = Resources(50, 64, 500, 256)
@@ -45,6 +45,9 @@ ACME_SERVERS = {
     TlsIssuer.LETSENCRYPT: "https://acme-v02.api.letsencrypt.org/directory",
     TlsIssuer.LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
+SERVICE_ON_HTTPS_ONLY = {"traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
+                         "traefik.ingress.kubernetes.io/router.tls": "true"}
+"""Traefik's Ingress annotations: a service's router never answers plain HTTP (no password in clear)."""
 PUBLIC_SERVICES = ("gocd", "kibana", "grafana", "mlflow")
 """Published under the domain; Elasticsearch and Fluentd stay in-cluster."""
 
@@ -98,7 +101,7 @@ def ingress(name: str, namespace: str, hostname: str, service: str, port: int) -
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(PART_OF),
-                     "annotations": {"cert-manager.io/cluster-issuer": CLUSTER_ISSUER}},
+                     "annotations": {"cert-manager.io/cluster-issuer": CLUSTER_ISSUER, **SERVICE_ON_HTTPS_ONLY}},
         "spec": {
             "ingressClassName": INGRESS_CLASS,
             "tls": [{"hosts": [hostname], "secretName": f"{name}-tls"}],
@@ -114,14 +117,18 @@ def traefik_values(image: Image, service_type: str = "LoadBalancer") -> dict[str
         "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
         "deployment": {"replicas": 2},
         "resources": TRAEFIK_SIZE.as_k8s(),
-        "service": {"type": service_type},
+        "service": {"spec": {"type": service_type}},
         "ingressClass": {"enabled": True, "isDefaultClass": True, "name": INGRESS_CLASS},
         "providers": {"kubernetesIngress": {"enabled": True, "publishedService": {"enabled": True}},
                       "kubernetesCRD": {"enabled": False}},
         "ingressRoute": {"dashboard": {"enabled": False}},
-        "ports": {"web": {"port": WEB_PORT, "exposedPort": 80},
+        # Port 80 redirects to 443, through a router of the lowest priority: the services' Ingresses
+        # only listen on 443 (SERVICE_ON_HTTPS_ONLY), and cert-manager's challenge Ingresses, on every
+        # entry point with a longer rule, still answer Let's Encrypt on port 80.
+        "ports": {"web": {"port": WEB_PORT, "exposedPort": 80, "http": {"redirections": {"entryPoint": {
+                      "to": "websecure", "scheme": "https", "permanent": True, "priority": 1}}}},
                   "websecure": {"port": WEBSECURE_PORT, "exposedPort": 443}},
-        "globalArguments": [],  # no update checks, no anonymous usage reports
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
     }
 
 
