@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
+from infra.platform.ingress import NAME as INGRESS
 from infra.platform.model import Platform, WiringEdge
 from infra.platform.tenants import Tenant
 from infra.render import embedded_objects, kit_objects, object_file_name, preview_objects
@@ -99,10 +100,22 @@ def platform_document(platform: Platform) -> dict[str, Any]:
             for service in platform.services.values()
         ],
         "wiring": [_edge_document(edge) for edge in platform.wiring],
+        "ingress": _ingress_document(platform),
         "images": list(platform.images),
         "requests": platform.requests,
         "tenants": [tenant_document(t) for t in platform.tenants],
     }
+
+
+def _ingress_document(platform: Platform) -> dict[str, Any] | None:
+    """Where the published services live (exposure 'ingress'): what the `ingress.*` smoke checks and
+    a facilitator's DNS record need. None when nothing is published."""
+    part = next((p for p in platform.extras if p.name == INGRESS), None)
+    if part is None:
+        return None
+    settings = part.settings
+    return {"namespace": part.namespace, "controller_service": settings["load_balancer_release"],
+            "domain": settings["domain"], "issuer": settings["issuer"], "hosts": settings["hosts"]}
 
 
 def release_document(release) -> dict[str, Any]:

@@ -67,14 +67,17 @@ def run() -> None:
     AppEnvironments(apps_part.name, ServiceArgs(service=apps_part, passwords=passwords.values),
                     opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
                         depends_on=[namespaces, network])))
+    published = None
     for part in platform.extras:
         if part.name == INGRESS:
-            Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values),
-                    opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
-                        depends_on=[namespaces, network])))
+            published = Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values),
+                                opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
+                                    depends_on=[namespaces, network])))
 
     pulumi.export("services", {name: component.outputs() for name, component in created.items()})
     pulumi.export("platform", platform_document(platform))
+    # For `cd4ml up` and `status`: where the wildcard DNS record of the published services must point.
+    pulumi.export("ingress", {"address": published.address, "domain": published.domain} if published else None)
     # For `cd4ml handout`: each participant's one password (GoCD, Kibana, Grafana, MLflow), a secret in the state.
     pulumi.export("participant_passwords", pulumi.Output.secret(pulumi.Output.all(
         **{t.name: passwords.values[t.password.id] for t in platform.tenants})))

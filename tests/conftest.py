@@ -3,10 +3,24 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "standins"))
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """MLflow with authentication on, configured by the kit's own configure code (as the platform's is);
+    its allowed hosts are MLflow's defaults (localhost and private addresses). Started once per run."""
+    from smoke_fixtures import MLFLOW_ADMIN, MLflowServer
+
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow"), admin=MLFLOW_ADMIN)
+    server.configure_like_the_kit()
+    yield server
+    server.stop()
 
 
 def pytest_addoption(parser):

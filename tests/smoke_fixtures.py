@@ -62,13 +62,16 @@ class MLflowServer:
     writes: that admin, NO_PERMISSIONS by default), and `configure_like_the_kit` does what the kit's
     configure Job does."""
 
-    def __init__(self, workdir: Path, artifacts: Path | None = None, admin: tuple[str, str] | None = None):
+    def __init__(self, workdir: Path, artifacts: Path | None = None, admin: tuple[str, str] | None = None,
+                 allowed_hosts: list[str] | None = None):
         self.port = free_port()
         self.workdir, self.admin = workdir, admin
         artifacts = artifacts or workdir / "artifacts"
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                    "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--artifacts-destination",
                    str(artifacts), "--serve-artifacts", "--workers", "1"]
+        if allowed_hosts:  # what the chart sets from serverAllowedHosts (MLFLOW_SERVER_ALLOWED_HOSTS)
+            command += ["--allowed-hosts", ",".join(allowed_hosts)]
         env = dict(os.environ)
         if admin:
             ini = workdir / "basic_auth.ini"

@@ -162,7 +162,7 @@ def test_status_lists_services_and_runs_only_health_checks(fake_stack, monkeypat
     result = runner.invoke(app, ["status"])
     assert result.exit_code == 1
     assert "• gocd           http://gocd" in result.output
-    assert "gocd.health" in asked["checks"] and "kibana.status" in asked["checks"]
+    assert "gocd.health" in asked["checks"] and "kibana.status" in asked["checks"] and "ingress.gocd" in asked["checks"]
     assert not [c for c in asked["checks"] if c.startswith("wire.")]
 
 
@@ -276,3 +276,63 @@ def test_status_prices_a_cloud_cluster(fake_stack, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "cluster: GKE, 3 × e2-standard-8, about $0.90/hour" in result.output  # 3 × 0.268 + 0.10
     assert "cd4ml down --cluster" in result.output
+
+
+def published_document() -> dict:
+    """The `platform` export of a stack that publishes through the ingress controller (as `up` reads it)."""
+    from infra.config import load_config
+    from infra.plan import platform_document
+    from infra.platform.build import build_platform
+
+    config = load_config({"cd4ml:profile": "cluster", "cd4ml:exposure": "ingress",
+                          "cd4ml:domain": "workshop.example.com", "cd4ml:acmeEmail": "facilitator@example.com"})
+    return json.loads(json.dumps(platform_document(build_platform(config, "gke"))))
+
+
+PUBLISHED = {"platform": published_document()}
+
+
+@pytest.mark.parametrize("address, record", [
+    ("203.0.113.7", "*.workshop.example.com A 203.0.113.7"),  # GKE
+    ("a1b2.elb.us-east-1.amazonaws.com", "*.workshop.example.com CNAME a1b2.elb.us-east-1.amazonaws.com"),  # EKS
+])
+def test_front_door_names_the_public_urls_and_the_dns_record_to_create(address, record):
+    lines = lifecycle.front_door({**PUBLISHED, "ingress": {"address": address, "domain": "workshop.example.com"}})
+    assert [line.split()[1:] for line in lines[:-1]] == [
+        ["gocd", "https://gocd.workshop.example.com/go"], ["kibana", "https://kibana.workshop.example.com"],
+        ["grafana", "https://grafana.workshop.example.com"], ["mlflow", "https://mlflow.workshop.example.com"]]
+    assert f"create the record {record}" in lines[-1]
+
+
+def test_front_door_without_an_address_yet_says_where_to_look():
+    line = lifecycle.front_door({**PUBLISHED, "ingress": {"address": "", "domain": "workshop.example.com"}})[-1]
+    assert "has no address yet (kubectl -n cd4ml-ingress get svc traefik)" in line
+    assert lifecycle.front_door({"platform": {}, "ingress": None}) == []
+
+
+def _smoke_answers(monkeypatch, *results: CheckResult) -> None:
+    monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [
+        CheckResult("gocd.health", "gocd", "pass", 0.1, "server healthy"), *results])
+
+
+def test_up_is_done_when_published_urls_only_wait_for_the_dns_record(fake_stack, monkeypatch):
+    from infra.smoke.checks.ingress import DNS_EXPECTED
+    from infra.smoke.core import Diagnosis
+
+    no_record = Diagnosis("ingress", "gocd.workshop.example.com", f"{DNS_EXPECTED} gocd.workshop.example.com",
+                          "no address", "point a wildcard record ...")
+    _smoke_answers(monkeypatch, CheckResult("ingress.gocd", "gocd", "fail", 0.1, str(no_record), no_record))
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 0, result.output
+    assert "1 published URL(s) wait for the DNS record above" in result.output
+
+
+def test_up_fails_when_a_published_url_is_broken_otherwise(fake_stack, monkeypatch):
+    from infra.smoke.core import Diagnosis
+
+    no_redirect = Diagnosis("ingress", "GET http://gocd.workshop.example.com/", "a redirect to https://...",
+                            "HTTP 200", "plain HTTP is served")
+    _smoke_answers(monkeypatch, CheckResult("ingress.gocd", "gocd", "fail", 0.1, str(no_redirect), no_redirect))
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 1
+    assert "wait for the DNS record" not in result.output

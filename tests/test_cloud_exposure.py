@@ -120,3 +120,31 @@ def test_the_controller_reaches_exactly_what_it_publishes(tmp_path):
                     and not dst.startswith("kube-system")}
     assert from_outside["cd4ml-ingress/ingress-controller"] == {8000, 8443}
     assert "cd4ml-mlflow/mlflow" not in from_outside  # only through the controller
+
+
+def test_the_program_reads_the_controllers_address_for_the_dns_record():
+    """Under Pulumi's mocks: the Ingress component reads the Service Traefik's release creates, after
+    that release, and the stack exports its address; `up` and `status` print the record to create."""
+    from pulumi_harness import run_program
+
+    settings = {"cd4ml:profile": "cluster", "cd4ml:exposure": "ingress", "cd4ml:domain": DOMAIN,
+                "cd4ml:acmeEmail": "facilitator@example.com"}
+    registrations = run_program(settings, stack="gke").registrations
+    (component,) = [r for r in registrations if r.type == "cd4ml:platform:Ingress"]
+    (release,) = [r for r in registrations if r.type == "kubernetes:helm.sh/v3:Release" and r.name == "ingress-traefik"]
+    (read,) = [r for r in registrations if r.type == "kubernetes:core/v1:Service" and r.name.startswith("ingress-")]
+    assert read.inputs["id"] == "cd4ml-ingress/traefik"
+    assert read.parent == component.urn and release.urn in read.dependencies
+
+
+@pytest.mark.parametrize("status, address", [
+    ({"load_balancer": {"ingress": [{"ip": "203.0.113.7"}]}}, "203.0.113.7"),  # GKE
+    ({"load_balancer": {"ingress": [{"hostname": "a1b2.elb.us-east-1.amazonaws.com"}]}},
+     "a1b2.elb.us-east-1.amazonaws.com"),  # EKS
+    ({"load_balancer": {}}, ""),  # not yet given
+    (None, ""),
+])
+def test_the_controllers_address_is_the_load_balancers_ip_or_host_name(status, address):
+    from infra.components.ingress import load_balancer_address
+
+    assert load_balancer_address(status) == address

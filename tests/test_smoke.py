@@ -19,17 +19,10 @@ runner = CliRunner()
 CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch",
                 "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow", "wire.gocd-agents-gocd"}
 STAND_IN_SECRETS = (*PASSWORDS.values(), GOCD_ADMIN[1], "grafana-admin-pw", MLFLOW_ADMIN[1], PIPELINES_LOGIN[1])
+PUBLISHED_ONLY = {"ingress.gocd", "ingress.kibana", "ingress.grafana", "ingress.mlflow"}
+"""Skipped unless the stack publishes through an ingress controller (tests/test_smoke_ingress.py)."""
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """MLflow with authentication on, configured by the kit's own configure code (as the platform's is)."""
-    server = MLflowServer(tmp_path_factory.mktemp("mlflow"), admin=MLFLOW_ADMIN)
-    server.configure_like_the_kit()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -51,12 +44,14 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
         results = run(platform)
     finally:
         platform.stop()
-    assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY
+    assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY | PUBLISHED_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 25
+    assert len(results) == 29
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
+    for name in PUBLISHED_ONLY:
+        assert "publishes nothing" in results[name].detail
     # Test data is cleaned up: the event is gone from Elasticsearch, the MLflow run deleted.
     leftovers = [d for docs in platform.es.indices.values() for d in docs
                  if d.get("event_id", "").startswith("cd4ml-smoke")]
@@ -143,7 +138,7 @@ def test_cli_passes_against_live_mlflow_and_fails_when_it_stops(tmp_path):
     finally:
         server.stop()
     assert ok.exit_code == 0, ok.output
-    assert "3 passed, 0 failed, 2 skipped" in ok.output
+    assert "3 passed, 0 failed, 3 skipped" in ok.output  # the wires need a cluster; ingress.mlflow a public URL
     assert {r["status"] for r in json.loads((tmp_path / "ok.json").read_text())} == {"pass", "skip"}
     down = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={server.url}", "--only", "mlflow", "--timeout", "2"])
     assert down.exit_code == 1
@@ -157,11 +152,12 @@ def test_pytest_plugin_runs_each_check_as_a_test(pytester, mlflow_server, monkey
     monkeypatch.setenv("CD4ML_MLFLOW_PASSWORD", MLFLOW_ADMIN[1])
     passing = pytester.runpytest_inprocess("--smoke", "--smoke-endpoint", f"mlflow={mlflow_server.url}",
                                            "--smoke-only", "mlflow", "-p", "no:cacheprovider")
-    passing.assert_outcomes(passed=3, skipped=2)
-    passing.stdout.fnmatch_lines(["*3 passed, 2 skipped*"])
+    # Skipped: the two wires need a cluster, ingress.mlflow a published URL.
+    passing.assert_outcomes(passed=3, skipped=3)
+    passing.stdout.fnmatch_lines(["*3 passed, 3 skipped*"])
     failing = pytester.runpytest_inprocess("--smoke", "--smoke-endpoint", "mlflow=http://127.0.0.1:9",
                                            "--smoke-only", "mlflow", "-p", "no:cacheprovider")
-    failing.assert_outcomes(failed=3, skipped=2)
+    failing.assert_outcomes(failed=3, skipped=3)
     failing.stdout.fnmatch_lines(["*likely:*mlflow is down, not ready yet, or the URL is wrong*"])
 
 

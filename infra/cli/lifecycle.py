@@ -398,10 +398,31 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
         progress.close()
     console.print(f"[green]✓[/green] platform up: {result.summary.result}")
     check_idempotent(stack, console)
-    services = (result.outputs.get("services").value if result.outputs.get("services") else None) or {}
+    outputs = {name: output.value for name, output in result.outputs.items()}
+    services = outputs.get("services") or {}
     for name, service in services.items():
         console.print(f"  • {name:<14} {service.get('url')}")
+    for line in front_door(outputs):
+        console.print(line)
     return services
+
+
+def front_door(outputs: dict) -> list[str]:
+    """The published services' URLs and the DNS record they need (exposure 'ingress'): printed by `up`
+    and `status`, since the record is the one step the kit leaves to the facilitator."""
+    door = outputs.get("ingress")
+    if not door:
+        return []
+    document = outputs.get("platform") or {}
+    lines = [f"  • {s['name']:<14} {s['public_url']}" for s in document.get("services", []) if s.get("public_url")]
+    address, domain = door.get("address"), door.get("domain")
+    if not address:
+        where = document.get("ingress") or {}
+        return lines + [f"  DNS: *.{domain} must point at the ingress controller, which has no address yet "
+                        f"(kubectl -n {where.get('namespace')} get svc {where.get('controller_service')})"]
+    kind = "A" if address.replace(".", "").isdigit() or ":" in address else "CNAME"
+    return lines + [f"  DNS: create the record *.{domain} {kind} {address} (the kit does not manage DNS); "
+                    "certificates are issued once it resolves"]
 
 
 def check_idempotent(stack, console: Console) -> bool:

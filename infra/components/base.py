@@ -94,6 +94,7 @@ class ServiceComponent(pulumi.ComponentResource):
                           pulumi.ResourceOptions(parent=self, depends_on=waits_for))
             for secret in service.secrets
         ]
+        self.releases: dict[str, k8s.helm.v3.Release] = {}
         staged = list(service_objects(service))
         previous: list[pulumi.Resource] = waits_for + secrets
         for index, stage in enumerate(service.stages):
@@ -105,13 +106,19 @@ class ServiceComponent(pulumi.ComponentResource):
                 created.append(k8s.yaml.v2.ConfigGroup(f"{name}-objects-{index}", objs=builtin, opts=stage_opts))
             created += [create_custom_resource(name, m, stage_opts) for m in objects
                         if (m["apiVersion"], m["kind"]) in CUSTOM_KINDS]
-            created += [create_release(f"{name}-{release.name}", release, stage_opts) for release in stage.releases]
+            for release in stage.releases:
+                self.releases[release.name] = create_release(f"{name}-{release.name}", release, stage_opts)
+                created.append(self.releases[release.name])
             previous = created or previous
         self.url = pulumi.Output.from_input(service.endpoint.url if service.endpoint else None)
         self.namespace = pulumi.Output.from_input(service.namespace)
         self.credentials_secret = pulumi.Output.from_input(
             service.credentials.qualified_name if service.credentials else None)
+        self.add_resources(name, service)
         self.register_outputs(self.outputs())
+
+    def add_resources(self, name: str, service: Service) -> None:
+        """What a component adds beyond its stages (reads of what its charts create), before its outputs."""
 
     def outputs(self) -> dict[str, Any]:
         return {"url": self.url, "namespace": self.namespace, "credentials_secret": self.credentials_secret}

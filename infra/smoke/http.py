@@ -29,7 +29,10 @@ def call(context: SmokeContext, target: Target, method: str, path: str, *, expec
     endpoint = target.url.rstrip("/") + path
     try:
         if anonymous:
-            response = requests.request(method, endpoint, timeout=10, **kwargs)
+            # No login, no cookie; but the run's certificate trust (`ingress.*` checks) still applies.
+            with type(context.session)() as fresh:
+                fresh.verify = context.session.verify
+                response = fresh.request(method, endpoint, timeout=10, **kwargs)
         else:
             response = context.session.request(method, endpoint, auth=target.auth, timeout=10, **kwargs)
     except requests.RequestException as failure:
