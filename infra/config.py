@@ -136,7 +136,7 @@ class StackConfig(BaseModel):
         TlsIssuer.LETSENCRYPT,
         alias="tlsIssuer",
         description="Who signs the ingress certificates: 'letsencrypt', 'letsencrypt-staging' (rehearsals: "
-                    "untrusted, no rate limits) or 'self-signed' (no DNS needed).",
+                    "untrusted, far higher rate limits) or 'self-signed' (no DNS needed).",
     )
     cluster_provider: ClusterProvider = Field(
         ClusterProvider.EXISTING,

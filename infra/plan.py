@@ -115,7 +115,8 @@ def _ingress_document(platform: Platform) -> dict[str, Any] | None:
         return None
     settings = part.settings
     return {"namespace": part.namespace, "controller_service": settings["load_balancer_release"],
-            "domain": settings["domain"], "issuer": settings["issuer"], "hosts": settings["hosts"]}
+            "domain": settings["domain"], "issuer": settings["issuer"], "hosts": settings["hosts"],
+            "certificates": settings["certificates"]}
 
 
 def release_document(release) -> dict[str, Any]:

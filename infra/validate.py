@@ -27,6 +27,7 @@ CUSTOM_KINDS = {
     ("elasticsearch.k8s.elastic.co/v1", "Elasticsearch"),
     ("kibana.k8s.elastic.co/v1", "Kibana"),
     ("cert-manager.io/v1", "ClusterIssuer"),
+    ("cert-manager.io/v1", "Certificate"),
 }
 
 

@@ -46,15 +46,49 @@ def test_an_ingress_per_published_service_and_per_application_namespace(gke_plan
     apps = {(ns, host) for ns, host in ingresses if host.startswith("p")}
     assert len(apps) == 60 and ("cd4ml-p07-staging", f"p07-staging.{DOMAIN}") in apps
     for ingress in ingresses.values():
-        [tls] = ingress["spec"]["tls"]
-        assert tls["hosts"] == [ingress["spec"]["rules"][0]["host"]] and tls["secretName"].endswith("-tls")
-        assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "cd4ml"
+        # HTTPS, with the certificate from Traefik's store (below), not one per Ingress.
+        assert ingress["spec"]["tls"] == [{"hosts": [ingress["spec"]["rules"][0]["host"]]}]
+        assert not any(key.startswith("cert-manager.io/") for key in ingress["metadata"]["annotations"])
         assert ingress["spec"]["ingressClassName"] == "cd4ml"
         # HTTPS only: no router on port 80, where Traefik redirects everything but ACME challenges.
         assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
     grafana = ingresses[("cd4ml-monitoring", f"grafana.{DOMAIN}")]
     backend = grafana["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "grafana", "port": {"number": 80}}
+
+
+def test_every_host_is_on_one_certificate_in_the_controllers_store(gke_plan):
+    """30 participants: 64 hosts on one certificate (Let's Encrypt allows 50 certificates a week per
+    registered domain, 100 names on each), in the controller's namespace, loaded into Traefik's store."""
+    hosts = sorted(rule["host"] for i in objects(gke_plan, "Ingress") for rule in i["spec"]["rules"])
+    [certificate] = objects(gke_plan, "Certificate")
+    assert certificate["metadata"]["namespace"] == "cd4ml-ingress"
+    assert sorted(certificate["spec"]["dnsNames"]) == hosts and len(hosts) == 64
+    assert certificate["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "cd4ml"}
+    assert certificate["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}  # issued after DNS, not in up
+    traefik = yaml.safe_load((gke_plan / "releases" / "cd4ml-ingress__traefik.yaml").read_text())["values"]
+    assert traefik["tlsStore"] == {"default": {"certificates": [{"secretName": certificate["spec"]["secretName"]}]}}
+    assert traefik["providers"]["kubernetesCRD"] == {"enabled": True, "namespaces": ["cd4ml-ingress"],
+                                                     "defaultTLSResourcesNamespace": "cd4ml-ingress",
+                                                     "allowCrossNamespace": False}
+    document = json.loads((gke_plan / "platform.json").read_text())
+    assert document["ingress"]["certificates"] == {"cd4ml-hosts-1": certificate["spec"]["dnsNames"]}
+
+
+@pytest.mark.parametrize("participants, names", [(0, [6]), (48, [100]), (49, [100, 2]), (100, [100, 100, 4])])
+def test_hosts_are_shared_out_over_as_few_certificates_as_lets_encrypt_allows(participants, names):
+    platform = build_platform(load_stack(STACKS, "gke", {"participants": str(participants)}), "gke")
+    certificates = [o for o in platform.extra("ingress").objects if o["kind"] == "Certificate"]
+    assert [len(c["spec"]["dnsNames"]) for c in certificates] == names
+    every = [host for c in certificates for host in c["spec"]["dnsNames"]]
+    assert sorted(every) == platform.extra("ingress").settings["hosts"]  # each host on exactly one
+    assert every[:4] == [f"{name}.{DOMAIN}" for name in ("gocd", "kibana", "grafana", "mlflow")]
+    if participants == 100:
+        return  # the most a stack takes
+    one_more = build_platform(load_stack(STACKS, "gke", {"participants": str(participants + 1)}), "gke")
+    grown = [o for o in one_more.extra("ingress").objects if o["kind"] == "Certificate"]
+    # A late participant changes only the last certificate: the others are not ordered again.
+    assert [c["spec"] for c in grown[:len(certificates) - 1]] == [c["spec"] for c in certificates[:-1]]
 
 
 def test_the_issuer_is_lets_encrypt_through_the_controller(gke_plan):
@@ -135,6 +169,10 @@ def test_the_program_reads_the_controllers_address_for_the_dns_record():
     (read,) = [r for r in registrations if r.type == "kubernetes:core/v1:Service" and r.name.startswith("ingress-")]
     assert read.inputs["id"] == "cd4ml-ingress/traefik"
     assert read.parent == component.urn and release.urn in read.dependencies
+    # The shared certificate is the cluster's own object, not awaited (it needs the DNS record first).
+    (certificate,) = [r for r in registrations if r.type == "kubernetes:cert-manager.io/v1:Certificate"]
+    assert certificate.parent == component.urn and certificate.inputs["spec"]["secretName"] == "cd4ml-hosts-1-tls"
+    assert certificate.inputs["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
 
 
 @pytest.mark.parametrize("status, address", [

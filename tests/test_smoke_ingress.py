@@ -70,14 +70,17 @@ def front_door(monkeypatch, lets_encrypt, mlflow_published, tmp_path):
             del routes[f"grafana.{DOMAIN}"]
         if "controller-cut-off-from-mlflow" in faults:  # e.g. the expose edge's policy is gone
             routes[f"mlflow.{DOMAIN}"] = f"http://127.0.0.1:{free_port()}"
-        # The certificate cert-manager issued; before it has, Traefik's own default one (nobody signs it).
+        document = platform_document(published_platform(issuer))
+        # The certificate cert-manager issued for the names the kit asks for; before it has, Traefik's
+        # own default one (nobody signs it).
+        (names,) = document["ingress"]["certificates"].values()
         signer = trustme.CA() if issuer != "letsencrypt" or "certificate-not-issued" in faults else lets_encrypt
-        controller = IngressControllerStandIn(routes, signer.issue_cert(f"*.{DOMAIN}").configure_cert,
+        controller = IngressControllerStandIn(routes, signer.issue_cert(*names).configure_cert,
                                               redirect="no-http-redirect" not in faults)
         started.append(controller)
         monkeypatch.setattr(socket, "getaddrinfo", controller.resolver(DOMAIN, records))
         context = services.context(timeout=3.0)
-        context.platform = platform_document(published_platform(issuer))
+        context.platform = document
         return {r.name: r for r in run_checks(context, ingress.CHECKS)}
 
     yield run
@@ -110,7 +113,7 @@ def test_untrusted_issuers_are_answered_and_said_so(front_door, issuer):
 FAULTS = [
     # (fault, checks that must fail, words the diagnosis must contain)
     ("no-dns-record", CHECKS, f"point a wildcard record *.{DOMAIN} at the ingress controller"),
-    ("certificate-not-issued", CHECKS, "cert-manager has not issued the certificate yet"),
+    ("certificate-not-issued", CHECKS, "cert-manager has not issued cd4ml-hosts-1 yet"),
     ("grafana-ingress-missing", {"ingress.grafana"}, "no route for this host"),
     ("controller-cut-off-from-mlflow", {"ingress.mlflow"}, "allow-to-mlflow must admit the ingress controller"),
     ("no-http-redirect", CHECKS, "plain HTTP is served"),

@@ -8,7 +8,13 @@ only LoadBalancer, a host per service under `domain`, TLS certificates issued by
   ClusterIssuer: Let's Encrypt (production or staging, HTTP-01 through the controller) or self-signed.
 - An Ingress per user-facing service (`<service>.<domain>`) in the service's namespace, and one per
   application namespace for the model service (`<participant>-<env>.<domain>`, or `<env>.<domain>`
-  for a single team), each with its certificate in `<name>-tls`.
+  for a single team).
+- Few certificates, not one per Ingress: Let's Encrypt issues at most 50 certificates a week per
+  registered domain, and a workshop of 100 has 204 hosts. The hosts are shared out over
+  `cd4ml-hosts-<k>` Certificates of at most 100 names each (Let's Encrypt's limit per certificate),
+  in the controller's namespace, and loaded into Traefik's default TLS store, which serves them by
+  SNI to every Ingress's router whatever its namespace. So 100 participants order 3 certificates;
+  the HTTP-01 solver pods run in the controller's namespace, not in participants' quotas.
 - The services' own settings that must know their public URL come from `public_url` here: MLflow's
   allowed hosts, Grafana's root URL, Kibana's public base URL; links in dashboards and handouts.
 - The controller reaches what it exposes through wiring edges (kind `expose`), so the network
@@ -45,6 +51,9 @@ ACME_SERVERS = {
     TlsIssuer.LETSENCRYPT: "https://acme-v02.api.letsencrypt.org/directory",
     TlsIssuer.LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
+MAX_NAMES_PER_CERTIFICATE = 100
+"""Let's Encrypt's limit of names on one certificate."""
+CERTIFICATE_PREFIX = "cd4ml-hosts"
 SERVICE_ON_HTTPS_ONLY = {"traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
                          "traefik.ingress.kubernetes.io/router.tls": "true"}
 """Traefik's Ingress annotations: a service's router never answers plain HTTP (no password in clear)."""
@@ -98,13 +107,15 @@ def cluster_issuer(config: StackConfig) -> dict[str, Any]:
 
 
 def ingress(name: str, namespace: str, hostname: str, service: str, port: int) -> dict[str, Any]:
+    """No `secretName` and no cert-manager annotation: the host's certificate is one of the shared
+    `cd4ml-hosts-<k>` in Traefik's default store (`certificates`); the TLS entry declares the host HTTPS."""
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(PART_OF),
-                     "annotations": {"cert-manager.io/cluster-issuer": CLUSTER_ISSUER, **SERVICE_ON_HTTPS_ONLY}},
+                     "annotations": dict(SERVICE_ON_HTTPS_ONLY)},
         "spec": {
             "ingressClassName": INGRESS_CLASS,
-            "tls": [{"hosts": [hostname], "secretName": f"{name}-tls"}],
+            "tls": [{"hosts": [hostname]}],
             "rules": [{"host": hostname, "http": {"paths": [{
                 "path": "/", "pathType": "Prefix",
                 "backend": {"service": {"name": service, "port": {"number": port}}}}]}}],
@@ -112,15 +123,43 @@ def ingress(name: str, namespace: str, hostname: str, service: str, port: int) -
     }
 
 
-def traefik_values(image: Image, service_type: str = "LoadBalancer") -> dict[str, Any]:
+def certificates(namespace: str, hosts: list[str]) -> tuple[dict[str, Any], ...]:
+    """The hosts, in order (services first, then participants'), shared out over as few certificates
+    as Let's Encrypt allows; a participant added at the end changes only the last certificate."""
+    chunks = [hosts[i:i + MAX_NAMES_PER_CERTIFICATE] for i in range(0, len(hosts), MAX_NAMES_PER_CERTIFICATE)]
+    return tuple({
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        # Not awaited by `up`: Let's Encrypt can only issue once the facilitator's DNS record exists,
+        # which needs the address `up` prints; the `ingress.*` smoke checks report the wait.
+        "metadata": {"name": f"{CERTIFICATE_PREFIX}-{k}", "namespace": namespace, "labels": dict(PART_OF),
+                     "annotations": {"pulumi.com/skipAwait": "true"}},
+        "spec": {
+            "secretName": certificate_secret(k),
+            "dnsNames": chunk,
+            "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": CLUSTER_ISSUER},
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        },
+    } for k, chunk in enumerate(chunks, start=1))
+
+
+def certificate_secret(k: int) -> str:
+    return f"{CERTIFICATE_PREFIX}-{k}-tls"
+
+
+def traefik_values(image: Image, namespace: str, certificate_secrets: list[str],
+                   service_type: str = "LoadBalancer") -> dict[str, Any]:
     return {
         "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
         "deployment": {"replicas": 2},
         "resources": TRAEFIK_SIZE.as_k8s(),
         "service": {"spec": {"type": service_type}},
         "ingressClass": {"enabled": True, "isDefaultClass": True, "name": INGRESS_CLASS},
+        # The CRD provider only for the default TLS store, in the controller's own namespace: nobody
+        # else's IngressRoutes or TLS stores are read.
         "providers": {"kubernetesIngress": {"enabled": True, "publishedService": {"enabled": True}},
-                      "kubernetesCRD": {"enabled": False}},
+                      "kubernetesCRD": {"enabled": True, "namespaces": [namespace],
+                                        "defaultTLSResourcesNamespace": namespace, "allowCrossNamespace": False}},
+        "tlsStore": {"default": {"certificates": [{"secretName": secret} for secret in certificate_secrets]}},
         "ingressRoute": {"dashboard": {"enabled": False}},
         # Port 80 redirects to 443, through a router of the lowest priority: the services' Ingresses
         # only listen on 443 (SERVICE_ON_HTTPS_ONLY), and cert-manager's challenge Ingresses, on every
@@ -153,6 +192,9 @@ def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingr
     traefik_image = TRAEFIK_IMAGE.through(mirrors)
     cert_images = tuple(image.through(mirrors) for image in CERT_MANAGER_IMAGES)
     controller, webhook, cainjector, acmesolver, startupapicheck = cert_images
+    hosts = [rule["host"] for item in service_ingresses + app_ingresses for rule in item["spec"]["rules"]]
+    shared = certificates(namespace, hosts)
+    secrets = [c["spec"]["secretName"] for c in shared]
     return Service(
         name=NAME,
         namespace=namespace,
@@ -162,16 +204,16 @@ def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingr
         # cert-manager (with its CRDs) before the issuer; the controller before the Ingresses it serves.
         stages=(Stage(releases=(CERT_MANAGER_CHART.release(CERT_MANAGER_RELEASE, cert_namespace,
                                                             cert_manager_values(cert_images)),
-                                TRAEFIK_CHART.release(TRAEFIK_RELEASE, namespace, traefik_values(traefik_image)))),
+                                TRAEFIK_CHART.release(TRAEFIK_RELEASE, namespace,
+                                                      traefik_values(traefik_image, namespace, secrets)))),
                 Stage(objects=(cluster_issuer(config),)),
-                Stage(objects=tuple(service_ingresses + app_ingresses))),
+                Stage(objects=(*shared, *service_ingresses, *app_ingresses))),
         workloads=(Workload(TRAEFIK_RELEASE, "Deployment", 2, (Container("traefik", traefik_image, TRAEFIK_SIZE),)),
                    *(Workload(f"cert-manager-{part}", "Deployment", 1, (Container(part, image, CERT_MANAGER_SIZE),))
                      for part, image in (("controller", controller), ("webhook", webhook),
                                          ("cainjector", cainjector)))),
         extra_images=(acmesolver, startupapicheck),
         settings={"domain": config.domain, "issuer": config.tls_issuer.value, "ingress_class": INGRESS_CLASS,
-                  "load_balancer_release": TRAEFIK_RELEASE,
-                  "hosts": sorted(rule["host"] for item in service_ingresses + app_ingresses
-                                  for rule in item["spec"]["rules"])},
+                  "load_balancer_release": TRAEFIK_RELEASE, "hosts": sorted(hosts),
+                  "certificates": {c["metadata"]["name"]: c["spec"]["dnsNames"] for c in shared}},
     )

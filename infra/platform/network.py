@@ -153,10 +153,12 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
                       "people (and Let's Encrypt's HTTP-01 checks) reach the controller through its LoadBalancer"),
             Allowance("allow-ingress-api-server", ns.ingress, controller, "Egress", tuple(ANYWHERE), api,
                       "the controller watches Ingresses, Services and EndpointSlices through the API server"),
-            Allowance("allow-ingress-acme-solvers", ns.ingress, controller, "Egress",
-                      ({"namespaceSelector": {}, **solvers},), solver_port,
+            Allowance("allow-ingress-acme-solvers", ns.ingress, controller, "Egress", (solvers,), solver_port,
                       "while a certificate is issued, the controller routes the HTTP-01 challenge to "
-                      "cert-manager's solver pod in the Ingress's namespace"),
+                      "cert-manager's solver pod, beside it (the certificates live in its namespace)"),
+            Allowance("allow-acme-solver", ns.ingress, ingress.ACME_SOLVER_PODS, "Ingress",
+                      (peer(Node("ingress-controller", ns.ingress, controller)),), solver_port,
+                      "the ingress controller routes the HTTP-01 challenge to cert-manager's solver pod"),
             Allowance("allow-cert-manager-egress", ns.cert_manager, ingress.CERT_MANAGER_PODS, "Egress",
                       tuple(ANYWHERE), tuple(dict.fromkeys((("TCP", 80),) + api)),
                       "cert-manager works through the API server, orders certificates from the ACME server "
@@ -165,11 +167,6 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
                       None, (("TCP", ingress.CERT_MANAGER_WEBHOOK_PORT),),
                       "the API server calls cert-manager's webhook; it is not a pod to select"),
         ]
-        exposed = sorted({e.provider.namespace for e in wiring if e.kind == "expose"})
-        found += [Allowance("allow-acme-solver", namespace, ingress.ACME_SOLVER_PODS, "Ingress",
-                            (peer(Node("ingress-controller", ns.ingress, controller)),), solver_port,
-                            "the ingress controller routes the HTTP-01 challenge to cert-manager's solver pod")
-                  for namespace in exposed]
     if config.exposure is Exposure.NODE_PORT:
         for name in NODE_PORT_SERVICES:
             if name in services and services[name].endpoint:

@@ -55,7 +55,7 @@ def published(context: SmokeContext, service: str) -> str:
     if not ingress:
         raise Skip("the stack publishes nothing (exposure is not 'ingress')")
     document = context.service(service)
-    public_url, namespace = document.get("public_url"), document["namespace"]
+    public_url = document.get("public_url")
     if not public_url:
         raise Skip(f"{service} is not published")
     host = urlparse(public_url).hostname or ""
@@ -69,7 +69,7 @@ def published(context: SmokeContext, service: str) -> str:
             "the kit does not manage DNS")) from None
     trusted = ingress["issuer"] in TRUSTED_ISSUERS
     session = requests.Session() if trusted else UnverifiedSession()
-    _first_answer(session, public_url, service, namespace, ingress["issuer"], controller)
+    _first_answer(session, public_url, service, document["namespace"], ingress, controller)
     login = context.targets.get(service)
     public = Target(service, public_url, login.username if login else None, login.password if login else None)
     through = SmokeContext(platform=context.platform, targets={service: public}, timeout=context.timeout,
@@ -89,20 +89,23 @@ def waits_for_dns_or_certificate(result: CheckResult) -> bool:
         diagnosis.expected.startswith(DNS_EXPECTED) or diagnosis.expected.startswith(CERTIFICATE_EXPECTED)))
 
 
-def _first_answer(session: requests.Session, url: str, service: str, namespace: str, issuer: str,
+def _first_answer(session: requests.Session, url: str, service: str, namespace: str, ingress: dict,
                   controller: str) -> None:
     """Tells apart what stops a browser before the service answers: the certificate, the controller's
     address, a missing route, the controller's way to the service."""
-    where = f"GET {url}"
+    where, host = f"GET {url}", urlparse(url).hostname
+    certificate = next((name for name, hosts in ingress.get("certificates", {}).items() if host in hosts),
+                       "the certificate")
     try:
         answer = session.get(url, timeout=10, allow_redirects=False)
     except requests.exceptions.SSLError as failure:
         raise CheckFailed(Diagnosis(
-            "ingress", where, f"{CERTIFICATE_EXPECTED} {urlparse(url).hostname} signed by {issuer}",
+            "ingress", where, f"{CERTIFICATE_EXPECTED} {host} signed by {ingress['issuer']}",
             f"TLS refused ({_short(failure)})",
-            f"cert-manager has not issued the certificate yet, so the controller serves its own default one "
-            f"(kubectl -n {namespace} get certificate,challenge); Let's Encrypt can "
-            "only issue once the DNS record points at the controller")) from None
+            f"cert-manager has not issued {certificate} yet, so the controller serves its own default one "
+            f"(kubectl -n {ingress['namespace']} describe certificate {certificate}; a Let's Encrypt rate "
+            "limit shows there too); Let's Encrypt can only issue once the DNS record points at the controller")) \
+            from None
     except requests.RequestException as failure:
         raise CheckFailed(Diagnosis(
             "ingress", where, "the ingress controller answering on port 443", f"no answer ({type(failure).__name__})",
