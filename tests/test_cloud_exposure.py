@@ -23,6 +23,7 @@ from infra.policies import load_balancer_violations, pack_config
 runner = CliRunner()
 STACKS = Path(__file__).resolve().parents[1] / "stacks"
 DOMAIN = "workshop.example.com"
+SERVICE_NAMESPACES = {"cd4ml-gocd", "cd4ml-logging", "cd4ml-monitoring", "cd4ml-mlflow"}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,9 @@ def test_an_ingress_per_published_service_and_per_application_namespace(gke_plan
         # HTTPS, with the certificate from Traefik's store (below), not one per Ingress.
         assert ingress["spec"]["tls"] == [{"hosts": [ingress["spec"]["rules"][0]["host"]]}]
         assert not any(key.startswith("cert-manager.io/") for key in ingress["metadata"]["annotations"])
+        # `up` awaits the services' Ingresses, not the model services' (their Service comes with a pipeline).
+        awaited = ingress["metadata"]["annotations"].get("pulumi.com/skipAwait") != "true"
+        assert awaited == (ingress["metadata"]["namespace"] in SERVICE_NAMESPACES), ingress["metadata"]
         assert ingress["spec"]["ingressClassName"] == "cd4ml"
         # HTTPS only: no router on port 80, where Traefik redirects everything but ACME challenges.
         assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"

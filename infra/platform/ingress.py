@@ -106,13 +106,16 @@ def cluster_issuer(config: StackConfig) -> dict[str, Any]:
             "metadata": {"name": CLUSTER_ISSUER, "labels": dict(PART_OF)}, "spec": spec}
 
 
-def ingress(name: str, namespace: str, hostname: str, service: str, port: int) -> dict[str, Any]:
+def ingress(name: str, namespace: str, hostname: str, service: str, port: int,
+            backend_exists: bool = True) -> dict[str, Any]:
     """No `secretName` and no cert-manager annotation: the host's certificate is one of the shared
-    `cd4ml-hosts-<k>` in Traefik's default store (`certificates`); the TLS entry declares the host HTTPS."""
+    `cd4ml-hosts-<k>` in Traefik's default store (`certificates`); the TLS entry declares the host HTTPS.
+    `backend_exists=False` (a model service, which a pipeline deploys later): `up` does not wait for
+    the Service, which the provider's Ingress await would look for for a minute, warning, per Ingress."""
+    annotations = dict(SERVICE_ON_HTTPS_ONLY) | ({} if backend_exists else {"pulumi.com/skipAwait": "true"})
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(PART_OF),
-                     "annotations": dict(SERVICE_ON_HTTPS_ONLY)},
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(PART_OF), "annotations": annotations},
         "spec": {
             "ingressClassName": INGRESS_CLASS,
             "tls": [{"hosts": [hostname]}],
