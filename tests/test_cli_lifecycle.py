@@ -336,3 +336,27 @@ def test_up_fails_when_a_published_url_is_broken_otherwise(fake_stack, monkeypat
     result = runner.invoke(app, ["up"])
     assert result.exit_code == 1
     assert "wait for the DNS record" not in result.output
+
+
+def test_no_command_prints_a_generated_secret(fake_stack, monkeypatch, tmp_path):
+    """`up --verbose`, `status` and `handout` against a stack whose outputs hold participants'
+    passwords (as the real one does): the handout pages carry them, nothing printed or summarized does.
+    The engine's own lines under --verbose are Pulumi's, which masks secret values itself."""
+    passwords = {"alice": "s3cret-alice-pw", "bob": "s3cret-bob-pw"}
+    outputs = {"services": {"gocd": {"url": "http://gocd"}}, "platform": PUBLISHED["platform"],
+               "ingress": {"address": "203.0.113.7", "domain": "workshop.example.com"},
+               "participant_passwords": passwords}
+    up_result = SimpleNamespace(summary=SimpleNamespace(result="succeeded"), outputs={
+        name: auto.OutputValue(value, name == "participant_passwords") for name, value in outputs.items()})
+    monkeypatch.setattr(fake_stack, "up", lambda on_output, on_event, **kwargs: (
+        on_output("    participant_passwords: [secret]"), up_result)[1])
+    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: outputs)
+    printed = [runner.invoke(app, ["up", "--verbose"]), runner.invoke(app, ["status"]),
+               runner.invoke(app, ["handout", "--set", "participantNames=alice,bob", "--out", str(tmp_path)])]
+    assert [r.exit_code for r in printed] == [0, 0, 0], [r.output for r in printed]
+    assert "participant_passwords: [secret]" in printed[0].output  # the verbose engine lines did print
+    assert "*.workshop.example.com A 203.0.113.7" in printed[1].output  # and status read these outputs
+    for secret in passwords.values():
+        assert all(secret not in r.output for r in printed)
+        assert secret not in (tmp_path / "facilitator-summary.csv").read_text()
+    assert "s3cret-alice-pw" in (tmp_path / "alice.md").read_text()

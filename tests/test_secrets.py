@@ -7,11 +7,14 @@ Where each output is covered:
   `platform` are the model's documents, which hold no generated value (the plan test below);
   `participant_passwords` is wrapped in Output.secret (infra/program.py);
 - `cd4ml plan` (here, and tests/test_plan.py): generated keys are named, never filled;
-- handouts' facilitator CSV and the CLI output: tests/test_cli_lifecycle.py (passwords on pages only);
+- handouts' facilitator CSV and the CLI output: tests/test_cli_lifecycle.py (passwords on pages only;
+  `up --verbose`, `status` and `handout` against a stack whose outputs hold the passwords:
+  `test_no_command_prints_a_generated_secret`);
 - smoke output and diagnoses, including wrong-credential faults: tests/test_smoke.py;
 - configure Jobs' logs and exceptions (wrong password): tests/test_gocd_configure.py and the
   bare-interpreter runs of every configure Job;
-- `up --verbose` prints the engine's own lines, in which Pulumi masks secret values as [secret].
+- `up --verbose` prints the engine's own lines, in which Pulumi masks secret values as [secret]
+  (what a real engine prints is for the cluster e2e run).
 """
 
 from __future__ import annotations
