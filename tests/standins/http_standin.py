@@ -92,18 +92,22 @@ class HttpStandIn(BackgroundServer):
                     status, payload, headers = 404, {"error": f"no route {self.command} {parsed.path}"}, {}
                 data = payload if isinstance(payload, bytes) else (
                     payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
-                self.send_response(status)
-                headers = {"Content-Type": "application/json", **headers}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, status, data, {"Content-Type": "application/json", **headers})
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
         self._serve(ThreadingHTTPServer(("127.0.0.1", self.port), _Handler))
         return self
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, data: bytes, headers: dict[str, str]) -> None:
+    """One whole answer, with its length (the clients keep connections alive)."""
+    handler.send_response(status)
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 def authorized(request: Request, users: dict[str, str]) -> bool:

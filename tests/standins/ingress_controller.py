@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 import requests
-from http_standin import BackgroundServer
+from http_standin import BackgroundServer, send
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
@@ -72,12 +72,7 @@ class IngressControllerStandIn:
                              {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP})
 
             def _answer(self, status: int, data: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send(self, status, data, headers)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
