@@ -29,7 +29,9 @@ class Links:
 
 def page_markdown(tenant: Mapping[str, Any], links: Links, password: str | None, env: Mapping[str, str]) -> str:
     name = tenant["name"]
-    namespaces = "\n".join(f"- {env_name}: `{namespace}`" for env_name, namespace in tenant["namespaces"].items())
+    urls = tenant.get("model_urls") or {}  # published through the ingress controller (cloud stacks)
+    namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {urls[env_name]}" if env_name in urls else "")
+                           for env_name, namespace in tenant["namespaces"].items())
     variables = "\n".join(f"    {key}={value}" for key, value in env.items())
     return f"""# CD4ML workshop: {name}
 

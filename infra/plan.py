@@ -65,6 +65,7 @@ def tenant_document(tenant: Tenant) -> dict[str, Any]:
     return {
         "name": tenant.name,
         "namespaces": dict(tenant.environments),
+        "model_urls": {env: f"https://{host}" for env, host in tenant.public_hosts},
         "login": tenant.login,
         "password_id": tenant.password.id if tenant.password else None,
         "mlflow_experiment": tenant.experiment,

@@ -124,6 +124,20 @@ def test_public_urls_reach_the_services_own_settings(gke_plan):
     assert links.gocd == f"https://gocd.{DOMAIN}/go" and links.grafana.startswith(f"https://grafana.{DOMAIN}/d/")
 
 
+def test_a_participants_handout_names_their_model_services_public_urls(gke_plan, tmp_path):
+    document = json.loads((gke_plan / "platform.json").read_text())
+    p07 = next(t for t in document["tenants"] if t["name"] == "p07")
+    assert p07["model_urls"] == {"staging": f"https://p07-staging.{DOMAIN}",
+                                 "production": f"https://p07-production.{DOMAIN}"}
+    hosts = {rule["host"] for i in objects(gke_plan, "Ingress") for rule in i["spec"]["rules"]}
+    assert {url.removeprefix("https://") for t in document["tenants"] for url in t["model_urls"].values()} <= hosts
+    result = runner.invoke(app, ["handout", "--stack", "gke", "--set", "participants=2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "p02.md").read_text()
+    assert f"- staging: `cd4ml-p02-staging`, at https://p02-staging.{DOMAIN}" in page
+    assert f"| GoCD | https://gocd.{DOMAIN}/go |" in page
+
+
 def test_no_load_balancer_but_the_ingress_controllers(gke_plan):
     for path in (gke_plan / "objects").glob("*__service__*.yaml"):
         assert yaml.safe_load(path.read_text())["spec"].get("type") != "LoadBalancer", path.name

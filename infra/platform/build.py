@@ -52,8 +52,7 @@ def _ingress(ctx: BuildContext, services: dict[str, Service]) -> Service:
     for tenant in ctx.tenants:
         for env, namespace in tenant.environments:
             edge = ctx.edge("ingress-controller", tenant.app_node(env))
-            hostname = ingress.app_host(ctx.config, tenant.name if tenant.participant else None, env)
-            app_ingresses.append(ingress.ingress(apps.ML_APP_RELEASE, namespace, hostname, edge.endpoint.service,
-                                                 edge.endpoint.port, backend_exists=False))
+            app_ingresses.append(ingress.ingress(apps.ML_APP_RELEASE, namespace, dict(tenant.public_hosts)[env],
+                                                 edge.endpoint.service, edge.endpoint.port, backend_exists=False))
     return ingress.build(ctx.config, ctx.ns.ingress, ctx.ns.cert_manager, service_ingresses, app_ingresses,
                          ctx.config.mirrors)

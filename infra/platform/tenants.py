@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from infra import events
 from infra.config import StackConfig
+from infra.platform import ingress
 from infra.platform.model import GeneratedPassword
 
 DEFAULT_AGENTS_NODE = "gocd-agents"
@@ -26,6 +27,8 @@ class Tenant:
     participant: bool
     environments: tuple[tuple[str, str], ...]
     """(environment, namespace) pairs this tenant's pipelines deploy into."""
+    public_hosts: tuple[tuple[str, str], ...] = ()
+    """(environment, host) where the model service is published (exposure 'ingress'); else empty."""
 
     @property
     def agents_node(self) -> str:
@@ -78,7 +81,11 @@ class Tenant:
 
 def derive_tenants(config: StackConfig) -> tuple[Tenant, ...]:
     prefix, envs = config.namespace_prefix, config.app_environments
+
+    def hosts(name: str | None) -> tuple[tuple[str, str], ...]:
+        return tuple((env, ingress.app_host(config, name, env)) for env in envs) if ingress.enabled(config) else ()
+
     if not config.participant_list:
-        return (Tenant(events.DEFAULT_TENANT, False, tuple((env, f"{prefix}-{env}") for env in envs)),)
-    return tuple(Tenant(name, True, tuple((env, f"{prefix}-{name}-{env}") for env in envs))
+        return (Tenant(events.DEFAULT_TENANT, False, tuple((env, f"{prefix}-{env}") for env in envs), hosts(None)),)
+    return tuple(Tenant(name, True, tuple((env, f"{prefix}-{name}-{env}") for env in envs), hosts(name))
                  for name in config.participant_list)

@@ -85,7 +85,7 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
                                         delivered_by=f"Ingress {service} (host {ingress.host(config, service)})"))
         for tenant in tenants:
             for env, namespace in tenant.environments:
-                hostname = ingress.app_host(config, tenant.name if tenant.participant else None, env)
+                hostname = dict(tenant.public_hosts)[env]
                 edges.append(WiringEdge(controller, Node(tenant.app_node(env), namespace, EVERY_POD), "expose",
                                         endpoint=apps.ml_app_endpoint(namespace),
                                         delivered_by=f"Ingress {apps.ML_APP_RELEASE} (host {hostname})"))
