@@ -174,6 +174,23 @@ def test_the_controller_reaches_exactly_what_it_publishes(tmp_path):
     assert "cd4ml-mlflow/mlflow" not in from_outside  # only through the controller
 
 
+def test_cert_manager_may_check_its_challenge_through_the_controller_from_inside(gke_plan):
+    """Where the CNI short-circuits the LoadBalancer's IP (kube-proxy, GKE Dataplane V2), cert-manager's
+    HTTP-01 self-check reaches the controller's pod on its web port, which its egress must allow."""
+    from test_network_policies import policies_in, rules_allowing
+
+    from infra.platform import ingress
+
+    policies = policies_in(gke_plan)
+    cert_manager = ("cd4ml-cert-manager", dict(ingress.CERT_MANAGER_CONTROLLER_PODS))
+    controller = ("cd4ml-ingress", dict(ingress.controller_pods("cd4ml-ingress")))
+    assert rules_allowing(policies, "Egress", cert_manager, controller, ingress.WEB_PORT) == [
+        "allow-cert-manager-self-check"]
+    assert rules_allowing(policies, "Egress", cert_manager, controller, ingress.WEBSECURE_PORT) == []
+    webhook = ("cd4ml-cert-manager", dict(ingress.CERT_MANAGER_WEBHOOK_PODS))
+    assert rules_allowing(policies, "Egress", webhook, controller, ingress.WEB_PORT) == []  # the controller only
+
+
 def test_the_program_reads_the_controllers_address_for_the_dns_record():
     """Under Pulumi's mocks: the Ingress component reads the Service Traefik's release creates, after
     that release, and the stack exports its address; `up` and `status` print the record to create."""

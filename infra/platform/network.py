@@ -145,6 +145,7 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
         ]
     if ingress.enabled(config):
         controller = ingress.controller_pods(ns.ingress)
+        controller_peer = peer(Node("ingress-controller", ns.ingress, controller))
         solvers = {"podSelector": {"matchLabels": dict(ingress.ACME_SOLVER_PODS)}}
         solver_port = (("TCP", ingress.ACME_SOLVER_PORT),)
         found += [
@@ -157,12 +158,18 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
                       "while a certificate is issued, the controller routes the HTTP-01 challenge to "
                       "cert-manager's solver pod, beside it (the certificates live in its namespace)"),
             Allowance("allow-acme-solver", ns.ingress, ingress.ACME_SOLVER_PODS, "Ingress",
-                      (peer(Node("ingress-controller", ns.ingress, controller)),), solver_port,
+                      (controller_peer,), solver_port,
                       "the ingress controller routes the HTTP-01 challenge to cert-manager's solver pod"),
             Allowance("allow-cert-manager-egress", ns.cert_manager, ingress.CERT_MANAGER_PODS, "Egress",
                       tuple(ANYWHERE), tuple(dict.fromkeys((("TCP", 80),) + api)),
                       "cert-manager works through the API server, orders certificates from the ACME server "
                       "(443) and checks its own HTTP-01 challenge through the public address (80)"),
+            # Where the CNI short-circuits a LoadBalancer's IP inside the cluster (kube-proxy, GKE
+            # Dataplane V2), the self-check above lands on the controller's pod, not an outside address.
+            Allowance("allow-cert-manager-self-check", ns.cert_manager, ingress.CERT_MANAGER_CONTROLLER_PODS,
+                      "Egress", (controller_peer,), (("TCP", ingress.WEB_PORT),),
+                      "cert-manager checks its HTTP-01 challenge at the public address before Let's Encrypt "
+                      "does; inside the cluster that address can be the controller's own pod"),
             Allowance("allow-cert-manager-webhook", ns.cert_manager, ingress.CERT_MANAGER_WEBHOOK_PODS, "Ingress",
                       None, (("TCP", ingress.CERT_MANAGER_WEBHOOK_PORT),),
                       "the API server calls cert-manager's webhook; it is not a pod to select"),
