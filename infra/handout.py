@@ -33,9 +33,11 @@ def page_markdown(tenant: Mapping[str, Any], links: Links, password: str | None,
     namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {urls[env_name]}" if env_name in urls else "")
                            for env_name, namespace in tenant["namespaces"].items())
     variables = "\n".join(f"    {key}={value}" for key, value in env.items())
+    for_what = ("GoCD, Kibana, Grafana, MLflow and your model service" if urls
+                else "GoCD, Kibana, Grafana and MLflow")
     return f"""# CD4ML workshop: {name}
 
-Your login (GoCD, Kibana, Grafana and MLflow): **{tenant['login']}** / **{password or PASSWORD_PLACEHOLDER}**
+Your login ({for_what}): **{tenant['login']}** / **{password or PASSWORD_PLACEHOLDER}**
 
 | tool | where | what is yours |
 |---|---|---|

@@ -28,6 +28,7 @@ CUSTOM_KINDS = {
     ("kibana.k8s.elastic.co/v1", "Kibana"),
     ("cert-manager.io/v1", "ClusterIssuer"),
     ("cert-manager.io/v1", "Certificate"),
+    ("traefik.io/v1alpha1", "Middleware"),
 }
 
 

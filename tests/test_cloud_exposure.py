@@ -61,6 +61,46 @@ def test_an_ingress_per_published_service_and_per_application_namespace(gke_plan
     assert backend == {"name": "grafana", "port": {"number": 80}}
 
 
+def test_model_services_are_published_behind_their_tenants_login(gke_plan):
+    """Nothing is published without a login: the services authenticate themselves, and each
+    participant's model services sit behind Traefik's basic auth with that participant's login."""
+    middlewares = {m["metadata"]["name"]: m for m in objects(gke_plan, "Middleware")}
+    assert len(middlewares) == 30 and {m["metadata"]["namespace"] for m in middlewares.values()} == {"cd4ml-ingress"}
+    assert middlewares["model-login-p07"]["spec"] == {
+        "basicAuth": {"secret": "model-login-p07", "realm": "cd4ml p07", "removeHeader": True}}
+    secrets = {s["metadata"]["name"]: s for s in objects(gke_plan, "Secret") if s["metadata"]["name"] in middlewares}
+    assert set(secrets) == set(middlewares)
+    # One key (Traefik reads a basic-auth Secret of exactly one), generated, never written offline.
+    assert secrets["model-login-p07"]["metadata"]["annotations"] == {"cd4ml.dev/generated-keys": "users"}
+    assert secrets["model-login-p07"]["stringData"] == {}
+    for item in objects(gke_plan, "Ingress"):
+        namespace, named = item["metadata"]["namespace"], item["metadata"]["annotations"].get(
+            "traefik.ingress.kubernetes.io/router.middlewares")
+        if namespace in SERVICE_NAMESPACES:
+            assert named is None  # GoCD, Kibana, Grafana and MLflow ask for their own logins
+        else:
+            tenant = namespace.split("-")[1]
+            assert named == f"cd4ml-ingress-model-login-{tenant}@kubernetescrd", namespace
+    traefik = yaml.safe_load((gke_plan / "releases" / "cd4ml-ingress__traefik.yaml").read_text())["values"]
+    app_namespaces = {i["metadata"]["namespace"] for i in objects(gke_plan, "Ingress")} - SERVICE_NAMESPACES
+    assert traefik["providers"]["kubernetesIngress"]["crossProviderNamespaces"] == sorted(app_namespaces)
+
+
+def test_a_model_login_holds_the_participants_bcrypt_line_as_a_secret():
+    from pulumi_harness import run_program, unsecret
+
+    settings = {"cd4ml:profile": "cluster", "cd4ml:exposure": "ingress", "cd4ml:domain": DOMAIN,
+                "cd4ml:acmeEmail": "facilitator@example.com", "cd4ml:participants": 2}
+    registrations = run_program(settings, stack="gke").registrations
+    (login,) = [r for r in registrations if r.type == "kubernetes:core/v1:Secret"
+                and r.inputs["metadata"]["name"] == "model-login-p02"]
+    data, is_secret = unsecret(login.inputs["stringData"])
+    assert is_secret and data == {"users": "p02:$2a$10$mock-bcrypt-of-passwords-participant-p02\n"}
+    (middleware,) = [r for r in registrations if r.type == "kubernetes:traefik.io/v1alpha1:Middleware"
+                     and r.inputs["metadata"]["name"] == "model-login-p02"]
+    assert middleware.parent == next(r.urn for r in registrations if r.type == "cd4ml:platform:Ingress")
+
+
 def test_every_host_is_on_one_certificate_in_the_controllers_store(gke_plan):
     """30 participants: 64 hosts on one certificate (Let's Encrypt allows 50 certificates a week per
     registered domain, 100 names on each), in the controller's namespace, loaded into Traefik's store."""
@@ -136,6 +176,7 @@ def test_a_participants_handout_names_their_model_services_public_urls(gke_plan,
     page = (tmp_path / "p02.md").read_text()
     assert f"- staging: `cd4ml-p02-staging`, at https://p02-staging.{DOMAIN}" in page
     assert f"| GoCD | https://gocd.{DOMAIN}/go |" in page
+    assert "Your login (GoCD, Kibana, Grafana, MLflow and your model service): **p02**" in page
 
 
 def test_no_load_balancer_but_the_ingress_controllers(gke_plan):

@@ -48,11 +48,13 @@ def _ingress(ctx: BuildContext, services: dict[str, Service]) -> Service:
     service_ingresses = [ingress.ingress(name, e.provider.namespace, ingress.host(ctx.config, name), e.endpoint.service,
                                          e.endpoint.port)
                          for name in services if (e := ctx.edge("ingress-controller", name))]
-    app_ingresses = []
+    app_ingresses, logins = [], []
     for tenant in ctx.tenants:
+        login = ingress.model_login(ctx.ns.ingress, tenant.name, tenant.pipeline_login, tenant.pipeline_password)
+        logins.append(login)
         for env, namespace in tenant.environments:
             edge = ctx.edge("ingress-controller", tenant.app_node(env))
             app_ingresses.append(ingress.ingress(apps.ML_APP_RELEASE, namespace, dict(tenant.public_hosts)[env],
-                                                 edge.endpoint.service, edge.endpoint.port, backend_exists=False))
-    return ingress.build(ctx.config, ctx.ns.ingress, ctx.ns.cert_manager, service_ingresses, app_ingresses,
+                                                 edge.endpoint.service, edge.endpoint.port, login))
+    return ingress.build(ctx.config, ctx.ns.ingress, ctx.ns.cert_manager, service_ingresses, app_ingresses, logins,
                          ctx.config.mirrors)

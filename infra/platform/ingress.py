@@ -17,6 +17,10 @@ only LoadBalancer, a host per service under `domain`, TLS certificates issued by
   the HTTP-01 solver pods run in the controller's namespace, not in participants' quotas.
 - The services' own settings that must know their public URL come from `public_url` here: MLflow's
   allowed hosts, Grafana's root URL, Kibana's public base URL; links in dashboards and handouts.
+- A model service is published behind its tenant's login (Traefik basic auth: the participant's
+  one login, or the single team's pipelines login): a Secret of bcrypt lines and a Middleware per
+  tenant in the controller's namespace, named by the tenant's Ingresses. The services authenticate
+  on their own; nothing is published without a login.
 - The controller reaches what it exposes through wiring edges (kind `expose`), so the network
   policies open exactly those paths.
 Config keys read: exposure, domain, acmeEmail, tlsIssuer, profile.
@@ -24,10 +28,23 @@ Config keys read: exposure, domain, acmeEmail, tlsIssuer, profile.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from infra.config import Exposure, StackConfig, TlsIssuer
-from infra.platform.model import PART_OF, ChartPin, Container, Image, Labels, Resources, Service, Stage, Workload
+from infra.platform.model import (
+    PART_OF,
+    ChartPin,
+    Container,
+    GeneratedPassword,
+    Image,
+    KitSecret,
+    Labels,
+    Resources,
+    Service,
+    Stage,
+    Workload,
+)
 
 NAME = "ingress"
 TRAEFIK_CHART = ChartPin(repo="https://traefik.github.io/charts", chart="traefik", version="41.3.0")
@@ -51,6 +68,8 @@ ACME_SERVERS = {
     TlsIssuer.LETSENCRYPT: "https://acme-v02.api.letsencrypt.org/directory",
     TlsIssuer.LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
 }
+MODEL_LOGIN = "model-login"
+"""Prefix of each tenant's Secret and basic-auth Middleware in front of its model services."""
 MAX_NAMES_PER_CERTIFICATE = 100
 """Let's Encrypt's limit of names on one certificate."""
 CERTIFICATE_PREFIX = "cd4ml-hosts"
@@ -106,13 +125,38 @@ def cluster_issuer(config: StackConfig) -> dict[str, Any]:
             "metadata": {"name": CLUSTER_ISSUER, "labels": dict(PART_OF)}, "spec": spec}
 
 
+@dataclass(frozen=True)
+class ModelLogin:
+    """One tenant's login in front of its published model services."""
+
+    secret: KitSecret
+    middleware: dict[str, Any]
+    reference: str
+    """How an Ingress names the Middleware (`<namespace>-<name>@kubernetescrd`, Traefik's id)."""
+
+
+def model_login(namespace: str, tenant: str, user: str, password: GeneratedPassword) -> ModelLogin:
+    """Traefik's basicAuth reads a Secret of exactly one key, a `user:<bcrypt hash>` line each: the
+    password itself never sits beside the controller."""
+    name = f"{MODEL_LOGIN}-{tenant}"
+    secret = KitSecret(namespace, name, password_files=(("users", user, password),))
+    middleware = {"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware",
+                  "metadata": {"name": name, "namespace": namespace, "labels": dict(PART_OF)},
+                  "spec": {"basicAuth": {"secret": name, "realm": f"cd4ml {tenant}", "removeHeader": True}}}
+    return ModelLogin(secret, middleware, f"{namespace}-{name}@kubernetescrd")
+
+
 def ingress(name: str, namespace: str, hostname: str, service: str, port: int,
-            backend_exists: bool = True) -> dict[str, Any]:
+            login: ModelLogin | None = None) -> dict[str, Any]:
     """No `secretName` and no cert-manager annotation: the host's certificate is one of the shared
     `cd4ml-hosts-<k>` in Traefik's default store (`certificates`); the TLS entry declares the host HTTPS.
-    `backend_exists=False` (a model service, which a pipeline deploys later): `up` does not wait for
-    the Service, which the provider's Ingress await would look for for a minute, warning, per Ingress."""
-    annotations = dict(SERVICE_ON_HTTPS_ONLY) | ({} if backend_exists else {"pulumi.com/skipAwait": "true"})
+    With a `login` (a model service, which a pipeline deploys later) requests need the tenant's login,
+    and `up` does not wait for the Service, which the provider's Ingress await would look for for a
+    minute, warning, per Ingress."""
+    annotations = dict(SERVICE_ON_HTTPS_ONLY)
+    if login:
+        annotations |= {"traefik.ingress.kubernetes.io/router.middlewares": login.reference,
+                        "pulumi.com/skipAwait": "true"}
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(PART_OF), "annotations": annotations},
@@ -149,7 +193,7 @@ def certificate_secret(k: int) -> str:
     return f"{CERTIFICATE_PREFIX}-{k}-tls"
 
 
-def traefik_values(image: Image, namespace: str, certificate_secrets: list[str],
+def traefik_values(image: Image, namespace: str, certificate_secrets: list[str], app_namespaces: list[str],
                    service_type: str = "LoadBalancer") -> dict[str, Any]:
     return {
         "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
@@ -157,9 +201,11 @@ def traefik_values(image: Image, namespace: str, certificate_secrets: list[str],
         "resources": TRAEFIK_SIZE.as_k8s(),
         "service": {"spec": {"type": service_type}},
         "ingressClass": {"enabled": True, "isDefaultClass": True, "name": INGRESS_CLASS},
-        # The CRD provider only for the default TLS store, in the controller's own namespace: nobody
-        # else's IngressRoutes or TLS stores are read.
-        "providers": {"kubernetesIngress": {"enabled": True, "publishedService": {"enabled": True}},
+        # The CRD provider only for the default TLS store and the model logins, in the controller's own
+        # namespace: nobody else's IngressRoutes, Middlewares or TLS stores are read. Only Ingresses in
+        # the application namespaces may name a Middleware (the logins).
+        "providers": {"kubernetesIngress": {"enabled": True, "publishedService": {"enabled": True},
+                                            "crossProviderNamespaces": sorted(app_namespaces)},
                       "kubernetesCRD": {"enabled": True, "namespaces": [namespace],
                                         "defaultTLSResourcesNamespace": namespace, "allowCrossNamespace": False}},
         "tlsStore": {"default": {"certificates": [{"secretName": secret} for secret in certificate_secrets]}},
@@ -191,26 +237,29 @@ def cert_manager_values(images: tuple[Image, ...]) -> dict[str, Any]:
 
 
 def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingresses: list[dict[str, Any]],
-          app_ingresses: list[dict[str, Any]], mirrors: dict[str, str]) -> Service:
+          app_ingresses: list[dict[str, Any]], logins: list[ModelLogin], mirrors: dict[str, str]) -> Service:
     traefik_image = TRAEFIK_IMAGE.through(mirrors)
     cert_images = tuple(image.through(mirrors) for image in CERT_MANAGER_IMAGES)
     controller, webhook, cainjector, acmesolver, startupapicheck = cert_images
     hosts = [rule["host"] for item in service_ingresses + app_ingresses for rule in item["spec"]["rules"]]
     shared = certificates(namespace, hosts)
     secrets = [c["spec"]["secretName"] for c in shared]
+    app_namespaces = [item["metadata"]["namespace"] for item in app_ingresses]
     return Service(
         name=NAME,
         namespace=namespace,
         endpoint=None,
         credentials=None,
-        secrets=(),
+        secrets=tuple(login.secret for login in logins),
         # cert-manager (with its CRDs) before the issuer; the controller before the Ingresses it serves.
         stages=(Stage(releases=(CERT_MANAGER_CHART.release(CERT_MANAGER_RELEASE, cert_namespace,
                                                             cert_manager_values(cert_images)),
                                 TRAEFIK_CHART.release(TRAEFIK_RELEASE, namespace,
-                                                      traefik_values(traefik_image, namespace, secrets)))),
+                                                      traefik_values(traefik_image, namespace, secrets,
+                                                                     app_namespaces)))),
                 Stage(objects=(cluster_issuer(config),)),
-                Stage(objects=(*shared, *service_ingresses, *app_ingresses))),
+                Stage(objects=(*shared, *(login.middleware for login in logins), *service_ingresses,
+                               *app_ingresses))),
         workloads=(Workload(TRAEFIK_RELEASE, "Deployment", 2, (Container("traefik", traefik_image, TRAEFIK_SIZE),)),
                    *(Workload(f"cert-manager-{part}", "Deployment", 1, (Container(part, image, CERT_MANAGER_SIZE),))
                      for part, image in (("controller", controller), ("webhook", webhook),
