@@ -65,7 +65,7 @@ def tenant_document(tenant: Tenant) -> dict[str, Any]:
     return {
         "name": tenant.name,
         "namespaces": dict(tenant.environments),
-        "model_urls": {env: f"https://{host}" for env, host in tenant.public_hosts},
+        "model_urls": tenant.model_urls,
         "login": tenant.login,
         "password_id": tenant.password.id if tenant.password else None,
         "mlflow_experiment": tenant.experiment,
@@ -117,7 +117,7 @@ def _ingress_document(platform: Platform) -> dict[str, Any] | None:
     settings = part.settings
     return {"namespace": part.namespace, "controller_service": settings["load_balancer_release"],
             "domain": settings["domain"], "issuer": settings["issuer"], "hosts": settings["hosts"],
-            "certificates": settings["certificates"]}
+            "certificates": settings["certificates"], "model_services": settings["model_services"]}
 
 
 def release_document(release) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
 def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):
     results, cluster = run(mlflow_server.url)
     assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(PUBLISHED_ONLY, "skip")
-    assert len(results) == 29
+    assert len(results) == 30
     calls = [kind for kind, _ in cluster.calls]
     assert calls.count("create_pod") == 8 and calls.count("delete_pod") == 8  # 2 + agents x 2 + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}

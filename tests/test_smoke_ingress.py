@@ -2,6 +2,7 @@
 stand-in of the DNS record and the ingress controller (tests/standins/ingress_controller.py), with a
 throwaway CA in the role of Let's Encrypt, the service stand-ins and a real MLflow server behind it —
 healthy, and with each fault a workshop morning can bring, caught by the right check with the right cause.
+The team's model services sit behind their login, as the kit's Middleware puts them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import socket
 
 import pytest
 import trustme
+from http_standin import HttpStandIn
 from ingress_controller import IngressControllerStandIn
 from smoke_fixtures import MLFLOW_ADMIN, STACK_CONFIG, MLflowServer, StandInPlatform, free_port
 from test_smoke import FAULT_MATRIX
 
 from infra.config import load_config
+from infra.events import DEFAULT_TENANT
 from infra.plan import platform_document
 from infra.platform.build import build_platform
 from infra.platform.ingress import PUBLIC_SERVICES
@@ -25,7 +28,10 @@ from infra.smoke.runner import run_checks
 DOMAIN = "workshop.test"
 INGRESS_STACK = {**STACK_CONFIG, "cd4ml:profile": "cluster", "cd4ml:exposure": "ingress", "cd4ml:domain": DOMAIN,
                  "cd4ml:acmeEmail": "facilitator@example.com"}
-CHECKS = {f"ingress.{name}" for name in PUBLIC_SERVICES}
+SERVICE_CHECKS = {f"ingress.{name}" for name in PUBLIC_SERVICES}
+CHECKS = SERVICE_CHECKS | {"ingress.model-services"}
+TEAM_LOGIN = ("cd4ml-pipelines", "pipelines-pw")
+"""The single team's login, which its model services' Middleware admits and their MLflow Secret holds."""
 
 
 def published_platform(issuer: str = "letsencrypt"):
@@ -57,13 +63,20 @@ def front_door(monkeypatch, lets_encrypt, mlflow_published, tmp_path):
     lets_encrypt.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
 
-    def run(faults: frozenset[str] = frozenset(), issuer: str = "letsencrypt",
-            mlflow_url: str | None = None) -> dict[str, CheckResult]:
+    def run(faults: frozenset[str] = frozenset(), issuer: str = "letsencrypt", mlflow_url: str | None = None,
+            cluster_mode: bool = False) -> dict[str, CheckResult]:
         services = StandInPlatform(mlflow_url or mlflow_published.url)
         started.append(services)
         routes = {f"gocd.{DOMAIN}": services.gocd.url, f"kibana.{DOMAIN}": services.kibana.url,
                   f"grafana.{DOMAIN}": services.grafana.url, f"mlflow.{DOMAIN}": mlflow_url or mlflow_published.url}
-        records = set(routes)
+        model = HttpStandIn()
+        model.route("GET", "/healthz", lambda request: (200, {"status": "ok"}))
+        started.append(model.start())
+        apps = {f"{env}.{DOMAIN}": model.url for env in ("staging", "production")}
+        records = set(routes) | set(apps)
+        if "model-not-deployed" not in faults:  # until a pipeline deploys it, its Service does not exist
+            routes |= apps
+        logins = {} if "model-login-missing" in faults else dict.fromkeys(apps, TEAM_LOGIN)
         if "no-dns-record" in faults:
             records = set()
         if "grafana-ingress-missing" in faults:
@@ -76,16 +89,29 @@ def front_door(monkeypatch, lets_encrypt, mlflow_published, tmp_path):
         (names,) = document["ingress"]["certificates"].values()
         signer = trustme.CA() if issuer != "letsencrypt" or "certificate-not-issued" in faults else lets_encrypt
         controller = IngressControllerStandIn(routes, signer.issue_cert(*names).configure_cert,
-                                              redirect="no-http-redirect" not in faults)
+                                              redirect="no-http-redirect" not in faults, logins=logins)
         started.append(controller)
         monkeypatch.setattr(socket, "getaddrinfo", controller.resolver(DOMAIN, records))
         context = services.context(timeout=3.0)
         context.platform = document
+        if cluster_mode:  # only what the model-services check reads there: the team's MLflow login Secret
+            held = ("cd4ml-pipelines", "stale-pw") if "model-login-stale" in faults else TEAM_LOGIN
+            context.cluster = SecretsOnly({("cd4ml-staging", "mlflow-login"): held,
+                                           ("cd4ml-production", "mlflow-login"): held})
         return {r.name: r for r in run_checks(context, ingress.CHECKS)}
 
     yield run
     for stand_in in started:
         stand_in.stop()
+
+
+class SecretsOnly:
+    def __init__(self, logins: dict[tuple[str, str], tuple[str, str]]):
+        self.logins = logins
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+        username, password = self.logins[(namespace, name)]
+        return {"username": username, "password": password}
 
 
 def test_every_published_service_has_its_check():
@@ -99,8 +125,28 @@ def test_published_services_answer_through_the_controller_with_trusted_certifica
     assert {n: r.status for n, r in results.items()} == {name: "pass" for name in CHECKS}, \
         {n: r.detail for n, r in results.items()}
     assert results["ingress.gocd"].detail.startswith(f"https://gocd.{DOMAIN}/go: server healthy")
-    for result in results.values():
-        assert "certificate trusted; http redirects to https" in result.detail
+    for name in SERVICE_CHECKS:
+        assert "certificate trusted; http redirects to https" in results[name].detail
+    assert results["ingress.model-services"].detail == "staging: login required; production: login required"
+
+
+def test_in_cluster_mode_the_tenants_own_login_is_tried_too(front_door):
+    results = front_door(cluster_mode=True)
+    assert results["ingress.model-services"].status == "pass", results["ingress.model-services"].detail
+    assert results["ingress.model-services"].detail == (
+        "staging: login required and accepted (HTTP 200); production: login required and accepted (HTTP 200)")
+    stale = front_door(frozenset({"model-login-stale"}), cluster_mode=True)["ingress.model-services"]
+    FAULT_MATRIX.append(("ingress->app (login)", "model-login-stale", "ingress.model-services",
+                         "caught" if stale.status == "fail" else "WRONG"))
+    assert stale.status == "fail" and "does not hold this login's bcrypt line" in stale.detail
+    assert "stale-pw" not in stale.detail and TEAM_LOGIN[1] not in stale.detail
+
+
+def test_model_services_not_deployed_yet_are_said_so_not_failed(front_door):
+    result = front_door(frozenset({"model-not-deployed"}))["ingress.model-services"]
+    assert result.status == "skip"
+    assert result.detail == (f"no model service of {DEFAULT_TENANT} is deployed yet (https://staging.{DOMAIN}, "
+                             f"https://production.{DOMAIN}): a pipeline's deploy stage publishes it")
 
 
 @pytest.mark.parametrize("issuer", ["letsencrypt-staging", "self-signed"])
@@ -116,7 +162,8 @@ FAULTS = [
     ("certificate-not-issued", CHECKS, "cert-manager has not issued cd4ml-hosts-1 yet"),
     ("grafana-ingress-missing", {"ingress.grafana"}, "no route for this host"),
     ("controller-cut-off-from-mlflow", {"ingress.mlflow"}, "allow-to-mlflow must admit the ingress controller"),
-    ("no-http-redirect", CHECKS, "plain HTTP is served"),
+    ("no-http-redirect", SERVICE_CHECKS, "plain HTTP is served"),
+    ("model-login-missing", {"ingress.model-services"}, "published without a login"),
 ]
 
 

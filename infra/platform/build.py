@@ -56,5 +56,8 @@ def _ingress(ctx: BuildContext, services: dict[str, Service]) -> Service:
             edge = ctx.edge("ingress-controller", tenant.app_node(env))
             app_ingresses.append(ingress.ingress(apps.ML_APP_RELEASE, namespace, dict(tenant.public_hosts)[env],
                                                  edge.endpoint.service, edge.endpoint.port, login))
+    # Where each tenant's model services are published, for the smoke checks (a single team too).
+    model_services = {t.name: {env: {"url": t.model_urls[env], "namespace": namespace, "node": t.app_node(env)}
+                               for env, namespace in t.environments} for t in ctx.tenants}
     return ingress.build(ctx.config, ctx.ns.ingress, ctx.ns.cert_manager, service_ingresses, app_ingresses, logins,
-                         ctx.config.mirrors)
+                         model_services, ctx.config.mirrors)

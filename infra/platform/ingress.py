@@ -237,7 +237,8 @@ def cert_manager_values(images: tuple[Image, ...]) -> dict[str, Any]:
 
 
 def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingresses: list[dict[str, Any]],
-          app_ingresses: list[dict[str, Any]], logins: list[ModelLogin], mirrors: dict[str, str]) -> Service:
+          app_ingresses: list[dict[str, Any]], logins: list[ModelLogin], model_services: dict[str, Any],
+          mirrors: dict[str, str]) -> Service:
     traefik_image = TRAEFIK_IMAGE.through(mirrors)
     cert_images = tuple(image.through(mirrors) for image in CERT_MANAGER_IMAGES)
     controller, webhook, cainjector, acmesolver, startupapicheck = cert_images
@@ -267,5 +268,6 @@ def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingr
         extra_images=(acmesolver, startupapicheck),
         settings={"domain": config.domain, "issuer": config.tls_issuer.value, "ingress_class": INGRESS_CLASS,
                   "load_balancer_release": TRAEFIK_RELEASE, "hosts": sorted(hosts),
-                  "certificates": {c["metadata"]["name"]: c["spec"]["dnsNames"] for c in shared}},
+                  "certificates": {c["metadata"]["name"]: c["spec"]["dnsNames"] for c in shared},
+                  "model_services": model_services},
     )

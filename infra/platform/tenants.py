@@ -74,6 +74,11 @@ class Tenant:
     def pipeline_password(self) -> GeneratedPassword:
         return self.password or GeneratedPassword("cd4ml-pipelines")
 
+    @property
+    def model_urls(self) -> dict[str, str]:
+        """Environment -> where the model service is published (exposure 'ingress')."""
+        return {env: f"https://{host}" for env, host in self.public_hosts}
+
     def app_node(self, env: str) -> str:
         """Wiring-graph id of this tenant's model service in one environment."""
         return f"app:{self.name}:{env}" if self.participant else f"app:{env}"

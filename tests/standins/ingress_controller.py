@@ -7,6 +7,8 @@ LoadBalancer, doing what the kit configures it to do (infra/platform/ingress.py)
   routing by Host header to the service's address, the Host header kept (as Traefik does); an unknown
   host gets Traefik's `404 page not found`, an unreachable service a 502.
 - Port 80: a permanent redirect to https, as the web entry point's redirection does.
+- A host with a login (the model services' basic-auth Middleware) answers 401 with a Basic challenge
+  unless the request carries it, and forwards without the Authorization header (`removeHeader`).
 
 Faults are the states a workshop morning can find: no DNS record, the certificate not issued yet
 (Traefik's own default certificate instead), an Ingress missing, the controller cut off from a
@@ -21,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 import requests
-from http_standin import BackgroundServer, send
+from http_standin import BackgroundServer, Request, send
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 
@@ -37,10 +39,11 @@ class _Listener(BackgroundServer):
 
 class IngressControllerStandIn:
     def __init__(self, routes: dict[str, str], certificate: Callable[[ssl.SSLContext], None],
-                 redirect: bool = True) -> None:
+                 redirect: bool = True, logins: dict[str, tuple[str, str]] | None = None) -> None:
         """`routes`: host -> the service's URL; `certificate` configures the TLS context with the
-        certificate the controller presents (trustme's `configure_cert`)."""
-        self.routes, self.redirect = dict(routes), redirect
+        certificate the controller presents (trustme's `configure_cert`); `logins`: host -> the
+        (user, password) its Middleware admits."""
+        self.routes, self.redirect, self.logins = dict(routes), redirect, dict(logins or {})
         controller = self
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         certificate(tls)
@@ -62,6 +65,13 @@ class IngressControllerStandIn:
                     self._answer(404, b"404 page not found\n", {"Content-Type": "text/plain; charset=utf-8"})
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                if host in controller.logins:
+                    given = Request(self.command, self.path, {}, self.headers, b"", None).basic_auth
+                    if given != controller.logins[host]:
+                        self._answer(401, b"401 Unauthorized\n", {"Content-Type": "text/plain",
+                                                                   "WWW-Authenticate": 'Basic realm="traefik"'})
+                        return
+                    headers.pop("Authorization", None)
                 try:
                     answer = requests.request(self.command, backend.rstrip("/") + self.path, headers=headers,
                                               data=body, allow_redirects=False, timeout=10)

@@ -5,6 +5,10 @@ the service's own checks pass through the controller, and that plain HTTP only r
 
 Every failure names the layer that broke (DNS, certificate, route, the controller's way to the
 service, the redirect), because on a workshop morning each has a different fix.
+
+`ingress.model-services`: the sample tenant's published model services ask for its login (and, in
+cluster mode, accept it); one not deployed yet (no route until a pipeline creates its Service) is
+said so, and the check skips if none is.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import requests
 import urllib3
 
 from infra.config import TlsIssuer
+from infra.events import DEFAULT_TENANT
+from infra.platform.network import slug
 from infra.smoke.checks import gocd, grafana, kibana, mlflow
 from infra.smoke.core import Check, CheckFailed, CheckResult, Diagnosis, Skip, SmokeContext, Target
 
@@ -59,17 +65,15 @@ def published(context: SmokeContext, service: str) -> str:
     if not public_url:
         raise Skip(f"{service} is not published")
     host = urlparse(public_url).hostname or ""
-    controller = f"kubectl -n {ingress['namespace']} get svc {ingress['controller_service']}"
-    try:
-        socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as failure:
+    controller = _resolves(host, ingress)
+    session, trusted = _session(ingress)
+    answer = _first_answer(session, public_url, service, ingress, controller, f"allow-to-{service}")
+    if _no_route(answer):
         raise CheckFailed(Diagnosis(
-            "ingress", host, f"{DNS_EXPECTED} {host}", f"no address ({failure.strerror})",
-            f"point a wildcard record *.{ingress['domain']} at the ingress controller's address ({controller}); "
-            "the kit does not manage DNS")) from None
-    trusted = ingress["issuer"] in TRUSTED_ISSUERS
-    session = requests.Session() if trusted else UnverifiedSession()
-    _first_answer(session, public_url, service, document["namespace"], ingress, controller)
+            "ingress", f"GET {public_url}", f"{service} behind the controller",
+            f"HTTP 404 {TRAEFIK_NO_ROUTE!r} from the controller",
+            f"the controller has no route for this host: the Ingress is missing or not of the kit's class "
+            f"(kubectl -n {document['namespace']} get ingress)"))
     login = context.targets.get(service)
     public = Target(service, public_url, login.username if login else None, login.password if login else None)
     through = SmokeContext(platform=context.platform, targets={service: public}, timeout=context.timeout,
@@ -81,6 +85,60 @@ def published(context: SmokeContext, service: str) -> str:
     return f"{public_url}: {'; '.join(n for n in notes if n)}; {trust}; http redirects to https"
 
 
+def model_services(context: SmokeContext) -> str:
+    ingress = context.platform.get("ingress")
+    if not ingress:
+        raise Skip("the stack publishes nothing (exposure is not 'ingress')")
+    tenant = context.sample_tenant["name"] or DEFAULT_TENANT
+    published_apps = ingress["model_services"].get(tenant) or {}
+    if not published_apps:
+        raise Skip("no model service is published")
+    session, _ = _session(ingress)
+    notes, deployed = [], False
+    for env, app in published_apps.items():
+        url = app["url"]
+        controller = _resolves(urlparse(url).hostname or "", ingress)
+        answer = _first_answer(session, f"{url}/healthz", f"the {env} model service", ingress, controller,
+                               f"allow-to-{slug(app['node'])}")
+        if _no_route(answer):
+            notes.append(f"{env}: not deployed yet")
+            continue
+        deployed = True
+        if answer.status_code != 401:
+            raise CheckFailed(Diagnosis(
+                "ingress", f"GET {url}/healthz", "HTTP 401: the tenant's login in front of its model service",
+                f"HTTP {answer.status_code} without a login",
+                "the model service is published without a login: its Ingress lost the router.middlewares "
+                f"annotation, or the Middleware is gone (kubectl -n {ingress['namespace']} get middleware)"))
+        login = _tenant_login(context, env)
+        if login is None:
+            notes.append(f"{env}: login required")
+            continue
+        accepted = session.get(f"{url}/healthz", auth=login, timeout=10)
+        if accepted.status_code == 401:
+            raise CheckFailed(Diagnosis(
+                "ingress", f"GET {url}/healthz as {login[0]}", "the tenant's login accepted",
+                "HTTP 401 with the login",
+                f"the Middleware's Secret in {ingress['namespace']} does not hold this login's bcrypt line "
+                "(both come from one generated password: run `cd4ml up` again)"))
+        notes.append(f"{env}: login required and accepted (HTTP {accepted.status_code})")
+    if not deployed:
+        urls = ", ".join(app["url"] for app in published_apps.values())
+        raise Skip(f"no model service of {tenant} is deployed yet ({urls}): a pipeline's deploy stage publishes it")
+    return "; ".join(notes)
+
+
+def _tenant_login(context: SmokeContext, env: str) -> tuple[str, str] | None:
+    """The sample tenant's login as its model services hold it (their MLflow login Secret), read in
+    cluster mode; a direct run cannot read it."""
+    edge = next((e for e in context.app_edges("mlflow") if e["from"].endswith(f":{env}")), None)
+    if context.cluster is None or not edge or not edge.get("credentials_secret"):
+        return None
+    namespace, secret = edge["credentials_secret"].split("/", 1)
+    data = context.cluster.read_secret(namespace, secret)
+    return (data["username"], data["password"]) if data.get("username") and data.get("password") else None
+
+
 def waits_for_dns_or_certificate(result: CheckResult) -> bool:
     """A failure right after `up` that time and the facilitator's DNS record will mend: no record yet,
     or the certificate not issued yet (Let's Encrypt needs the record first)."""
@@ -89,10 +147,33 @@ def waits_for_dns_or_certificate(result: CheckResult) -> bool:
         diagnosis.expected.startswith(DNS_EXPECTED) or diagnosis.expected.startswith(CERTIFICATE_EXPECTED)))
 
 
-def _first_answer(session: requests.Session, url: str, service: str, namespace: str, ingress: dict,
-                  controller: str) -> None:
+def _resolves(host: str, ingress: dict) -> str:
+    """Raises unless the host has a DNS record; returns how to look at the controller's address."""
+    controller = f"kubectl -n {ingress['namespace']} get svc {ingress['controller_service']}"
+    try:
+        socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as failure:
+        raise CheckFailed(Diagnosis(
+            "ingress", host, f"{DNS_EXPECTED} {host}", f"no address ({failure.strerror})",
+            f"point a wildcard record *.{ingress['domain']} at the ingress controller's address ({controller}); "
+            "the kit does not manage DNS")) from None
+    return controller
+
+
+def _session(ingress: dict) -> tuple[requests.Session, bool]:
+    trusted = ingress["issuer"] in TRUSTED_ISSUERS
+    return (requests.Session() if trusted else UnverifiedSession()), trusted
+
+
+def _no_route(answer: requests.Response) -> bool:
+    """Traefik's answer for a host no router serves (no Ingress, or its Service does not exist)."""
+    return answer.status_code == 404 and answer.text.strip() == TRAEFIK_NO_ROUTE
+
+
+def _first_answer(session: requests.Session, url: str, service: str, ingress: dict, controller: str,
+                  policy: str) -> requests.Response:
     """Tells apart what stops a browser before the service answers: the certificate, the controller's
-    address, a missing route, the controller's way to the service."""
+    address, the controller's way to the service."""
     where, host = f"GET {url}", urlparse(url).hostname
     certificate = next((name for name, hosts in ingress.get("certificates", {}).items() if host in hosts),
                        "the certificate")
@@ -111,16 +192,12 @@ def _first_answer(session: requests.Session, url: str, service: str, namespace: 
             "ingress", where, "the ingress controller answering on port 443", f"no answer ({type(failure).__name__})",
             f"the DNS record points elsewhere, or the controller's LoadBalancer has no address yet ({controller})")) \
             from None
-    if answer.status_code == 404 and answer.text.strip() == TRAEFIK_NO_ROUTE:
-        raise CheckFailed(Diagnosis(
-            "ingress", where, f"{service} behind the controller", f"HTTP 404 {TRAEFIK_NO_ROUTE!r} from the controller",
-            f"the controller has no route for this host: the Ingress is missing or not of the kit's class "
-            f"(kubectl -n {namespace} get ingress)"))
     if answer.status_code in (502, 503, 504):
         raise CheckFailed(Diagnosis(
             "ingress", where, f"{service} behind the controller", f"HTTP {answer.status_code} from the controller",
             f"the controller cannot reach {service}: its pods are not ready, or a network policy blocks the "
-            f"controller's expose edge (NetworkPolicy allow-to-{service} must admit the ingress controller)"))
+            f"controller's expose edge (NetworkPolicy {policy} must admit the ingress controller)"))
+    return answer
 
 
 def _redirects_to_https(host: str, service: str) -> None:
@@ -148,5 +225,6 @@ def _short(failure: Exception) -> str:
     return type(failure).__name__
 
 
-CHECKS = tuple(Check(f"ingress.{service}", service, partial(published, service=service))
-               for service in THROUGH_THE_CONTROLLER)
+CHECKS = (*(Check(f"ingress.{service}", service, partial(published, service=service))
+             for service in THROUGH_THE_CONTROLLER),
+          Check("ingress.model-services", "ingress", model_services))
