@@ -181,16 +181,12 @@ def certificates(namespace: str, hosts: list[str]) -> tuple[dict[str, Any], ...]
         "metadata": {"name": f"{CERTIFICATE_PREFIX}-{k}", "namespace": namespace, "labels": dict(PART_OF),
                      "annotations": {"pulumi.com/skipAwait": "true"}},
         "spec": {
-            "secretName": certificate_secret(k),
+            "secretName": f"{CERTIFICATE_PREFIX}-{k}-tls",
             "dnsNames": chunk,
             "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": CLUSTER_ISSUER},
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
         },
     } for k, chunk in enumerate(chunks, start=1))
-
-
-def certificate_secret(k: int) -> str:
-    return f"{CERTIFICATE_PREFIX}-{k}-tls"
 
 
 def traefik_values(image: Image, namespace: str, certificate_secrets: list[str], app_namespaces: list[str],
