@@ -31,6 +31,8 @@ class KitMocks(pulumi.runtime.Mocks):
             state.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
         if args.typ == "eks:index:Cluster":
             state["kubeconfigJson"] = '{"apiVersion": "v1", "kind": "Config", "clusters": "mock eks"}'
+        if args.typ == "kubernetes:helm.sh/v3:Release":  # what the provider reports once installed
+            state["status"] = {"name": args.inputs.get("name"), "namespace": args.inputs.get("namespace")}
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-password-for-{args.name}"
             state["bcrypt_hash"] = f"$2a$10$mock-bcrypt-of-{args.name}"

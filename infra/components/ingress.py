@@ -22,10 +22,12 @@ class Ingress(ServiceComponent):
     domain: pulumi.Output[str]
 
     def add_resources(self, name: str, service: Service) -> None:
-        # The chart names the Service after the release (tests/test_upstream_charts.py checks it).
+        # The chart names the Service after the release (tests/test_upstream_charts.py checks it). The id
+        # comes from the release's status, so a preview before the release exists reads nothing.
+        release = self.releases[TRAEFIK_RELEASE]
         controller = k8s.core.v1.Service.get(
-            f"{name}-controller-service", f"{service.namespace}/{TRAEFIK_RELEASE}",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.releases[TRAEFIK_RELEASE]]))
+            f"{name}-controller-service", release.status.apply(lambda status: f"{status.namespace}/{status.name}"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
         self.address = controller.status.apply(load_balancer_address)
         self.domain = pulumi.Output.from_input(service.settings["domain"])
 
