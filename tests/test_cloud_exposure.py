@@ -33,6 +33,7 @@ def gke_plan(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     assert "GKE cluster: " in result.output and "/hour" in result.output
     assert f"https://grafana.{DOMAIN}" in result.output
+    assert "TLS: 64 hosts on 1 certificate(s) from letsencrypt" in result.output
     return out
 
 

@@ -53,6 +53,14 @@ def plan(
         url = service.endpoint.url if service.endpoint else "-"
         public = f"  ->  {service.public_url}" if service.public_url else ""
         console.print(f"  • {service.name:<14} {url}{public}")
+    from infra.platform.ingress import NAME as INGRESS
+
+    published = next((part for part in platform.extras if part.name == INGRESS), None)
+    if published:
+        certificates, issuer = published.settings["certificates"], published.settings["issuer"]
+        names = sum(len(hosts) for hosts in certificates.values())
+        limits = " (Let's Encrypt issues 50 a week per domain, 5 identical)" if issuer == "letsencrypt" else ""
+        console.print(f"  TLS: {names} hosts on {len(certificates)} certificate(s) from {issuer}{limits}")
     if config.cluster_provider.value != "existing":
         from infra.platform.sizing import plan_nodes
 
