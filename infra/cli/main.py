@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from infra.config import ConfigError, load_stack, parse_overrides, project_dir
+from infra.config import ConfigError, TlsIssuer, load_stack, parse_overrides, project_dir
 from infra.handout_data import handout_envs, handout_links
 from infra.plan import tenant_document, write_plan
 from infra.platform.build import build_platform
@@ -59,7 +59,8 @@ def plan(
     if published:
         certificates, issuer = published.settings["certificates"], published.settings["issuer"]
         names = sum(len(hosts) for hosts in certificates.values())
-        limits = " (Let's Encrypt issues 50 a week per domain, 5 identical)" if issuer == "letsencrypt" else ""
+        limits = (" (Let's Encrypt issues 50 a week per domain, 5 identical)"
+                  if issuer == TlsIssuer.LETSENCRYPT.value else "")
         console.print(f"  TLS: {names} hosts on {len(certificates)} certificate(s) from {issuer}{limits}")
     if config.cluster_provider.value != "existing":
         from infra.platform.sizing import plan_nodes
