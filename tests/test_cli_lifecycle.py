@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -292,16 +293,50 @@ def published_document() -> dict:
 PUBLISHED = {"platform": published_document()}
 
 
+@pytest.fixture
+def dns(monkeypatch):
+    """The names that resolve, and to what; an IP literal resolves to itself (as getaddrinfo does)."""
+    records: dict[str, list[str]] = {}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        found = [host] if host.replace(".", "").isdigit() else records.get(host)
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in found]
+
+    monkeypatch.setattr(lifecycle.socket, "getaddrinfo", getaddrinfo)
+    return records
+
+
 @pytest.mark.parametrize("address, record", [
     ("203.0.113.7", "*.workshop.example.com A 203.0.113.7"),  # GKE
     ("a1b2.elb.us-east-1.amazonaws.com", "*.workshop.example.com CNAME a1b2.elb.us-east-1.amazonaws.com"),  # EKS
 ])
-def test_front_door_names_the_public_urls_and_the_dns_record_to_create(address, record):
+def test_front_door_names_the_public_urls_and_the_dns_record_to_create(address, record, dns):
     lines = lifecycle.front_door({**PUBLISHED, "ingress": {"address": address, "domain": "workshop.example.com"}})
     assert [line.split()[1:] for line in lines[:-1]] == [
         ["gocd", "https://gocd.workshop.example.com/go"], ["kibana", "https://kibana.workshop.example.com"],
         ["grafana", "https://grafana.workshop.example.com"], ["mlflow", "https://mlflow.workshop.example.com"]]
     assert f"create the record {record}" in lines[-1]
+
+
+@pytest.mark.parametrize("controller, resolves_to", [
+    ("203.0.113.7", ["203.0.113.7"]),  # GKE: the A record
+    ("a1b2.elb.us-east-1.amazonaws.com", ["198.51.100.4", "198.51.100.5"]),  # EKS: the CNAME, by its addresses
+])
+def test_front_door_says_when_the_record_already_points_at_the_controller(dns, controller, resolves_to):
+    dns["a1b2.elb.us-east-1.amazonaws.com"] = ["198.51.100.5", "198.51.100.4"]
+    dns["gocd.workshop.example.com"] = resolves_to
+    line = lifecycle.front_door({**PUBLISHED, "ingress": {"address": controller, "domain": "workshop.example.com"}})[-1]
+    assert line == f"  DNS: ✓ *.workshop.example.com points at the ingress controller ({controller})"
+
+
+def test_front_door_after_a_recreate_asks_to_update_yesterdays_record(dns):
+    dns["gocd.workshop.example.com"] = ["203.0.113.7"]  # the load balancer `down` deleted
+    line = lifecycle.front_door({**PUBLISHED, "ingress": {"address": "203.0.113.99",
+                                                          "domain": "workshop.example.com"}})[-1]
+    assert "points at 203.0.113.7, not the ingress controller: update the record to " \
+           "*.workshop.example.com A 203.0.113.99" in line
 
 
 def test_front_door_without_an_address_yet_says_where_to_look():
@@ -338,7 +373,7 @@ def test_up_fails_when_a_published_url_is_broken_otherwise(fake_stack, monkeypat
     assert "wait for the DNS record" not in result.output
 
 
-def test_no_command_prints_a_generated_secret(fake_stack, monkeypatch, tmp_path):
+def test_no_command_prints_a_generated_secret(fake_stack, monkeypatch, tmp_path, dns):
     """`up --verbose`, `status` and `handout` against a stack whose outputs hold participants'
     passwords (as the real one does): the handout pages carry them, nothing printed or summarized does.
     The engine's own lines under --verbose are Pulumi's, which masks secret values itself."""

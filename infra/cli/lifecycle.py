@@ -13,6 +13,7 @@ import os
 import platform as host
 import secrets
 import shutil
+import socket
 import stat
 import subprocess
 import urllib.request
@@ -421,8 +422,25 @@ def front_door(outputs: dict) -> list[str]:
         return lines + [f"  DNS: *.{domain} must point at the ingress controller, which has no address yet "
                         f"(kubectl -n {where.get('namespace')} get svc {where.get('controller_service')})"]
     kind = "A" if address.replace(".", "").isdigit() or ":" in address else "CNAME"
-    return lines + [f"  DNS: create the record *.{domain} {kind} {address} (the kit does not manage DNS); "
+    record = f"*.{domain} {kind} {address}"
+    # What the published hosts resolve to now: after a `recreate` the load balancer, and so the
+    # address, is a new one, and yesterday's record points at nothing.
+    now, wanted = addresses(f"gocd.{domain}"), addresses(address)
+    if now and now & wanted:
+        return lines + [f"  DNS: ✓ *.{domain} points at the ingress controller ({address})"]
+    if now:
+        return lines + [f"  DNS: *.{domain} points at {', '.join(sorted(now))}, not the ingress controller: "
+                        f"update the record to {record}; certificates are issued once it resolves"]
+    return lines + [f"  DNS: create the record {record} (the kit does not manage DNS); "
                     "certificates are issued once it resolves"]
+
+
+def addresses(host: str) -> set[str]:
+    """The IP addresses a name resolves to here; none if it does not resolve."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)}
+    except (socket.gaierror, UnicodeError):
+        return set()
 
 
 def check_idempotent(stack, console: Console) -> bool:
