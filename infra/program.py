@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.cluster import INGRESS_ADDRESS_OUTPUT
 from infra.components.apps import AppEnvironments
 from infra.components.base import ServiceArgs, ServiceComponent
 from infra.components.elasticsearch import Elasticsearch
@@ -16,11 +19,11 @@ from infra.components.ingress import Ingress
 from infra.components.kibana import Kibana
 from infra.components.mlflow import MLflow
 from infra.components.network import NetworkPolicies
-from infra.config import ConfigError, load_from_pulumi
+from infra.config import ClusterProvider, ConfigError, load_from_pulumi
 from infra.plan import platform_document
+from infra.platform import ingress
 from infra.platform.apps import NAME as APPS
 from infra.platform.build import build_platform
-from infra.platform.ingress import NAME as INGRESS
 from infra.platform.network import NAME as NETWORK
 
 COMPONENTS: dict[str, type[ServiceComponent]] = {
@@ -41,11 +44,16 @@ def run() -> None:
         raise pulumi.RunError(str(invalid)) from None
     platform = build_platform(config, pulumi.get_stack())
 
+    controller_values: dict[str, Any] = {}
     if config.cluster_stack:
-        # The cluster is its own stack (infra/cluster/): its kubeconfig, and nothing else, crosses over.
+        # The cluster is its own stack (infra/cluster/): its kubeconfig crosses over, and on GKE the
+        # address reserved for the ingress controller, so the DNS record outlives a platform recreate.
         cluster = pulumi.StackReference("cluster", stack_name=config.cluster_stack)
         provider = k8s.Provider("kubernetes", kubeconfig=cluster.require_output("kubeconfig"),
                                 delete_unreachable=True)
+        if config.cluster_provider is ClusterProvider.GKE and ingress.enabled(config):
+            controller_values = {ingress.TRAEFIK_RELEASE: {"service": {"spec": {
+                "loadBalancerIP": cluster.require_output(INGRESS_ADDRESS_OUTPUT)}}}}
     else:
         provider = k8s.Provider("kubernetes", context=config.kube_context or None, delete_unreachable=True)
     on_cluster = pulumi.ResourceOptions(providers=[provider])
@@ -69,8 +77,9 @@ def run() -> None:
                         depends_on=[namespaces, network])))
     published = None
     for part in platform.extras:
-        if part.name == INGRESS:
-            published = Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values),
+        if part.name == ingress.NAME:
+            published = Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values,
+                                                       release_values=controller_values),
                                 opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
                                     depends_on=[namespaces, network])))
 

@@ -26,7 +26,10 @@ class KitMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         if args.typ == "pulumi:pulumi:StackReference":
-            state["outputs"] = {"kubeconfig": "apiVersion: v1\nkind: Config  # mock kubeconfig of the cluster stack"}
+            state["outputs"] = {"kubeconfig": "apiVersion: v1\nkind: Config  # mock kubeconfig of the cluster stack",
+                                "ingressAddress": "203.0.113.50"}
+        if args.typ == "gcp:compute/address:Address":
+            state["address"] = "203.0.113.50"
         if args.typ == "gcp:container/cluster:Cluster":
             state.update(endpoint="203.0.113.10", masterAuth={"clusterCaCertificate": "bW9jay1jYQ=="})
         if args.typ == "eks:index:Cluster":

@@ -4,6 +4,8 @@ cloud: that a real GCP or AWS account accepts these resources is for `cd4ml up -
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
@@ -83,6 +85,44 @@ def test_the_kubeconfig_is_a_secret_output(provider, monkeypatch):
     kubeconfig = seen["kubeconfig"]
     assert _sync_await(kubeconfig.is_secret()) is True
     assert _sync_await(kubeconfig.future()).startswith(("apiVersion: v1", '{"apiVersion"'))
+
+
+def test_gke_reserves_the_ingress_controllers_address_with_the_cluster(monkeypatch):
+    """The DNS record set the evening before must survive `recreate` (which deletes the platform's
+    load balancer): the address belongs to the cluster stack, in the cluster's region."""
+    seen = {}
+    original = pulumi.export
+    monkeypatch.setattr(pulumi, "export", lambda name, value: (seen.__setitem__(name, value), original(name, value)))
+    monitor = cluster("gke")
+    [component] = by_type(monitor, "cd4ml:cluster:GkeCluster")
+    [address] = by_type(monitor, "gcp:compute/address:Address")
+    assert address.parent == component.urn
+    assert (address.inputs["region"], address.inputs["addressType"], address.inputs["project"]) == (
+        "europe-west1", "EXTERNAL", "workshop-project")
+    assert _sync_await(seen["ingressAddress"].future()) == "203.0.113.50"
+    assert not by_type(cluster("eks"), "gcp:compute/address:Address")
+
+
+@pytest.mark.parametrize("location, region", [("europe-west1-b", "europe-west1"), ("europe-west1", "europe-west1"),
+                                              ("northamerica-northeast1-a", "northamerica-northeast1")])
+def test_a_zonal_clusters_address_is_in_its_region(location, region):
+    from infra.cluster.gke import region_of
+
+    assert region_of(location) == region
+
+
+@pytest.mark.parametrize("provider, expected", [("gke", "203.0.113.50"), ("eks", None)])
+def test_the_gke_platforms_controller_takes_the_reserved_address(provider, expected):
+    from infra.config import load_stack
+
+    stacks = Path(__file__).resolve().parents[1] / "stacks"
+    settings = {f"cd4ml:{k}": v for k, v in load_stack(stacks, provider).model_dump(by_alias=True).items()}
+    monitor = run_program({**{k: v for k, v in settings.items() if v not in (None, "", [], {})},
+                           "cd4ml:clusterStack": f"organization/cd4ml-cluster/{provider}"}, stack=provider)
+    [traefik] = [r for r in monitor.registrations if r.type == "kubernetes:helm.sh/v3:Release"
+                 and r.inputs["name"] == "traefik"]
+    spec = traefik.inputs["values"]["service"]["spec"]
+    assert spec.get("loadBalancerIP") == expected and spec["type"] == "LoadBalancer"
 
 
 def test_an_unknown_provider_fails_before_creating_anything():

@@ -12,6 +12,7 @@ endpoints name really exist with those ports; ECK resources and the ClusterIssue
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -374,6 +375,21 @@ def test_ingress_controller_is_the_one_load_balancer_and_redirects_to_https(char
     assert "--global.checkNewVersion=false" in args and "--global.sendAnonymousUsage" not in args
     (ingress_class,) = [o for o in objects if o["kind"] == "IngressClass"]
     assert ingress_class["metadata"]["name"] == ingress.INGRESS_CLASS
+
+
+def test_a_reserved_address_reaches_the_controllers_service(charts_dir, platform):
+    """On GKE the program merges the cluster stack's reserved IP into Traefik's values
+    (infra/program.py): the chart puts it on its LoadBalancer Service."""
+    if "ingress" not in {part.name for part in platform.parts}:
+        pytest.skip("this stack publishes nothing through an ingress controller")
+    from infra.components.base import merged
+    from infra.platform import ingress
+
+    (traefik,) = [r for r in platform.extra("ingress").releases if r.name == ingress.TRAEFIK_RELEASE]
+    values = merged(traefik.values, {"service": {"spec": {"loadBalancerIP": "203.0.113.50"}}})
+    (service,) = [o for o in render(charts_dir, dataclasses.replace(traefik, values=values))[1]
+                  if o["kind"] == "Service" and o["spec"].get("type") == "LoadBalancer"]
+    assert service["spec"]["loadBalancerIP"] == "203.0.113.50"
 
 
 def test_ingress_network_allowances_select_the_charts_pods_on_their_ports(charts_dir, platform):

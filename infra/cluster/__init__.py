@@ -13,6 +13,8 @@ KIND_NODE_IMAGE = (
 KIND_CLUSTER = "cd4ml"
 KUBERNETES_VERSION = "1.34"
 """Cloud clusters' pinned minor (GKE and EKS both offer it; inside the kit's supported 1.32-1.36)."""
+INGRESS_ADDRESS_OUTPUT = "ingressAddress"
+"""The cluster stack's output a GKE platform's ingress controller takes as its LoadBalancer's IP."""
 
 
 def cluster_stack_reference(stack: str) -> str:

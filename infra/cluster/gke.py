@@ -2,7 +2,9 @@
 infra/platform/sizing.py, Dataplane V2 so the platform's NetworkPolicies are enforced, the Kubernetes
 version pinned (no release channel, no auto-upgrade mid-workshop), deletion protection off so
 `cd4ml down --cluster` can remove it. Its default StorageClass `standard-rwo` (pd-balanced, CSI) is
-what the platform's volumes use."""
+what the platform's volumes use. A regional static IP is reserved with the cluster for the ingress
+controller's LoadBalancer: the DNS record set the evening before survives a `recreate` of the
+platform, and goes with `down --cluster`."""
 
 from __future__ import annotations
 
@@ -25,6 +27,12 @@ class GkeClusterArgs:
     machine_type: str
     node_count: int
     kubernetes_version: str = KUBERNETES_VERSION
+
+
+def region_of(location: str) -> str:
+    """`europe-west1-b` (a zone) -> `europe-west1`; a region stays itself: a LoadBalancer's IP is regional."""
+    head, _, tail = location.rpartition("-")
+    return head if len(tail) == 1 and head.count("-") == 1 else location
 
 
 def kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
@@ -54,6 +62,8 @@ users:
 class GkeCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     storage_class: pulumi.Output[str]
+    ingress_address: pulumi.Output[str]
+    """The reserved external IP the platform's ingress controller takes (its Service's loadBalancerIP)."""
 
     def __init__(self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cd4ml:cluster:GkeCluster", name, None, opts)
@@ -80,4 +90,10 @@ class GkeCluster(pulumi.ComponentResource):
             cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate).apply(
                 lambda parts: kubeconfig(f"gke-{parts[0]}", parts[1], parts[2])))
         self.storage_class = pulumi.Output.from_input(STORAGE_CLASS)
-        self.register_outputs({"kubeconfig": self.kubeconfig, "storage_class": self.storage_class})
+        address = gcp.compute.Address(
+            f"{name}-ingress", name=f"{args.name}-ingress", project=args.project, region=region_of(args.location),
+            address_type="EXTERNAL", network_tier="PREMIUM", labels={"app-kubernetes-io-part-of": "cd4ml"},
+            opts=child)
+        self.ingress_address = address.address
+        self.register_outputs({"kubeconfig": self.kubeconfig, "storage_class": self.storage_class,
+                               "ingress_address": self.ingress_address})

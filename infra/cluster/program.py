@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pulumi
 
-from infra.cluster import KIND_CLUSTER, KIND_NODE_IMAGE, KUBERNETES_VERSION
+from infra.cluster import INGRESS_ADDRESS_OUTPUT, KIND_CLUSTER, KIND_NODE_IMAGE, KUBERNETES_VERSION
 from infra.cluster.kind import KindCluster, KindClusterArgs
 
 PROVIDERS = ("kind", "gke", "eks")
@@ -34,6 +34,7 @@ def run() -> None:
         cloud = GkeCluster("gke", GkeClusterArgs(name=name, project=config.require("project"),
                                                  location=config.require("region"), machine_type=machine_type,
                                                  node_count=node_count))
+        pulumi.export(INGRESS_ADDRESS_OUTPUT, cloud.ingress_address)
     else:
         from infra.cluster.eks import EksCluster, EksClusterArgs
 

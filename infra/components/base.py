@@ -7,7 +7,7 @@ charts become Helm releases with fixed names, so Service DNS names are stable ac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 import pulumi
@@ -24,6 +24,8 @@ class ServiceArgs:
     """The service as the platform model describes it; the component adds nothing of its own."""
     passwords: Mapping[str, pulumi.Output[str]]
     """Generated passwords by id, and their bcrypt hashes by `bcrypt_key(id)` (see `GeneratedPasswords`)."""
+    release_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """By release name, values only another stack knows (Inputs), merged over the model's."""
 
 
 def create_secret(name: str, secret: KitSecret, passwords: Mapping[str, pulumi.Output[str]],
@@ -42,7 +44,17 @@ def create_secret(name: str, secret: KitSecret, passwords: Mapping[str, pulumi.O
     )
 
 
-def create_release(name: str, release: HelmRelease, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+def merged(values: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` merged into `values`, nested maps key by key."""
+    result = dict(values)
+    for key, value in over.items():
+        result[key] = merged(result[key], value) if isinstance(value, Mapping) and isinstance(
+            result.get(key), Mapping) else value
+    return result
+
+
+def create_release(name: str, release: HelmRelease, opts: pulumi.ResourceOptions,
+                   extra_values: Mapping[str, Any] | None = None) -> k8s.helm.v3.Release:
     return k8s.helm.v3.Release(
         name,
         k8s.helm.v3.ReleaseArgs(
@@ -51,7 +63,7 @@ def create_release(name: str, release: HelmRelease, opts: pulumi.ResourceOptions
             chart=release.chart,
             version=release.version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=release.repo),
-            values=release.values,
+            values=merged(release.values, extra_values or {}),
             timeout=release.timeout_seconds,
             cleanup_on_fail=True,
         ),
@@ -107,7 +119,8 @@ class ServiceComponent(pulumi.ComponentResource):
             created += [create_custom_resource(name, m, stage_opts) for m in objects
                         if (m["apiVersion"], m["kind"]) in CUSTOM_KINDS]
             for release in stage.releases:
-                self.releases[release.name] = create_release(f"{name}-{release.name}", release, stage_opts)
+                self.releases[release.name] = create_release(f"{name}-{release.name}", release, stage_opts,
+                                                             args.release_values.get(release.name))
                 created.append(self.releases[release.name])
             previous = created or previous
         self.url = pulumi.Output.from_input(service.endpoint.url if service.endpoint else None)
