@@ -111,7 +111,7 @@ def platform_document(platform: Platform) -> dict[str, Any]:
 def _ingress_document(platform: Platform) -> dict[str, Any] | None:
     """Where the published services live (exposure 'ingress'): what the `ingress.*` smoke checks and
     a facilitator's DNS record need. None when nothing is published."""
-    part = next((p for p in platform.extras if p.name == INGRESS), None)
+    part = platform.optional_extra(INGRESS)
     if part is None:
         return None
     settings = part.settings

@@ -76,12 +76,11 @@ def run() -> None:
                     opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
                         depends_on=[namespaces, network])))
     published = None
-    for part in platform.extras:
-        if part.name == ingress.NAME:
-            published = Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values,
-                                                       release_values=controller_values),
-                                opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
-                                    depends_on=[namespaces, network])))
+    if part := platform.optional_extra(ingress.NAME):
+        published = Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values,
+                                                   release_values=controller_values),
+                            opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
+                                depends_on=[namespaces, network])))
 
     pulumi.export("services", {name: component.outputs() for name, component in created.items()})
     pulumi.export("platform", platform_document(platform))

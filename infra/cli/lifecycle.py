@@ -8,6 +8,7 @@ passphrase is generated once into a file outside the repository.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import platform as host
@@ -421,7 +422,7 @@ def front_door(outputs: dict) -> list[str]:
         where = document.get("ingress") or {}
         return lines + [f"  DNS: *.{domain} must point at the ingress controller, which has no address yet "
                         f"(kubectl -n {where.get('namespace')} get svc {where.get('controller_service')})"]
-    kind = "A" if address.replace(".", "").isdigit() or ":" in address else "CNAME"
+    kind = "A" if _is_ip(address) else "CNAME"
     record = f"*.{domain} {kind} {address}"
     # What the published hosts resolve to now: after a `recreate` the load balancer, and so the
     # address, is a new one, and yesterday's record points at nothing.
@@ -433,6 +434,14 @@ def front_door(outputs: dict) -> list[str]:
                         f"update the record to {record}; certificates are issued once it resolves"]
     return lines + [f"  DNS: create the record {record} (the kit does not manage DNS); "
                     "certificates are issued once it resolves"]
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def addresses(host: str) -> set[str]:

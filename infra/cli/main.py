@@ -55,7 +55,7 @@ def plan(
         console.print(f"  • {service.name:<14} {url}{public}")
     from infra.platform.ingress import NAME as INGRESS
 
-    published = next((part for part in platform.extras if part.name == INGRESS), None)
+    published = platform.optional_extra(INGRESS)
     if published:
         certificates, issuer = published.settings["certificates"], published.settings["issuer"]
         names = sum(len(hosts) for hosts in certificates.values())

@@ -330,6 +330,10 @@ class Platform:
     def extra(self, name: str) -> Service:
         return next(part for part in self.extras if part.name == name)
 
+    def optional_extra(self, name: str) -> Service | None:
+        """An extra only some stacks have (the ingress part, with exposure 'ingress')."""
+        return next((part for part in self.extras if part.name == name), None)
+
     @property
     def parts(self) -> tuple[Service, ...]:
         return tuple(self.services.values()) + self.extras

@@ -56,10 +56,16 @@ class UnverifiedSession(requests.Session):
         return {**super().merge_environment_settings(*args, **kwargs), "verify": False}
 
 
-def published(context: SmokeContext, service: str) -> str:
+def _front_door(context: SmokeContext) -> dict:
+    """platform.json's `ingress` part; the checks skip on stacks that publish nothing."""
     ingress = context.platform.get("ingress")
     if not ingress:
         raise Skip("the stack publishes nothing (exposure is not 'ingress')")
+    return ingress
+
+
+def published(context: SmokeContext, service: str) -> str:
+    ingress = _front_door(context)
     document = context.service(service)
     public_url = document.get("public_url")
     if not public_url:
@@ -86,9 +92,7 @@ def published(context: SmokeContext, service: str) -> str:
 
 
 def model_services(context: SmokeContext) -> str:
-    ingress = context.platform.get("ingress")
-    if not ingress:
-        raise Skip("the stack publishes nothing (exposure is not 'ingress')")
+    ingress = _front_door(context)
     tenant = context.sample_tenant["name"] or DEFAULT_TENANT
     published_apps = ingress["model_services"].get(tenant) or {}
     if not published_apps:
