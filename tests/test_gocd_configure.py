@@ -15,7 +15,7 @@ from gocd_api import COLLECTIONS, GoCDApiStandIn
 
 from infra.config import load_config
 from infra.configure.api import ApiError, JsonApi
-from infra.configure.gocd import Unauthorized, configure
+from infra.configure.gocd import HEALTH, Unauthorized, configure
 from infra.platform.build import build_platform
 from infra.platform.configure_job import mounted_tree
 from infra.platform.gocd import ADMIN_USER
@@ -53,12 +53,16 @@ def test_first_run_creates_everything_and_turns_security_on(gocd):
         ("elastic agent profile", "cd4ml-ml", "created"),
         ("config repository", "churn-model", "created"),
         ("config repository", "fraud-model", "created"),
-        ("authorization configuration", "cd4ml-password-file", "created"),
         ("system administrators", "-", "updated"),
+        ("authorization configuration", "cd4ml-password-file", "created"),
     ]
     assert gocd.security_on and gocd.system_admins["users"] == [ADMIN_USER]
+    # The admins were named before security came on: no moment in which every user was an admin.
+    assert gocd.admin_gaps == []
+    # Every call reached its controller: each sent the media type its route is registered for.
+    assert gocd.refused_routes == []
     # Everything before security went anonymously (GoCD refuses credentials while security is off);
-    # the admins were named as the kit's admin.
+    # the proof afterwards (reading the admins back) went as the kit's admin.
     users = [user for _, path, user in gocd.requests]
     assert set(users[:-2]) == {None} and users[-1] == ADMIN_USER
     repo = gocd.items["config_repos"]["fraud-model"]
@@ -147,16 +151,42 @@ def test_a_slow_start_is_waited_for(gocd):
 
 
 def test_the_stand_in_refuses_what_gocd_refuses(gocd):
-    """The stand-in itself must be strict, or the tests above prove nothing."""
+    """The stand-in itself must be strict, or the tests above prove nothing (GoCD 26.1.0's answers,
+    read in its source: see tests/standins/gocd_api.py)."""
     path, accept = COLLECTIONS["cluster_profiles"]
     anonymous = JsonApi(f"{gocd.url}")
-    assert anonymous.call("GET", f"{path}/x", accept="application/json").status == 404  # wrong media type
+    # SparkPreFilter: a versioned API wants exactly one of GoCD's media types.
+    for wrong in ("application/json", "*/*", f"{accept}; charset=utf-8"):
+        refused = anonymous.call("GET", f"{path}/x", accept=wrong)
+        assert (refused.status, refused.body) == (404, "The url you are trying to reach appears to be incorrect.\r\n")
+    # Spark: a GoCD media type of another version finds no route.
+    assert anonymous.call("GET", f"{path}/x", accept="application/vnd.go.cd.v2+json").status == 404
+    # Health is exempt from the pre-filter, so Spark's own matching decides: application/json is not
+    # vnd.go.cd.v1+json; a wildcard or the unversioned type is.
+    health = "/go/api/v1/health"
+    assert anonymous.call("GET", health, accept="application/json").body == "<html><body><h2>404 Not found</h2></body></html>"
+    for fine in ("application/vnd.go.cd.v1+json", "application/vnd.go.cd+json", "*/*", "application/*"):
+        assert anonymous.call("GET", health, accept=fine).status == 200, fine
     profile = {"id": "x", "plugin_id": "p", "properties": []}
     assert anonymous.call("POST", path, accept=accept, body=profile).status == 200
     assert anonymous.call("POST", path, accept=accept, body={"id": "x", "plugin_id": "p"}).status == 422
     assert anonymous.call("PUT", f"{path}/x", accept=accept, body={"id": "x"}).status == 412  # no If-Match
     with_credentials = JsonApi(f"{gocd.url}", ADMIN_USER, PASSWORD)
     assert with_credentials.call("GET", f"{path}/x", accept=accept).status == 401  # security is off
+    assert with_credentials.call("GET", health, accept=HEALTH.accept).status == 401  # ...on health too
+
+
+def test_security_on_with_no_admin_makes_every_user_an_admin_in_the_stand_in_as_in_gocd(gocd):
+    """SecurityConfig.isAdmin (gocd 26.1.0 l.63-65): why the kit names its admins first."""
+    gocd.users["p01"] = "participant-pw"
+    path, accept = COLLECTIONS["auth_configs"]
+    anonymous = JsonApi(gocd.url)
+    assert anonymous.call("POST", path, accept=accept, body={"id": "a", "plugin_id": "p", "properties": []}).status == 200
+    participant = JsonApi(gocd.url, "p01", "participant-pw")
+    assert participant.call("GET", f"{path}/a", accept=accept).status == 200  # an admin, for lack of any
+    assert gocd.admin_gaps
+    anonymous_now = JsonApi(gocd.url)
+    assert anonymous_now.call("GET", f"{path}/a", accept=accept).header("WWW-Authenticate") == 'Basic realm="GoCD"'
 
 
 def test_the_jobs_mounted_code_runs_alone_in_a_bare_interpreter(gocd, tmp_path):
@@ -207,3 +237,20 @@ def test_a_published_gocd_gets_its_site_urls_once(gocd):
     assert gocd.site_urls == desired["site_urls"]
     assert configure(api_for(gocd), desired, health_timeout=5)[-1].action == "unchanged"
     assert "site_urls" not in desired_of()  # port-forward stacks leave GoCD's own default
+
+
+# What the real spark-core 2.9.4 jar (Maven Central) chose for a route registered as GoCD registers
+# health (v1, plus the unversioned alias), run in a small Java harness for issue #14's second reading.
+SPARK_2_9_4_CHOICES = {
+    "application/vnd.go.cd.v1+json": True, "application/vnd.go.cd+json": True, "application/vnd.go.cd.v2+json": False,
+    "application/json": False, "*/*": True, "*": True, "application/*": True, None: True, "text/html": False,
+    "application/json, */*;q=0.1": True, "application/vnd.go.cd.v1+json; charset=utf-8": True,
+    "application/vnd.go.cd.v1+json;q=0": False, "text/*": False,
+}
+
+
+@pytest.mark.parametrize("accept", list(SPARK_2_9_4_CHOICES), ids=lambda a: repr(a))
+def test_the_ported_route_choice_agrees_with_spark_2_9_4(accept):
+    from spark_routing import gocd_media_types, pick
+
+    assert (pick(gocd_media_types([1]), accept) is not None) is SPARK_2_9_4_CHOICES[accept]

@@ -68,16 +68,22 @@ class JsonApi:
     off, and requires them once it is on."""
 
     def __init__(self, base_url: str, username: str | None = None, password: str | None = None,
-                 timeout: float = 15.0, anonymous_first: bool = False) -> None:
+                 timeout: float = 15.0, anonymous_first: bool = False,
+                 default_accept: str | None = "application/json") -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._authorization = (
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode() if username else None)
         self.timeout = timeout
         self.authenticating = bool(self._authorization) and not anonymous_first
+        self.default_accept = default_accept
+        """None: every call names its media type (GoCD routes by Accept: a wrong one is a 404)."""
 
-    def call(self, method: str, path: str, *, accept: str = "application/json", body: Any = None,
+    def call(self, method: str, path: str, *, accept: str | None = None, body: Any = None,
              headers: dict[str, str] | None = None) -> Response:
+        accept = accept or self.default_accept
+        if not accept:
+            raise TypeError(f"{method} {path}: this API routes by media type, and the call names none")
         answer = self._send(method, path, accept, body, headers, with_credentials=self.authenticating)
         if (answer.status == 401 and not self.authenticating and self._authorization
                 and answer.header("WWW-Authenticate")):
@@ -125,11 +131,11 @@ class Refused(ApiError):
 
 
 def wait_for(api: JsonApi, path: str, healthy: Callable[[Response], bool], what: str, timeout: float,
-             pause: Callable[[float], None] | None = None, login_hint: str = "") -> None:
+             pause: Callable[[float], None] | None = None, login_hint: str = "", accept: str | None = None) -> None:
     """Poll `path` until `healthy`, or raise an ApiError saying what was awaited and what was last
     seen; a refused login fails at once, naming the user and `login_hint` (where the password is)."""
     def look() -> Observation[bool]:
-        answer = api.call("GET", path)
+        answer = api.call("GET", path, accept=accept)
         if answer.status in (401, 403):
             raise Refused(f"{api.base_url}{path} refused user {api.username}: {answer.summary()}. "
                           f"Likely cause: {login_hint or 'a wrong password'}")

@@ -3,9 +3,18 @@ model repository, and password-file security — ensured through GoCD's REST API
 
 Every item is read first and only created (POST) when missing or updated (PUT with the ETag just
 read, as `If-Match`) when it differs in a field the kit sets: a second run with the same desired
-configuration sends no write at all. Security goes last, and is proven by an admin-only call, so a
-broken password file cannot lock the kit out half-way through. Credentials are sent only once GoCD
-asks for them (it rejects them while its security is off).
+configuration sends no write at all. Credentials are sent only once GoCD asks for them (it rejects
+them while its security is off).
+
+Every call sends the media type its route is registered for: GoCD (Spark 2.9) picks a route by the
+Accept header, and answers 404 to `application/json` (gocd 26.1.0, e.g.
+`api/api-server-health-v1/.../ServerHealthController.java` l.50-53 registers health for
+`application/vnd.go.cd.v1+json` only; Spark's `MimeParse.bestMatch` matches no other concrete type).
+
+Security goes last, and the system admins go before it: with security on and no admin named, every
+user is an admin (`SecurityConfig.isAdmin`), so a workshop's participants would be for as long as the
+gap lasted, and for good if the kit's own login then failed. The first call that needs a login
+(reading the admins back) proves the login works.
 
 Run in-cluster as `python -m infra.configure.gocd DESIRED.json` with GOCD_URL, GOCD_USERNAME and
 GOCD_PASSWORD in the environment (see infra/platform/gocd.py, which writes DESIRED.json).
@@ -40,7 +49,8 @@ SITE_URLS = Collection("site URLs", "/api/admin/config/server/site_urls", "appli
 """Where GoCD's links (e-mails, agents' job pages) point; set when the stack publishes GoCD (v1, no ETag)."""
 SYSTEM_ADMINS = Collection("system administrators", "/api/admin/security/system_admins",
                            "application/vnd.go.cd.v2+json")
-HEALTH = "/api/v1/health"
+HEALTH = Collection("server health", "/api/v1/health", "application/vnd.go.cd.v1+json")
+"""Anonymous always: GoCD refuses credentials while its security is off."""
 UPDATE_ATTEMPTS = 3
 
 
@@ -95,9 +105,9 @@ def wait_until_healthy(api: JsonApi, timeout: float, pause: Callable[[float], No
     def healthy(answer: Response) -> bool:
         return answer.status == 200 and isinstance(answer.body, dict) and answer.body.get("health") == "OK"
 
-    plain = JsonApi(api.base_url, timeout=api.timeout)
-    wait_for(plain, HEALTH, healthy, f"GoCD server health at {api.base_url}{HEALTH} to answer 200 "
-             '{"health": "OK"}', timeout, pause)
+    plain = JsonApi(api.base_url, timeout=api.timeout, default_accept=None)
+    wait_for(plain, HEALTH.path, healthy, f"GoCD server health at {api.base_url}{HEALTH.path} "
+             f"(Accept: {HEALTH.accept}) to answer 200 " '{"health": "OK"}', timeout, pause, accept=HEALTH.accept)
 
 
 def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900.0,
@@ -109,10 +119,13 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900
     # Groups before config repositories: a repository's pipelines join the group and its permissions.
     outcomes += [ensure(api, PIPELINE_GROUPS, group, key="name") for group in desired.get("pipeline_groups", [])]
     outcomes += [ensure(api, CONFIG_REPOS, repo) for repo in desired["config_repos"]]
-    outcomes.append(ensure(api, AUTH_CONFIGS, desired["auth_config"]))
-    # Security is on from here. Naming the admins is an admin-only call: it also proves the kit's
-    # login works, and keeps every other (participant) user a non-admin.
+    # The admins before the authorization configuration: never a moment with security on and no admin.
     outcomes.append(ensure(api, SYSTEM_ADMINS, desired["system_admins"], singleton=True))
+    outcomes.append(ensure(api, AUTH_CONFIGS, desired["auth_config"]))
+    # Security is on from here: an admin-only read must now ask for, and accept, the kit's login.
+    proof = api.call("GET", SYSTEM_ADMINS.path, accept=SYSTEM_ADMINS.accept)
+    if proof.status != 200:
+        raise _refused(api, proof, f"GET {SYSTEM_ADMINS.path} (the kit's login, now that security is on)")
     if not api.authenticating:
         raise ApiError("GoCD still answers admin calls anonymously after the password-file authorization was "
                        "configured: security did not turn on")
@@ -136,7 +149,7 @@ def ensure_site_urls(api: JsonApi, desired: dict[str, str]) -> Outcome:
 def main(argv: list[str] | None = None) -> int:
     return run_main("gocd", sys.argv[1:] if argv is None else argv, ("GOCD_URL", "GOCD_USERNAME", "GOCD_PASSWORD"),
                     lambda env: JsonApi(env["GOCD_URL"], env["GOCD_USERNAME"], env["GOCD_PASSWORD"],
-                                        anonymous_first=True),
+                                        anonymous_first=True, default_accept=None),
                     configure)
 
 

@@ -1,15 +1,22 @@
-"""A stand-in for the GoCD 26.1 server APIs the kit calls, built from GoCD's API docs and source
-(notes in the closing note of issue #3): it is not GoCD.
+"""A stand-in for the GoCD 26.1 server APIs the kit calls: it is not GoCD. Built from gocd/gocd at tag
+26.1.0 and the Spark 2.9.4 it pins (a second reading, with file:line evidence, is in the closing note
+of issue #14); each request passes the stages a real request passes, in GoCD's order
+(`server/src/main/webapp/WEB-INF/web.xml`):
 
-What it reproduces, because the kit's configure code and smoke checks depend on it:
-- `GET /go/api/v1/health`: 503 while starting, then 200 {"health": "OK"}; no auth ever needed.
-- Exact media types: an admin API called with another Accept answers a plain-text 404.
-- Create (POST) answers 200 with a quoted ETag; an existing id answers 422. Update (PUT) needs
-  `If-Match` with the current ETag, else 412. Every error body is {"message": ...}.
-- Security: off until an authorization configuration exists. While off, any request carrying
-  Basic credentials is refused with 401; once on, an anonymous call gets 401 with
-  `WWW-Authenticate: Basic realm="GoCD"`, a wrong password 401, a non-admin 403.
-- With no system admins named, every logged-in user is an admin.
+1. Security (Spring filters, on the original path, before any routing): while security is off,
+   Basic credentials get 401 "credentials are not required" with no challenge, on every /api/**
+   path, health too (`AbstractBasicAuthenticationFilter.java` l.108-117). Once on: anonymous gets
+   401 with `WWW-Authenticate: Basic realm="GoCD"` (health excepted: allow-all,
+   `AuthorizeFilterChain.java` l.61-65), a wrong password 401 (health too), a non-admin on a
+   supervisor path (`/api/admin/**` but for the user-level paths listed before it) 403, with the
+   challenge as well. Security is on as soon as one auth config exists (`SecurityConfig.java` l.42-44);
+   with no admin named, every logged-in user is an admin (l.63-65).
+2. `SparkPreFilter` (l.46-80): on every API path but a few (health among them), the Accept header
+   must be exactly one of GoCD's media types, else 404 text/plain.
+3. Spark's route choice by Accept (`spark_routing.py`, a port of Spark's MimeParse): a registered
+   version or the unversioned alias of the newest, else Spark's HTML 404.
+4. The controller: `verifyContentType` (415) on pipeline groups, config repos and system admins
+   only; create answers 200 with a quoted ETag, a taken id 422; update needs `If-Match` (412).
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 from http_standin import HttpStandIn, Request
+from spark_routing import LATEST_VERSION_MIMETYPE, gocd_media_types, pick
 
 COLLECTIONS = {
     "cluster_profiles": ("/go/api/admin/elastic/cluster_profiles", "application/vnd.go.cd.v1+json"),
@@ -29,18 +39,47 @@ COLLECTIONS = {
     "auth_configs": ("/go/api/admin/security/auth_configs", "application/vnd.go.cd.v2+json"),
     "pipeline_groups": ("/go/api/admin/pipeline_groups", "application/vnd.go.cd.v1+json"),
 }
+"""Each path's only registered version in 26.1.0 (ClusterProfilesControllerV1, ElasticProfileControllerV2,
+ConfigReposControllerV4, SecurityAuthConfigControllerV2, PipelineGroupsControllerV1)."""
 KEYS = {"pipeline_groups": "name"}
 """Pipeline groups are addressed by name; everything else by id."""
+ENTITY_NAMES = {"cluster_profiles": "Cluster Profile", "elastic_profiles": "elasticProfile",
+                "config_repos": "config-repo", "auth_configs": "security auth config",
+                "pipeline_groups": "pipeline group"}
+"""How each controller names its entity in a 422 (HaltApiMessages.java l.34-36)."""
+CHECKS_CONTENT_TYPE = {"config_repos", "pipeline_groups"}
+"""Controllers that run verifyContentType (ApiController.java l.77-91); system admins too."""
 SYSTEM_ADMINS = ("/go/api/admin/security/system_admins", "application/vnd.go.cd.v2+json")
 SITE_URLS = ("/go/api/admin/config/server/site_urls", "application/vnd.go.cd.v1+json")
 """GoCD 19.11+ (ServerSiteUrlsConfigControllerV1): admin only, GET, and POST or PUT to create or update,
 without ETags; an empty config omits both URLs."""
+HEALTH = ("/go/api/v1/health", "application/vnd.go.cd.v1+json")
 INTERNAL_CONFIG_REPOS = "/go/api/internal/config_repos"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GoCD"'}
+PRE_FILTER_EXEMPT = ("/go/api/v1/health",)
+"""Paths SparkPreFilter lets through whatever their Accept (l.46-53; only health among the kit's)."""
+USER_LEVEL = ("/go/api/admin/elastic/cluster_profiles", "/go/api/admin/pipeline_groups", "/go/api/admin/config_repos",
+              "/go/api/elastic/profiles", "/go/api/internal/")
+"""Paths the security chain lets any logged-in user through (AuthorizeFilterChain.java l.91-106, before
+`/api/admin/**` needs a supervisor at l.109); their controllers then refuse non-admins themselves."""
+VALID_ACCEPTS = frozenset([LATEST_VERSION_MIMETYPE] + [f"application/vnd.go.cd.v{v}+json" for v in range(1, 12)])
+"""ApiVersion.java l.27-36: what SparkPreFilter accepts, compared as whole strings."""
+NOT_FOUND_PRE_FILTER = (404, b"The url you are trying to reach appears to be incorrect.\r\n",
+                        {"Content-Type": "text/plain;charset=utf-8"})
+NOT_FOUND_SPARK = (404, b"<html><body><h2>404 Not found</h2></body></html>", {"Content-Type": "text/html; charset=utf-8"})
 
 
 def etag_of(item) -> str:
     return '"' + hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    method: str
+    pattern: re.Pattern
+    media_types: tuple[str, ...]
+    handler: Callable[[Request], tuple]
+    content_type_checked: bool = False
 
 
 @dataclass
@@ -59,67 +98,98 @@ class GoCDApiStandIn(HttpStandIn):
         self.site_urls: dict = {}
         self.writes: list[tuple[str, str]] = []
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, user (None = anonymous)
+        self.refused_routes: list[tuple[str, str, str | None]] = []
+        """Requests that reached no controller (method, path, Accept): GoCD's 404s."""
+        self.admin_gaps: list[str] = []
+        """Moments security was on with no admin named: every user an admin (SecurityConfig.isAdmin)."""
         self.forced_412: int = 0
         """PUTs to refuse with 412 as if someone else had just edited the item."""
         self.create_race: set[str] = set()
         """Ids someone else creates between our GET (404) and our POST (422)."""
         self.parse_errors: dict[str, str] = {}
-        self.route("GET", "/go/api/v1/health", self._health)
+        self.api_routes: list[ApiRoute] = []
+        self.api("GET", HEALTH[0], 1, self._health)
         for name, (path, accept) in COLLECTIONS.items():
-            self.route("GET", f"{path}/(?P<id>[^/]+)", self._guarded(accept, lambda r, n=name: self._get(n, r)))
-            self.route("POST", path, self._guarded(accept, lambda r, n=name: self._create(n, r)))
-            self.route("PUT", f"{path}/(?P<id>[^/]+)", self._guarded(accept, lambda r, n=name: self._update(n, r)))
-        self.route("GET", SYSTEM_ADMINS[0], self._guarded(SYSTEM_ADMINS[1], self._get_admins))
-        self.route("PUT", SYSTEM_ADMINS[0], self._guarded(SYSTEM_ADMINS[1], self._put_admins))
-        self.route("GET", SITE_URLS[0], self._guarded(SITE_URLS[1], lambda r: (200, dict(self.site_urls))))
+            version = int(accept.split(".v")[1].split("+")[0])
+            checked = name in CHECKS_CONTENT_TYPE
+            self.api("GET", f"{path}/(?P<id>[^/]+)", version, lambda r, n=name: self._get(n, r))
+            self.api("POST", path, version, lambda r, n=name: self._create(n, r), checked)
+            self.api("PUT", f"{path}/(?P<id>[^/]+)", version, lambda r, n=name: self._update(n, r), checked)
+        self.api("GET", SYSTEM_ADMINS[0], 2, self._get_admins)
+        self.api("PUT", SYSTEM_ADMINS[0], 2, self._put_admins, content_type_checked=True)
+        self.api("GET", SITE_URLS[0], 1, lambda r: (200, dict(self.site_urls)))
         for method in ("POST", "PUT"):
-            self.route(method, SITE_URLS[0], self._guarded(SITE_URLS[1], self._set_site_urls))
-        self.route("GET", INTERNAL_CONFIG_REPOS, self._guarded(COLLECTIONS["config_repos"][1], self._internal_repos))
+            self.api(method, SITE_URLS[0], 1, self._set_site_urls)
+        self.api("GET", INTERNAL_CONFIG_REPOS, 4, self._internal_repos)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            self.route(method, "/go/.*", self._through_the_pipeline)
+
+    def api(self, method: str, path: str, version: int, handler, content_type_checked: bool = False) -> None:
+        """A controller's route, registered for its version and (as its path's newest) the unversioned alias."""
+        self.api_routes.append(ApiRoute(method, re.compile(f"^{path}$"), tuple(gocd_media_types([version])),
+                                        handler, content_type_checked))
 
     # -- security ---------------------------------------------------------------------------
     @property
     def security_on(self) -> bool:
         return bool(self.items["auth_configs"])
 
-    def _who(self, request: Request) -> tuple[int, dict, dict] | str | None:
-        """The user, None for anonymous-while-off, or a refusal to send back."""
+    def _authenticate(self, request: Request) -> tuple[int, dict, dict] | str | None:
+        """The user, None for anonymous, or the security chain's refusal."""
         credentials = request.basic_auth
+        health = request.path.startswith(PRE_FILTER_EXEMPT)
         if not self.security_on:
             if credentials:
                 return 401, {"message": "Basic authentication credentials are not required, since security has "
                                         "been disabled on this server."}, {}
             return None
         if not credentials:
-            return 401, {"message": "You are not authenticated!"}, CHALLENGE
+            return None if health else (401, {"message": "You are not authenticated!"}, CHALLENGE)
         user, password = credentials
         if self.users.get(user) != password:
             return 401, {"message": "Invalid credentials. Either your username and password are incorrect, or there "
                                     "is a problem with your browser cookies. Please check with your "
                                     "administrator."}, CHALLENGE
-        admins = self.system_admins["users"]
-        if admins and user not in admins:
-            return 403, {"message": "You are not authorized to access this resource!"}, {}
         return user
 
-    def _guarded(self, accept: str, handler):
-        def serve(request: Request):
-            who = self._who(request)
-            self.requests.append((request.method, request.path, who if isinstance(who, str) else None))
-            if isinstance(who, tuple):
-                return who
-            if request.headers.get("Accept") != accept:
-                return 404, b"The url you have requested is not available", {"Content-Type": "text/plain"}
-            if request.method in ("POST", "PUT") and request.headers.get("Content-Type") != "application/json":
-                return 415, {"message": "You must specify a 'Content-Type' of 'application/json'"}, {}
-            with self.lock:
-                return handler(request)
-        return serve
+    def is_admin(self, user: str | None) -> bool:
+        admins = self.system_admins["users"]
+        return not self.security_on or not admins or user in admins
+
+    # -- the request pipeline ------------------------------------------------------------------
+    def _through_the_pipeline(self, request: Request):
+        who = self._authenticate(request)
+        if isinstance(who, tuple):
+            self.requests.append((request.method, request.path, None))
+            return who
+        self.requests.append((request.method, request.path, who))
+        if (self.security_on and not self.is_admin(who) and request.path.startswith("/go/api/admin/")
+                and not request.path.startswith(USER_LEVEL)):
+            return 403, {"message": "You are not authorized to access this resource!"}, CHALLENGE
+        accept = request.headers.get("Accept")
+        if not request.path.startswith(PRE_FILTER_EXEMPT) and accept not in VALID_ACCEPTS:
+            self.refused_routes.append((request.method, request.path, accept))
+            return NOT_FOUND_PRE_FILTER
+        candidates = [r for r in self.api_routes if r.method == request.method and r.pattern.match(request.path)]
+        chosen = pick([t for r in candidates for t in r.media_types], accept)
+        route = next((r for r in candidates if chosen in r.media_types), None)
+        if route is None:
+            self.refused_routes.append((request.method, request.path, accept))
+            return NOT_FOUND_SPARK
+        if self.security_on and not self.is_admin(who) and route.handler != self._health:
+            return 403, {"message": "You are not authorized to perform this action."}, {}
+        if (route.content_type_checked and request.body
+                and not (request.headers.get("Content-Type") or "").startswith("application/json")):
+            return 415, {"message": "You must specify a 'Content-Type' of 'application/json'"}, {}
+        request.match = route.pattern.match(request.path)
+        with self.lock:
+            answer = route.handler(request)
+        if self.security_on and not self.system_admins["users"]:
+            self.admin_gaps.append(f"{request.method} {request.path}")
+        return answer
 
     # -- handlers -----------------------------------------------------------------------------
     def _health(self, request: Request):
-        if request.basic_auth and not self.security_on:
-            return 401, {"message": "Basic authentication credentials are not required, since security has been "
-                                    "disabled on this server."}, {}
         if not self.healthy or self.starting_answers > 0:
             self.starting_answers -= 1
             return 503, {"health": "Server is starting"}
@@ -152,8 +222,9 @@ class GoCDApiStandIn(HttpStandIn):
             theirs.get("material", {}).get("attributes", {})["branch"] = "master"
             self.items[name][item_id] = theirs
         if item_id in self.items[name]:
-            return 422, {"message": f"Failed to add {name[:-1]} '{item_id}'. Another {name[:-1]} with the same "
-                                    f"name already exists.", "data": body}
+            entity = ENTITY_NAMES[name]
+            return 422, {"message": f"Failed to add {entity} '{item_id}'. Another {entity} with the same name "
+                                    "already exists.", "data": body}
         self.items[name][item_id] = body
         self.writes.append(("POST", f"{COLLECTIONS[name][0]}/{item_id}"))
         return 200, self._represent(name, body), {"ETag": etag_of(body)}
@@ -167,8 +238,8 @@ class GoCDApiStandIn(HttpStandIn):
             self.forced_412 -= 1
             current["touched"] = current.get("touched", 0) + 1  # someone else's edit changes the ETag
         if request.headers.get("If-Match") != etag_of(current):
-            return 412, {"message": "Someone has modified the configuration for this resource. Please update your "
-                                    "copy of the config with the changes and try again."}
+            return 412, {"message": "Someone has modified the entity. Please update your copy with the changes and "
+                                    "try again."}
         body = request.json
         if body.get(KEYS.get(name, "id")) != item_id:
             return 422, {"message": "Renaming of the resource is not supported by this API."}
@@ -181,7 +252,8 @@ class GoCDApiStandIn(HttpStandIn):
 
     def _put_admins(self, request: Request):
         if request.headers.get("If-Match") != etag_of(self.system_admins):
-            return 412, {"message": "Someone has modified the configuration for this resource."}
+            return 412, {"message": "Someone has modified the entity. Please update your copy with the changes and "
+                                    "try again."}
         self.system_admins = {"roles": request.json.get("roles", []), "users": request.json.get("users", [])}
         self.writes.append(("PUT", SYSTEM_ADMINS[0]))
         return 200, self.system_admins, {"ETag": etag_of(self.system_admins)}

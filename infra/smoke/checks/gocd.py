@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES
+from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, HEALTH
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 
@@ -24,9 +24,10 @@ RECONFIGURE_HINT = ("kubectl -n {namespace} delete job -l app.kubernetes.io/comp
 def server_health(context: SmokeContext) -> str:
     gocd = context.target("gocd")
     expect = 'HTTP 200 {"health": "OK"}'
-    body = json_of(call(context, gocd, "GET", "/api/v1/health", expect=expect, anonymous=True), gocd, expect)
+    body = json_of(call(context, gocd, "GET", HEALTH.path, expect=expect, anonymous=True,
+                        headers={"Accept": HEALTH.accept}), gocd, expect)
     if body.get("health") != "OK":
-        raise CheckFailed(Diagnosis("gocd", f"{gocd.url}/api/v1/health", expect, str(body),
+        raise CheckFailed(Diagnosis("gocd", f"{gocd.url}{HEALTH.path}", expect, str(body),
                                     "the server is still starting (plugins, database migration): wait and rerun"))
     return "server healthy"
 
@@ -157,10 +158,10 @@ def agents_deploy_rights(context: SmokeContext) -> str:
     return f"may deploy to {', '.join(sorted(allowed_in))}, nowhere else"
 
 
-AGENT_PROBE = """
+AGENT_PROBE = f"""
 import os, urllib.request
-request = urllib.request.Request(os.environ["GO_SERVER_URL"] + "/api/v1/health",
-                                 headers={"Accept": "application/vnd.go.cd.v1+json"})
+request = urllib.request.Request(os.environ["GO_SERVER_URL"] + "{HEALTH.path}",
+                                 headers={{"Accept": "{HEALTH.accept}"}})
 with urllib.request.urlopen(request, timeout=10) as answer:
     print("HEALTH", answer.status)
 """
@@ -174,7 +175,7 @@ def agents_reach_server(context: SmokeContext) -> str:
     if edge is None:
         raise Skip("the platform has no gocd-agents -> gocd edge")
     name = f"{context.run_id}-gocd"
-    where = f"probe pod {edge['from_namespace']}/{name} -> {edge['url']}/api/v1/health"
+    where = f"probe pod {edge['from_namespace']}/{name} -> {edge['url']}{HEALTH.path}"
     try:
         log = context.cluster.run_probe(edge["from_namespace"], name, timeout=max(context.timeout, 120),
                                         labels=edge["from_pods"], container={
