@@ -12,7 +12,7 @@ help:
 	@echo "make up      stand the platform up (needs Docker for a local kind cluster, or a kube context)"
 	@echo "make test    create .venv, install pinned dependencies, run the offline test suite"
 	@echo "make plan    write the desired platform of STACK=$(STACK) to OUT=$(OUT)/ (offline)"
-	@echo "make bench   print how long 'cd4ml plan' and the smoke suite (against stand-ins) take"
+	@echo "make bench   print how long 'cd4ml plan' and the smoke suite take, and what the laptop stack costs (MLflow measured)"
 	@echo "make test-upstream  pull the pinned upstream charts (internet) and render them with the kit's values"
 
 $(BIN)/cd4ml: requirements.txt pyproject.toml
@@ -47,6 +47,7 @@ plan: $(BIN)/cd4ml
 bench: $(VENV)/.test-deps
 	$(BIN)/python tests/benchmarks/plan_time.py
 	$(BIN)/python tests/benchmarks/smoke_time.py
+	$(BIN)/python tests/benchmarks/laptop_cost.py
 
 upstream-charts: $(BIN)/cd4ml
 	$(BIN)/python tests/fetch_upstream_charts.py .upstream-charts

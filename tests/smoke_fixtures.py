@@ -56,6 +56,16 @@ MLFLOW_ADMIN = ("cd4ml-admin", "mlflow-admin-pw")
 PIPELINES_LOGIN = ("cd4ml-pipelines", "mlflow-pipelines-pw")
 
 
+def mlflow_server_env(profile: str = "laptop") -> dict[str, str]:
+    """The extra environment the kit's values give the MLflow chart's server container."""
+    from infra.config import load_config
+    from infra.platform.build import build_platform
+
+    service = build_platform(load_config({"cd4ml:profile": profile}), "local").services["mlflow"]
+    values = next(r.values for stage in service.stages for r in stage.releases)
+    return {name: str(value) for name, value in values.get("extraEnvVars", {}).items()}
+
+
 class MLflowServer:
     """A real `mlflow server` (the PyPI package, same version as the platform's image). With `admin`,
     it runs MLflow's basic-auth app as the chart configures it (the ini the chart's init container
@@ -72,7 +82,8 @@ class MLflowServer:
                    str(artifacts), "--serve-artifacts", "--workers", "1"]
         if allowed_hosts:  # what the chart sets from serverAllowedHosts (MLFLOW_SERVER_ALLOWED_HOSTS)
             command += ["--allowed-hosts", ",".join(allowed_hosts)]
-        env = dict(os.environ)
+        # The environment the kit gives the chart's server (job execution off): it runs as the platform's does.
+        env = {**os.environ, **mlflow_server_env()}
         if admin:
             ini = workdir / "basic_auth.ini"
             ini.write_text(f"[mlflow]\ndefault_permission = NO_PERMISSIONS\n"

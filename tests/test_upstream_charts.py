@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -420,3 +421,40 @@ def test_ingress_network_allowances_select_the_charts_pods_on_their_ports(charts
             assert all({port for _, port in allowance.ports} <= ports for ports in matching), allowance.name
         checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize("profile", ["laptop", "cluster"])
+def test_mlflow_starts_as_the_chart_runs_it_and_fits_its_limit(charts_dir, profile, capsys):
+    """The real MLflow server, started with the command, arguments, environment, init container and
+    volumes the pinned chart renders from the kit's values, on a read-only root filesystem
+    (tests/mlflow_as_charted.py): it becomes ready, keeps its user database on the data volume, serves
+    a pipeline's calls, and holds less memory than its limit."""
+    from mlflow_as_charted import EXERCISE, bwrap, charted_pod, run_as_charted
+
+    sandbox = bwrap()
+    if sandbox is None:
+        pytest.skip("bubblewrap cannot make a sandbox here (needs user namespaces or root): "
+                    "the server would not see the pod's read-only root filesystem")
+    platform = build_platform(load_config({"cd4ml:profile": profile}), "local")
+    release = next(r for r in releases(platform) if r.chart == "mlflow")
+    _, objects = render(charts_dir, release)
+    admin = {"username": "cd4ml-admin", "password": "generated-admin-password-0123456789"}
+    pod = charted_pod(objects, {release.values["auth"]["existingAdminSecret"]["name"]: admin})
+    assert pod.strategy["type"] == "Recreate"
+    port = int(next(a for a in pod.container.args if a.startswith("--port=")).split("=")[1])
+    mlflow = Path(sys.executable).with_name("mlflow")
+    with run_as_charted(pod, sandbox, mlflow, port) as server:
+        ready_after = server.wait_healthy(timeout=180)
+        idle = server.memory()
+        exercised = server.run_inside(EXERCISE.format(port=port), env={
+            "ADMIN_USERNAME": admin["username"], "ADMIN_PASSWORD": admin["password"]})
+        assert exercised.returncode == 0 and "EXERCISED" in exercised.stdout, exercised.stderr[-2000:]
+        busy = server.memory()
+        data = server.volumes["data"]
+        assert (data / "basic_auth.db").is_file() and (data / "mlflow.db").is_file()
+        assert any((data / "artifacts").rglob("model.bin"))
+    limit = pod.container.memory_limit_mib
+    with capsys.disabled():
+        print(f"\n  mlflow as charted ({profile}): ready in {ready_after:.0f}s; idle {idle}; after a run {busy}; "
+              f"limit {limit} MiB")
+    assert busy.processes <= 3 and busy.pss_mib < limit

@@ -44,11 +44,12 @@ def plan(
         errors.print(f"[red]✗[/red] {failure}")
         raise typer.Exit(code=1) from None
     elapsed = time.perf_counter() - started
-    requests = platform.requests
+    requests, limits = platform.requests, platform.limits
     console.print(f"[green]✓[/green] plan for stack '{stack}' ({platform.profile}) written to {result.out_dir} "
                   f"in {elapsed:.2f}s")
     console.print(f"  {result.objects} objects, {result.releases} Helm releases, {len(platform.images)} images; "
-                  f"requests {requests['cpu_millicores']}m CPU, {requests['memory_mib']} MiB memory")
+                  f"requests {requests['cpu_millicores']}m CPU, {requests['memory_mib']} MiB memory; "
+                  f"limits {limits['cpu_millicores']}m CPU, {limits['memory_mib']} MiB memory")
     for service in platform.services.values():
         url = service.endpoint.url if service.endpoint else "-"
         public = f"  ->  {service.public_url}" if service.public_url else ""

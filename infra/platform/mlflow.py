@@ -51,11 +51,17 @@ HTTP_PORT = 5000
 DATA_CLAIM = "mlflow-data"
 DATA_DIR = "/mlflow"
 SIZES = {
-    Profile.LAPTOP: Resources(100, 256, 500, 768),
+    # Measured (tests/test_mlflow_server.py, tests/mlflow_as_charted.py; `make bench` prints it): the
+    # server with job execution off holds 380-460 MiB PSS (about 550 MiB RSS) in two processes, idle
+    # or after a run with an artifact; with it on, about 1.5 GiB in ten.
+    Profile.LAPTOP: Resources(100, 448, 500, 768),
     Profile.CLUSTER: Resources(250, 512, 1000, 1536),
 }
 
 
+SERVER_ENV_JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+AUTH_DATABASE = f"{DATA_DIR}/basic_auth.db"
+"""Where MLflow's users and grants live: on the data volume (the root filesystem is read-only)."""
 CONFIGURE_TIMEOUT_SECONDS = 600
 ADMIN_USER = "cd4ml-admin"
 ADMIN_SECRET = "mlflow-admin"
@@ -121,6 +127,14 @@ def build(ctx: BuildContext) -> Service:
         "artifactRoot": {"proxiedArtifactStorage": True, "defaultArtifactsDestination": f"{DATA_DIR}/artifacts"},
         # One worker: SQLite and several writer processes do not mix.
         "extraArgs": {"workers": "1"},
+        # MLflow 3's job runner and its huey consumers (GenAI scorers, prompt optimisation, trace
+        # archival) start with the server unless turned off: about ten processes, over a laptop's
+        # limit at idle (mlflow/environment_variables.py; measured by tests/mlflow_as_charted.py).
+        # Tracking, the registry and artifacts — all a CD4ML pipeline uses — need none of them.
+        "extraEnvVars": {SERVER_ENV_JOB_EXECUTION: "false"},
+        # One pod at a time: the SQLite files sit on a ReadWriteOnce claim, which the chart's
+        # default rolling update (maxSurge 100%) would have two pods share.
+        "strategy": {"type": "Recreate"},
         "extraVolumes": [{"name": "data", "persistentVolumeClaim": {"claimName": DATA_CLAIM}}],
         "extraVolumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
         "serverAllowedHosts": allowed_hosts(ep, urlparse(public).hostname if public else None),
@@ -133,8 +147,10 @@ def build(ctx: BuildContext) -> Service:
             "existingAdminSecret": {"name": admin.secret, "usernameKey": admin.username_key,
                                     "passwordKey": admin.password_key},
             "defaultPermission": DEFAULT_PERMISSION,
-            # On the data volume: users and grants survive a restart.
-            "sqliteFullPath": DATA_DIR,
+            # On the data volume: users and grants survive a restart. The chart 1.11.5 joins folder
+            # and file with no separator (templates/auth_ini_configmap.yaml: `printf "%s/" | trimSuffix
+            # "/"`, then `sqlite:///%s%s`): only a trailing slash gives /mlflow/basic_auth.db.
+            "sqliteFullPath": f"{DATA_DIR}/",
         },
     }
     edge = ctx.configure_edge("mlflow")

@@ -355,6 +355,13 @@ class Platform:
         return {"cpu_millicores": cpu, "memory_mib": memory}
 
     @property
+    def limits(self) -> dict[str, int]:
+        """What the long-running workloads may take at most: a laptop pays between requests and this."""
+        cpu = sum(w.replicas * c.resources.cpu_limit_m for w in self.workloads for c in w.containers)
+        memory = sum(w.replicas * c.resources.memory_limit_mi for w in self.workloads for c in w.containers)
+        return {"cpu_millicores": cpu, "memory_mib": memory}
+
+    @property
     def secrets(self) -> tuple[KitSecret, ...]:
         return tuple(s for part in self.parts for s in part.secrets)
 
