@@ -22,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PROJECT = "cd4ml"
 CLUSTER_STACK_ENV = "CD4ML_CLUSTER_STACK"
+KUBE_CONTEXT_ENV = "CD4ML_KUBE_CONTEXT"
+"""The context `cd4ml up` deployed to when the stack file names none (the current one at the time)."""
+KUBE_TARGET_OUTPUT = "kube"
+"""The platform stack's output that records which cluster it runs on: {"context": ..., "clusterStack": ...}."""
 """The Pulumi project name, which is also the namespace of every stack config key."""
 
 SERVICE_NAMES = ("gocd", "elasticsearch", "kibana", "fluentd", "grafana", "mlflow")
@@ -611,9 +615,12 @@ def load_from_pulumi() -> StackConfig:
 
     # The language host hands config over as PULUMI_CONFIG or through set_all_config (mocks too).
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    # `cd4ml up` passes the cluster stack it created this way, rather than writing into the stack file.
+    # `cd4ml up` passes the cluster stack it created, or the context it chose, this way rather than
+    # writing into the stack file (which is the user's, and tracked).
     if os.environ.get(CLUSTER_STACK_ENV):
         raw[f"{PROJECT}:clusterStack"] = os.environ[CLUSTER_STACK_ENV]
+    if os.environ.get(KUBE_CONTEXT_ENV) and not raw.get(f"{PROJECT}:kubeContext"):
+        raw[f"{PROJECT}:kubeContext"] = os.environ[KUBE_CONTEXT_ENV]
     return load_config(raw, source=f"stack '{pulumi.get_stack()}'")
 
 

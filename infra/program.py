@@ -19,7 +19,7 @@ from infra.components.ingress import Ingress
 from infra.components.kibana import Kibana
 from infra.components.mlflow import MLflow
 from infra.components.network import NetworkPolicies
-from infra.config import ClusterProvider, ConfigError, load_from_pulumi
+from infra.config import KUBE_TARGET_OUTPUT, ClusterProvider, ConfigError, load_from_pulumi
 from infra.plan import platform_document
 from infra.platform import ingress
 from infra.platform.apps import NAME as APPS
@@ -83,6 +83,9 @@ def run() -> None:
                                 depends_on=[namespaces, network])))
 
     pulumi.export("services", {name: component.outputs() for name, component in created.items()})
+    # Which cluster this stack runs on, for `cd4ml smoke` and `status` (not the current kube context).
+    pulumi.export(KUBE_TARGET_OUTPUT, {"context": config.kube_context or None,
+                                       "clusterStack": config.cluster_stack or None})
     pulumi.export("platform", platform_document(platform))
     # For `cd4ml up` and `status`: where the wildcard DNS record of the published services must point.
     pulumi.export("ingress", {"address": published.address, "domain": published.domain} if published else None)

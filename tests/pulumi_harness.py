@@ -18,6 +18,7 @@ class Registration:
     custom: bool
     inputs: dict[str, Any]
     dependencies: tuple[str, ...]
+    delete_before_replace: bool = False
 
 
 class KitMocks(pulumi.runtime.Mocks):
@@ -64,7 +65,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         inputs = pulumi_mocks.rpc.deserialize_properties(request.object)
         self.registrations.append(Registration(
             urn=response.urn, type=request.type, name=request.name, parent=request.parent,
-            custom=request.custom, inputs=inputs, dependencies=tuple(request.dependencies)))
+            custom=request.custom, inputs=inputs, dependencies=tuple(request.dependencies),
+            delete_before_replace=request.deleteBeforeReplace))
         return response
 
 

@@ -6,6 +6,8 @@ or a cluster; see the README.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from infra.platform.kit_images import GOCD_AGENT_ML, MODEL_RUNTIME
 
 
 class FakeRun:
-    """Stands in for subprocess.run; records the commands and answers with fixed exit codes."""
+    """Stands in for subprocess.run; records the commands and answers with fixed exit codes (and
+    `kind version` with the pinned version)."""
 
     def __init__(self, codes: dict[str, int]):
         self.codes = codes
@@ -29,7 +32,8 @@ class FakeRun:
     def __call__(self, command, **_kwargs):
         self.commands.append(list(command))
         program = Path(command[0]).name
-        return subprocess.CompletedProcess(command, self.codes.get(program, 0), stdout="", stderr="")
+        stdout = f"kind {lifecycle.KIND_VERSION} go1.25 linux/amd64\n" if command[1:] == ["version"] else ""
+        return subprocess.CompletedProcess(command, self.codes.get(program, 0), stdout=stdout, stderr="")
 
 
 @pytest.fixture
@@ -93,14 +97,57 @@ def test_failed_kind_create_is_an_error(tmp_path, no_kubeconfig, monkeypatch):
         lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({}))
 
 
+def checkpoint(project: Path, pulumi_project: str, stack: str, resource_types: list[str]) -> None:
+    """A stack's checkpoint in the local file backend, shaped as Pulumi writes it (apitype.VersionedCheckpoint,
+    version 3): after `up`, the resources; after `destroy` (without `stack rm`), none."""
+    state = project / ".pulumi-state" / ".pulumi" / "stacks" / pulumi_project
+    state.mkdir(parents=True, exist_ok=True)
+    resources = [{"urn": f"urn:pulumi:{stack}::{pulumi_project}::{t}::r{i}", "type": t, "custom": True}
+                 for i, t in enumerate(resource_types)]
+    (state / f"{stack}.json").write_text(json.dumps({"version": 3, "checkpoint": {
+        "stack": f"organization/{pulumi_project}/{stack}",
+        "latest": {"manifest": {"time": "2026-12-07T10:00:00Z", "version": "v3.272.0"},
+                   "secrets_providers": {"type": "passphrase", "state": {"salt": "v1:x"}},
+                   **({"resources": resources} if resources else {})}}}))
+
+
+KIND_STACK = ["pulumi:pulumi:Stack", "cd4ml:cluster:KindCluster", "pulumi:providers:command",
+              "command:local:Command", "command:local:Command"]
+
+
 def test_a_deployed_cluster_stack_is_used_and_handed_to_the_platform(tmp_path, monkeypatch):
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: some-other-cluster\n")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    state = tmp_path / ".pulumi-state" / ".pulumi" / "stacks" / "cd4ml-cluster"
-    state.mkdir(parents=True)
-    (state / "local.json").write_text("{}")
+    checkpoint(tmp_path, "cd4ml-cluster", "local", KIND_STACK)
     assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), stack_name="local") == "kind-cd4ml"
+    assert lifecycle.platform_env(tmp_path, "local", load_config({}), "kind-cd4ml") == {
+        "CD4ML_CLUSTER_STACK": "organization/cd4ml-cluster/local"}
+
+
+def test_after_down_cluster_the_next_up_creates_the_cluster_again(tmp_path, no_kubeconfig, monkeypatch):
+    """`down --cluster` destroys the cluster stack and leaves its checkpoint, empty, behind: that is not a
+    cluster, and `up` must create one rather than deploy to a kind context that no longer exists."""
+    checkpoint(tmp_path, "cd4ml-cluster", "local", [])
+    assert not lifecycle.cluster_deployed(tmp_path, "local")
+    checkpoint(tmp_path, "cd4ml-cluster", "local", ["pulumi:pulumi:Stack", "pulumi:providers:command"])
+    assert not lifecycle.cluster_deployed(tmp_path, "local")  # a failed create: nothing made
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    cluster = FakeClusterStack()
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: cluster)
+    assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({})) == "kind-cd4ml"
+    assert cluster.calls == ["up"]
+
+
+def test_a_context_in_the_stack_file_wins_over_a_leftover_cluster_stack(tmp_path):
+    checkpoint(tmp_path, "cd4ml-cluster", "local", KIND_STACK)
+    config = load_config({"cd4ml:kubeContext": "team-cluster"})
+    assert lifecycle.ensure_cluster(tmp_path, config, Console(), stack_name="local") == "team-cluster"
+    assert lifecycle.platform_env(tmp_path, "local", config, "team-cluster") == {}  # the stack file says it
+
+
+def test_the_context_up_chose_is_recorded_for_the_program(tmp_path):
+    assert lifecycle.platform_env(tmp_path, "local", load_config({}), "k3d-lab") == {"CD4ML_KUBE_CONTEXT": "k3d-lab"}
 
 
 def test_passphrase_is_generated_once_and_private(tmp_path, monkeypatch):
@@ -158,8 +205,12 @@ def test_kit_images_are_built_once_and_loaded_into_kind(monkeypatch):
     refs = lifecycle.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=run)
     assert refs == [f"cd4ml.local/gocd-agent-ml:{GOCD_AGENT_ML.tag}", f"cd4ml.local/model-runtime:{MODEL_RUNTIME.tag}"]
     assert not [c for c in run.commands if c[:2] == ["docker", "build"]]
-    loads = [c for c in run.commands if Path(c[0]).name == "kind"]
-    assert loads == [["/usr/bin/kind", "load", "docker-image", ref, "--name", "cd4ml"] for ref in refs]
+    # Through an archive (kind#3795: `load docker-image` fails with Docker's containerd image store).
+    saves = [c for c in run.commands if c[:2] == ["docker", "save"]]
+    loads = [c for c in run.commands if Path(c[0]).name == "kind" and c[1] == "load"]
+    assert [s[-1] for s in saves] == refs
+    assert [load[:3] + load[4:] for load in loads] == [["/usr/bin/kind", "load", "image-archive", "--name", "cd4ml"]] * 2
+    assert [load[3] for load in loads] == [s[3] for s in saves]
 
 
 def test_missing_kit_images_are_built_from_their_dockerfiles_and_pushed_to_the_registry(monkeypatch):

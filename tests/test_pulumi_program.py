@@ -187,6 +187,10 @@ def test_the_cluster_stack_program_creates_kind_and_exports_a_secret_kubeconfig(
     assert cluster.inputs["delete"] == "/opt/kind delete cluster --name cd4ml"
     assert commands["kind-kubeconfig"].inputs["create"] == "/opt/kind get kubeconfig --name cd4ml"
     assert cluster.urn in commands["kind-kubeconfig"].dependencies
+    # Replaced (a new node image), the old cluster goes first: kind refuses a second one of the same name.
+    assert cluster.delete_before_replace is True
+    # ...and the new cluster's kubeconfig is read again (its own API server port and certificates).
+    assert commands["kind-kubeconfig"].inputs["triggers"] == ["kind-cluster-id"]
     component = next(r for r in monitor.registrations if r.type == "cd4ml:cluster:KindCluster")
     assert all(c.parent == component.urn for c in commands.values())
 

@@ -19,16 +19,19 @@ import stat
 import subprocess
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import yaml
 from rich.console import Console
 
 from infra.cluster import CLUSTER_PROJECT, KIND_CLUSTER, KIND_NODE_IMAGE, KIND_VERSION, cluster_stack_reference
-from infra.config import CLUSTER_STACK_ENV, PROJECT, ClusterProvider, StackConfig
+from infra.config import CLUSTER_STACK_ENV, KUBE_CONTEXT_ENV, KUBE_TARGET_OUTPUT, PROJECT, ClusterProvider, StackConfig
 from infra.platform import ingress
 from infra.platform.kit_images import KIT_IMAGES, REPO_ROOT, KitImage
 from infra.policies import pack_config
+
+if TYPE_CHECKING:
+    from infra.smoke.cluster import KubeTarget
 
 PULUMI_VERSION = "3.272.0"
 """The Pulumi CLI released with the pinned Python SDK (they are versioned together)."""
@@ -66,28 +69,53 @@ def docker_available(run: Callable[..., subprocess.CompletedProcess] = subproces
     return result.returncode == 0
 
 
-def kind_binary(project: Path) -> str:
-    """kind on PATH, else the pinned one `up` installs into .tools/ (for commands that must not download)."""
-    return shutil.which("kind") or str(tools_dir(project) / "bin" / "kind")
+def kind_version(binary: str, run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str | None:
+    """`kind version` prints e.g. `kind v0.32.0 go1.25.4 linux/amd64`."""
+    try:
+        answer = run([binary, "version"], capture_output=True, text=True)
+    except OSError:
+        return None
+    words = (answer.stdout or "").split()
+    return words[1] if answer.returncode == 0 and len(words) > 1 else None
 
 
-def ensure_kind(project: Path) -> Path:
-    existing = shutil.which("kind")
-    if existing:
-        return Path(existing)
+def ensure_kind(project: Path, console: Console | None = None,
+                run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> str:
+    """The pinned kind: on PATH if it is that version, else the kit's own in .tools/bin, downloaded
+    once (about 10 MB) with its progress shown. Every kind command of the kit runs this binary."""
+    on_path = shutil.which("kind")
+    if on_path and kind_version(on_path, run) == KIND_VERSION:
+        return on_path
     target = tools_dir(project) / "bin" / "kind"
     if not target.exists():
         arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(host.machine(), host.machine())
-        system = host.system().lower()
-        url = f"https://kind.sigs.k8s.io/dl/{KIND_VERSION}/kind-{system}-{arch}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with urllib.request.urlopen(url, timeout=120) as response:  # noqa: S310 - fixed https URL
-                target.write_bytes(response.read())
-        except OSError as failure:
-            raise LifecycleError(f"could not download kind {KIND_VERSION} from {url}: {failure}") from None
+        url = f"https://kind.sigs.k8s.io/dl/{KIND_VERSION}/kind-{host.system().lower()}-{arch}"
+        download(url, target, f"kind {KIND_VERSION}", console or Console(stderr=True))
         target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return target
+    return str(target)
+
+
+def download(url: str, target: Path, what: str, console: Console) -> None:
+    """A file fetched to `target` (atomically), with a progress bar on a terminal and one line in CI."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    console.print(f" • downloading {what} from {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:  # noqa: S310
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with Progress("   ", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console,
+                          disable=not console.is_terminal, transient=True) as progress:
+                task = progress.add_task(what, total=total)
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    progress.advance(task, len(chunk))
+    except OSError as failure:
+        partial.unlink(missing_ok=True)
+        raise LifecycleError(f"could not download {what} from {url}: {failure}") from None
+    partial.replace(target)
+    console.print(f" [green]✓[/green] {what} ({target.stat().st_size // 2**20} MB) in {target.parent}")
 
 
 def ensure_pulumi(project: Path):
@@ -127,11 +155,11 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
             "no kube context is configured and Docker is not running, so no local cluster can be created. "
             "Start Docker (kind runs Kubernetes in it), or point kubectl at a cluster, "
             "or set cd4ml:kubeContext in the stack file.")
-    kind = ensure_kind(project)
+    kind = ensure_kind(project, console, run)
     console.print(f" • creating kind cluster '{KIND_CLUSTER}' ({KIND_NODE_IMAGE}) as stack "
                   f"{cluster_stack_reference(stack_name)}")
     cluster = open_stack(project, stack_name, create=True, work_dir=project / "cluster")
-    cluster.set_config("kindBinary", _auto().ConfigValue(value=str(kind)))
+    cluster.set_config("kindBinary", _auto().ConfigValue(value=kind))
     _engine_call("up (cluster)", stack_name, project, lambda: cluster.up(color="never", on_output=lambda line: None))
     console.print(f" [green]✓[/green] kind cluster '{KIND_CLUSTER}'")
     return f"kind-{KIND_CLUSTER}"
@@ -180,7 +208,22 @@ def _auto():
 
 
 def cluster_deployed(project: Path, stack_name: str) -> bool:
-    return (state_dir(project) / ".pulumi" / "stacks" / CLUSTER_PROJECT / f"{stack_name}.json").is_file()
+    """Whether the kit's cluster stack holds a cluster now (not merely a stack whose cluster was destroyed)."""
+    return stack_has_resources(project, CLUSTER_PROJECT, stack_name)
+
+
+def stack_has_resources(project: Path, pulumi_project: str, stack_name: str) -> bool:
+    """Whether the local file backend's checkpoint of this stack lists anything deployed, read as a file
+    (no Pulumi CLI). A destroy without `stack rm` leaves the checkpoint behind with no resources in it;
+    the stack itself, its providers and components deploy nothing."""
+    checkpoint = state_dir(project) / ".pulumi" / "stacks" / pulumi_project / f"{stack_name}.json"
+    try:
+        document = json.loads(checkpoint.read_text())
+    except (OSError, ValueError):
+        return False
+    resources = ((document.get("checkpoint") or {}).get("latest") or {}).get("resources") or []
+    return any(not r.get("type", "").startswith(("pulumi:pulumi:Stack", "pulumi:providers:", "cd4ml:"))
+               for r in resources if isinstance(r, dict))
 
 
 def kit_images_for(config: StackConfig) -> list[KitImage]:
@@ -189,7 +232,8 @@ def kit_images_for(config: StackConfig) -> list[KitImage]:
 
 
 def deliver_kit_images(config: StackConfig, context: str, console: Console,
-                       run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> list[str]:
+                       run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                       project: Path = REPO_ROOT) -> list[str]:
     """Build the kit's images (once per tag) and put them where the cluster pulls from: pushed to
     `imageRegistry`, or loaded into a local cluster's nodes. Returns the image references."""
     images = kit_images_for(config)
@@ -212,16 +256,17 @@ def deliver_kit_images(config: StackConfig, context: str, console: Console,
                         text=True)
             if built.returncode != 0:
                 raise LifecycleError(f"docker build of {ref} failed (exit {built.returncode}); see the output above")
-        _deliver(ref, config, context, console, run)
+        _deliver(ref, config, context, console, run, project)
     return refs
 
 
 def _deliver(ref: str, config: StackConfig, context: str, console: Console,
-             run: Callable[..., subprocess.CompletedProcess]) -> None:
+             run: Callable[..., subprocess.CompletedProcess], project: Path) -> None:
     if config.image_registry:
         command = ["docker", "push", ref]
     elif context.startswith("kind-"):
-        command = [shutil.which("kind") or "kind", "load", "docker-image", ref, "--name", context.removeprefix("kind-")]
+        load_into_kind(ref, context.removeprefix("kind-"), ensure_kind(project, console, run), console, run)
+        return
     elif context.startswith("k3d-"):
         command = ["k3d", "image", "import", ref, "--cluster", context.removeprefix("k3d-")]
     elif context == "minikube":
@@ -237,18 +282,34 @@ def _deliver(ref: str, config: StackConfig, context: str, console: Console,
         raise LifecycleError(f"could not deliver {ref} to the cluster: `{' '.join(command)}` failed")
 
 
+def load_into_kind(ref: str, cluster: str, kind: str, console: Console,
+                   run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    """An image from the local Docker engine into the kind cluster's nodes, through an image archive:
+    `kind load docker-image` fails with Docker's containerd image store, Docker Desktop's default
+    (kind issue #3795), while `docker save` + `kind load image-archive` works with either store."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cd4ml-image-") as scratch:
+        archive = str(Path(scratch) / "image.tar")
+        for command in (["docker", "save", "--output", archive, ref],
+                        [kind, "load", "image-archive", archive, "--name", cluster]):
+            console.print(f" • {' '.join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command))}")
+            if run(command, capture_output=True, text=True).returncode != 0:
+                raise LifecycleError(f"could not load {ref} into the kind cluster '{cluster}': `{' '.join(command)}` "
+                                     f"failed; is the cluster up (`kind get clusters`)?")
+
+
 def preload_images(refs: list[str], console: Console, project: Path | None = None,
                    run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
     """Pull each image once into the local Docker engine and load it into the kind cluster's nodes,
     so `up` on conference Wi-Fi pulls nothing."""
     if not docker_available(run):
         raise LifecycleError("--preload pulls with Docker, and Docker is not running: start Docker first")
-    kind = kind_binary(project or Path.cwd())
+    kind = ensure_kind(project or REPO_ROOT, console, run)
     for ref in refs:
-        for command in (["docker", "pull", ref], [kind, "load", "docker-image", ref, "--name", KIND_CLUSTER]):
-            if run(command, capture_output=True, text=True).returncode != 0:
-                raise LifecycleError(f"`{' '.join(command)}` failed: is the kind cluster '{KIND_CLUSTER}' up "
-                                     "(`cd4ml up` creates it)?")
+        if run(["docker", "pull", ref], capture_output=True, text=True).returncode != 0:
+            raise LifecycleError(f"`docker pull {ref}` failed: is the registry reachable from here?")
+        load_into_kind(ref, KIND_CLUSTER, kind, console, run)
         console.print(f" [green]✓[/green] {ref}")
 
 
@@ -266,13 +327,15 @@ def state_dir(project: Path) -> Path:
 
 
 def deployed(project: Path, stack_name: str) -> bool:
-    """Whether the local file backend holds this stack (no Pulumi CLI needed to ask)."""
-    return (state_dir(project) / ".pulumi" / "stacks" / PROJECT / f"{stack_name}.json").is_file()
+    """Whether the platform stack has anything deployed (no Pulumi CLI needed to ask)."""
+    return stack_has_resources(project, PROJECT, stack_name)
 
 
-def open_stack(project: Path, stack_name: str, create: bool = False, work_dir: Path | None = None):
+def open_stack(project: Path, stack_name: str, create: bool = False, work_dir: Path | None = None,
+               program_env: dict[str, str] | None = None):
     """A stack through the Automation API, on the local file backend: the platform's (the project
-    root), or the cluster's (`cluster/`). The platform is told of the kit's cluster stack, if any."""
+    root), or the cluster's (`cluster/`). `program_env` reaches the program (where the platform runs:
+    see `platform_env`)."""
     from pulumi import automation as auto
 
     pulumi_cmd = ensure_pulumi(project)
@@ -283,9 +346,8 @@ def open_stack(project: Path, stack_name: str, create: bool = False, work_dir: P
         "PULUMI_BACKEND_URL": f"file://{state}",
         "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file()),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
+        **(program_env or {}),
     }
-    if work_dir == project and cluster_deployed(project, stack_name):
-        env[CLUSTER_STACK_ENV] = cluster_stack_reference(stack_name)
     workspace = auto.LocalWorkspaceOptions(work_dir=str(work_dir), pulumi_command=pulumi_cmd, env_vars=env)
     if create:
         return auto.create_or_select_stack(stack_name=stack_name, work_dir=str(work_dir), opts=workspace)
@@ -294,6 +356,34 @@ def open_stack(project: Path, stack_name: str, create: bool = False, work_dir: P
     except auto.StackNotFoundError:
         raise LifecycleError(f"stack '{stack_name}' is not deployed (no state in {state}): run `cd4ml up` first") \
             from None
+
+
+def platform_env(project: Path, stack_name: str, config: StackConfig, context: str) -> dict[str, str]:
+    """Where the platform runs, for the program: the kit's cluster stack (its kubeconfig crosses by a
+    stack reference), or the kube context `up` chose — recorded, so the stack keeps deploying to, and
+    `smoke`/`status` keep checking, that cluster whatever the current context later is. A context set
+    in the stack file wins over a cluster stack left from another day."""
+    if not config.kube_context and cluster_deployed(project, stack_name):
+        return {CLUSTER_STACK_ENV: cluster_stack_reference(stack_name)}
+    return {KUBE_CONTEXT_ENV: context} if context and not config.kube_context else {}
+
+
+def kube_target(project: Path, stack_name: str, config: StackConfig) -> KubeTarget:
+    """The cluster this stack deployed to, as its outputs record it; before any `up`, the stack's
+    configured context (or the current one)."""
+    from infra.smoke.cluster import KubeTarget
+
+    if not deployed(project, stack_name):
+        return KubeTarget(context=config.kube_context or None)
+    recorded = stack_outputs(project, stack_name).get(KUBE_TARGET_OUTPUT) or {}
+    if recorded.get("clusterStack"):
+        outputs = open_stack(project, stack_name, work_dir=project / "cluster").outputs()
+        if "kubeconfig" not in outputs:
+            raise LifecycleError(f"the cluster stack {recorded['clusterStack']} has no kubeconfig: is the cluster "
+                                 f"still there? (`cd4ml up --stack {stack_name}` recreates it)")
+        return KubeTarget(kubeconfig=yaml.safe_load(outputs["kubeconfig"].value),
+                          context=recorded.get("context") or None)
+    return KubeTarget(context=recorded.get("context") or config.kube_context or None)
 
 
 def stack_outputs(project: Path, stack_name: str) -> dict:
@@ -382,8 +472,9 @@ def _engine_call(action: str, stack_name: str, project: Path, call):
 def up(project: Path, stack_name: str, config: StackConfig, console: Console, verbose: bool = False) -> dict:
     # kind makes its new cluster the current context, which the Kubernetes provider then uses.
     context = ensure_cluster(project, config, console, stack_name=stack_name)
-    deliver_kit_images(config, context, console)
-    stack = open_stack(project, stack_name, create=True)
+    deliver_kit_images(config, context, console, project=project)
+    stack = open_stack(project, stack_name, create=True,
+                       program_env=platform_env(project, stack_name, config, context))
     console.print(f" • pulumi up (stack '{stack_name}', state in {state_dir(project)})")
     progress = EngineProgress(console, verbose)
     # The kit's policy pack (policy/, rules in infra/policies.py) checks every resource before it is created.
@@ -492,7 +583,7 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
         _engine_call("destroy (cluster)", stack_name, project, lambda: cluster.destroy(
             color="never", on_output=lambda line: None))
     else:  # a cluster from before the kit kept it as a stack, or made by hand with the kit's name
-        result = run([kind_binary(project), "delete", "cluster", "--name", KIND_CLUSTER], text=True)
+        result = run([ensure_kind(project, console, run), "delete", "cluster", "--name", KIND_CLUSTER], text=True)
         if result.returncode != 0:
             raise LifecycleError(f"kind could not delete cluster '{KIND_CLUSTER}' (exit {result.returncode})")
     console.print(f"[green]✓[/green] kind cluster '{KIND_CLUSTER}' deleted")

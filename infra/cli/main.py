@@ -3,6 +3,8 @@ errors into one clear message and a non-zero exit code (never a traceback)."""
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,7 +19,7 @@ from infra.platform.build import build_platform
 from infra.validate import InvalidObject
 
 app = typer.Typer(help="CD4ML platform kit: GoCD, EFK, Grafana and MLflow on Kubernetes, wired.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -241,7 +243,8 @@ def images(
         console.print(f"{ref}{'   (built by cd4ml up)' if ref in built else ''}")
     if preload:
         try:
-            lifecycle.preload_images([ref for ref in platform.images if ref not in built], console)
+            lifecycle.preload_images([ref for ref in platform.images if ref not in built], console,
+                                     project=project_dir())
         except lifecycle.LifecycleError as failure:
             raise _fail(failure) from None
 
@@ -273,12 +276,20 @@ def smoke(
 
 
 def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float, checks: list[str] | None = None):
-    """Direct mode with --endpoint, else through the stack's kube context; usage mistakes exit 2."""
+    """Direct mode with --endpoint, else through the cluster the stack runs on; usage mistakes exit 2."""
+    from infra.cli import lifecycle
     from infra.smoke.cluster import ClusterError
     from infra.smoke.runner import SmokeUsageError, smoke_run
 
     try:
-        return smoke_run(stack, endpoints, only, timeout, checks=checks)
+        kube = None
+        if not endpoints:
+            config = load_stack(project_dir() / "stacks", stack)
+            try:
+                kube = lifecycle.kube_target(project_dir(), stack, config)
+            except lifecycle.LifecycleError as why:
+                raise ClusterError(str(why)) from None
+        return smoke_run(stack, endpoints, only, timeout, checks=checks, kube=kube)
     except (ConfigError, SmokeUsageError, ClusterError) as failure:
         errors.print(f"[red]✗[/red] {failure}")
         raise typer.Exit(code=2) from None
@@ -291,6 +302,34 @@ def sync_project_config() -> None:
 
     write_project_config(project_dir() / "Pulumi.yaml")
     console.print("[green]✓[/green] Pulumi.yaml config block updated")
+
+
+def _guarded(command):
+    """No command ends in a traceback: an error the kit did not foresee becomes one ✗ line saying what
+    failed and what to do; --verbose (or CD4ML_DEBUG=1) adds the traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as unexpected:  # noqa: BLE001 - the last line of defence
+            if kwargs.get("verbose") or os.environ.get("CD4ML_DEBUG"):
+                errors.print_exception(show_locals=False)
+            if isinstance(unexpected, FileNotFoundError) and unexpected.filename:
+                what = f"{unexpected.filename} was not found: is it installed?"
+            else:
+                what = f"{type(unexpected).__name__}: {str(unexpected).strip().splitlines()[0][:300] if str(unexpected).strip() else '(no message)'}"
+            errors.print(f"[red]✗[/red] {command.__name__} stopped on an unexpected error: {what} "
+                         "(run again with --verbose, or CD4ML_DEBUG=1, for the details; please report it)")
+            raise typer.Exit(code=1) from None
+
+    return run
+
+
+for _info in app.registered_commands:
+    _info.callback = _guarded(_info.callback)
 
 
 def main() -> None:

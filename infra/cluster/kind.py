@@ -27,12 +27,15 @@ class KindCluster(pulumi.ComponentResource):
             f"{name}-cluster",
             create=f"{args.kind} create cluster --name {args.name} --image {args.node_image} --wait 5m",
             delete=f"{args.kind} delete cluster --name {args.name}",
-            # A new node image means a new cluster.
+            # A new node image means a new cluster; kind refuses a second cluster of the same name
+            # ("node(s) already exist"), so the old one goes first, not after (Pulumi's default).
             triggers=[args.node_image, args.name],
-            opts=pulumi.ResourceOptions(parent=self))
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
         kubeconfig = command.local.Command(
             f"{name}-kubeconfig",
             create=f"{args.kind} get kubeconfig --name {args.name}",
+            # A new cluster has a new API server port and certificates: read its kubeconfig again.
+            triggers=[cluster.id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster], additional_secret_outputs=["stdout"]))
         self.kubeconfig = pulumi.Output.secret(kubeconfig.stdout)
         self.context = pulumi.Output.from_input(f"kind-{args.name}")

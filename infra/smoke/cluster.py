@@ -38,15 +38,32 @@ class KubeApis:
     """kubernetes.stream.portforward, bound to core.connect_get_namespaced_pod_portforward."""
 
 
-def load_apis(context: str | None = None) -> KubeApis:
-    """API clients for the kubeconfig context (the current one when None)."""
+@dataclass(frozen=True)
+class KubeTarget:
+    """Which cluster to check: a context of the user's kubeconfig, or a kubeconfig of its own (the
+    kit's cluster stack hands one over); neither means the current context."""
+
+    context: str | None = None
+    kubeconfig: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return (f"context {self.context}" if self.context else "the current context") + (
+            " of the cluster stack's kubeconfig" if self.kubeconfig else "")
+
+
+def load_apis(target: KubeTarget | None = None) -> KubeApis:
+    """API clients for the target cluster (the current context when None)."""
     from kubernetes import client, config
     from kubernetes.stream import portforward
 
+    target = target or KubeTarget()
     try:
-        config.load_kube_config(context=context or None)
+        if target.kubeconfig:
+            config.load_kube_config_from_dict(target.kubeconfig, context=target.context)
+        else:
+            config.load_kube_config(context=target.context)
     except Exception as failure:  # the client raises ConfigException or plain errors
-        raise ClusterError(f"cannot use kube context {context or '(current)'}: {failure}") from None
+        raise ClusterError(f"cannot use {target}: {failure}") from None
     core = client.CoreV1Api()
     return KubeApis(core=core, discovery=client.DiscoveryV1Api(), authorization=client.AuthorizationV1Api(),
                     portforward=lambda pod, namespace, port: portforward(

@@ -7,13 +7,16 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 from urllib.parse import urlparse
 from xml.etree import ElementTree
 
 from infra.config import SERVICE_NAMES
 from infra.smoke.checks import ALL_CHECKS
 from infra.smoke.core import Check, CheckResult, Diagnosis, SmokeContext, Target, run_check
+
+if TYPE_CHECKING:
+    from infra.smoke.cluster import KubeTarget
 
 
 class SmokeUsageError(ValueError):
@@ -79,14 +82,15 @@ def run_in_cluster(platform: Mapping, cluster, checks: Iterable[Check], timeout:
 
 
 def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout: float,
-              checks: Iterable[str] | None = None) -> list[CheckResult]:
+              checks: Iterable[str] | None = None, kube: KubeTarget | None = None) -> list[CheckResult]:
     """The whole smoke run of one stack: direct mode when endpoints are given, else cluster mode
-    through the stack's kube context; `checks` narrows it to those names (`cd4ml status`).
+    through `kube` (the cluster the stack runs on; by default its configured context, or the
+    current one); `checks` narrows it to those names (`cd4ml status`).
     Raises ConfigError, SmokeUsageError or ClusterError."""
     from infra.config import load_stack, project_dir
     from infra.plan import platform_document
     from infra.platform.build import build_platform
-    from infra.smoke.cluster import KubeCluster, load_apis
+    from infra.smoke.cluster import KubeCluster, KubeTarget, load_apis
 
     config = load_stack(project_dir() / "stacks", stack)
     platform = platform_document(build_platform(config, stack))
@@ -96,7 +100,8 @@ def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout
     if endpoints:
         context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)), timeout=timeout)
         return run_checks(context, checks)
-    return run_in_cluster(platform, KubeCluster(load_apis(config.kube_context)), checks, timeout)
+    return run_in_cluster(platform, KubeCluster(load_apis(kube or KubeTarget(context=config.kube_context or None))),
+                          checks, timeout)
 
 
 def select(only: Iterable[str] = ()) -> tuple[Check, ...]:
