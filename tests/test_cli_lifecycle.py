@@ -382,3 +382,31 @@ def test_no_command_prints_a_generated_secret(fake_stack, monkeypatch, tmp_path,
         assert all(secret not in r.output for r in printed)
         assert secret not in (tmp_path / "facilitator-summary.csv").read_text()
     assert "s3cret-alice-pw" in (tmp_path / "alice.md").read_text()
+
+
+def test_smoke_checks_the_cluster_the_stack_runs_on_not_the_current_context(monkeypatch, tmp_path):
+    """The current context may point elsewhere by now (another project, a cloud cluster): smoke and
+    status go where the stack's outputs say it runs."""
+    from infra.smoke.cluster import KubeTarget
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: somebody-elses-cluster\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
+    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"kube": {"context": "kind-cd4ml",
+                                                                            "clusterStack": None}})
+    seen = []
+    monkeypatch.setattr("infra.smoke.runner.smoke_run", lambda *args, **kwargs: seen.append(kwargs["kube"]) or [])
+    assert cli._run_smoke("local", [], [], 5.0) == []
+    assert seen == [KubeTarget(context="kind-cd4ml")]
+    # On the kit's cluster stack: its own kubeconfig, handed over (secret) by the cluster stack.
+    cluster_kubeconfig = "apiVersion: v1\nkind: Config\ncurrent-context: kind-cd4ml\n"
+    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"kube": {
+        "context": None, "clusterStack": "organization/cd4ml-cluster/local"}})
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: SimpleNamespace(
+        outputs=lambda: {"kubeconfig": auto.OutputValue(cluster_kubeconfig, True)}))
+    cli._run_smoke("local", [], [], 5.0)
+    assert seen[-1].kubeconfig["current-context"] == "kind-cd4ml"
+    # Direct mode needs no cluster at all.
+    cli._run_smoke("local", ["mlflow=http://127.0.0.1:5000"], [], 5.0)
+    assert seen[-1] is None

@@ -57,3 +57,36 @@ def test_the_e2e_workflow_uses_the_pinned_kind_and_node_image():
     commands = " ".join(s.get("run", "") for s in steps)
     for command in ("make up", "cd4ml smoke", "cd4ml recreate", "cd4ml down --cluster"):
         assert command in commands
+
+
+def requirement_pins(path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("#")[0].strip().split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_training_and_serving_pin_the_same_libraries():
+    """A model saved by the agents must load in the runtime with the library it was saved with: every
+    library both images install has one version, the serialization format's (skops) included; the
+    example repository's requirements follow the agent image."""
+    from infra.platform.kit_images import REPO_ROOT
+
+    agent = requirement_pins(GOCD_AGENT_ML.dockerfile.parent / "requirements.txt")
+    runtime = requirement_pins(MODEL_RUNTIME.dockerfile.parent / "requirements.txt")
+    example = requirement_pins(REPO_ROOT / "examples" / "model-repo" / "requirements.txt")
+    assert "skops" in agent and "skops" in runtime
+    shared = set(agent) & set(runtime)
+    assert {name: (agent[name], runtime[name]) for name in shared if agent[name] != runtime[name]} == {}
+    assert runtime.get("mlflow-skinny") == agent["mlflow"]
+    assert {name: version for name, version in example.items() if agent.get(name) != version} == {}
+
+
+def test_mlflows_client_telemetry_is_off_in_agents_and_model_services():
+    """MLflow 3's client sends usage telemetry unless MLFLOW_DISABLE_TELEMETRY is true
+    (mlflow/telemetry/utils.py); every pipeline job and model service runs in one of these images."""
+    for image in (GOCD_AGENT_ML, MODEL_RUNTIME):
+        env = " ".join(re.findall(r"^ENV (.+?)(?<!\\)$", image.dockerfile.read_text().replace("\\\n", " "), re.M))
+        assert "MLFLOW_DISABLE_TELEMETRY=true" in env, image.name

@@ -203,3 +203,26 @@ def test_the_platform_deploys_with_the_cluster_stacks_kubeconfig():
     assert "context" not in provider.inputs and provider.inputs["deleteUnreachable"] in (True, "true")
     kubeconfig, _ = unsecret(provider.inputs["kubeconfig"])
     assert kubeconfig.endswith("# mock kubeconfig of the cluster stack")
+
+
+@pytest.mark.parametrize("environ, recorded", [
+    ({"CD4ML_KUBE_CONTEXT": "k3d-lab"}, {"context": "k3d-lab", "clusterStack": None}),
+    ({"CD4ML_CLUSTER_STACK": "organization/cd4ml-cluster/local"},
+     {"context": None, "clusterStack": "organization/cd4ml-cluster/local"}),
+])
+def test_the_stack_records_the_cluster_it_runs_on(monkeypatch, environ, recorded):
+    """`cd4ml up` tells the program where it deploys (never by writing the user's stack file); the
+    provider is pinned to it and the stack exports it, so smoke and status check that cluster and a
+    later `up` deploys there, whatever the current kube context is by then."""
+    import pulumi
+
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    seen = {}
+    original = pulumi.export
+    monkeypatch.setattr(pulumi, "export", lambda name, value: (seen.__setitem__(name, value), original(name, value)))
+    monitor = run_program({})
+    assert seen["kube"] == recorded
+    provider = next(r for r in monitor.registrations if r.type == "pulumi:providers:kubernetes")
+    if recorded["context"]:
+        assert provider.inputs["context"] == recorded["context"]

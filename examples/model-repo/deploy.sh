@@ -16,6 +16,11 @@
 #                                  the image the service runs in (the kit's model-runtime build)
 #   CD4ML_TENANT                   optional, default cd4ml
 #   CD4ML_MODEL_JSON               optional, default out/model.json (relative to the working directory)
+#   CD4ML_ABANDONED_AFTER          optional, default 600: seconds after which a deploy still pending
+#                                  (cancelled, or its agent killed) is taken as abandoned and undone
+#
+# Runs under macOS's bash 3.2 too: no empty array is ever expanded bare under `set -u` (bash before
+# 4.4 calls that an unbound variable).
 set -euo pipefail
 
 release=model-service
@@ -29,12 +34,12 @@ environment="${1:-}"
   || die "environment '$environment' is not a valid name (lower-case letters, digits and '-')"
 ns_var="CD4ML_NAMESPACE_$(printf '%s' "$environment" | tr 'a-z-' 'A-Z_')"
 
-missing=()
+missing=""
 for var in "$ns_var" MLFLOW_TRACKING_URI GO_PIPELINE_LABEL; do
-  [[ -n "${!var:-}" ]] || missing+=("$var")
+  [[ -n "${!var:-}" ]] || missing="${missing:+$missing }$var"
 done
-if ((${#missing[@]})); then
-  die "missing environment variable(s): ${missing[*]}." \
+if [[ -n "$missing" ]]; then
+  die "missing environment variable(s): ${missing}." \
       "The kit sets them on its GoCD agents (${ns_var} only if '$environment' is in the stack's appEnvironments)."
 fi
 ns="${!ns_var}"
@@ -64,6 +69,37 @@ if [[ -n "${CD4ML_MODEL_RUNTIME_REPOSITORY:-}" ]]; then
   image_args+=(--set-string image.tag="${CD4ML_MODEL_RUNTIME_TAG:?CD4ML_MODEL_RUNTIME_TAG must accompany the repository}")
 fi
 
+# A deploy cancelled half-way (GoCD's Cancel, a killed agent) leaves the release pending, and Helm then
+# refuses every later one: "another operation (install/upgrade/rollback) is in progress" (helm v3.19.2,
+# pkg/action/upgrade.go:219). A pending release older than any deploy takes is abandoned: undo it (a
+# rollback to the last good revision, or, if the release was never installed, its removal); a younger
+# one is somebody's deploy still running, and is left alone.
+recover_abandoned_release() {
+  local state status age
+  state="$(helm status "$release" --namespace "$ns" --output json 2>/dev/null)" || return 0
+  read -r status age < <(printf '%s' "$state" | python3 -c '
+import datetime, json, re, sys
+info = json.load(sys.stdin).get("info", {})
+stamp = re.sub(r"[.][0-9]+", "", info.get("last_deployed", "")).replace("Z", "+00:00")
+age = datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(stamp)
+print(info.get("status", "unknown"), int(age.total_seconds()))
+') || return 0
+  case "$status" in
+    pending-install|pending-upgrade|pending-rollback) ;;
+    *) return 0 ;;
+  esac
+  if ((age < ${CD4ML_ABANDONED_AFTER:-600})); then
+    die "release $release in $ns is $status since ${age}s ago: another deploy is running; retry when it is done"
+  fi
+  echo "deploy.sh: release $release in $ns was left $status ${age}s ago (a cancelled deploy): undoing it" >&2
+  if [[ "$status" == pending-install ]]; then
+    helm uninstall "$release" --namespace "$ns" --wait --timeout 5m
+  else
+    helm rollback "$release" --namespace "$ns" --wait --timeout 5m
+  fi
+}
+recover_abandoned_release
+
 echo "deploying $model_uri (pipeline $GO_PIPELINE_LABEL) to $environment (namespace $ns)"
 # --set-string: a version "10" or a label "1.10" must stay text, not become a number.
 helm upgrade --install "$release" "$chart" \
@@ -79,7 +115,7 @@ helm upgrade --install "$release" "$chart" \
   --set-string fluentd.host="${FLUENTD_HOST:-}" \
   --set fluentd.port="${FLUENTD_PORT:-24224}" \
   --set-file "source.serve\.py=$here/service/serve.py" \
-  "${image_args[@]}"
+  ${image_args[@]+"${image_args[@]}"}
 
 kubectl -n "$ns" rollout status "deploy/$release" --timeout 5m
 kubectl -n "$ns" get deploy "$release"

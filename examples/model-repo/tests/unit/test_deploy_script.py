@@ -37,9 +37,13 @@ def workdir(tmp_path: Path) -> Path:
     bin_dir.mkdir()
     for tool in ("helm", "kubectl"):
         stub = bin_dir / tool
-        # One call per record: NUL-separated arguments, then a newline.
+        # One call per record: NUL-separated arguments, then a newline. `helm status` answers with the
+        # release's state from helm-status.json (as `helm status -o json` prints it), or "not found".
+        status = (f'if [[ "$1" == status ]]; then [[ -f "{tmp_path}/helm-status.json" ]] || '
+                  f'{{ echo "Error: release: not found" >&2; exit 1; }}; cat "{tmp_path}/helm-status.json"; exit 0; fi\n'
+                  if tool == "helm" else "")
         stub.write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" {tool} "$@" >> "{tmp_path}/calls"\n'
-                        f'printf "\\n" >> "{tmp_path}/calls"\n')
+                        f'printf "\\n" >> "{tmp_path}/calls"\n{status}')
         stub.chmod(0o755)
     return tmp_path
 
@@ -51,11 +55,13 @@ def run(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
                           env={**base, "CD4ML_ML_APP_CHART": str(workdir / "chart"), **env})
 
 
-def calls(workdir: Path) -> list[list[str]]:
+def calls(workdir: Path, with_status: bool = False) -> list[list[str]]:
+    """What deploy.sh ran, without its `helm status` look at the release unless asked for."""
     path = workdir / "calls"
     if not path.exists():
         return []
-    return [line.strip("\0").split("\0") for line in path.read_text().split("\0\n") if line.strip("\0")]
+    recorded = [line.strip("\0").split("\0") for line in path.read_text().split("\0\n") if line.strip("\0")]
+    return [c for c in recorded if with_status or c[:2] != ["helm", "status"]]
 
 
 def test_it_installs_the_models_version_with_the_chart_and_shows_the_deployment(workdir):
@@ -163,3 +169,54 @@ def test_the_kits_model_runtime_image_is_passed_when_the_agent_names_it(workdir)
     helm = calls(workdir)[0]
     values = {helm[i + 1] for i, arg in enumerate(helm) if arg == "--set-string"}
     assert {"image.repository=cd4ml.local/model-runtime", "image.tag=0.1.0-abc"} <= values
+
+
+def release_state(workdir: Path, status: str, seconds_ago: int) -> None:
+    """The release as `helm status -o json` shows it (helm v3.19: info.status, info.last_deployed RFC 3339)."""
+    from datetime import datetime, timedelta, timezone
+
+    when = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
+    (workdir / "helm-status.json").write_text(json.dumps({"name": "model-service", "version": 4, "info": {
+        "status": status, "last_deployed": when.strftime("%Y-%m-%dT%H:%M:%S.123456789Z")}}))
+
+
+@pytest.mark.parametrize("status, undo", [("pending-upgrade", "rollback"), ("pending-rollback", "rollback"),
+                                          ("pending-install", "uninstall")])
+def test_a_deploy_cancelled_half_way_is_undone_before_the_next(workdir, status, undo):
+    """Helm refuses every operation on a release left pending ("another operation (install/upgrade/
+    rollback) is in progress", helm v3.19.2 pkg/action/upgrade.go:219): a cancelled GoCD job would
+    block every later deploy of the pipeline."""
+    release_state(workdir, status, seconds_ago=3600)
+    result = run(workdir, "staging", **AGENT_ENV)
+    assert result.returncode == 0, result.stderr
+    recovered, deployed = calls(workdir)[:2]
+    assert recovered[:3] == ["helm", undo, "model-service"] and "cd4ml-staging" in recovered
+    assert deployed[:3] == ["helm", "upgrade", "--install"]
+    assert f"was left {status}" in result.stderr
+
+
+def test_a_deploy_still_running_is_not_undone(workdir):
+    release_state(workdir, "pending-upgrade", seconds_ago=30)
+    result = run(workdir, "staging", **AGENT_ENV)
+    assert result.returncode != 0 and "another deploy is running" in result.stderr
+    assert calls(workdir) == []
+
+
+def test_a_healthy_release_is_simply_upgraded(workdir):
+    release_state(workdir, "deployed", seconds_ago=3600)
+    assert run(workdir, "staging", **AGENT_ENV).returncode == 0
+    assert [c[1] for c in calls(workdir) if c[0] == "helm"] == ["upgrade"]
+    assert calls(workdir, with_status=True)[0][:2] == ["helm", "status"]
+
+
+def test_no_empty_array_is_expanded_bare(workdir):
+    """macOS's bash 3.2 (and any bash before 4.4) fails `"${a[@]}"` on an empty array under `set -u`:
+    every array expansion in deploy.sh is guarded (`${a[@]+"${a[@]}"}`). Read, not run: no bash 3.2
+    installs here."""
+    import re
+
+    text = DEPLOY_SH.read_text()
+    bare = [m.group(0) for m in re.finditer(r'(?<!\+)"\$\{(\w+)\[@\]\}"', text)
+            if not text[max(0, m.start() - len(m.group(1)) - 8):m.start()].endswith(f"${{{m.group(1)}[@]+")]
+    assert bare == []
+    assert "${#" not in text  # nor the length of one
