@@ -43,22 +43,6 @@ def test_tag_changes_when_an_input_changes(tmp_path, monkeypatch):
     assert image.tag == f"1.0-{image.content_digest()[:10]}" != f"1.0-{before[:10]}"
 
 
-def test_the_e2e_workflow_uses_the_pinned_kind_and_node_image():
-    """The users' CI runs what `cd4ml up` would: the same kind and node image, and the kit's commands."""
-    import yaml
-
-    from infra.cli.lifecycle import KIND_NODE_IMAGE, KIND_VERSION
-    from infra.platform.kit_images import REPO_ROOT
-
-    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "e2e-kind.yml").read_text())
-    steps = workflow["jobs"]["e2e"]["steps"]
-    kind = next(s for s in steps if s.get("uses", "").startswith("helm/kind-action"))
-    assert kind["with"]["version"] == KIND_VERSION and kind["with"]["node_image"] == KIND_NODE_IMAGE
-    commands = " ".join(s.get("run", "") for s in steps)
-    for command in ("make up", "cd4ml smoke", "cd4ml recreate", "cd4ml down --cluster"):
-        assert command in commands
-
-
 def requirement_pins(path) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():
