@@ -49,13 +49,15 @@ def run() -> None:
         # The cluster is its own stack (infra/cluster/): its kubeconfig crosses over, and on GKE the
         # address reserved for the ingress controller, so the DNS record outlives a platform recreate.
         cluster = pulumi.StackReference("cluster", stack_name=config.cluster_stack)
-        provider = k8s.Provider("kubernetes", kubeconfig=cluster.require_output("kubeconfig"),
-                                delete_unreachable=True)
+        provider = k8s.Provider("kubernetes", kubeconfig=cluster.require_output("kubeconfig"))
         if config.cluster_provider is ClusterProvider.GKE and ingress.enabled(config):
             controller_values = {ingress.TRAEFIK_RELEASE: {"service": {"spec": {
                 "loadBalancerIP": cluster.require_output(INGRESS_ADDRESS_OUTPUT)}}}}
     else:
-        provider = k8s.Provider("kubernetes", context=config.kube_context or None, delete_unreachable=True)
+        provider = k8s.Provider("kubernetes", context=config.kube_context or None)
+    # No `delete_unreachable`: set on the provider it outlives every `up`, and a refresh while the API
+    # server is briefly down would then drop every resource from the state. `cd4ml down` sets it (as
+    # PULUMI_K8S_DELETE_UNREACHABLE) for a cluster that is gone, and only then.
     on_cluster = pulumi.ResourceOptions(providers=[provider])
     namespaces = Namespaces("namespaces", platform.namespaces, platform.pod_security, opts=on_cluster)
     apps_part, network_part = platform.extra(APPS), platform.extra(NETWORK)

@@ -20,6 +20,7 @@ from infra.cli import lifecycle
 from infra.cli import main as cli
 from infra.cli.main import app
 from infra.policies import pack_config
+from infra.smoke.cluster import KubeTarget
 from infra.smoke.core import CheckResult
 
 runner = CliRunner()
@@ -30,15 +31,33 @@ def event(kind: str, type_: str, name: str):
     return SimpleNamespace(**{kind: SimpleNamespace(metadata=metadata)})
 
 
+class FakeWorkspace:
+    """The plugins already installed: all the kit needs, unless a test says otherwise."""
+
+    def __init__(self):
+        self.plugins = [SimpleNamespace(kind="resource", name=name, version=version)
+                        for name, version in lifecycle.required_plugins()]
+        self.installed: list[tuple[str, str]] = []
+
+    def list_plugins(self):
+        return self.plugins
+
+    def install_plugin(self, name, version, kind="resource"):
+        self.installed.append((name, version))
+
+
 class FakeStack:
     """Stands in for an Automation API Stack: replays engine events and records what was asked."""
 
     def __init__(self, fail_with: Exception | None = None, drift: bool = False):
+        self.workspace = FakeWorkspace()
         self.calls: list[str] = []
+        self.config_files: list[str | None] = []
         self.fail_with, self.drift = fail_with, drift
 
     def up(self, on_output, on_event, **kwargs):
         self.calls.append(f"up refresh={kwargs.get('refresh')}")
+        self.config_files.append(kwargs.get("config_file"))
         self.up_kwargs = kwargs
         if self.fail_with:
             raise self.fail_with
@@ -57,8 +76,12 @@ class FakeStack:
 
     def destroy(self, on_output=None, on_event=None, **kwargs):
         self.calls.append("destroy")
+        self.config_files.append(kwargs.get("config_file"))
         if on_output:
             on_output("Destroying (local)")
+
+    def refresh(self, on_output=None, on_event=None, **kwargs):
+        self.calls.append("refresh")
 
 
 @pytest.fixture
@@ -68,6 +91,8 @@ def fake_stack(monkeypatch):
     monkeypatch.setattr(lifecycle, "deliver_kit_images", lambda *args, **kwargs: [])
     monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: stack)
     monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
+    monkeypatch.setattr(lifecycle, "kube_target", lambda *args, **kwargs: KubeTarget(context="kind-cd4ml"))
+    monkeypatch.setattr(lifecycle, "cluster_answers", lambda target, timeout: (True, "v1.36.1"))
     monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [CheckResult("gocd.health", "gocd", "pass", 0.1,
                                                                                "server healthy")])
     return stack
@@ -136,12 +161,45 @@ def test_down_with_nothing_deployed_and_the_cluster_gone_still_succeeds(fake_sta
     assert fake_stack.calls == []
 
 
-def test_the_provider_may_delete_from_a_cluster_that_is_gone():
-    """`down` after the cluster vanished relies on the provider's delete-unreachable option."""
+def test_the_provider_never_drops_the_state_on_its_own():
+    """Set on the provider, `deleteUnreachable` would outlive every `up`: a refresh while the API server
+    is briefly down would drop every resource from the state (pulumi-kubernetes provider.go Read)."""
     from pulumi_harness import run_program
 
-    provider = next(r for r in run_program({}).registrations if r.type == "pulumi:providers:kubernetes")
-    assert provider.inputs["deleteUnreachable"] in (True, "true")
+    for config in ({}, {"cd4ml:clusterStack": "organization/cd4ml-cluster/local"}):
+        provider = next(r for r in run_program(config).registrations if r.type == "pulumi:providers:kubernetes")
+        assert "deleteUnreachable" not in provider.inputs
+
+
+def test_down_on_a_cluster_that_is_gone_forgets_the_platform_instead(fake_stack, monkeypatch):
+    """The README's promise: `down` works when the cluster is already gone. pulumi-kubernetes refuses to
+    delete a Helm release on an unreachable cluster, while a refresh drops it (and everything else) when
+    PULUMI_K8S_DELETE_UNREACHABLE is set: so refresh, then destroy, with the option for this run only."""
+    opened = []
+    monkeypatch.setattr(lifecycle, "cluster_answers", lambda target, timeout: (False, "connection refused"))
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
+    result = runner.invoke(app, ["down"])
+    assert result.exit_code == 0, result.output
+    assert fake_stack.calls == ["refresh", "destroy"]
+    assert opened[0]["program_env"] == {"PULUMI_K8S_DELETE_UNREACHABLE": "true"}
+    assert "does not answer (connection refused)" in result.output and "dropped from the state" in result.output
+
+
+def test_down_on_a_live_cluster_deletes_without_dropping_anything(fake_stack, monkeypatch):
+    opened = []
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
+    assert runner.invoke(app, ["down"]).exit_code == 0
+    assert fake_stack.calls == ["destroy"] and opened[0]["program_env"] == {}
+
+
+def test_up_waits_for_the_api_server_and_says_what_it_saw(fake_stack, monkeypatch):
+    """A refresh against an API server still starting fails the update; without the provider's
+    deleteUnreachable it no longer wipes the state, and `up` first gives the server time."""
+    monkeypatch.setattr(lifecycle, "cluster_answers", lambda target, timeout: (False, "connection refused"))
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 1
+    assert "did not answer within 120s; last seen: connection refused" in result.output
+    assert fake_stack.calls == []
 
 
 def test_recreate_is_down_then_up_then_smoke(fake_stack):
@@ -224,7 +282,7 @@ def test_down_cluster_destroys_the_cluster_stack_when_the_kit_made_one(fake_stac
     cluster = FakeStack()
     opened = []
 
-    def open_stack(project, stack_name, create=False, work_dir=None):
+    def open_stack(project, stack_name, create=False, work_dir=None, program_env=None):
         opened.append(work_dir)
         return cluster if work_dir is not None else fake_stack
 
@@ -410,3 +468,61 @@ def test_smoke_checks_the_cluster_the_stack_runs_on_not_the_current_context(monk
     # Direct mode needs no cluster at all.
     cli._run_smoke("local", ["mlflow=http://127.0.0.1:5000"], [], 5.0)
     assert seen[-1] is None
+
+
+def test_up_fetches_each_missing_plugin_first_with_a_line_each(fake_stack):
+    """The engine would download them silently inside `up`: the first run looked hung."""
+    fake_stack.workspace.plugins = []
+    result = runner.invoke(app, ["up"])
+    assert result.exit_code == 0, result.output
+    assert {name for name, _ in fake_stack.workspace.installed} >= {"kubernetes", "random", "command"}
+    assert " • downloading the Pulumi plugin kubernetes v" in result.output
+
+
+def test_a_laptop_install_holds_no_cloud_provider():
+    """Every Pulumi package in the kit's venv is a plugin the engine installs before the first `up`
+    (pulumi-language-python GetRequiredPackages): the cloud ones stay in requirements-cloud.txt."""
+    from infra.platform.kit_images import REPO_ROOT
+
+    laptop = (REPO_ROOT / "requirements.txt").read_text().lower().replace("-", "_")
+    assert not [p for p in ("pulumi_gcp", "pulumi_aws", "pulumi_eks", "pulumi_azure") if p in laptop]
+    cloud = (REPO_ROOT / "requirements-cloud.txt").read_text().lower().replace("-", "_")
+    assert all(p in cloud for p in ("pulumi_gcp==", "pulumi_eks==", "pulumi_aws=="))
+
+
+@pytest.mark.parametrize("provider, module", [("gke", "pulumi_gcp"), ("eks", "pulumi_eks")])
+def test_a_cloud_stack_installs_its_providers_on_first_use(provider, module, monkeypatch):
+    import importlib.util
+
+    from rich.console import Console
+    from test_lifecycle import FakeRun
+
+    from infra.config import load_config
+
+    config = load_config({"cd4ml:profile": "cluster", "cd4ml:clusterProvider": provider,
+                          "cd4ml:cloudProject": "p", "cd4ml:cloudRegion": "europe-west1",
+                          "cd4ml:imageRegistry": "registry.example.com/cd4ml"})
+    run = FakeRun({})
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == module else real_find_spec(name))
+    lifecycle.ensure_cloud_packages(config, Console(), run)
+    [pip] = run.commands
+    assert pip[1:4] == ["-m", "pip", "install"] and pip[-1].endswith("requirements-cloud.txt")
+    lifecycle.ensure_cloud_packages(load_config({}), Console(), run)  # a laptop: nothing
+    assert len(run.commands) == 1
+
+
+def test_the_pulumi_release_unpacks_into_tools_bin_and_nothing_else(tmp_path):
+    import io
+    import tarfile
+
+    archive = tmp_path / "pulumi.tar.gz"
+    with tarfile.open(archive, "w:gz") as release:
+        for name in ("pulumi/pulumi", "pulumi/pulumi-language-python", "../escape", "pulumi/sub/deep"):
+            data = b"#!/bin/sh\n"
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            release.addfile(info, io.BytesIO(data))
+    lifecycle.unpack_pulumi(archive, tmp_path / "bin")
+    assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["pulumi", "pulumi-language-python"]
+    assert not (tmp_path / "escape").exists()

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -260,3 +261,34 @@ def test_a_cloud_stack_creates_its_cluster_stack_sized_for_the_participants(tmp_
                               "machineType": "e2-standard-8", "nodeCount": "3"}
     printed = console.export_text()
     assert "3 × e2-standard-8 for 30 team(s)" in printed and "$0.90/hour" in printed
+
+
+def test_creating_the_stack_leaves_the_users_stack_file_untouched(tmp_path, monkeypatch):
+    """`pulumi stack init` with the passphrase provider writes `encryptionsalt:` into the stack's config
+    file (pulumi pkg/cmd/pulumi/stack/io.go), which is the user's and tracked: git would go dirty on the
+    first `up`. The kit moves it beside the state and hands every engine operation that copy."""
+    from pulumi import automation as auto
+
+    (tmp_path / "stacks").mkdir()
+    tracked = tmp_path / "stacks" / "Pulumi.local.yaml"
+    original = b"# my laptop\nconfig:\n  cd4ml:profile: laptop\n"
+    tracked.write_bytes(original)
+
+    def stack_init(stack_name, work_dir, opts):  # what the CLI does to the file on `stack init`
+        with tracked.open("a") as stack_file:
+            stack_file.write("encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n")
+        return object()
+
+    monkeypatch.setattr(auto, "create_or_select_stack", stack_init)
+    monkeypatch.setattr(lifecycle, "ensure_pulumi", lambda project, console=None: None)
+    monkeypatch.setattr(lifecycle, "passphrase_file", lambda: tmp_path / "passphrase")
+    lifecycle.open_stack(tmp_path, "local", create=True)
+    assert tracked.read_bytes() == original
+    config_file = Path(lifecycle.platform_config_file(tmp_path, "local"))
+    assert yaml.safe_load(config_file.read_text()) == {
+        "config": {"cd4ml:profile": "laptop"}, "encryptionsalt": "v1:c2FsdA==:v1:aXY=:Y2lwaGVy"}
+    # The user edits their stack file: the copy follows, the salt stays.
+    tracked.write_text("config:\n  cd4ml:profile: cluster\n")
+    assert yaml.safe_load(Path(lifecycle.platform_config_file(tmp_path, "local")).read_text())["config"] == {
+        "cd4ml:profile": "cluster"}
+    assert ".pulumi-state" in config_file.parts

@@ -5,9 +5,11 @@ which must pass. Rules are looked up in the pack by name, so dropping one from P
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+import yaml
 from pulumi_harness import run_program, unsecret
 from pulumi_policy import (
     PolicyCustomTimeouts,
@@ -19,7 +21,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.policies import POLICIES, pack_config
+from infra.policies import PACK_NAME, POLICIES, pack_config
 
 
 def rule(name: str):
@@ -169,3 +171,48 @@ def test_the_pack_serves_exactly_these_rules():
     assert "policies=POLICIES" in main
     assert [p.name for p in POLICIES] == ["no-latest-image", "requests-and-limits", "no-loadbalancer-on-laptop",
                                           "no-plaintext-secret", "pods-covered-by-network-policy"]
+
+
+def test_the_pack_runs_in_the_venv_make_up_creates():
+    """Pulumi never creates a local pack's venv (only `pulumi install`, or packs published to its
+    service): the pack names the kit's own, which `make up` creates from requirements.txt. The Python
+    host resolves `virtualenv` against the pack's folder (pulumi-language-python parseOptions,
+    toolchain/pip.go resolveVirtualEnvironmentPath: filepath.Join(root, virtualenv))."""
+    from infra.platform.kit_images import REPO_ROOT
+
+    pack = yaml.safe_load((REPO_ROOT / "policy" / "PulumiPolicy.yaml").read_text())["runtime"]["options"]
+    program = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["runtime"]["options"]
+    assert os.path.normpath(REPO_ROOT / "policy" / pack["virtualenv"]) == os.path.normpath(
+        REPO_ROOT / program["virtualenv"])
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "VENV := .venv" in makefile and program["virtualenv"] == ".venv"
+    pins = (REPO_ROOT / "requirements.txt").read_text()
+    assert "pulumi_policy==" in pins or "pulumi-policy==" in pins
+
+
+def test_the_pack_starts_as_the_python_host_starts_it():
+    """`python -u -m pulumi.policy <engine address> <pack dir>` in the pack's folder (pulumi-language-python
+    RunPlugin for kind analyzer): it must print its port and answer GetAnalyzerInfo with the kit's rules,
+    with the packages of requirements.txt (here, the test venv's interpreter, which has them)."""
+    import subprocess
+    import sys
+
+    import grpc
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import analyzer_pb2_grpc
+
+    from infra.platform.kit_images import REPO_ROOT
+
+    pack_dir = REPO_ROOT / "policy"
+    analyzer = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(pack_dir)],
+                                cwd=pack_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = analyzer.stdout.readline().strip()
+        assert port.isdigit(), analyzer.stderr.read()[-2000:]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            info = analyzer_pb2_grpc.AnalyzerStub(channel).GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+        assert info.name == PACK_NAME
+        assert {p.name for p in info.policies} == {p.name for p in POLICIES}
+    finally:
+        analyzer.kill()
+        analyzer.wait()

@@ -8,6 +8,7 @@ passphrase is generated once into a file outside the repository.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -118,8 +119,9 @@ def download(url: str, target: Path, what: str, console: Console) -> None:
     console.print(f" [green]✓[/green] {what} ({target.stat().st_size // 2**20} MB) in {target.parent}")
 
 
-def ensure_pulumi(project: Path):
-    """A Pulumi CLI of the pinned version: on PATH if it matches, else installed into .tools/."""
+def ensure_pulumi(project: Path, console: Console | None = None):
+    """A Pulumi CLI of the pinned version, installed once into .tools/pulumi: the release archive Pulumi's
+    own installer fetches (get.pulumi.com/releases/sdk), downloaded here so its progress shows."""
     from pulumi import automation as auto
     from semver import VersionInfo
 
@@ -129,10 +131,86 @@ def ensure_pulumi(project: Path):
         return auto.PulumiCommand(root=str(root), version=wanted)
     except Exception:  # not installed there yet (the SDK raises plain exceptions here)
         pass
+    system = {"Linux": "linux", "Darwin": "darwin"}.get(host.system())
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(host.machine().lower())
+    if not system or not arch:
+        raise LifecycleError(f"no Pulumi CLI release for {host.system()} {host.machine()}: install Pulumi "
+                             f"{PULUMI_VERSION} yourself into {root}/bin")
+    archive = root / f"pulumi-v{PULUMI_VERSION}-{system}-{arch}.tar.gz"
+    download(f"https://get.pulumi.com/releases/sdk/{archive.name}", archive, f"the Pulumi CLI {PULUMI_VERSION} "
+             "(about 100 MB, once)", console or Console(stderr=True))
+    unpack_pulumi(archive, root / "bin")
+    archive.unlink()
     try:
-        return auto.PulumiCommand.install(root=str(root), version=wanted)
+        return auto.PulumiCommand(root=str(root), version=wanted)
     except Exception as failure:
-        raise LifecycleError(f"could not install the Pulumi CLI {PULUMI_VERSION} into {root}: {failure}") from None
+        raise LifecycleError(f"the Pulumi CLI unpacked into {root} does not run: {failure}") from None
+
+
+def unpack_pulumi(archive: Path, bin_dir: Path) -> None:
+    """The release archive holds `pulumi/<binaries>`: they go into `bin_dir`, nothing outside it."""
+    import tarfile
+
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as release:
+        for member in release.getmembers():
+            parts = Path(member.name).parts
+            if len(parts) != 2 or parts[0] != "pulumi" or not member.isfile():
+                continue
+            member.name = parts[1]
+            release.extract(member, bin_dir, filter="data")
+
+
+@functools.cache
+def required_plugins() -> list[tuple[str, str]]:
+    """(name, version) of the resource plugin of every Pulumi package installed here: what Pulumi's
+    Python host asks the engine to install before the program runs (pulumi-language-python
+    GetRequiredPackages: every package with a pulumi-plugin.json, imported or not)."""
+    from importlib import metadata
+
+    found = []
+    for distribution in metadata.distributions():
+        for file in distribution.files or []:
+            if file.name == "pulumi-plugin.json":
+                plugin = json.loads(file.read_text())
+                if plugin.get("resource", True) and plugin.get("name"):
+                    found.append((plugin["name"], str(plugin.get("version") or distribution.version).lstrip("v")))
+    return sorted(set(found))
+
+
+def ensure_plugins(stack, console: Console) -> None:
+    """Each plugin the engine would download silently inside `up`, fetched first, one line each."""
+    import time
+
+    have = {(p.name, str(p.version).lstrip("v")) for p in stack.workspace.list_plugins() if p.kind == "resource"}
+    for name, version in required_plugins():
+        if (name, version) in have:
+            continue
+        console.print(f" • downloading the Pulumi plugin {name} v{version} (once)")
+        started = time.monotonic()
+        try:
+            stack.workspace.install_plugin(name, f"v{version}")
+        except Exception as failure:  # noqa: BLE001 - the CLI's error, as one line
+            raise LifecycleError(f"could not install the Pulumi plugin {name} v{version}: "
+                                 f"{str(failure).strip().splitlines()[-1][:200]}") from None
+        console.print(f" [green]✓[/green] plugin {name} v{version} ({time.monotonic() - started:.0f}s)")
+
+
+def ensure_cloud_packages(config: StackConfig, console: Console,
+                          run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    """The GKE/EKS stacks' providers, installed into the kit's venv on their first use only: a laptop's
+    venv never holds them, as each would be a plugin download before every first `up`."""
+    import importlib.util
+    import sys
+
+    wanted = {ClusterProvider.GKE: "pulumi_gcp", ClusterProvider.EKS: "pulumi_eks"}.get(config.cluster_provider)
+    if wanted is None or importlib.util.find_spec(wanted) is not None:
+        return
+    requirements = REPO_ROOT / "requirements-cloud.txt"
+    console.print(f" • installing the cloud cluster stacks' providers ({requirements.name}) into the kit's venv")
+    done = run([sys.executable, "-m", "pip", "install", "--quiet", "-r", str(requirements)], text=True)
+    if done.returncode != 0:
+        raise LifecycleError(f"pip could not install {requirements} (exit {done.returncode}); see above")
 
 
 def ensure_cluster(project: Path, config: StackConfig, console: Console,
@@ -142,6 +220,7 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
     if config.kube_context:
         return config.kube_context
     if config.cluster_provider is not ClusterProvider.EXISTING:
+        ensure_cloud_packages(config, console, run)
         return ensure_cloud_cluster(project, config, console, stack_name)
     if cluster_deployed(project, stack_name):
         console.print(f" • using the kit's kind cluster (stack {cluster_stack_reference(stack_name)})")
@@ -338,7 +417,7 @@ def open_stack(project: Path, stack_name: str, create: bool = False, work_dir: P
     see `platform_env`)."""
     from pulumi import automation as auto
 
-    pulumi_cmd = ensure_pulumi(project)
+    pulumi_cmd = ensure_pulumi(project, Console(stderr=True))
     state = state_dir(project)
     state.mkdir(exist_ok=True)
     work_dir = work_dir or project
@@ -350,12 +429,53 @@ def open_stack(project: Path, stack_name: str, create: bool = False, work_dir: P
     }
     workspace = auto.LocalWorkspaceOptions(work_dir=str(work_dir), pulumi_command=pulumi_cmd, env_vars=env)
     if create:
-        return auto.create_or_select_stack(stack_name=stack_name, work_dir=str(work_dir), opts=workspace)
+        tracked = project / "stacks" / f"Pulumi.{stack_name}.yaml"
+        before = tracked.read_bytes() if work_dir == project and tracked.exists() else None
+        stack = auto.create_or_select_stack(stack_name=stack_name, work_dir=str(work_dir), opts=workspace)
+        if before is not None:
+            keep_secrets_settings_out_of(tracked, before, stack_config_copy(project, stack_name))
+        return stack
     try:
         return auto.select_stack(stack_name=stack_name, work_dir=str(work_dir), opts=workspace)
     except auto.StackNotFoundError:
         raise LifecycleError(f"stack '{stack_name}' is not deployed (no state in {state}): run `cd4ml up` first") \
             from None
+
+
+SECRETS_SETTINGS = ("encryptionsalt", "secretsprovider", "encryptedkey")
+"""What Pulumi writes into a stack's config file when it creates the stack (the passphrase's salt)."""
+
+
+def keep_secrets_settings_out_of(tracked: Path, before: bytes, copy: Path) -> None:
+    """`pulumi stack init` writes `encryptionsalt` into the stack's config file, which is the user's and
+    tracked by git (pulumi/pulumi pkg/cmd/pulumi/stack/io.go, CreateStack saves the project stack): move
+    what it wrote into the kit's copy and give the user's file back byte for byte."""
+    after = tracked.read_bytes()
+    if after == before:
+        return
+    written = yaml.safe_load(after) or {}
+    settings = {key: written[key] for key in SECRETS_SETTINGS if written.get(key)}
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    kept = (yaml.safe_load(copy.read_text()) or {}) if copy.exists() else {}
+    copy.write_text(yaml.safe_dump({**kept, **settings}, sort_keys=False))
+    tracked.write_bytes(before)
+
+
+def stack_config_copy(project: Path, stack_name: str) -> Path:
+    return state_dir(project) / "stack-config" / f"Pulumi.{stack_name}.yaml"
+
+
+def platform_config_file(project: Path, stack_name: str) -> str:
+    """The file every engine operation on the platform stack reads its config from (`--config-file`):
+    the user's stacks/Pulumi.<stack>.yaml as it is now, plus the secrets settings Pulumi made for it,
+    which live beside the state, never in the tracked file."""
+    copy = stack_config_copy(project, stack_name)
+    settings = yaml.safe_load((project / "stacks" / f"Pulumi.{stack_name}.yaml").read_text()) or {}
+    kept = (yaml.safe_load(copy.read_text()) or {}) if copy.exists() else {}
+    settings.update({key: kept[key] for key in SECRETS_SETTINGS if kept.get(key)})
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return str(copy)
 
 
 def platform_env(project: Path, stack_name: str, config: StackConfig, context: str) -> dict[str, str]:
@@ -368,13 +488,14 @@ def platform_env(project: Path, stack_name: str, config: StackConfig, context: s
     return {KUBE_CONTEXT_ENV: context} if context and not config.kube_context else {}
 
 
-def kube_target(project: Path, stack_name: str, config: StackConfig) -> KubeTarget:
+def kube_target(project: Path, stack_name: str, config: StackConfig | None = None) -> KubeTarget:
     """The cluster this stack deployed to, as its outputs record it; before any `up`, the stack's
     configured context (or the current one)."""
     from infra.smoke.cluster import KubeTarget
 
+    configured = (config.kube_context if config else "") or None
     if not deployed(project, stack_name):
-        return KubeTarget(context=config.kube_context or None)
+        return KubeTarget(context=configured)
     recorded = stack_outputs(project, stack_name).get(KUBE_TARGET_OUTPUT) or {}
     if recorded.get("clusterStack"):
         outputs = open_stack(project, stack_name, work_dir=project / "cluster").outputs()
@@ -383,7 +504,38 @@ def kube_target(project: Path, stack_name: str, config: StackConfig) -> KubeTarg
                                  f"still there? (`cd4ml up --stack {stack_name}` recreates it)")
         return KubeTarget(kubeconfig=yaml.safe_load(outputs["kubeconfig"].value),
                           context=recorded.get("context") or None)
-    return KubeTarget(context=recorded.get("context") or config.kube_context or None)
+    return KubeTarget(context=recorded.get("context") or configured)
+
+
+def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
+    """Whether the cluster's API server answers (GET /version) within `timeout`, polled with backoff;
+    and what was seen last: its version, or why not."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    from infra.smoke.polling import Observation, WaitTimeout, poll_until
+
+    def look() -> Observation[str]:
+        api = (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
+               if target.kubeconfig else kube_config.new_client_from_config(context=target.context))
+        with api:
+            version = client.VersionApi(api).get_code(_request_timeout=5).git_version
+        return Observation(True, version, version)
+
+    try:
+        return True, str(poll_until(look, what=f"the API server of {target}", timeout=timeout, max_interval=5.0))
+    except WaitTimeout as timed_out:
+        return False, timed_out.last_seen[:200]
+
+
+def _target_of(project: Path, stack_name: str, program_env: dict[str, str], context: str) -> KubeTarget:
+    """Where `up` is about to deploy, as the program will see it."""
+    from infra.smoke.cluster import KubeTarget
+
+    if CLUSTER_STACK_ENV in program_env:
+        outputs = open_stack(project, stack_name, work_dir=project / "cluster").outputs()
+        return KubeTarget(kubeconfig=yaml.safe_load(outputs["kubeconfig"].value))
+    return KubeTarget(context=program_env.get(KUBE_CONTEXT_ENV) or context or None)
 
 
 def stack_outputs(project: Path, stack_name: str) -> dict:
@@ -449,6 +601,14 @@ class EngineProgress:
 
 
 COMPONENT_TYPE_PREFIX = "cd4ml:platform:"
+CLUSTER_ANSWER_TIMEOUT = 120.0
+"""How long `up` waits for the API server before refreshing against it."""
+CLUSTER_GONE_TIMEOUT = 20.0
+"""How long `down` gives the API server before it takes the cluster for gone."""
+DELETE_UNREACHABLE_ENV = "PULUMI_K8S_DELETE_UNREACHABLE"
+"""Read by pulumi-kubernetes' Configure when the provider's own `deleteUnreachable` is unset; set only by
+`down` on a cluster that is gone: on every `up` it would drop the whole state when the API server
+blinks (provider.go Read: an unreachable cluster and the option mean 'deleted')."""
 
 
 def _engine_call(action: str, stack_name: str, project: Path, call):
@@ -473,8 +633,17 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     # kind makes its new cluster the current context, which the Kubernetes provider then uses.
     context = ensure_cluster(project, config, console, stack_name=stack_name)
     deliver_kit_images(config, context, console, project=project)
-    stack = open_stack(project, stack_name, create=True,
-                       program_env=platform_env(project, stack_name, config, context))
+    program_env = platform_env(project, stack_name, config, context)
+    # Refreshing against an API server that is not up yet (Docker restarting, a node still booting)
+    # fails the whole update: give it time first, and say what it answered.
+    target = _target_of(project, stack_name, program_env, context)
+    answers, seen = cluster_answers(target, CLUSTER_ANSWER_TIMEOUT)
+    if not answers:
+        raise LifecycleError(f"the cluster ({target}) did not answer within {CLUSTER_ANSWER_TIMEOUT:.0f}s; last seen: "
+                             f"{seen}. Is Docker (or the cluster) running? Then run `cd4ml up` again")
+    stack = open_stack(project, stack_name, create=True, program_env=program_env)
+    ensure_plugins(stack, console)
+    config_file = platform_config_file(project, stack_name)
     console.print(f" • pulumi up (stack '{stack_name}', state in {state_dir(project)})")
     progress = EngineProgress(console, verbose)
     # The kit's policy pack (policy/, rules in infra/policies.py) checks every resource before it is created.
@@ -486,11 +655,11 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     try:
         result = _engine_call("up", stack_name, project, lambda: stack.up(
             on_output=progress.output, on_event=progress.event, color="never", refresh=True,
-            policy_packs=[str(POLICY_PACK_DIR)], policy_pack_configs=[str(policy_config)]))
+            policy_packs=[str(POLICY_PACK_DIR)], policy_pack_configs=[str(policy_config)], config_file=config_file))
     finally:
         progress.close()
     console.print(f"[green]✓[/green] platform up: {result.summary.result}")
-    check_idempotent(stack, console)
+    check_idempotent(stack, console, config_file)
     outputs = {name: output.value for name, output in result.outputs.items()}
     services = outputs.get("services") or {}
     for name, service in services.items():
@@ -543,13 +712,13 @@ def addresses(host: str) -> set[str]:
         return set()
 
 
-def check_idempotent(stack, console: Console) -> bool:
+def check_idempotent(stack, console: Console, config_file: str | None = None) -> bool:
     """A preview right after `up` must expect no changes; if it does, something the kit declares
     does not converge, and every future `up` would touch it. Reported, not fatal: the platform is up."""
     from pulumi import automation as auto
 
     try:
-        stack.preview(expect_no_changes=True, color="never", on_output=lambda line: None)
+        stack.preview(expect_no_changes=True, color="never", on_output=lambda line: None, config_file=config_file)
     except auto.CommandError as drift:
         text = "\n".join(filter(None, (getattr(drift, "stdout", ""), getattr(drift, "stderr", ""), str(drift))))
         lines = (line.strip().removeprefix("stdout:").strip() for line in text.splitlines())
@@ -563,14 +732,25 @@ def check_idempotent(stack, console: Console) -> bool:
 
 def down(project: Path, stack_name: str, console: Console, delete_cluster: bool = False, verbose: bool = False,
          run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
-    """Destroy the platform stack (the provider deletes from a cluster that is already gone), then
-    the kind cluster if asked."""
+    """Destroy the platform stack, then the kind cluster if asked. A cluster that is already gone (or
+    does not answer) cannot have anything deleted from it: its resources are then dropped from the
+    state, which pulumi-kubernetes does only on a refresh, for Helm releases too (its Delete refuses a
+    release on an unreachable cluster: provider/pkg/provider/provider.go, pulumi-kubernetes#2675)."""
     if deployed(project, stack_name):
-        stack = open_stack(project, stack_name)
+        target = kube_target(project, stack_name)
+        answers, seen = cluster_answers(target, CLUSTER_GONE_TIMEOUT)
+        program_env = {} if answers else {DELETE_UNREACHABLE_ENV: "true"}
+        stack = open_stack(project, stack_name, program_env=program_env)
+        config_file = platform_config_file(project, stack_name)
         progress = EngineProgress(console, verbose)
         try:
+            if not answers:
+                console.print(f" [yellow]![/yellow] the cluster ({target}) does not answer ({seen}): the platform's "
+                              "resources are dropped from the state, not deleted")
+                _engine_call("refresh", stack_name, project, lambda: stack.refresh(
+                    on_output=progress.output, on_event=progress.event, color="never", config_file=config_file))
             _engine_call("destroy", stack_name, project, lambda: stack.destroy(
-                on_output=progress.output, on_event=progress.event, color="never"))
+                on_output=progress.output, on_event=progress.event, color="never", config_file=config_file))
         finally:
             progress.close()
         console.print(f"[green]✓[/green] platform '{stack_name}' destroyed")
