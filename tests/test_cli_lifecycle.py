@@ -93,6 +93,7 @@ def fake_stack(monkeypatch):
     monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
     monkeypatch.setattr(lifecycle, "kube_target", lambda *args, **kwargs: KubeTarget(context="kind-cd4ml"))
     monkeypatch.setattr(lifecycle, "cluster_answers", lambda target, timeout: (True, "v1.36.1"))
+    monkeypatch.setattr(lifecycle, "check_policy_pack_venv", lambda: None)  # the engine is a fake here
     monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [CheckResult("gocd.health", "gocd", "pass", 0.1,
                                                                                "server healthy")])
     return stack

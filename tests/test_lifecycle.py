@@ -292,3 +292,16 @@ def test_creating_the_stack_leaves_the_users_stack_file_untouched(tmp_path, monk
     assert yaml.safe_load(Path(lifecycle.platform_config_file(tmp_path, "local")).read_text())["config"] == {
         "cd4ml:profile": "cluster"}
     assert ".pulumi-state" in config_file.parts
+
+
+def test_up_refuses_to_start_the_engine_without_the_policy_packs_venv(monkeypatch, tmp_path):
+    """Pulumi never creates a local pack's venv, and `up` then hangs at "Loading policy packs..." (seen with
+    pulumi 3.274, a second reading for issue #14): the kit says what is missing before the engine starts."""
+    monkeypatch.setattr(lifecycle, "policy_pack_venv", lambda: tmp_path / "nowhere")
+    with pytest.raises(lifecycle.LifecycleError, match="does not exist: `make up` creates it"):
+        lifecycle.check_policy_pack_venv()
+    (tmp_path / "nowhere" / "bin").mkdir(parents=True)
+    (tmp_path / "nowhere" / "bin" / "python").write_text("")
+    with pytest.raises(lifecycle.LifecycleError, match="lacks pulumi-policy"):
+        lifecycle.check_policy_pack_venv(run=FakeRun({"python": 1}))
+    lifecycle.check_policy_pack_venv(run=FakeRun({}))

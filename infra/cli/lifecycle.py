@@ -42,6 +42,27 @@ POLICY_PACK_DIR = REPO_ROOT / "policy"
 """The kit's Pulumi policy pack; its rules are infra/policies.py."""
 
 
+def policy_pack_venv() -> Path:
+    """The venv the policy pack names, resolved as Pulumi's Python host resolves it: from the pack's folder
+    (pulumi-language-python toolchain/pip.go resolveVirtualEnvironmentPath)."""
+    options = yaml.safe_load((POLICY_PACK_DIR / "PulumiPolicy.yaml").read_text())["runtime"]["options"]
+    return Path(os.path.normpath(POLICY_PACK_DIR / options["virtualenv"]))
+
+
+def check_policy_pack_venv(run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+    """Pulumi never creates a local pack's venv, and without it `up` hangs at "Loading policy packs..."
+    (seen with pulumi 3.274): say so before starting the engine."""
+    venv = policy_pack_venv()
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise LifecycleError(f"the kit's policy pack runs in {venv}, which does not exist: `make up` creates it "
+                             "from requirements.txt (or: python3 -m venv .venv && .venv/bin/pip install -r "
+                             "requirements.txt)")
+    if run([str(python), "-c", "import pulumi_policy"], capture_output=True, text=True).returncode != 0:
+        raise LifecycleError(f"the kit's policy pack runs in {venv}, which lacks pulumi-policy: "
+                             f"{python} -m pip install -r requirements.txt")
+
+
 class LifecycleError(RuntimeError):
     """A step of `up` that cannot go on; the message says what is missing and what to do."""
 
@@ -641,6 +662,7 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     if not answers:
         raise LifecycleError(f"the cluster ({target}) did not answer within {CLUSTER_ANSWER_TIMEOUT:.0f}s; last seen: "
                              f"{seen}. Is Docker (or the cluster) running? Then run `cd4ml up` again")
+    check_policy_pack_venv()
     stack = open_stack(project, stack_name, create=True, program_env=program_env)
     ensure_plugins(stack, console)
     config_file = platform_config_file(project, stack_name)
