@@ -154,7 +154,7 @@ def test_the_example_pipeline_uses_what_the_kit_gives_its_agents():
     pod = elastic_agent_pod(json.loads(service.stages[-1].objects[0]["data"]["desired.json"]))
     provided = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
     script = (example / "deploy.sh").read_text()
-    optional = {"CD4ML_TENANT", "CD4ML_MODEL_JSON", "CD4ML_NAMESPACE_"}
+    optional = {"CD4ML_TENANT", "CD4ML_MODEL_JSON", "CD4ML_NAMESPACE_", "CD4ML_ABANDONED_AFTER"}
     used = set(re.findall(r"\b(CD4ML_[A-Z_]+|MLFLOW_TRACKING_URI|FLUENTD_HOST|FLUENTD_PORT)\b", script)) - optional
     assert used and used <= provided, used - provided
     pipeline = yaml.safe_load((example / "ci.gocd.yaml").read_text())

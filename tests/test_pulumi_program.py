@@ -143,11 +143,6 @@ def test_gocd_is_configured_only_after_its_release_and_secrets(program):
         assert one(program, secret).urn in release_waits
 
 
-def test_provider_can_delete_from_a_vanished_cluster(program):
-    (provider,) = by_type(program, "pulumi:providers:kubernetes")
-    assert provider.inputs.get("deleteUnreachable") in (True, "true")
-
-
 def test_switched_off_service_registers_nothing():
     monitor = run_program({"cd4ml:services": ["gocd", "mlflow"]})
     types = {r.type for r in monitor.registrations}
@@ -200,7 +195,7 @@ def test_the_platform_deploys_with_the_cluster_stacks_kubeconfig():
     reference = next(r for r in monitor.registrations if r.type == "pulumi:pulumi:StackReference")
     assert reference.inputs["id"] == "organization/cd4ml-cluster/local"
     provider = next(r for r in monitor.registrations if r.type == "pulumi:providers:kubernetes")
-    assert "context" not in provider.inputs and provider.inputs["deleteUnreachable"] in (True, "true")
+    assert "context" not in provider.inputs and "deleteUnreachable" not in provider.inputs
     kubeconfig, _ = unsecret(provider.inputs["kubeconfig"])
     assert kubeconfig.endswith("# mock kubeconfig of the cluster stack")
 

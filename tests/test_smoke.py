@@ -187,7 +187,7 @@ def test_reports_json_and_junit(tmp_path):
     (["--endpoint", "mlfow=http://x"], "SERVICE one of"),
     (["--endpoint", "mlflow=localhost:5000"], "is not an http(s):// or tcp:// URL"),
     (["--endpoint", "mlflow=http://127.0.0.1:1", "--only", "jenkins"], "not a service"),
-    ([], "cannot use kube context"),
+    ([], "cannot use the current context"),
 ])
 def test_usage_errors_exit_2_with_what_is_allowed(args, message, tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
