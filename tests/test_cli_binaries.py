@@ -28,14 +28,23 @@ name = os.path.basename(sys.argv[0])
 with open({log!r}, "a") as log:
     log.write(json.dumps([name, *sys.argv[1:]]) + "\\n")
 args = sys.argv[1:]
+# Docker Desktop's default, the containerd image store: a pulled image is a multi-platform index whose
+# other platforms are absent; saved whole, kind's `ctr images import --all-platforms` fails on them
+# (kind#3795), and `kind load docker-image` always saves it whole.
 if name == "kind" and args == ["version"]:
     print("kind {version} go1.25.4 linux/amd64")
 elif name == "kind" and args[:2] == ["load", "docker-image"]:
-    # Docker Desktop's default (containerd) image store: kind cannot read the image (kind#3795).
-    print("ERROR: failed to load image: command \\"docker save\\" failed: content digest not found", file=sys.stderr)
+    print("ERROR: failed to load image: ctr: content digest sha256:0b1c: not found", file=sys.stderr)
     sys.exit(1)
-elif name == "docker" and args[:1] == ["save"]:
-    open(args[args.index("--output") + 1], "wb").write(b"image archive")
+elif name == "kind" and args[:2] == ["load", "image-archive"]:
+    if open(args[2], "rb").read() != b"one platform":
+        print("ERROR: failed to load image: ctr: content digest sha256:0b1c: not found", file=sys.stderr)
+        sys.exit(1)
+elif name == "docker" and args[:2] == ["image", "save"]:
+    output = args[args.index("--output") + 1]
+    open(output, "wb").write(b"one platform" if "--platform" in args else b"an index of all platforms")
+elif name == "docker" and args[:2] == ["image", "inspect"]:
+    print("linux/amd64")
 elif name == "docker" and args[:1] == ["info"]:
     print("28.2.2")
 """
@@ -76,8 +85,9 @@ def test_preload_uses_the_kits_own_kind_and_loads_through_an_archive(project):
     asked = calls(log)
     kind_loads = [c for c in asked if c[:2] == ["kind", "load"]]
     assert kind_loads and all(c[2] == "image-archive" and c[-2:] == ["--name", "cd4ml"] for c in kind_loads)
-    saved = [c[c.index("--output") + 1] for c in asked if c[:2] == ["docker", "save"]]
-    assert [c[3] for c in kind_loads] == saved
+    saved = [c for c in asked if c[:3] == ["docker", "image", "save"]]
+    assert saved and all(c[c.index("--platform") + 1] == "linux/amd64" for c in saved)
+    assert [c[3] for c in kind_loads] == [c[c.index("--output") + 1] for c in saved]
     assert "Traceback" not in result.output
 
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from pulumi import automation as auto
-from test_lifecycle import FakeRun
+from test_lifecycle import FakeRun, FakeWorkspace
 from typer.testing import CliRunner
 
 from infra.cli import lifecycle
@@ -29,21 +29,6 @@ runner = CliRunner()
 def event(kind: str, type_: str, name: str):
     metadata = SimpleNamespace(type=type_, urn=f"urn:pulumi:local::cd4ml::{type_}::{name}")
     return SimpleNamespace(**{kind: SimpleNamespace(metadata=metadata)})
-
-
-class FakeWorkspace:
-    """The plugins already installed: all the kit needs, unless a test says otherwise."""
-
-    def __init__(self):
-        self.plugins = [SimpleNamespace(kind="resource", name=name, version=version)
-                        for name, version in lifecycle.required_plugins()]
-        self.installed: list[tuple[str, str]] = []
-
-    def list_plugins(self):
-        return self.plugins
-
-    def install_plugin(self, name, version, kind="resource"):
-        self.installed.append((name, version))
 
 
 class FakeStack:
@@ -496,7 +481,7 @@ def test_a_cloud_stack_installs_its_providers_on_first_use(provider, module, mon
     import importlib.util
 
     from rich.console import Console
-    from test_lifecycle import FakeRun
+    from test_lifecycle import FakeRun, FakeWorkspace
 
     from infra.config import load_config
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,24 @@ def test_no_context_and_no_docker_says_what_to_do(tmp_path, no_kubeconfig, monke
         lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({"docker": 1}))
 
 
+class FakeWorkspace:
+    """The plugins already installed: all the kit needs, unless a test says otherwise."""
+
+    def __init__(self):
+        self.plugins = [SimpleNamespace(kind="resource", name=name, version=version)
+                        for name, version in lifecycle.required_plugins()]
+        self.installed: list[tuple[str, str]] = []
+
+    def list_plugins(self):
+        return self.plugins
+
+    def install_plugin(self, name, version, kind="resource"):
+        self.installed.append((name, version))
+
+
 class FakeClusterStack:
     def __init__(self, fail: bool = False):
+        self.workspace = FakeWorkspace()
         self.config, self.calls, self.fail = {}, [], fail
 
     def set_config(self, key, value):
@@ -206,12 +223,13 @@ def test_kit_images_are_built_once_and_loaded_into_kind(monkeypatch):
     refs = lifecycle.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=run)
     assert refs == [f"cd4ml.local/gocd-agent-ml:{GOCD_AGENT_ML.tag}", f"cd4ml.local/model-runtime:{MODEL_RUNTIME.tag}"]
     assert not [c for c in run.commands if c[:2] == ["docker", "build"]]
-    # Through an archive (kind#3795: `load docker-image` fails with Docker's containerd image store).
-    saves = [c for c in run.commands if c[:2] == ["docker", "save"]]
+    # Through an archive of the image's own platform (kind#3795: `load docker-image` fails with Docker's
+    # containerd image store).
+    saves = [c for c in run.commands if c[:3] == ["docker", "image", "save"]]
     loads = [c for c in run.commands if Path(c[0]).name == "kind" and c[1] == "load"]
     assert [s[-1] for s in saves] == refs
     assert [load[:3] + load[4:] for load in loads] == [["/usr/bin/kind", "load", "image-archive", "--name", "cd4ml"]] * 2
-    assert [load[3] for load in loads] == [s[3] for s in saves]
+    assert [load[3] for load in loads] == [s[s.index("--output") + 1] for s in saves]
 
 
 def test_missing_kit_images_are_built_from_their_dockerfiles_and_pushed_to_the_registry(monkeypatch):
@@ -305,3 +323,90 @@ def test_up_refuses_to_start_the_engine_without_the_policy_packs_venv(monkeypatc
     with pytest.raises(lifecycle.LifecycleError, match="lacks pulumi-policy"):
         lifecycle.check_policy_pack_venv(run=FakeRun({"python": 1}))
     lifecycle.check_policy_pack_venv(run=FakeRun({}))
+
+
+def kubeconfig_for(server: str, context: str = "here") -> dict:
+    return {"apiVersion": "v1", "kind": "Config", "current-context": context,
+            "clusters": [{"name": "c", "cluster": {"server": server}}], "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "here", "context": {"cluster": "c", "user": "u"}}]}
+
+
+@pytest.mark.parametrize("status, answers", [(200, True), (401, True), (403, True)])
+def test_a_cluster_that_answers_is_there_even_when_it_refuses_the_login(status, answers):
+    """`down` drops a gone cluster's resources from the state: an API server refusing an expired
+    credential is not gone, and must not lose the state of everything it runs."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    from infra.smoke.cluster import KubeTarget
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b'{"major": "1", "minor": "36", "gitVersion": "v1.36.1"}' if status == 200 else b"{}"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        there, seen = lifecycle.cluster_answers(
+            KubeTarget(kubeconfig=kubeconfig_for(f"http://127.0.0.1:{server.server_address[1]}")), timeout=5)
+    finally:
+        server.shutdown()
+    assert there is answers and seen == ("v1.36.1" if status == 200 else f"HTTP {status}")
+
+
+def test_a_cluster_gone_is_one_nobody_answers_for_or_the_kubeconfig_no_longer_names():
+    import socket
+
+    from infra.smoke.cluster import KubeTarget
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    there, seen = lifecycle.cluster_answers(KubeTarget(kubeconfig=kubeconfig_for(f"http://127.0.0.1:{port}")), 1)
+    assert there is False and "Connection refused" in seen
+    there, seen = lifecycle.cluster_answers(KubeTarget(kubeconfig=kubeconfig_for("http://x", "kind-cd4ml"),
+                                                       context="kind-cd4ml"), 1)
+    assert there is False and "no such cluster in the kubeconfig" in seen
+
+
+def test_a_later_up_deploys_where_the_stack_runs_not_to_the_current_context(tmp_path, monkeypatch):
+    """The current context may be another cluster by the next day: moving the provider there would
+    recreate everything there and orphan the first cluster's objects."""
+    from infra.smoke.cluster import KubeTarget
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: somebody-elses\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
+    monkeypatch.setattr(lifecycle, "kube_target", lambda *args, **kwargs: KubeTarget(context="k3d-lab"))
+    assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({})) == "k3d-lab"
+
+
+def test_the_cluster_stacks_plugins_are_fetched_with_a_line_each_before_it_runs(tmp_path, no_kubeconfig, monkeypatch):
+    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    cluster = FakeClusterStack()
+    cluster.workspace.plugins = []
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: cluster)
+    console = Console(record=True, width=200)
+    lifecycle.ensure_cluster(tmp_path, load_config({}), console, run=FakeRun({}))
+    assert {name for name, _ in cluster.workspace.installed} >= {"command"}
+    assert "downloading the Pulumi plugin command" in console.export_text()
+
+
+def test_an_exported_delete_unreachable_never_reaches_ups_program(monkeypatch):
+    """pulumi_kubernetes' Provider reads PULUMI_K8S_DELETE_UNREACHABLE when the program runs and stores it on
+    the provider: set by the user for some other stack, it would make every later refresh drop the state."""
+    monkeypatch.setenv("PULUMI_K8S_DELETE_UNREACHABLE", "true")
+    monkeypatch.setattr(lifecycle, "ensure_cluster", lambda *args, **kwargs: (_ for _ in ()).throw(
+        lifecycle.LifecycleError("stop here")))
+    with pytest.raises(lifecycle.LifecycleError, match="stop here"):
+        lifecycle.up(Path("."), "local", load_config({}), Console())
+    assert "PULUMI_K8S_DELETE_UNREACHABLE" not in os.environ

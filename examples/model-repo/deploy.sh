@@ -72,8 +72,9 @@ fi
 # A deploy cancelled half-way (GoCD's Cancel, a killed agent) leaves the release pending, and Helm then
 # refuses every later one: "another operation (install/upgrade/rollback) is in progress" (helm v3.19.2,
 # pkg/action/upgrade.go:219). A pending release older than any deploy takes is abandoned: undo it (a
-# rollback to the last good revision, or, if the release was never installed, its removal); a younger
-# one is somebody's deploy still running, and is left alone.
+# rollback to the newest revision that was ever deployed — not simply the previous one, which may be
+# the abandoned upgrade an abandoned rollback was undoing — or, with none, its removal); a younger one
+# is somebody's deploy still running, and is left alone.
 recover_abandoned_release() {
   local state status age
   state="$(helm status "$release" --namespace "$ns" --output json 2>/dev/null)" || return 0
@@ -92,10 +93,19 @@ print(info.get("status", "unknown"), int(age.total_seconds()))
     die "release $release in $ns is $status since ${age}s ago: another deploy is running; retry when it is done"
   fi
   echo "deploy.sh: release $release in $ns was left $status ${age}s ago (a cancelled deploy): undoing it" >&2
-  if [[ "$status" == pending-install ]]; then
-    helm uninstall "$release" --namespace "$ns" --wait --timeout 5m
+  local good
+  good="$(helm history "$release" --namespace "$ns" --output json | python3 -c '
+import json, sys
+history = json.load(sys.stdin)
+current = max(entry["revision"] for entry in history)
+good = [entry["revision"] for entry in history
+        if entry["revision"] < current and entry["status"] in ("deployed", "superseded")]
+print(max(good) if good else "")
+')"
+  if [[ -n "$good" ]]; then
+    helm rollback "$release" "$good" --namespace "$ns" --wait --timeout 5m
   else
-    helm rollback "$release" --namespace "$ns" --wait --timeout 5m
+    helm uninstall "$release" --namespace "$ns" --wait --timeout 5m
   fi
 }
 recover_abandoned_release

@@ -178,8 +178,12 @@ def unpack_pulumi(archive: Path, bin_dir: Path) -> None:
             parts = Path(member.name).parts
             if len(parts) != 2 or parts[0] != "pulumi" or not member.isfile():
                 continue
-            member.name = parts[1]
-            release.extract(member, bin_dir, filter="data")
+            target = bin_dir / parts[1]
+            partial = target.with_name(target.name + ".part")
+            with release.extractfile(member) as source, partial.open("wb") as out:
+                shutil.copyfileobj(source, out)
+            partial.chmod(0o755)
+            partial.replace(target)
 
 
 @functools.cache
@@ -194,7 +198,7 @@ def required_plugins() -> list[tuple[str, str]]:
         for file in distribution.files or []:
             if file.name == "pulumi-plugin.json":
                 plugin = json.loads(file.read_text())
-                if plugin.get("resource", True) and plugin.get("name"):
+                if plugin.get("resource", False) and plugin.get("name"):
                     found.append((plugin["name"], str(plugin.get("version") or distribution.version).lstrip("v")))
     return sorted(set(found))
 
@@ -246,6 +250,11 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
     if cluster_deployed(project, stack_name):
         console.print(f" • using the kit's kind cluster (stack {cluster_stack_reference(stack_name)})")
         return f"kind-{KIND_CLUSTER}"
+    recorded = kube_target(project, stack_name).context if deployed(project, stack_name) else None
+    if recorded:
+        # Where the stack runs: switching the current context must not move (orphan) the platform.
+        console.print(f" • using kube context '{recorded}' (where stack '{stack_name}' runs)")
+        return recorded
     context = current_kube_context()
     if context:
         console.print(f" • using kube context '{context}'")
@@ -260,6 +269,7 @@ def ensure_cluster(project: Path, config: StackConfig, console: Console,
                   f"{cluster_stack_reference(stack_name)}")
     cluster = open_stack(project, stack_name, create=True, work_dir=project / "cluster")
     cluster.set_config("kindBinary", _auto().ConfigValue(value=kind))
+    ensure_plugins(cluster, console)
     _engine_call("up (cluster)", stack_name, project, lambda: cluster.up(color="never", on_output=lambda line: None))
     console.print(f" [green]✓[/green] kind cluster '{KIND_CLUSTER}'")
     return f"kind-{KIND_CLUSTER}"
@@ -281,6 +291,7 @@ def ensure_cloud_cluster(project: Path, config: StackConfig, console: Console, s
                 "machineType": plan.machine.name, "nodeCount": str(plan.nodes)}
     for key, value in settings.items():
         cluster.set_config(key, _auto().ConfigValue(value=value))
+    ensure_plugins(cluster, console)
     _engine_call("up (cluster)", stack_name, project, lambda: cluster.up(color="never", on_output=lambda line: None))
     console.print(f" [green]✓[/green] {provider.upper()} cluster ready")
     return ""
@@ -382,21 +393,33 @@ def _deliver(ref: str, config: StackConfig, context: str, console: Console,
         raise LifecycleError(f"could not deliver {ref} to the cluster: `{' '.join(command)}` failed")
 
 
+PLATFORM_FORMAT = "{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}"
+
+
 def load_into_kind(ref: str, cluster: str, kind: str, console: Console,
                    run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
-    """An image from the local Docker engine into the kind cluster's nodes, through an image archive:
-    `kind load docker-image` fails with Docker's containerd image store, Docker Desktop's default
-    (kind issue #3795), while `docker save` + `kind load image-archive` works with either store."""
+    """An image from the local Docker engine into the kind cluster's nodes. With Docker's containerd
+    image store (Docker Desktop's default) a pulled image is a multi-platform index whose other
+    platforms are absent, and kind's import (`ctr images import --all-platforms`, kind v0.32.0
+    pkg/cluster/nodeutils/util.go) fails on them — `kind load docker-image` saves exactly so (kind
+    issue #3795). Saving only the image's own platform (`docker image save --platform`, the workaround
+    kind documents since PR #4247) and loading that archive works with either store; a Docker too old
+    for `--platform` has the classic store, where a plain save works."""
     import tempfile
 
+    platform = run(["docker", "image", "inspect", "--format", PLATFORM_FORMAT, ref],
+                   capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="cd4ml-image-") as scratch:
         archive = str(Path(scratch) / "image.tar")
-        for command in (["docker", "save", "--output", archive, ref],
-                        [kind, "load", "image-archive", archive, "--name", cluster]):
-            console.print(f" • {' '.join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command))}")
-            if run(command, capture_output=True, text=True).returncode != 0:
-                raise LifecycleError(f"could not load {ref} into the kind cluster '{cluster}': `{' '.join(command)}` "
-                                     f"failed; is the cluster up (`kind get clusters`)?")
+        saves = ([["docker", "image", "save", "--platform", platform, "--output", archive, ref]] if platform else []) \
+            + [["docker", "image", "save", "--output", archive, ref]]
+        console.print(f" • docker image save {ref}{f' ({platform})' if platform else ''} | kind load image-archive")
+        if not any(run(save, capture_output=True, text=True).returncode == 0 for save in saves):
+            raise LifecycleError(f"could not save {ref} from the local Docker engine (`docker image save`)")
+        load = [kind, "load", "image-archive", archive, "--name", cluster]
+        if run(load, capture_output=True, text=True).returncode != 0:
+            raise LifecycleError(f"could not load {ref} into the kind cluster '{cluster}': `{' '.join(load)}` "
+                                 "failed; is the cluster up (`kind get clusters`)?")
 
 
 def preload_images(refs: list[str], console: Console, project: Path | None = None,
@@ -477,8 +500,7 @@ def keep_secrets_settings_out_of(tracked: Path, before: bytes, copy: Path) -> No
     written = yaml.safe_load(after) or {}
     settings = {key: written[key] for key in SECRETS_SETTINGS if written.get(key)}
     copy.parent.mkdir(parents=True, exist_ok=True)
-    kept = (yaml.safe_load(copy.read_text()) or {}) if copy.exists() else {}
-    copy.write_text(yaml.safe_dump({**kept, **settings}, sort_keys=False))
+    copy.write_text(before.decode().rstrip("\n") + "\n" + yaml.safe_dump(settings, sort_keys=False))
     tracked.write_bytes(before)
 
 
@@ -491,11 +513,13 @@ def platform_config_file(project: Path, stack_name: str) -> str:
     the user's stacks/Pulumi.<stack>.yaml as it is now, plus the secrets settings Pulumi made for it,
     which live beside the state, never in the tracked file."""
     copy = stack_config_copy(project, stack_name)
-    settings = yaml.safe_load((project / "stacks" / f"Pulumi.{stack_name}.yaml").read_text()) or {}
+    text = (project / "stacks" / f"Pulumi.{stack_name}.yaml").read_text()
+    theirs = yaml.safe_load(text) or {}
     kept = (yaml.safe_load(copy.read_text()) or {}) if copy.exists() else {}
-    settings.update({key: kept[key] for key in SECRETS_SETTINGS if kept.get(key)})
+    # The user's text verbatim (a YAML round trip would rewrite their values), then the salt after it.
+    added = {key: kept[key] for key in SECRETS_SETTINGS if kept.get(key) and not theirs.get(key)}
     copy.parent.mkdir(parents=True, exist_ok=True)
-    copy.write_text(yaml.safe_dump(settings, sort_keys=False))
+    copy.write_text(text.rstrip("\n") + "\n" + (yaml.safe_dump(added, sort_keys=False) if added else ""))
     return str(copy)
 
 
@@ -529,24 +553,59 @@ def kube_target(project: Path, stack_name: str, config: StackConfig | None = Non
 
 
 def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
-    """Whether the cluster's API server answers (GET /version) within `timeout`, polled with backoff;
-    and what was seen last: its version, or why not."""
+    """Whether the cluster's API server is there: it answers GET /version (even with a refusal: a 401
+    or 403 is a live server) within `timeout`, polled with backoff; and what was seen last. Only a
+    cluster that cannot be reached — a connection refused or timing out, or a context its kubeconfig no
+    longer has (kind removes it with the cluster) — counts as gone; anything else stops, since `down`
+    drops a gone cluster's resources from the state."""
     from kubernetes import client
     from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
 
     from infra.smoke.polling import Observation, WaitTimeout, poll_until
 
+    undecided: list[str] = []
+
     def look() -> Observation[str]:
-        api = (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
-               if target.kubeconfig else kube_config.new_client_from_config(context=target.context))
-        with api:
-            version = client.VersionApi(api).get_code(_request_timeout=5).git_version
+        try:
+            api = (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
+                   if target.kubeconfig else kube_config.new_client_from_config(context=target.context))
+        except ConfigException as failure:
+            if "not found" in str(failure) or "Invalid kube-config" in str(failure):
+                return Observation(False, seen=f"no such cluster in the kubeconfig: {failure}")
+            undecided.append(f"{type(failure).__name__}: {failure}")
+            return Observation(True)
+        try:
+            with api:
+                answer = client.VersionApi(api).get_code(_request_timeout=5, _preload_content=False)
+                version = json.loads(answer.data or b"{}").get("gitVersion", "?")
+        except client.ApiException as refused:
+            return Observation(True, f"HTTP {refused.status}", f"HTTP {refused.status}")
+        except (HTTPError, OSError) as unreachable:
+            return Observation(False, seen=str(getattr(unreachable, "reason", None) or unreachable))
+        except Exception as failure:  # noqa: BLE001 - a credential plugin, a proxy: not a verdict on the cluster
+            undecided.append(f"{type(failure).__name__}: {failure}")
+            return Observation(True)
         return Observation(True, version, version)
 
+    import logging
+
+    # The client's retries and credential plugins log to the root logger; the verdict is printed instead.
+    quiet = {name: logging.getLogger(name).level for name in ("", "urllib3")}
+    for name in quiet:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        return True, str(poll_until(look, what=f"the API server of {target}", timeout=timeout, max_interval=5.0))
+        seen = poll_until(look, what=f"the API server of {target}", timeout=timeout, max_interval=5.0)
     except WaitTimeout as timed_out:
         return False, timed_out.last_seen[:200]
+    finally:
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
+    if undecided:
+        raise LifecycleError(f"cannot tell whether the cluster ({target}) is there: {undecided[-1][:200]}; "
+                             "fix the kubeconfig or its credentials and run the command again")
+    return True, str(seen)
 
 
 def _target_of(project: Path, stack_name: str, program_env: dict[str, str], context: str) -> KubeTarget:
@@ -652,6 +711,10 @@ def _engine_call(action: str, stack_name: str, project: Path, call):
 
 def up(project: Path, stack_name: str, config: StackConfig, console: Console, verbose: bool = False) -> dict:
     # kind makes its new cluster the current context, which the Kubernetes provider then uses.
+    if os.environ.pop(DELETE_UNREACHABLE_ENV, None) is not None:
+        # pulumi_kubernetes' Provider reads it when the program runs and stores it on the provider,
+        # where it would outlive this `up` (and a stored false would defeat `down` on a gone cluster).
+        console.print(f" • {DELETE_UNREACHABLE_ENV} is set in your environment: ignored by `up`")
     context = ensure_cluster(project, config, console, stack_name=stack_name)
     deliver_kit_images(config, context, console, project=project)
     program_env = platform_env(project, stack_name, config, context)
@@ -759,8 +822,13 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
     state, which pulumi-kubernetes does only on a refresh, for Helm releases too (its Delete refuses a
     release on an unreachable cluster: provider/pkg/provider/provider.go, pulumi-kubernetes#2675)."""
     if deployed(project, stack_name):
-        target = kube_target(project, stack_name)
-        answers, seen = cluster_answers(target, CLUSTER_GONE_TIMEOUT)
+        try:
+            target = kube_target(project, stack_name)
+            answers, seen = cluster_answers(target, CLUSTER_GONE_TIMEOUT)
+        except LifecycleError as why:
+            if "has no kubeconfig" not in str(why):
+                raise
+            target, answers, seen = "its cluster stack's", False, "the cluster stack holds no cluster"
         program_env = {} if answers else {DELETE_UNREACHABLE_ENV: "true"}
         stack = open_stack(project, stack_name, program_env=program_env)
         config_file = platform_config_file(project, stack_name)

@@ -369,7 +369,8 @@ mirror_export_tree() {
 	# git archive may print "invalid object" for unrelated missing blobs and still succeed
 	git --git-dir="$git_dir" archive --format=tar "$2" -- "$3" "${excl[@]}" 2>"$LOGS/git-archive.log" | tar -x -C "$4.tmp" ||
 		{ cat "$LOGS/git-archive.log" >&2; die "could not export $1@$2:$3 from $git_dir"; }
-	rm -rf "$4" && mv "$4.tmp/$3" "$4" && rm -rf "$4.tmp"
+	if [[ $3 == . ]]; then rm -rf "$4" && mv "$4.tmp" "$4"
+	else rm -rf "$4" && mv "$4.tmp/$3" "$4" && rm -rf "$4.tmp"; fi
 }
 
 # provider_source NAME MODULE WANT MIRROR -> sets PSRC (writable module root) and PFROM (description)
@@ -401,7 +402,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
     new = r["New"]
     if not new.get("Version") and not os.path.isdir(new["Path"]):
         print(r["Old"]["Path"])' | while read -r m; do
-			log "  dropping replace $m => (path outside the exported tree); requiring it from the proxy"
+			log "  dropping replace $m => (a path outside the exported tree); the proxy provides it if imported"
 			"$GO" mod edit -dropreplace="$m" -droprequire="$m"
 		done
 		for m in github.com/pulumi/pulumi/pkg/v3 github.com/pulumi/pulumi/sdk/v3; do
@@ -419,23 +420,51 @@ print(next((r['Version'] for r in json.load(sys.stdin).get('Require') or [] if r
 }
 
 # raise_version MODULE VERSION -> the lowest version above VERSION that the proxy
-# serves (its list can be incomplete, each candidate is fetched), else the highest below.
+# serves, else the highest below it.  Candidates: the proxy's version list (which
+# can be incomplete: each candidate is fetched) and, for a pseudo-version
+# vX.Y.Z-0.<date>-<hash>, the release it precedes (vX.Y.Z) and its base (vX.Y.Z-1),
+# the nearest releases either side of that commit.
 raise_version() {
-	local m=$1 v=$2 c
-	local list
+	local m=$1 v=$2 c list up=() down=() x y z
 	list=$("$GO" list -m -versions "$m" 2>/dev/null | tr ' ' '\n' | tail -n +2 | grep -E '^v[0-9]+\.[0-9]+\.[0-9]+$' || true)
-	for c in $({ echo "$list"; echo "$v"; } | grep . | sort -V -u | awk -v w="$v" 'f{print} $0==w{f=1}'); do
-		served "$m" "$c" && { echo "$c"; return 0; }
-	done
-	for c in $({ echo "$list"; echo "$v"; } | grep . | sort -V -u | awk -v w="$v" '$0==w{exit} {print}' | tac); do
+	if [[ $v =~ ^v([0-9]+)\.([0-9]+)\.([0-9]+)-0\.[0-9]{14}-[0-9a-f]{12}$ ]]; then
+		x=${BASH_REMATCH[1]} y=${BASH_REMATCH[2]} z=${BASH_REMATCH[3]}
+		list+=$'\n'"v$x.$y.$z"
+		((z == 0)) || list+=$'\n'"v$x.$y.$((z - 1))"
+	fi
+	mapfile -t up < <({ echo "$list"; echo "$v"; } | grep . | sort -V -u | awk -v w="$v" 'f{print} $0==w{f=1}')
+	mapfile -t down < <({ echo "$list"; echo "$v"; } | grep . | sort -V -u | awk -v w="$v" '$0==w{exit} {print}' | tac)
+	for c in "${up[@]}" "${down[@]}"; do
+		[[ -n $c ]] || continue
 		served "$m" "$c" && { echo "$c"; return 0; }
 	done
 	return 1
 }
 
+# dep_from_mirror DIR MODULE PSEUDO HASH : when the search tool's git mirror of the
+# module's repository (MIRRORS/<org>+<repo>/repo) holds the pseudo-version's commit,
+# export that commit into src/deps/ and replace the module with it (exact source).
+dep_from_mirror() {
+	local dir=$1 m=$2 v=$3 hash=$4 org repo sub git_dir dest
+	[[ $m =~ ^github\.com/([^/]+)/([^/]+)(/.*)?$ ]] || return 1
+	org=${BASH_REMATCH[1]} repo=${BASH_REMATCH[2]} sub=${BASH_REMATCH[3]#/}
+	git_dir=$MIRRORS/$org+$repo/repo
+	[[ -d $git_dir ]] && git --git-dir="$git_dir" cat-file -e "$hash^{commit}" 2>/dev/null || return 1
+	if [[ -n $sub ]] && ! git --git-dir="$git_dir" cat-file -e "$hash:$sub/go.mod" 2>/dev/null; then
+		sub=${sub%/v[0-9]*}   # major-version suffix without a directory of its own
+	fi
+	git --git-dir="$git_dir" cat-file -e "$hash:${sub:+$sub/}go.mod" 2>/dev/null || return 1
+	dest=$SRC/deps/$repo${sub:+-${sub//\//-}}@$v
+	[[ -f $dest/go.mod ]] || mirror_export_tree "$org+$repo" "$hash" "${sub:-.}" "$dest"
+	log "  $m@$v not served; using that exact commit from the git mirror $org+$repo -> $dest"
+	(cd "$dir" && "$GO" mod edit -replace="$m=$dest")
+}
+
 # go_build_raise DIR LOGNAME OUT LDFLAGS PKG : `go build -mod=mod`; whenever it stops
-# at a dependency version the proxy refuses (403 on .info/.mod/.zip), require the
-# nearest served version instead (raise_version) and try again.  go build rather
+# at a dependency version the proxy refuses (403 on .info/.mod/.zip), use its exact
+# commit from a git mirror when there is one (dep_from_mirror), else require the
+# nearest served version above it, or replace it by the nearest below (raise_version),
+# and try again.  go build rather
 # than go mod tidy: tidy would also resolve the test-only dependencies of every
 # package in the module, which are not needed and not all served.
 go_build_raise() {
@@ -451,12 +480,33 @@ go_build_raise() {
 		fi
 		for mv in $bad; do
 			m=${mv%@*} v=${mv##*@}
+			if [[ $v =~ -[0-9]{14}-([0-9a-f]{12})$ ]] && dep_from_mirror "$dir" "$m" "$v" "${BASH_REMATCH[1]}"; then
+				continue
+			fi
 			nv=$(raise_version "$m" "$v") || die "$name: $m@$v is not served and the proxy serves no other version of it"
-			log "  $m@$v not served; requiring $nv (nearest served)"
-			(cd "$dir" && "$GO" mod edit -require="$m@$nv")
+			if [[ $(printf '%s\n' "$v" "$nv" | sort -V | tail -1) == "$nv" ]]; then
+				log "  $m@$v not served; requiring $nv (nearest served above)"
+				(cd "$dir" && "$GO" mod edit -require="$m@$nv")
+			else # lower: MVS would pick the unserved one again, so replace every version of it
+				log "  $m@$v not served, nor anything above; replacing it with $nv (nearest served below)"
+				(cd "$dir" && "$GO" mod edit -replace="$m=$m@$nv")
+			fi
 		done
 	done
 	die "$name: still failing after $round rounds of raising unserved dependencies (log: $LOGS/$name.log)"
+}
+
+# patch_src FILE OLD NEW WHY : exact-text edit of the cache copy of upstream source,
+# applied only where OLD is present (so a source that no longer needs it is left alone).
+patch_src() {
+	python3 - "$@" <<-'EOP' || die "patch of $1 failed"
+	import sys
+	path, old, new, why = sys.argv[1:5]
+	text = open(path).read()
+	if old in text:
+	    open(path, "w").write(text.replace(old, new))
+	    print(f"[envtest]   patched {path.rsplit('/src/', 1)[-1]}: {why}")
+	EOP
 }
 
 build_provider() { # NAME MODULE WANT MIRROR
@@ -538,6 +588,7 @@ provider_prepare_kubernetes() {
 			log "  pulumi-language-dotnet/v3 not served: using a stub for the schema generator's unused dotnet target"
 			(cd "$psrc" && "$GO" mod edit -replace="github.com/pulumi/pulumi-dotnet/pulumi-language-dotnet/v3=$stub")
 		fi
+		kubernetes_api_patches "$psrc"
 		log "  building pulumi-gen-kubernetes (log: $LOGS/kubernetes-gen-build.log)"
 		go_build_raise "$psrc" kubernetes-gen-build "$base/pulumi-gen-kubernetes" "" ./cmd/pulumi-gen-kubernetes
 		(cd "$base" && ./pulumi-gen-kubernetes -version="$version" schema "provider/pkg/gen/openapi-specs/swagger-$kube.json" "$base" >"$LOGS/kubernetes-schemagen.log" 2>&1) || true
@@ -548,10 +599,27 @@ provider_prepare_kubernetes() {
 		install -m 0644 "$base/provider/cmd/pulumi-resource-kubernetes/schema.json" "$psrc/$cmd/schema.json"
 		log "  schema.json regenerated: git blob $(git hash-object "$psrc/$cmd/schema.json") (the tag's committed one: $(git --git-dir="$MIRRORS/pulumi+pulumi-kubernetes/repo" rev-parse "$PTAG:provider/$cmd/schema.json"))"
 	fi
+	kubernetes_api_patches "$psrc"
 	log "  go generate: schema-embed.json, terraform-mapping-embed.json (VERSION=$version)"
 	go_build_raise "$psrc" kubernetes-generate-build "$SRC/.generate-kubernetes" "" "./$cmd/generate.go"
 	(cd "$psrc/$cmd" && VERSION=$version run_logged kubernetes-generate "$SRC/.generate-kubernetes")
 }
+# v4.32.0 requires pulumi pkg/v3 v3.243.0, which the proxy does not serve; the
+# nearest served, v3.248.0 (v3.229.0 below is overruled by pulumi/esc v0.25.0's
+# requirement of v3.243.0), changed two APIs it uses (checked in the pulumi mirror,
+# pkg/codegen/schema/schema.go at v3.243.0 vs v3.248.0): PackageSpec.Provider became
+# *ResourceSpec, and ImportSpec gained a Loader argument.
+kubernetes_api_patches() {
+	local psrc=$1 pkgv
+	pkgv=$(cd "$psrc" && "$GO" mod edit -json | python3 -c 'import json,sys; print(next((r["Version"] for r in json.load(sys.stdin)["Require"] if r["Path"]=="github.com/pulumi/pulumi/pkg/v3"), ""))')
+	[[ $(printf '%s
+' "$pkgv" v3.248.0 | sort -V | head -1) == v3.248.0 ]] || return 0
+	patch_src "$psrc/pkg/gen/schema.go" $'\t\tProvider: pschema.ResourceSpec{' $'\t\tProvider: &pschema.ResourceSpec{' \
+		"PackageSpec.Provider is a pointer in pulumi pkg/v3 $pkgv"
+	patch_src "$psrc/cmd/pulumi-gen-kubernetes/main.go" 'schema.ImportSpec(pkgSpec, nil, schema.ValidationOptions{})' \
+		'schema.ImportSpec(pkgSpec, nil, nil, schema.ValidationOptions{})' "ImportSpec takes a Loader in pulumi pkg/v3 $pkgv"
+}
+
 # pulumi-random: cmd/pulumi-resource-random/main.go embeds schema-embed.json
 # (written by `VERSION=x go run ./generate.go`, Makefile) and the committed
 # bridge-metadata.json.  provider/go.mod replaces the unpublished

@@ -39,8 +39,8 @@ def workdir(tmp_path: Path) -> Path:
         stub = bin_dir / tool
         # One call per record: NUL-separated arguments, then a newline. `helm status` answers with the
         # release's state from helm-status.json (as `helm status -o json` prints it), or "not found".
-        status = (f'if [[ "$1" == status ]]; then [[ -f "{tmp_path}/helm-status.json" ]] || '
-                  f'{{ echo "Error: release: not found" >&2; exit 1; }}; cat "{tmp_path}/helm-status.json"; exit 0; fi\n'
+        status = (f'if [[ "$1" == status || "$1" == history ]]; then [[ -f "{tmp_path}/helm-$1.json" ]] || '
+                  f'{{ echo "Error: release: not found" >&2; exit 1; }}; cat "{tmp_path}/helm-$1.json"; exit 0; fi\n'
                   if tool == "helm" else "")
         stub.write_text(f'#!/usr/bin/env bash\nprintf "%s\\0" {tool} "$@" >> "{tmp_path}/calls"\n'
                         f'printf "\\n" >> "{tmp_path}/calls"\n{status}')
@@ -61,7 +61,7 @@ def calls(workdir: Path, with_status: bool = False) -> list[list[str]]:
     if not path.exists():
         return []
     recorded = [line.strip("\0").split("\0") for line in path.read_text().split("\0\n") if line.strip("\0")]
-    return [c for c in recorded if with_status or c[:2] != ["helm", "status"]]
+    return [c for c in recorded if with_status or c[:2] not in (["helm", "status"], ["helm", "history"])]
 
 
 def test_it_installs_the_models_version_with_the_chart_and_shows_the_deployment(workdir):
@@ -171,26 +171,35 @@ def test_the_kits_model_runtime_image_is_passed_when_the_agent_names_it(workdir)
     assert {"image.repository=cd4ml.local/model-runtime", "image.tag=0.1.0-abc"} <= values
 
 
-def release_state(workdir: Path, status: str, seconds_ago: int) -> None:
-    """The release as `helm status -o json` shows it (helm v3.19: info.status, info.last_deployed RFC 3339)."""
+def release_state(workdir: Path, status: str, seconds_ago: int, history: list[str] | None = None) -> None:
+    """The release as `helm status -o json` and `helm history -o json` show it (helm v3.19: info.status,
+    info.last_deployed RFC 3339; one entry per revision with its status)."""
     from datetime import datetime, timedelta, timezone
 
     when = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
-    (workdir / "helm-status.json").write_text(json.dumps({"name": "model-service", "version": 4, "info": {
+    history = history or ["superseded", "deployed", status]
+    (workdir / "helm-status.json").write_text(json.dumps({"name": "model-service", "version": len(history), "info": {
         "status": status, "last_deployed": when.strftime("%Y-%m-%dT%H:%M:%S.123456789Z")}}))
+    (workdir / "helm-history.json").write_text(json.dumps([
+        {"revision": i, "status": state, "chart": "ml-app-0.1.0", "description": "..."}
+        for i, state in enumerate(history, start=1)]))
 
 
-@pytest.mark.parametrize("status, undo", [("pending-upgrade", "rollback"), ("pending-rollback", "rollback"),
-                                          ("pending-install", "uninstall")])
-def test_a_deploy_cancelled_half_way_is_undone_before_the_next(workdir, status, undo):
+@pytest.mark.parametrize("status, history, undo", [
+    ("pending-upgrade", ["superseded", "deployed", "pending-upgrade"], ["rollback", "model-service", "2"]),
+    # An abandoned rollback of an abandoned upgrade: back to what last ran, not to the abandoned upgrade.
+    ("pending-rollback", ["superseded", "deployed", "failed", "pending-rollback"], ["rollback", "model-service", "2"]),
+    ("pending-install", ["pending-install"], ["uninstall", "model-service"]),
+])
+def test_a_deploy_cancelled_half_way_is_undone_before_the_next(workdir, status, history, undo):
     """Helm refuses every operation on a release left pending ("another operation (install/upgrade/
     rollback) is in progress", helm v3.19.2 pkg/action/upgrade.go:219): a cancelled GoCD job would
     block every later deploy of the pipeline."""
-    release_state(workdir, status, seconds_ago=3600)
+    release_state(workdir, status, seconds_ago=3600, history=history)
     result = run(workdir, "staging", **AGENT_ENV)
     assert result.returncode == 0, result.stderr
     recovered, deployed = calls(workdir)[:2]
-    assert recovered[:3] == ["helm", undo, "model-service"] and "cd4ml-staging" in recovered
+    assert recovered[1:1 + len(undo)] == undo and "cd4ml-staging" in recovered
     assert deployed[:3] == ["helm", "upgrade", "--install"]
     assert f"was left {status}" in result.stderr
 

@@ -1,0 +1,184 @@
+"""A real Kubernetes control plane on loopback, the way controller-runtime's envtest runs one: etcd and
+kube-apiserver as plain processes (built from the Go module proxy by tests/envtest/build.sh into
+~/.cache/cd4ml/envtest/bin), with TLS, token authentication, RBAC and the admission plugins a real
+cluster has (PodSecurity among them). No kubelet, no containers: objects are stored, admitted and
+served exactly as on a cluster; nothing runs.
+
+`ControlPlane` starts, stops (the cluster "gone") and restarts on the same data, and writes a
+kubeconfig whose context is `envtest`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CACHE = Path(os.environ.get("CD4ML_ENVTEST_CACHE", Path.home() / ".cache" / "cd4ml" / "envtest"))
+BIN = CACHE / "bin"
+REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager")
+TOKEN = "cd4ml-envtest-admin-token"
+CONTEXT = "envtest"
+
+
+def missing_binaries(names: tuple[str, ...] = REQUIRED) -> list[str]:
+    return [name for name in names if not (BIN / name).is_file()]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _certificates(directory: Path) -> None:
+    """A CA, the API server's serving certificate for 127.0.0.1, and the service-account key pair."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    def key():
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def pem_key(private) -> bytes:
+        return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                     serialization.NoEncryption())
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cd4ml-envtest-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    server_key = key()
+    import ipaddress
+
+    server = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
+              .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+              .add_extension(x509.SubjectAlternativeName([
+                  x509.DNSName("localhost"), x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default.svc"),
+                  x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("10.0.0.1"))]),
+                  critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    service_accounts = key()
+    (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "apiserver.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    (directory / "apiserver.key").write_bytes(pem_key(server_key))
+    (directory / "sa.key").write_bytes(pem_key(service_accounts))
+    (directory / "sa.pub").write_bytes(service_accounts.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (directory / "tokens.csv").write_text(f'{TOKEN},cd4ml-envtest-admin,1,"system:masters"\n')
+
+
+@dataclass
+class ControlPlane:
+    root: Path
+    etcd_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    def start(self, timeout: float = 90.0) -> ControlPlane:
+        pki = self.root / "pki"
+        if not pki.exists():
+            pki.mkdir(parents=True)
+            _certificates(pki)
+        logs = self.root / "logs"
+        logs.mkdir(exist_ok=True)
+        peer = free_port()
+        self._spawn("etcd", [str(BIN / "etcd"), "--data-dir", str(self.root / "etcd"), "--unsafe-no-fsync",
+                             "--listen-client-urls", f"http://127.0.0.1:{self.etcd_port}",
+                             "--advertise-client-urls", f"http://127.0.0.1:{self.etcd_port}",
+                             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                             "--initial-cluster", f"default=http://127.0.0.1:{peer}"], logs)
+        self._spawn("kube-apiserver", [
+            str(BIN / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.api_port}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}", f"--token-auth-file={pki / 'tokens.csv'}",
+            f"--service-account-key-file={pki / 'sa.pub'}", f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC", "--allow-privileged=true",
+            "--enable-priority-and-fairness=false", "--profiling=false"], logs)
+        self.kubeconfig.write_text(self.kubeconfig_text())
+        self._wait_ready(timeout)
+        # Namespaces are finalized, service accounts and their tokens made, garbage collected: what
+        # deleting a namespace (every `down`) waits for.
+        self._spawn("kube-controller-manager", [
+            str(BIN / "kube-controller-manager"), f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
+            f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
+            "--use-service-account-credentials=false", "--secure-port=0",
+            "--controllers=*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,"
+            "-cloud-node-lifecycle,-ttl,-bootstrapsigner,-tokencleaner"], logs)
+        return self
+
+    def kubeconfig_text(self) -> str:
+        ca = (self.root / "pki" / "ca.crt").read_bytes()
+        import base64
+
+        return (f"apiVersion: v1\nkind: Config\ncurrent-context: {CONTEXT}\n"
+                f"clusters:\n- name: {CONTEXT}\n  cluster:\n    server: {self.url}\n"
+                f"    certificate-authority-data: {base64.b64encode(ca).decode()}\n"
+                f"users:\n- name: {CONTEXT}\n  user:\n    token: {TOKEN}\n"
+                f"contexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n")
+
+    def _spawn(self, name: str, command: list[str], logs: Path) -> None:
+        with (logs / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
+
+    def _wait_ready(self, timeout: float) -> None:
+        context = ssl.create_default_context(cafile=str(self.root / "pki" / "ca.crt"))
+        deadline, pause, last = time.monotonic() + timeout, 0.2, "nothing yet"
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {process.returncode}: "
+                                       f"{(self.root / 'logs' / f'{name}.log').read_text()[-2000:]}")
+            request = urllib.request.Request(f"{self.url}/readyz", headers={"Authorization": f"Bearer {TOKEN}"})
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=5) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError as failure:
+                last = str(failure)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 2.0)
+        raise TimeoutError(f"kube-apiserver at {self.url} not ready after {timeout:.0f}s; last: {last}")
+
+    def stop(self) -> None:
+        """The cluster gone: every process ended (its data kept, so `start` brings it back)."""
+        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+            process = self.processes.pop(name, None)
+            if process and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,190 @@
+"""The kit's own `up` and `down` through the real Pulumi engine, its real Kubernetes provider and the kit's
+real policy pack, against a real Kubernetes control plane on loopback (tests/envtest/controlplane.py:
+etcd and kube-apiserver, no kubelet): the lifecycle faults of a first `make up` that mocks cannot see.
+
+The stack is the kit's program with `services: []` — namespaces, network policies, generated passwords,
+the application environments (the kit's own chart, a Helm release from a local path): everything but
+the upstream charts, which need their repositories. Nothing runs in the cluster (no kubelet); objects
+are stored, admitted (RBAC, PodSecurity) and served as on a cluster.
+
+Needs the binaries `make envtest` builds (tests/envtest/build.sh) and the kit's runtime venv (`.venv`,
+which `make up` creates); skipped, saying so, without them. Marker: envtest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent / "envtest"))
+from controlplane import BIN, ControlPlane, missing_binaries  # noqa: E402
+
+from infra.platform.kit_images import REPO_ROOT  # noqa: E402
+
+pytestmark = pytest.mark.envtest
+
+ENGINE = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes", "pulumi-resource-random",
+          "pulumi-resource-command")
+RUNTIME_VENV = REPO_ROOT / ".venv"
+
+
+def _skip_reason() -> str | None:
+    missing = missing_binaries(("etcd", "kube-apiserver", *ENGINE))
+    if missing:
+        return (f"envtest binaries not built ({', '.join(missing)} missing in {BIN}): run `make envtest` "
+                "(about an hour of Go builds on 2 cores, once)")
+    if not (RUNTIME_VENV / "bin" / "python").exists():
+        return f"the kit's runtime venv {RUNTIME_VENV} is missing: `make .venv/bin/cd4ml` (what `make up` creates)"
+    return None
+
+
+if _skip_reason():
+    pytestmark = [pytest.mark.envtest, pytest.mark.skip(reason=_skip_reason())]
+
+
+def plugin_version(binary: str) -> str:
+    """The version the kit pins for a provider: its Python package's pulumi-plugin.json in the runtime venv."""
+    name = binary.removeprefix("pulumi-resource-")
+    found = next(RUNTIME_VENV.glob(f"lib/python*/site-packages/pulumi_{name}/pulumi-plugin.json"))
+    return json.loads(found.read_text())["version"].lstrip("v")
+
+
+@pytest.fixture(scope="module")
+def pulumi_home(tmp_path_factory) -> Path:
+    """A Pulumi home holding exactly the kit's plugins, from the local build; acquisition off, so a
+    missing one fails at once rather than downloading."""
+    import subprocess
+
+    home = tmp_path_factory.mktemp("pulumi-home")
+    for binary in ENGINE[2:]:
+        name = binary.removeprefix("pulumi-resource-")
+        done = subprocess.run([str(BIN / "pulumi"), "plugin", "install", "resource", name, f"v{plugin_version(binary)}",
+                               "--file", str(BIN / binary)], env={**os.environ, "PULUMI_HOME": str(home)},
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    return home
+
+
+@pytest.fixture
+def kit(tmp_path, monkeypatch, pulumi_home):
+    """A checkout of the kit in a temporary directory, on its own control plane, with the locally built
+    Pulumi CLI where `cd4ml up` installs it and a stack file naming the envtest context."""
+    project = tmp_path / "kit"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(REPO_ROOT / name, project)
+    for name in ("infra", "charts", "policy", "stacks", "cluster"):
+        (project / name).symlink_to(REPO_ROOT / name) if name != "stacks" else shutil.copytree(REPO_ROOT / name,
+                                                                                               project / name)
+    (project / ".venv").symlink_to(RUNTIME_VENV)
+    (project / ".tools" / "pulumi").mkdir(parents=True)
+    (project / ".tools" / "pulumi" / "bin").symlink_to(BIN)
+    stack_file = project / "stacks" / "Pulumi.envtest.yaml"
+    stack_file.write_text("# the kit's program without the upstream charts, on envtest\nconfig:\n"
+                          "  cd4ml:profile: laptop\n  cd4ml:services: []\n  cd4ml:kubeContext: envtest\n")
+    plane = ControlPlane(Path(tempfile.mkdtemp(prefix="cd4ml-envtest-"))).start()
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("KUBECONFIG", str(plane.kubeconfig))
+    monkeypatch.setenv("PULUMI_HOME", str(pulumi_home))
+    monkeypatch.setenv("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+    monkeypatch.setenv("PATH", f"{BIN}:{os.environ['PATH']}")
+    from infra.cli import lifecycle
+
+    monkeypatch.setattr(lifecycle, "PASSPHRASE_FILE", tmp_path / "passphrase")
+    monkeypatch.setattr(lifecycle, "POLICY_PACK_DIR", project / "policy")
+    yield project, plane, stack_file
+    plane.destroy()
+
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from infra.cli.main import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def checkpoint_types(project: Path, stack: str = "envtest") -> list[str]:
+    document = json.loads((project / ".pulumi-state" / ".pulumi" / "stacks" / "cd4ml" / f"{stack}.json").read_text())
+    return [r["type"] for r in (document["checkpoint"].get("latest") or {}).get("resources") or []]
+
+
+def kubectl(plane: ControlPlane, *args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["kubectl", "--kubeconfig", str(plane.kubeconfig), *args], capture_output=True, text=True)
+    return done.stdout + done.stderr
+
+
+def test_up_then_down_on_a_cluster_that_is_gone(kit):
+    project, plane, stack_file = kit
+    tracked = stack_file.read_bytes()
+    started = time.monotonic()
+    up = cli("up", "--stack", "envtest", "--no-smoke")
+    assert up.exit_code == 0, up.output
+    print(f"\n  up: {time.monotonic() - started:.1f}s")
+    assert "✓ a second `up` would change nothing" in up.output  # the real no-change preview
+    # The policy pack ran (in the kit's venv) and the objects are in the cluster.
+    assert "cd4ml-staging" in kubectl(plane, "get", "namespaces")
+    assert "deployer" in kubectl(plane, "-n", "cd4ml-staging", "get", "roles")
+    assert "kubernetes:helm.sh/v3:Release" in checkpoint_types(project)
+    # The user's stack file is as it was: the salt went beside the state.
+    assert stack_file.read_bytes() == tracked
+    assert "encryptionsalt" in (project / ".pulumi-state" / "stack-config" / "Pulumi.envtest.yaml").read_text()
+
+    plane.stop()  # the cluster is gone (Docker reset, kind deleted)
+    started = time.monotonic()
+    down = cli("down", "--stack", "envtest")
+    assert down.exit_code == 0, down.output
+    print(f"  down on a gone cluster: {time.monotonic() - started:.1f}s")
+    assert "does not answer" in down.output and "dropped from the state" in down.output
+    assert checkpoint_types(project) == []
+
+
+def test_up_while_the_api_server_is_down_keeps_the_state(kit, monkeypatch):
+    """A refresh against an API server that is briefly unreachable must not drop the state (it did with
+    deleteUnreachable on the provider): `up` waits, then stops with a line, and the next `up` is a no-op."""
+    from infra.cli import lifecycle
+
+    project, plane, _ = kit
+    assert cli("up", "--stack", "envtest", "--no-smoke").exit_code == 0
+    before = checkpoint_types(project)
+    plane.stop()
+    monkeypatch.setattr(lifecycle, "CLUSTER_ANSWER_TIMEOUT", 5.0)
+    failed = cli("up", "--stack", "envtest", "--no-smoke")
+    assert failed.exit_code == 1 and "did not answer within 5s" in failed.output
+    # Even the engine itself, refreshing with the API server down, keeps every resource.
+    stack = lifecycle.open_stack(project, "envtest")
+    from pulumi import automation as auto
+
+    with pytest.raises(auto.CommandError):
+        stack.refresh(color="never", config_file=lifecycle.platform_config_file(project, "envtest"))
+    assert checkpoint_types(project) == before
+    plane.start()
+    again = cli("up", "--stack", "envtest", "--no-smoke")
+    assert again.exit_code == 0, again.output
+    assert checkpoint_types(project) == before
+
+
+def test_a_live_down_deletes_and_the_checkpoint_says_so(kit):
+    """After `down` the checkpoint file stays (no `stack rm`) with nothing in it: what the kit reads to
+    tell a destroyed stack from a deployed one."""
+    from infra.cli import lifecycle
+
+    project, plane, _ = kit
+    assert cli("up", "--stack", "envtest", "--no-smoke").exit_code == 0
+    assert lifecycle.deployed(project, "envtest")
+    down = cli("down", "--stack", "envtest")
+    assert down.exit_code == 0, down.output
+    assert "cd4ml-staging" not in kubectl(plane, "get", "namespaces", "-o", "name") or "Terminating" in kubectl(
+        plane, "get", "namespaces")
+    assert (project / ".pulumi-state" / ".pulumi" / "stacks" / "cd4ml" / "envtest.json").is_file()
+    assert not lifecycle.deployed(project, "envtest")
