@@ -186,15 +186,23 @@ def unpack_pulumi(archive: Path, bin_dir: Path) -> None:
             partial.replace(target)
 
 
+def program_venv(work_dir: Path) -> Path:
+    """The venv a project's program runs in: its Pulumi.yaml's `virtualenv`, from the project's folder."""
+    options = yaml.safe_load((work_dir / "Pulumi.yaml").read_text())["runtime"]["options"]
+    return Path(os.path.normpath(work_dir / options["virtualenv"]))
+
+
 @functools.cache
-def required_plugins() -> list[tuple[str, str]]:
-    """(name, version) of the resource plugin of every Pulumi package installed here: what Pulumi's
-    Python host asks the engine to install before the program runs (pulumi-language-python
-    GetRequiredPackages: every package with a pulumi-plugin.json, imported or not)."""
+def required_plugins(venv: Path | None = None) -> list[tuple[str, str]]:
+    """(name, version) of the resource plugin of every Pulumi package in the program's venv (this
+    interpreter's without one): what Pulumi's Python host asks the engine to install before the
+    program runs (pulumi-language-python GetRequiredPackages: every package whose pulumi-plugin.json
+    says `resource`, imported or not)."""
     from importlib import metadata
 
+    paths = [str(p) for p in venv.glob("lib/python*/site-packages")] if venv else None
     found = []
-    for distribution in metadata.distributions():
+    for distribution in metadata.distributions(**({"path": paths} if paths is not None else {})):
         for file in distribution.files or []:
             if file.name == "pulumi-plugin.json":
                 plugin = json.loads(file.read_text())
@@ -207,8 +215,10 @@ def ensure_plugins(stack, console: Console) -> None:
     """Each plugin the engine would download silently inside `up`, fetched first, one line each."""
     import time
 
+    work_dir = getattr(stack.workspace, "work_dir", None)
+    venv = program_venv(Path(work_dir)) if work_dir else None
     have = {(p.name, str(p.version).lstrip("v")) for p in stack.workspace.list_plugins() if p.kind == "resource"}
-    for name, version in required_plugins():
+    for name, version in required_plugins(venv):
         if (name, version) in have:
             continue
         console.print(f" • downloading the Pulumi plugin {name} v{version} (once)")
@@ -511,7 +521,10 @@ def stack_config_copy(project: Path, stack_name: str) -> Path:
 def platform_config_file(project: Path, stack_name: str) -> str:
     """The file every engine operation on the platform stack reads its config from (`--config-file`):
     the user's stacks/Pulumi.<stack>.yaml as it is now, plus the secrets settings Pulumi made for it,
-    which live beside the state, never in the tracked file."""
+    which live beside the state, never in the tracked file. The operations also pass
+    `show_secrets=False`: the Automation API's summary after up/refresh/destroy runs `stack history
+    --show-secrets`, which reads the stack file from its default place, finds no salt, makes one and
+    writes it there (seen on the real engine, tests/test_envtest_lifecycle.py)."""
     copy = stack_config_copy(project, stack_name)
     text = (project / "stacks" / f"Pulumi.{stack_name}.yaml").read_text()
     theirs = yaml.safe_load(text) or {}
@@ -569,8 +582,10 @@ def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
 
     def look() -> Observation[str]:
         try:
+            # The kubeconfig named now (the client fixes its default location when it is imported).
             api = (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
-                   if target.kubeconfig else kube_config.new_client_from_config(context=target.context))
+                   if target.kubeconfig else kube_config.new_client_from_config(
+                       config_file=os.environ.get("KUBECONFIG") or None, context=target.context))
         except ConfigException as failure:
             if "not found" in str(failure) or "Invalid kube-config" in str(failure):
                 return Observation(False, seen=f"no such cluster in the kubeconfig: {failure}")
@@ -740,7 +755,8 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     try:
         result = _engine_call("up", stack_name, project, lambda: stack.up(
             on_output=progress.output, on_event=progress.event, color="never", refresh=True,
-            policy_packs=[str(POLICY_PACK_DIR)], policy_pack_configs=[str(policy_config)], config_file=config_file))
+            policy_packs=[str(POLICY_PACK_DIR)], policy_pack_configs=[str(policy_config)], config_file=config_file,
+            show_secrets=False))
     finally:
         progress.close()
     console.print(f"[green]✓[/green] platform up: {result.summary.result}")
@@ -838,9 +854,11 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
                 console.print(f" [yellow]![/yellow] the cluster ({target}) does not answer ({seen}): the platform's "
                               "resources are dropped from the state, not deleted")
                 _engine_call("refresh", stack_name, project, lambda: stack.refresh(
-                    on_output=progress.output, on_event=progress.event, color="never", config_file=config_file))
+                    on_output=progress.output, on_event=progress.event, color="never", config_file=config_file,
+                    show_secrets=False))
             _engine_call("destroy", stack_name, project, lambda: stack.destroy(
-                on_output=progress.output, on_event=progress.event, color="never", config_file=config_file))
+                on_output=progress.output, on_event=progress.event, color="never", config_file=config_file,
+                show_secrets=False))
         finally:
             progress.close()
         console.print(f"[green]✓[/green] platform '{stack_name}' destroyed")

@@ -9,6 +9,7 @@ runs short-lived probe pods. The API objects are injected, so tests drive it wit
 from __future__ import annotations
 
 import base64
+import os
 import contextlib
 import select
 import socket
@@ -60,8 +61,8 @@ def load_apis(target: KubeTarget | None = None) -> KubeApis:
     try:
         if target.kubeconfig:
             config.load_kube_config_from_dict(target.kubeconfig, context=target.context)
-        else:
-            config.load_kube_config(context=target.context)
+        else:  # the kubeconfig named now (the client fixes its default location when it is imported)
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=target.context)
     except Exception as failure:  # the client raises ConfigException or plain errors
         raise ClusterError(f"cannot use {target}: {failure}") from None
     core = client.CoreV1Api()

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Builds, from the Go module proxy only, a real Kubernetes control plane (etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler), kwok, the Pulumi CLI
-# with its Python language host, and the three Pulumi resource providers the kit
-# uses, into a cache OUTSIDE the repository:
+# Builds from source a real Kubernetes control plane (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler), kwok, the Pulumi CLI with its Python
+# language host, and the three Pulumi resource providers the kit uses, into a
+# cache OUTSIDE the repository.  All Go modules come from the Go module proxy;
+# where the proxy refuses a version (it is filtered here), the source of that
+# version is exported from the search tool's bare git mirrors (/work/.mirror,
+# `fetch github:<org>/<repo>`) instead -- see step 5.  Layout:
 #
 #   ${CD4ML_ENVTEST_CACHE:-~/.cache/cd4ml/envtest}/bin     binaries + VERSIONS
-#                                                  /src     generated consumer modules
+#                                                  /src     generated consumer modules, exported sources
 #                                                  /stages  kwok stage configs
+#                                                  /logs    one log per build command
 #
 # Idempotent: a binary whose stamp (bin/.stamps/<name>) matches its pinned
 # version and recipe is skipped, so a warm run takes seconds and needs no network.
@@ -27,13 +31,14 @@ KWOK_WANT=v0.8.0            KWOK_FALLBACK=""
 # v3.273.0 answer 403, v3.274.0 is the nearest served (a newer CLI drives an older SDK).
 PULUMI_WANT=v3.272.0        PULUMI_FALLBACK="v3.274.0 v3.274.1 v3.275.0 v3.276.0"
 # Provider versions pinned by requirements.txt (pulumi_kubernetes, pulumi_random,
-# pulumi_command); the proxy is asked for the tag's commit when the tag isn't served.
+# pulumi_command).  Source: the proxy at that version if served, else the git mirror
+# at that tag or the newest tag below it (step 5).  The binaries report these versions.
 PULUMI_K8S_WANT=v4.34.2
 PULUMI_RANDOM_WANT=v4.21.4
 PULUMI_COMMAND_WANT=v1.2.1
 
 # Bumped when a build recipe (flags, patches) changes, to invalidate stamps.
-RECIPE=1
+RECIPE=2
 
 CACHE=${CD4ML_ENVTEST_CACHE:-$HOME/.cache/cd4ml/envtest}
 BIN=$CACHE/bin
@@ -80,7 +85,12 @@ resolve() {
 	return 1
 }
 moddir() { "$GO" mod download -json "$1@$2" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
-modtime() { "$GO" mod download -json "$1@$2" | sed -n 's/^\t"Time": "\(.*\)",$/\1/p'; }
+# modtime MODULE VERSION -> the version's commit time from the proxy's .info file (a reproducible build date)
+modtime() {
+	local info
+	info=$("$GO" mod download -json "$1@$2" | sed -n 's/^\t"Info": "\(.*\)",$/\1/p')
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["Time"])' "$info"
+}
 
 # run_logged LOGNAME CMD... : run a long command with its output in logs/, show the tail on failure
 run_logged() {
@@ -139,13 +149,14 @@ step_k8s() {
 	(cd "$dir" && run_logged k8s-tidy "$GO" mod tidy)
 	local date vpkg ld="-s -w"
 	date=$(modtime k8s.io/kubernetes "$v")
+	[[ $date =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$ ]] || die "k8s: no commit time for k8s.io/kubernetes@$v (got '$date')"
 	for vpkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 		ld+=" -X $vpkg.gitVersion=$v -X $vpkg.gitMajor=$major -X $vpkg.gitMinor=$minor"
 		ld+=" -X $vpkg.gitTreeState=clean -X $vpkg.gitCommit= -X $vpkg.buildDate=$date"
 	done
 	local pkgs=()
 	for b in "${todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-	log "k8s: building ${todo[*]} (cold: ~30-40 min on 2 cores; log: $LOGS/k8s-build.log)"
+	log "k8s: building ${todo[*]} (cold build cache: ~5 min on 2 cores; log: $LOGS/k8s-build.log)"
 	(cd "$dir" && run_logged k8s-build "${NICE[@]}" "$GO" build -trimpath -ldflags "$ld" -o "$BIN/" "${pkgs[@]}")
 	for b in "${todo[@]}"; do stamp "$b" "$k" "$v" "k8s.io/kubernetes@$v"; done
 	log "k8s: built ${todo[*]} $v"
@@ -234,14 +245,16 @@ step_kwok() {
 	log "kwok: kwok $v, $n stage files in $STAGES"
 }
 
-# mirror_tag REPO WANT -> newest plain vX.Y.Z tag of the bare mirror that is <= WANT
+# mirror_tag REPO WANT -> WANT if the bare mirror has that tag, else its newest plain vX.Y.Z tag below WANT
 mirror_tag() {
 	local git_dir=$MIRRORS/$1/repo
 	[[ -d $git_dir ]] || return 1
+	if git --git-dir="$git_dir" rev-parse -q --verify "refs/tags/$2" >/dev/null; then echo "$2"; return 0; fi
 	git --git-dir="$git_dir" tag -l 'v[0-9]*' | grep -E '^v[0-9]+\.[0-9]+\.[0-9]+$' |
-		{ cat; echo "$2"; } | sort -V | awk -v w="$2" '$0==w{print prev; exit} {prev=$0}' | grep . ||
+		{ cat; echo "$2"; } | sort -V -u | awk -v w="$2" '$0==w{print prev; exit} {prev=$0}' | grep . ||
 		return 1
 }
+
 # ---------------------------------------------------------------------------
 # 4. Pulumi CLI + Python language host.
 # github.com/pulumi/pulumi/pkg/v3's go.mod (v3.274.0) replaces sdk/v3 with ../sdk
@@ -258,16 +271,30 @@ mirror_tag() {
 # mirror at the newest tag <= the CLI version and compiled inside the same
 # consumer module, against the same pkg/v3 + sdk/v3.
 # ---------------------------------------------------------------------------
+# The language host runs two scripts that ship beside it (sdk/python/Makefile,
+# targets install/dist: cp ./cmd/pulumi-language-python-exec ./dist/pulumi-resource-pulumi-python
+# next to pulumi-language-python); they are in the sdk/v3 module zip, copied from there.
 PULUMI_BINS=(pulumi pulumi-language-python)
+PULUMI_SCRIPTS=(python/cmd/pulumi-language-python-exec python/dist/pulumi-resource-pulumi-python)
 step_pulumi() {
-	local k=$(key "$PULUMI_WANT") b todo=()
+	local k=$(key "$PULUMI_WANT") b todo=() scripts_ok=1
 	for b in "${PULUMI_BINS[@]}"; do fresh "$b" "$k" || todo+=("$b"); done
-	if [[ ${#todo[@]} -eq 0 ]]; then log "pulumi: ${PULUMI_BINS[*]} (asked $PULUMI_WANT) present, skipping"; return; fi
+	for b in "${PULUMI_SCRIPTS[@]}"; do fresh "$(basename "$b")" "$k" || scripts_ok=; done
+	if [[ ${#todo[@]} -eq 0 && -n $scripts_ok ]]; then log "pulumi: ${PULUMI_BINS[*]} (asked $PULUMI_WANT) present, skipping"; return; fi
 	log "pulumi: resolving github.com/pulumi/pulumi/pkg/v3 $PULUMI_WANT"
 	local v
 	v=$(resolve github.com/pulumi/pulumi/pkg/v3 "$PULUMI_WANT" $PULUMI_FALLBACK) || die "pulumi: no pkg/v3 version served among $PULUMI_WANT $PULUMI_FALLBACK"
 	[[ $v == "$PULUMI_WANT" ]] || log "pulumi: WARNING pkg/v3 $PULUMI_WANT not served, using nearest served $v"
 	resolve github.com/pulumi/pulumi/sdk/v3 "$v" >/dev/null || die "pulumi: sdk/v3 $v not served"
+	local sdir
+	sdir=$(moddir github.com/pulumi/pulumi/sdk/v3 "$v")
+	for b in "${PULUMI_SCRIPTS[@]}"; do
+		[[ -f $sdir/$b ]] || die "pulumi: $b missing from github.com/pulumi/pulumi/sdk/v3@$v"
+		install -m 0755 "$sdir/$b" "$BIN/"
+		stamp "$(basename "$b")" "$k" "$v" "github.com/pulumi/pulumi/sdk/v3@$v $b"
+	done
+	log "pulumi: installed $(for b in "${PULUMI_SCRIPTS[@]}"; do printf '%s ' "$(basename "$b")"; done)from sdk/v3@$v"
+	if [[ ${#todo[@]} -eq 0 ]]; then log "pulumi: ${PULUMI_BINS[*]} present"; return; fi
 	local pdir dir=$SRC/pulumi-$v lh_tag lh_src
 	pdir=$(moddir github.com/pulumi/pulumi/pkg/v3 "$v")
 	mkdir -p "$dir"
@@ -292,14 +319,14 @@ step_pulumi() {
 		echo "require ("
 		echo "	github.com/pulumi/pulumi/pkg/v3 $v"
 		echo "	github.com/pulumi/pulumi/sdk/v3 $v"
-		[[ $lh_src == proxy ]] && echo "	github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 $v"
+		if [[ $lh_src == proxy ]]; then echo "	github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 $v"; fi
 		echo ")"
 		echo
 		# every non-local replace of pkg/v3's go.mod (local ones point into the pulumi repo)
 		grep -E '^replace .* => [^.]' "$pdir/go.mod" || true
 		echo
 		echo "tool github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
-		[[ $lh_src == proxy ]] && echo "tool github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3"
+		if [[ $lh_src == proxy ]]; then echo "tool github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3"; fi
 	} >"$dir/go.mod"
 	log "pulumi: go mod tidy in $dir"
 	(cd "$dir" && run_logged pulumi-tidy "$GO" mod tidy)
@@ -312,7 +339,7 @@ step_pulumi() {
 			else pkgs+=(./pulumi-language-python); fi ;;
 		esac
 	done
-	log "pulumi: building ${todo[*]} (cold: ~15-20 min on 2 cores; log: $LOGS/pulumi-build.log)"
+	log "pulumi: building ${todo[*]} (cold build cache: ~4 min on 2 cores; log: $LOGS/pulumi-build.log)"
 	(cd "$dir" && run_logged pulumi-build "${NICE[@]}" "$GO" build -trimpath -ldflags "$ld" -o "$BIN/" "${pkgs[@]}")
 	[[ -x $BIN/pulumi-language-python ]] || { [[ -x $BIN/v3 ]] && mv "$BIN/v3" "$BIN/pulumi-language-python"; }
 	for b in "${todo[@]}"; do
@@ -480,7 +507,7 @@ go_build_raise() {
 		fi
 		for mv in $bad; do
 			m=${mv%@*} v=${mv##*@}
-			if [[ $v =~ -[0-9]{14}-([0-9a-f]{12})$ ]] && dep_from_mirror "$dir" "$m" "$v" "${BASH_REMATCH[1]}"; then
+			if [[ $v =~ [.-][0-9]{14}-([0-9a-f]{12})$ ]] && dep_from_mirror "$dir" "$m" "$v" "${BASH_REMATCH[1]}"; then
 				continue
 			fi
 			nv=$(raise_version "$m" "$v") || die "$name: $m@$v is not served and the proxy serves no other version of it"
@@ -649,7 +676,7 @@ step_providers() {
 # PATH are used ahead of installed ones ("ambient" plugins,
 # sdk/go/common/workspace/plugins.go GetPluginPath) unless PULUMI_IGNORE_AMBIENT_PLUGINS is set.
 # ---------------------------------------------------------------------------
-ALL_BINS=(etcd "${K8S_BINS[@]}" kwok "${PULUMI_BINS[@]}" pulumi-resource-kubernetes pulumi-resource-random pulumi-resource-command)
+ALL_BINS=(etcd "${K8S_BINS[@]}" kwok "${PULUMI_BINS[@]}" pulumi-language-python-exec pulumi-resource-pulumi-python pulumi-resource-kubernetes pulumi-resource-random pulumi-resource-command)
 step_versions() {
 	local b missing=() tmp=$BIN/VERSIONS.tmp
 	: >"$tmp"
