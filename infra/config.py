@@ -245,6 +245,13 @@ class StackConfig(BaseModel):
         alias="kubeContext",
         description="kubeconfig context to deploy to; empty = the current context.",
     )
+    charts_dir: str = Field(
+        "",
+        alias="chartsDir",
+        description="A folder holding every pinned upstream chart (`cd4ml charts --pull DIR` fills it where there "
+                    "is internet): each Helm release installs from there, not from its chart repository. Relative "
+                    "to the kit's folder. Empty = the chart repositories.",
+    )
 
     @field_validator("services")
     @classmethod

@@ -726,6 +726,13 @@ def _engine_call(action: str, stack_name: str, project: Path, call):
 
 def up(project: Path, stack_name: str, config: StackConfig, console: Console, verbose: bool = False) -> dict:
     # kind makes its new cluster the current context, which the Kubernetes provider then uses.
+    from infra.cli.charts import local_chart_problems
+    from infra.platform.build import build_platform
+
+    problems = local_chart_problems(build_platform(config, stack_name))
+    if problems:
+        raise LifecycleError(f"chartsDir ({config.charts_dir}) does not hold the pinned charts: {'; '.join(problems)}. "
+                             f"Where there is internet: cd4ml charts --stack {stack_name} --pull {config.charts_dir}")
     if os.environ.pop(DELETE_UNREACHABLE_ENV, None) is not None:
         # pulumi_kubernetes' Provider reads it when the program runs and stores it on the provider,
         # where it would outlive this `up` (and a stored false would defeat `down` on a gone cluster).

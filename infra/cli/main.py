@@ -250,6 +250,38 @@ def images(
 
 
 @app.command()
+def charts(
+    stack: StackOption = "local",
+    overrides: SetOption = None,
+    pull: Annotated[Optional[Path], typer.Option(
+        "--pull", help="Fetch every chart the stack installs, at its pinned version, into this folder (needs the "
+                       "chart repositories: internet); then set chartsDir to it.")] = None,
+) -> None:
+    """The upstream charts the stack installs, at their pinned versions, and where they come from."""
+    from infra.cli import charts as local_charts
+
+    try:
+        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
+    except ConfigError as failure:
+        raise _fail(failure) from None
+    platform = build_platform(config, stack)
+    releases = local_charts.pinned_charts(platform)
+    if pull:
+        for line in local_charts.pull(releases, pull):
+            console.print(f" [green]✓[/green] {line}")
+        console.print(f"Next: set `cd4ml:chartsDir: {pull}` in stacks/Pulumi.{stack}.yaml; `cd4ml up` then needs no "
+                      "chart repository")
+        return
+    for release in releases:
+        console.print(f"{release.chart} {release.version}  {release.local_chart or release.repo}")
+    problems = local_charts.local_chart_problems(platform)
+    for problem in problems:
+        errors.print(f"[red]✗[/red] {problem}")
+    if problems:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def smoke(
     stack: StackOption = "local",
     endpoints: Annotated[Optional[list[str]], typer.Option(

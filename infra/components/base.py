@@ -55,14 +55,17 @@ def merged(values: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 def create_release(name: str, release: HelmRelease, opts: pulumi.ResourceOptions,
                    extra_values: Mapping[str, Any] | None = None) -> k8s.helm.v3.Release:
+    # From the chart repository at the pinned version, or from the local folder `chartsDir` holds it in
+    # (`cd4ml up` checked that its Chart.yaml is that version).
+    source = ({"chart": release.local_chart} if release.local_chart else
+              {"chart": release.chart, "version": release.version,
+               "repository_opts": k8s.helm.v3.RepositoryOptsArgs(repo=release.repo)})
     return k8s.helm.v3.Release(
         name,
         k8s.helm.v3.ReleaseArgs(
             name=release.name,
             namespace=release.namespace,
-            chart=release.chart,
-            version=release.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=release.repo),
+            **source,
             values=merged(release.values, extra_values or {}),
             timeout=release.timeout_seconds,
             cleanup_on_fail=True,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 from infra.config import StackConfig
 from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, ingress, kibana, mlflow, network
 from infra.platform.context import BuildContext
@@ -29,6 +32,10 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
     extras = [apps.build(ctx)]
     if ingress.enabled(config):
         extras.append(_ingress(ctx, services))
+    extras.append(network.build(config, ns, namespaces, services, ctx.wiring))
+    if config.charts_dir:
+        services = {name: from_local_charts(part, config.charts_dir) for name, part in services.items()}
+        extras = [from_local_charts(part, config.charts_dir) for part in extras]
     return Platform(
         stack=stack,
         profile=config.profile.value,
@@ -36,10 +43,21 @@ def build_platform(config: StackConfig, stack: str) -> Platform:
         pod_security={name: ns.pod_security(name) for name in namespaces},
         services=services,
         wiring=ctx.wiring,
-        extras=(*extras, network.build(config, ns, namespaces, services, ctx.wiring)),
+        extras=tuple(extras),
         tenants=tenants if ctx.workshop else (),
         previews=apps.ml_app_previews(ctx),
     )
+
+
+def from_local_charts(part: Service, charts_dir: str) -> Service:
+    """Every release of the part installed from `chartsDir/<chart>` (a venue without internet)."""
+    from infra.config import project_dir
+
+    folder = Path(charts_dir).expanduser()
+    folder = folder if folder.is_absolute() else project_dir() / folder
+    stages = tuple(replace(stage, releases=tuple(replace(r, local_chart=str(folder / r.chart)) for r in stage.releases))
+                   for stage in part.stages)
+    return replace(part, stages=stages)
 
 
 def _ingress(ctx: BuildContext, services: dict[str, Service]) -> Service:

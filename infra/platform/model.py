@@ -209,6 +209,8 @@ class HelmRelease:
     version: str
     values: dict[str, Any]
     timeout_seconds: int = 600
+    local_chart: str | None = None
+    """The chart's folder (`chartsDir/<chart>`, at the pinned version): installed from there, not from `repo`."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
-"""A real Kubernetes control plane on loopback, the way controller-runtime's envtest runs one: etcd and
-kube-apiserver as plain processes (built from the Go module proxy by tests/envtest/build.sh into
-~/.cache/cd4ml/envtest/bin), with TLS, token authentication, RBAC and the admission plugins a real
-cluster has (PodSecurity among them). No kubelet, no containers: objects are stored, admitted and
-served exactly as on a cluster; nothing runs.
+"""A real Kubernetes control plane on loopback, the way controller-runtime's envtest runs one: etcd,
+kube-apiserver and kube-controller-manager as plain processes (built from the Go module proxy by
+tests/envtest/build.sh into ~/.cache/cd4ml/envtest/bin), with TLS, token authentication, RBAC and the
+admission plugins a real cluster has (PodSecurity among them). With `nodes`, kube-scheduler and kwok
+(sigs.k8s.io/kwok) simulate that many nodes the size of a laptop's kind node: pods are scheduled and
+become Running and Ready, Jobs' pods complete, claims get volumes (kwok's own provisioner, the default
+StorageClass `kwok-volume`). No kubelet, no containers: objects are stored, admitted and served exactly
+as on a cluster; nothing runs.
 
 `ControlPlane` starts, stops (the cluster "gone") and restarts on the same data, and writes a
 kubeconfig whose context is `envtest`.
@@ -27,6 +30,12 @@ BIN = CACHE / "bin"
 REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager")
 TOKEN = "cd4ml-envtest-admin-token"
 CONTEXT = "envtest"
+STAGES = CACHE / "stages"
+NODE_CAPACITY = {"cpu": "4", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+"""A laptop's kind node: Docker Desktop's default share of a laptop."""
+KWOK_STAGES = ("node/fast", "pod/general", "volume/fast")
+"""kwok v0.8.0's kustomize/stage/ sets: nodes Ready at once; pods Running and Ready, Jobs' pods
+completing, init containers run; claims provisioned by kwok's own StorageClass."""
 
 
 def missing_binaries(names: tuple[str, ...] = REQUIRED) -> list[str]:
@@ -88,6 +97,7 @@ class ControlPlane:
     root: Path
     etcd_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
+    nodes: int = 0
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -129,9 +139,48 @@ class ControlPlane:
             str(BIN / "kube-controller-manager"), f"--kubeconfig={self.kubeconfig}", "--leader-elect=false",
             f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
             "--use-service-account-credentials=false", "--secure-port=0",
-            "--controllers=*,-nodeipam,-nodelifecycle,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,"
+            "--controllers=*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-expander,"
             "-cloud-node-lifecycle,-ttl,-bootstrapsigner,-tokencleaner"], logs)
+        if self.nodes:
+            self._simulate_nodes(logs)
         return self
+
+    def _simulate_nodes(self, logs: Path) -> None:
+        self._spawn("kube-scheduler", [str(BIN / "kube-scheduler"), f"--kubeconfig={self.kubeconfig}",
+                                       "--leader-elect=false", f"--authentication-kubeconfig={self.kubeconfig}",
+                                       f"--authorization-kubeconfig={self.kubeconfig}", "--bind-address=127.0.0.1",
+                                       f"--secure-port={free_port()}"], logs)
+        stages = [str(path) for folder in KWOK_STAGES for path in sorted((STAGES / folder).glob("*.yaml"))
+                  if path.name != "storage-class.yaml"]
+        self._spawn("kwok", [str(BIN / "kwok"), f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
+                             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                             f"--server-address=127.0.0.1:{free_port()}", *(f"--config={stage}" for stage in stages)],
+                    logs)
+        self.apply([(STAGES / "volume" / "fast" / "storage-class.yaml").read_text()] + [
+            f"""apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-{index}
+  annotations: {{kwok.x-k8s.io/node: fake}}
+  labels: {{kubernetes.io/hostname: kwok-node-{index}, kubernetes.io/os: linux, kubernetes.io/arch: amd64,
+            type: kwok}}
+status:
+  allocatable: {NODE_CAPACITY}
+  capacity: {NODE_CAPACITY}
+""" for index in range(self.nodes)])
+        # The API server taints every new node not-ready (TaintNodesByCondition); the node lifecycle
+        # controller, which would lift it, also evicts from nodes without kubelet heartbeats: it stays
+        # off, and the taint is lifted here, once.
+        done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "taint", "nodes", "--all",
+                               "node.kubernetes.io/not-ready:NoSchedule-"], capture_output=True, text=True)
+        if done.returncode != 0 and "not found" not in done.stderr:
+            raise RuntimeError(f"could not lift the not-ready taint: {done.stderr[-500:]}")
+
+    def apply(self, manifests: list[str]) -> None:
+        done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "apply", "-f", "-"],
+                              input="\n---\n".join(manifests), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"kubectl apply failed: {done.stderr[-1000:]}")
 
     def kubeconfig_text(self) -> str:
         ca = (self.root / "pki" / "ca.crt").read_bytes()
@@ -169,7 +218,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         """The cluster gone: every process ended (its data kept, so `start` brings it back)."""
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+        for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             process = self.processes.pop(name, None)
             if process and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
