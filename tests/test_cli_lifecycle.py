@@ -512,3 +512,28 @@ def test_the_pulumi_release_unpacks_into_tools_bin_and_nothing_else(tmp_path):
     lifecycle.unpack_pulumi(archive, tmp_path / "bin")
     assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["pulumi", "pulumi-language-python"]
     assert not (tmp_path / "escape").exists()
+
+
+def test_charts_from_a_local_folder_at_their_pinned_versions(tmp_path):
+    """A venue without internet: `chartsDir` makes every release install from a folder; `up` and
+    `cd4ml charts` refuse a folder without a chart, or with another version than the kit's values fit."""
+    from pulumi_harness import run_program
+
+    from infra.cli.charts import local_chart_problems
+    from infra.config import load_config
+    from infra.platform.build import build_platform
+
+    platform = build_platform(load_config({"cd4ml:chartsDir": str(tmp_path)}), "local")
+    releases = {r.chart: r for part in platform.parts for r in part.releases}
+    assert releases["mlflow"].local_chart == str(tmp_path / "mlflow")
+    assert "mlflow: no chart in" in " ".join(local_chart_problems(platform))
+    (tmp_path / "mlflow").mkdir()
+    (tmp_path / "mlflow" / "Chart.yaml").write_text("name: mlflow\nversion: 1.11.4\n")
+    assert f"mlflow: {tmp_path / 'mlflow'} holds version 1.11.4, the kit pins 1.11.5" in local_chart_problems(platform)
+    result = runner.invoke(app, ["charts", "--set", f"chartsDir={tmp_path}"])
+    assert result.exit_code == 1 and "holds version 1.11.4" in result.output
+    # The program installs from the folder: no repository, no version to resolve.
+    monitor = run_program({"cd4ml:chartsDir": str(tmp_path)})
+    [mlflow] = [r for r in monitor.registrations if r.type == "kubernetes:helm.sh/v3:Release" and r.name.endswith("mlflow")]
+    assert mlflow.inputs["chart"] == str(tmp_path / "mlflow")
+    assert "repositoryOpts" not in mlflow.inputs and "version" not in mlflow.inputs
