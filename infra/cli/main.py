@@ -139,7 +139,11 @@ def down(
 
 
 @app.command()
-def recreate(stack: StackOption = "local", verbose: VerboseOption = False) -> None:
+def recreate(
+    stack: StackOption = "local",
+    smoke_after: Annotated[bool, typer.Option("--smoke/--no-smoke", help="Run the smoke tests afterwards.")] = True,
+    verbose: VerboseOption = False,
+) -> None:
     """Down, then up, then the smoke tests: a fresh platform for the next group (the cluster stays)."""
     from infra.cli import lifecycle
 
@@ -151,7 +155,8 @@ def recreate(stack: StackOption = "local", verbose: VerboseOption = False) -> No
         lifecycle.up(directory, stack, config, console=console, verbose=verbose)
     except (ConfigError, lifecycle.LifecycleError) as failure:
         raise _fail(failure) from None
-    _smoke_or_exit(stack)
+    if smoke_after:
+        _smoke_or_exit(stack)
     console.print(f"Next: cd4ml handout --stack {stack}")
 
 

@@ -20,10 +20,13 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 CACHE = Path(os.environ.get("CD4ML_ENVTEST_CACHE", Path.home() / ".cache" / "cd4ml" / "envtest"))
 BIN = CACHE / "bin"
@@ -98,6 +101,10 @@ class ControlPlane:
     etcd_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     nodes: int = 0
+    stages: tuple[Path, ...] = ()
+    """More kwok stages (the kit's own: tests/envtest/stages/), beside kwok's node, pod and volume sets.
+    Those for custom resources start once their CRD exists: kwok v0.8.0 exits at start on a stage whose
+    resource the API server does not serve yet, and a Helm release installs the CRDs mid-`up`."""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -156,6 +163,8 @@ class ControlPlane:
                              "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                              f"--server-address=127.0.0.1:{free_port()}", *(f"--config={stage}" for stage in stages)],
                     logs)
+        for stage_file in self.stages:
+            threading.Thread(target=self._when_served, args=(stage_file, logs), daemon=True).start()
         self.apply([(STAGES / "volume" / "fast" / "storage-class.yaml").read_text()] + [
             f"""apiVersion: v1
 kind: Node
@@ -175,6 +184,24 @@ status:
                                "node.kubernetes.io/not-ready:NoSchedule-"], capture_output=True, text=True)
         if done.returncode != 0 and "not found" not in done.stderr:
             raise RuntimeError(f"could not lift the not-ready taint: {done.stderr[-500:]}")
+
+    def _when_served(self, stage_file: Path, logs: Path) -> None:
+        """A kwok for these custom-resource stages, started once the API server serves their group."""
+        groups = {doc["spec"]["resourceRef"]["apiGroup"] for doc in yaml.safe_load_all(stage_file.read_text())}
+        name = f"kwok-{stage_file.stem}"
+        while name not in self.processes and "kube-apiserver" in self.processes:
+            served = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "api-versions"],
+                                    capture_output=True, text=True).stdout.split()
+            if groups <= set(served):
+                self._spawn(name, [str(BIN / "kwok"), f"--kubeconfig={self.kubeconfig}", "--manage-all-nodes=false",
+                                   "--manage-single-node=cd4ml-no-such-node", f"--server-address=127.0.0.1:{free_port()}",
+                                   f"--config={stage_file}"], logs)
+                time.sleep(5)
+                process = self.processes.get(name)
+                if process is not None and process.poll() is not None:
+                    # Served, but not yet in the OpenAPI document kwok reads: try again.
+                    self.processes.pop(name, None)
+            time.sleep(1)  # a watcher in a test harness, polling for a CRD another process installs
 
     def apply(self, manifests: list[str]) -> None:
         done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "apply", "-f", "-"],
@@ -218,7 +245,8 @@ status:
 
     def stop(self) -> None:
         """The cluster gone: every process ended (its data kept, so `start` brings it back)."""
-        for name in ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+        names = [n for n in self.processes if n.startswith("kwok-")]
+        for name in (*names, "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             process = self.processes.pop(name, None)
             if process and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
