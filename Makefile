@@ -49,8 +49,9 @@ $(TOOLS)/%/.installed: tests/tools/%.txt
 up: $(BIN)/cd4ml
 	$(BIN)/cd4ml up --stack $(STACK)
 
+# The envtest scenarios (a real control plane, minutes each) run with `make test-envtest`, never here.
 test: $(TEST_VENV)/.test-deps $(TOOLS)/checkov/.installed $(TOOLS)/nca/.installed
-	CD4ML_TOOLS=$(TOOLS) CD4ML_REQUIRE_TOOLS=1 $(TEST_BIN)/python -m pytest
+	CD4ML_TOOLS=$(TOOLS) CD4ML_REQUIRE_TOOLS=1 $(TEST_BIN)/python -m pytest -m "not envtest"
 
 plan: $(BIN)/cd4ml
 	$(BIN)/cd4ml plan --stack $(STACK) --out $(OUT)
@@ -69,8 +70,9 @@ test-upstream: upstream-charts $(TEST_VENV)/.test-deps
 envtest:
 	bash tests/envtest/build.sh
 
+# With CD4ML_UPSTREAM_CHARTS=DIR (`cd4ml charts --pull DIR`), the scenarios with upstream services run too.
 test-envtest: $(BIN)/cd4ml $(TEST_VENV)/.test-deps
-	$(TEST_BIN)/python -m pytest -m envtest tests/test_envtest_lifecycle.py -v
+	$(TEST_BIN)/python -m pytest -m envtest tests/test_envtest_lifecycle.py -v -s
 
 clean:
 	rm -rf $(VENV) $(TEST_VENV) $(OUT) .pytest_cache .upstream-charts

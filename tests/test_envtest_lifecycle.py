@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent / "envtest"))
-from controlplane import BIN, ControlPlane, missing_binaries  # noqa: E402
+from controlplane import BIN, NODE_CAPACITY, ControlPlane, missing_binaries  # noqa: E402
 
 from infra.platform.kit_images import REPO_ROOT  # noqa: E402
 
@@ -110,7 +110,9 @@ def kit(tmp_path, monkeypatch, pulumi_home, request):
     Pulumi CLI where `cd4ml up` installs it and a stack file naming the envtest context. Parametrized
     indirectly with the stack's services; upstream services install from the charts' sources
     (`chartsDir`), on two kwok nodes."""
-    services = getattr(request, "param", [])
+    param = getattr(request, "param", [])
+    stack = workshop(param["workshop"]) if isinstance(param, dict) else {"services": param}
+    services = stack["services"]
     project = tmp_path / "kit"
     project.mkdir()
     for name in ("Pulumi.yaml", "__main__.py"):
@@ -125,9 +127,13 @@ def kit(tmp_path, monkeypatch, pulumi_home, request):
     # Upstream services from their charts' sources; the kit's own images from a registry (no Docker here).
     charts = (f"  cd4ml:chartsDir: {upstream_charts(request, tmp_path)}\n"
               "  cd4ml:imageRegistry: registry.example.com/cd4ml\n" if services else "")
-    stack_file.write_text(f"# the kit's program on envtest\nconfig:\n  cd4ml:profile: laptop\n"
-                          f"  cd4ml:services: {json.dumps(services)}\n  cd4ml:kubeContext: envtest\n{charts}")
-    plane = ControlPlane(Path(tempfile.mkdtemp(prefix="cd4ml-envtest-")), nodes=2 if services else 0,
+    settings = {"cd4ml:profile": "laptop", "cd4ml:services": services, "cd4ml:kubeContext": "envtest",
+                **stack.get("config", {})}
+    stack_file.write_text("# the kit's program on envtest\nconfig:\n"
+                          + "".join(f"  {key}: {json.dumps(value)}\n" for key, value in settings.items()) + charts)
+    plane = ControlPlane(Path(tempfile.mkdtemp(prefix="cd4ml-envtest-")),
+                         nodes=stack.get("nodes", 2 if services else 0),
+                         capacity=stack.get("capacity", dict(NODE_CAPACITY)),
                          stages=tuple(sorted((Path(__file__).parent / "envtest" / "stages").glob("*.yaml")))).start()
     monkeypatch.chdir(project)
     monkeypatch.setenv("KUBECONFIG", str(plane.kubeconfig))
@@ -318,3 +324,40 @@ def test_the_laptop_platform_through_its_whole_lifecycle(kit, monkeypatch):
         platform_on(fresh)
     finally:
         fresh.destroy()
+
+
+def workshop(participants: int) -> dict:
+    """The shipped workshop stack's settings, for N participants, on cloud-sized nodes (e2-standard-8,
+    the kit's sizing for a workshop: infra/platform/sizing.py) as many as it sizes."""
+    from infra.config import load_stack
+    from infra.platform.build import build_platform
+    from infra.platform.sizing import plan_nodes
+
+    shipped = yaml.safe_load((REPO_ROOT / "stacks" / "Pulumi.workshop.yaml").read_text())["config"]
+    config = {**shipped, "cd4ml:participants": participants}
+    nodes = plan_nodes(build_platform(load_stack(REPO_ROOT / "stacks", "workshop",
+                                                 {"participants": str(participants)}), "workshop"), "gke", "")
+    return {"services": ALL_SERVICES, "config": {k: v for k, v in config.items() if k != "cd4ml:services"},
+            "nodes": nodes.nodes, "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110",
+                                               "ephemeral-storage": "100Gi"}}
+
+
+@pytest.mark.parametrize("kit", [{"workshop": 30}, {"workshop": 100}], indirect=True, ids=["30", "100"])
+def test_a_workshop_up_and_down(kit):
+    """The workshop stack for 30 and for 100 participants: thousands of resources through the real engine,
+    every participant's namespaces, RoleBindings, quotas, logins and configure Jobs; then down."""
+    project, plane, stack_file = kit
+    participants = yaml.safe_load(stack_file.read_text())["config"]["cd4ml:participants"]
+    started = time.monotonic()
+    up = cli("up", "--stack", "envtest", "--no-smoke")
+    assert up.exit_code == 0, up.output[-3000:]
+    print(f"\n  up, {participants} participants: {time.monotonic() - started:.1f}s, "
+          f"{len(checkpoint_types(project))} resources")
+    assert "✓ a second `up` would change nothing" in up.output
+    namespaces = kubectl(plane, "get", "namespaces", "-o", "name").split()
+    assert len([n for n in namespaces if n.endswith("-staging")]) == participants
+    started = time.monotonic()
+    down = cli("down", "--stack", "envtest")
+    assert down.exit_code == 0, down.output[-3000:]
+    print(f"  down, {participants} participants: {time.monotonic() - started:.1f}s")
+    assert checkpoint_types(project) == []

@@ -101,6 +101,8 @@ class ControlPlane:
     etcd_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     nodes: int = 0
+    capacity: dict[str, str] = field(default_factory=lambda: dict(NODE_CAPACITY))
+    """Each simulated node's: a laptop's kind node by default, a cloud machine for a workshop."""
     stages: tuple[Path, ...] = ()
     """More kwok stages (the kit's own: tests/envtest/stages/), beside kwok's node, pod and volume sets.
     Those for custom resources start once their CRD exists: kwok v0.8.0 exits at start on a stage whose
@@ -174,8 +176,8 @@ metadata:
   labels: {{kubernetes.io/hostname: kwok-node-{index}, kubernetes.io/os: linux, kubernetes.io/arch: amd64,
             type: kwok}}
 status:
-  allocatable: {NODE_CAPACITY}
-  capacity: {NODE_CAPACITY}
+  allocatable: {self.capacity}
+  capacity: {self.capacity}
 """ for index in range(self.nodes)])
         # The API server taints every new node not-ready (TaintNodesByCondition); the node lifecycle
         # controller, which would lift it, also evicts from nodes without kubelet heartbeats: it stays
