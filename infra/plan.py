@@ -105,7 +105,21 @@ def platform_document(platform: Platform) -> dict[str, Any]:
         "images": list(platform.images),
         "requests": platform.requests,
         "tenants": [tenant_document(t) for t in platform.tenants],
+        "network_policies": _network_policies(platform),
+        "pod_security": {namespace: level for namespace, (level, _why) in platform.pod_security.items()},
     }
+
+
+def _network_policies(platform: Platform) -> dict[str, list[str]]:
+    """namespace -> the NetworkPolicies the wiring graph gives it (what smoke finds in the cluster)."""
+    from infra.platform.network import NAME as NETWORK
+
+    found: dict[str, list[str]] = {}
+    for stage in platform.extra(NETWORK).stages:
+        for manifest in stage.objects:
+            if manifest.get("kind") == "NetworkPolicy":
+                found.setdefault(manifest["metadata"]["namespace"], []).append(manifest["metadata"]["name"])
+    return {namespace: sorted(names) for namespace, names in sorted(found.items())}
 
 
 def _ingress_document(platform: Platform) -> dict[str, Any] | None:

@@ -65,6 +65,10 @@ class FakeCluster:
         self.configmaps = configmaps or {}
         self.namespace_dns: dict[str, dict[str, str]] = {}
         """Per-namespace overrides, e.g. a network policy that blocks one namespace's way to a service."""
+        self.network_policies = {ns: set(names) for ns, names in platform_document.get("network_policies", {}).items()}
+        """What `up` created: the plan's policies (a fault deletes some)."""
+        self.pod_security = dict(platform_document.get("pod_security", {}))
+        """Each namespace's enforced Pod Security level, which the fake's admission applies (tests/pod_security.py)."""
 
     # -- CoreV1Api ---------------------------------------------------------------------------------
     def read_namespaced_secret(self, name: str, namespace: str):
@@ -80,7 +84,19 @@ class FakeCluster:
         service = self.services[name]
         return Obj(spec=Obj(ports=[Obj(port=service["port"], name="main")]))
 
-    def create_namespaced_pod(self, namespace: str, body: dict):
+    def list_namespaced_network_policy(self, namespace: str):
+        return Obj(items=[Obj(metadata=Obj(name=name)) for name in sorted(self.network_policies.get(namespace, ()))])
+
+    def create_namespaced_pod(self, namespace: str, body: dict, dry_run: str | None = None):
+        if dry_run:  # admission only: the namespace's Pod Security level, as the API server enforces it
+            from pod_security import violations
+
+            self.calls.append(("dry_run_pod", body))
+            found = list(violations(body["spec"], self.pod_security.get(namespace, "restricted")))
+            if found:
+                raise RuntimeError(f"(403) pods {body['metadata']['name']!r} is forbidden: violates PodSecurity "
+                                   f"{self.pod_security.get(namespace)!r}: {'; '.join(found)}")
+            return Obj(metadata=Obj(name=body["metadata"]["name"]))
         self.calls.append(("create_pod", body))
         container = body["spec"]["containers"][0]
         namespace_of_pod = body["metadata"]["namespace"]
@@ -148,4 +164,4 @@ class FakeCluster:
         return FakeForward(host, port)
 
     def apis(self) -> KubeApis:
-        return KubeApis(core=self, discovery=self, authorization=self, portforward=self.portforward)
+        return KubeApis(core=self, discovery=self, authorization=self, portforward=self.portforward, networking=self)

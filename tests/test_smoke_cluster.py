@@ -8,14 +8,14 @@ from urllib.parse import urlparse
 
 import pytest
 from fake_kube import FakeCluster
-from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, StandInPlatform
+from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, STACK_CONFIG, StandInPlatform
 from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY
 
 from infra.config import load_config
 from infra.platform.build import build_platform
 from infra.render import render_kit_chart
 from infra.smoke.cluster import KubeCluster
-from infra.smoke.runner import run_in_cluster, select
+from infra.smoke.runner import declared_pods, run_in_cluster, select
 
 AGENT = "system:serviceaccount:cd4ml-gocd:gocd-agent"
 APP_OBJECTS = render_kit_chart(build_platform(load_config({}), "local").extra("app-environments").kit_charts[0])
@@ -59,7 +59,8 @@ def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
         cluster, document = fake_cluster_for(platform, mlflow_url, grants)
         if tweak:
             tweak(cluster)
-        results = run_in_cluster(document, KubeCluster(cluster.apis()), select(), timeout=3.0)
+        results = run_in_cluster(document, KubeCluster(cluster.apis()), select(), timeout=3.0,
+                                 declared_pods=declared_pods(build_platform(load_config(STACK_CONFIG), "local"), document))
     finally:
         platform.stop()
     return {r.name: r for r in results}, cluster
@@ -68,7 +69,7 @@ def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
 def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):
     results, cluster = run(mlflow_server.url)
     assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(PUBLISHED_ONLY, "skip")
-    assert len(results) == 30
+    assert len(results) == 33
     calls = [kind for kind, _ in cluster.calls]
     assert calls.count("create_pod") == 8 and calls.count("delete_pod") == 8  # 2 + agents x 2 + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
@@ -222,3 +223,48 @@ def test_fault_matrix_covers_every_wiring_edge():
     assert {e["kind"] for e in wiring} == {"connect", "deploy"} | PROVEN_BY_UP
     known_faults = {f[1] for f in FAULTS} | {f[1] for f in CLUSTER_FAULTS}
     assert set(EDGE_FAULTS.values()) <= known_faults
+
+
+def test_api_only_checks_what_the_api_answers_and_skips_the_rest_saying_why(mlflow_server):
+    """A cluster whose pods run nothing (envtest): login Secrets, network policies, the admission of the
+    kit's pods and the agents' deploy rights are checked for real; everything needing a running pod is
+    skipped with the reason, and no port-forward is even tried."""
+    platform = StandInPlatform(mlflow_server.url)
+    try:
+        cluster, document = fake_cluster_for(platform, mlflow_server.url)
+        results = {r.name: r for r in run_in_cluster(
+            document, KubeCluster(cluster.apis()), select(), timeout=3.0, api_only=True,
+            declared_pods=declared_pods(build_platform(load_config(STACK_CONFIG), "local"), document))}
+    finally:
+        platform.stop()
+    ran = {name for name, r in results.items() if r.status != "skip"}
+    assert ran == {"platform.credentials", "platform.network-policies", "platform.admission", "wire.gocd-agents-deploy"}
+    assert all(r.status == "pass" for name, r in results.items() if name in ran), results
+    skipped = [r for r in results.values() if r.status == "skip" and not r.name.startswith("ingress.")]
+    assert skipped and all("needs running pods (--api-only" in r.detail for r in skipped)
+    assert not [c for c in cluster.calls if c[0] in ("portforward", "create_pod")]
+
+
+def test_a_deleted_policy_and_a_refused_pod_are_each_caught_by_their_check(mlflow_server):
+    def break_it(cluster):
+        cluster.network_policies["cd4ml-mlflow"].discard("default-deny")
+        cluster.pod_security["cd4ml-gocd"] = "restricted"  # the agent pod needs baseline's leeway? (it does not)
+
+    results, _ = run(mlflow_server.url, tweak=break_it)
+    assert results["platform.network-policies"].status == "fail"
+    assert "default-deny" in results["platform.network-policies"].detail
+    assert results["platform.admission"].status == "pass"  # the agents' pod passes even `restricted`
+
+    def forbid(cluster):
+        cluster.pod_security["cd4ml-staging"] = "baseline"
+        original = cluster.create_namespaced_pod
+
+        def refuse(namespace, body, dry_run=None):
+            if dry_run and namespace == "cd4ml-staging":
+                raise RuntimeError("(403) exceeded quota: environment-quota, requested: limits.cpu=100m")
+            return original(namespace, body, dry_run=dry_run)
+
+        cluster.create_namespaced_pod = refuse
+
+    results, _ = run(mlflow_server.url, tweak=forbid)
+    assert results["platform.admission"].status == "fail" and "exceeded quota" in results["platform.admission"].detail

@@ -295,6 +295,10 @@ def smoke(
                            "Without it, services are reached through the stack's kube context.")] = None,
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Check only this service (repeatable).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Deadline of each check, in seconds.")] = 60.0,
+    api_only: Annotated[bool, typer.Option(
+        "--api-only", help="Check only what the Kubernetes API answers (login Secrets, network policies, the "
+                           "admission of the kit's pods, deploy rights): for a cluster whose pods run nothing, "
+                           "such as a test control plane; every other check is reported skipped.")] = False,
     json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
     junit_report: Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report.")] = None,
 ) -> None:
@@ -302,7 +306,7 @@ def smoke(
     from infra.smoke import report
     from infra.smoke.runner import failed, write_json, write_junit
 
-    results = _run_smoke(stack, endpoints or [], only or [], timeout)
+    results = _run_smoke(stack, endpoints or [], only or [], timeout, api_only=api_only)
     report.print_results(console, results)
     if json_report:
         write_json(results, json_report)
@@ -312,7 +316,8 @@ def smoke(
         raise typer.Exit(code=1)
 
 
-def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float, checks: list[str] | None = None):
+def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float, checks: list[str] | None = None,
+               api_only: bool = False):
     """Direct mode with --endpoint, else through the cluster the stack runs on; usage mistakes exit 2."""
     from infra.cli import lifecycle
     from infra.smoke.cluster import ClusterError
@@ -326,7 +331,7 @@ def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float
                 kube = lifecycle.kube_target(project_dir(), stack, config)
             except lifecycle.LifecycleError as why:
                 raise ClusterError(str(why)) from None
-        return smoke_run(stack, endpoints, only, timeout, checks=checks, kube=kube)
+        return smoke_run(stack, endpoints, only, timeout, checks=checks, kube=kube, api_only=api_only)
     except (ConfigError, SmokeUsageError, ClusterError) as failure:
         errors.print(f"[red]✗[/red] {failure}")
         raise typer.Exit(code=2) from None

@@ -37,6 +37,7 @@ class KubeApis:
     authorization: Any
     portforward: Callable[..., Any]
     """kubernetes.stream.portforward, bound to core.connect_get_namespaced_pod_portforward."""
+    networking: Any = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,24 @@ def load_apis(target: KubeTarget | None = None) -> KubeApis:
     core = client.CoreV1Api()
     return KubeApis(core=core, discovery=client.DiscoveryV1Api(), authorization=client.AuthorizationV1Api(),
                     portforward=lambda pod, namespace, port: portforward(
-                        core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)))
+                        core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port)),
+                    networking=client.NetworkingV1Api())
+
+
+def probe_pod(namespace: str, name: str, container: dict[str, Any], service_account: str | None = None,
+              labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A smoke probe: one container, non-root, no capabilities, restricted-level, its token only when it
+    acts as a service account."""
+    env = [{"name": "HOME", "value": "/tmp"}, *container.get("env", [])]
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {**PROBE_LABELS, **(labels or {})}},
+        "spec": {"restartPolicy": "Never", "securityContext": PROBE_POD_SECURITY,
+                 "containers": [{"name": "probe", "securityContext": PROBE_CONTAINER_SECURITY,
+                                 **container, "env": env}],
+                 "automountServiceAccountToken": service_account is not None,
+                 **({"serviceAccountName": service_account} if service_account else {})},
+    }
 
 
 class KubeCluster:
@@ -159,21 +177,27 @@ class KubeCluster:
                 namespace=namespace, verb=verb, group=group, resource=resource)))
         return bool(self.apis.authorization.create_subject_access_review(review).status.allowed)
 
+    def network_policy_names(self, namespace: str) -> set[str]:
+        try:
+            return {p.metadata.name for p in self.apis.networking.list_namespaced_network_policy(namespace).items}
+        except Exception as failure:  # noqa: BLE001 - ApiException and transport errors alike
+            raise ClusterError(f"cannot list NetworkPolicies in {namespace}: {failure}") from None
+
+    def refusal(self, pod: dict[str, Any]) -> str | None:
+        """Why the API server would refuse this pod (a server-side dry run: admission — Pod Security,
+        quotas, LimitRanges, service accounts — decides, nothing is created), or None."""
+        try:
+            self.apis.core.create_namespaced_pod(pod["metadata"]["namespace"], pod, dry_run="All")
+        except Exception as failure:  # noqa: BLE001 - the refusal is the finding
+            return str(getattr(failure, "body", None) or failure)[:400]
+        return None
+
     def run_probe(self, namespace: str, name: str, container: dict[str, Any], timeout: float,
                   service_account: str | None = None, labels: dict[str, str] | None = None) -> str:
         """Run a one-shot pod to completion and return its log; the pod is always deleted. `labels`
         are the pod labels of the wiring node the probe stands in for, so the network policies
         treat it as that node (platform.json `from_pods`)."""
-        env = [{"name": "HOME", "value": "/tmp"}, *container.get("env", [])]
-        pod = {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": {**PROBE_LABELS, **(labels or {})}},
-            "spec": {"restartPolicy": "Never", "securityContext": PROBE_POD_SECURITY,
-                     "containers": [{"name": "probe", "securityContext": PROBE_CONTAINER_SECURITY,
-                                     **container, "env": env}],
-                     "automountServiceAccountToken": service_account is not None,
-                     **({"serviceAccountName": service_account} if service_account else {})},
-        }
+        pod = probe_pod(namespace, name, container, service_account, labels)
         self.apis.core.create_namespaced_pod(namespace, pod)
         try:
             def finished() -> Observation[str]:

@@ -79,6 +79,11 @@ class SmokeContext:
     timeout: float = 60.0
     cluster: Any = None
     """A KubeCluster in cluster mode; None in direct mode."""
+    api_only: bool = False
+    """`--api-only`: a cluster whose pods cannot be reached (no kubelet: envtest) — only the checks that
+    need nothing but the Kubernetes API run; the others are reported skipped, with that reason."""
+    declared_pods: tuple[dict[str, Any], ...] = ()
+    """Pods the kit itself declares (the sample tenant's agent pod, the smoke probes), for admission."""
     run_id: str = field(default_factory=lambda: f"cd4ml-smoke-{uuid.uuid4().hex[:10]}")
     session: requests.Session = field(default_factory=requests.Session)
     _memo: dict[str, Any] = field(default_factory=dict)
@@ -156,6 +161,8 @@ class Check:
     run: Callable[[SmokeContext], str | None]
     """Returns a short note on success; raises CheckFailed or Skip."""
     needs_cluster: bool = False
+    api_only: bool = False
+    """Needs the Kubernetes API and nothing running: it also runs with `--api-only`."""
 
 
 def run_check(check: Check, context: SmokeContext) -> CheckResult:
@@ -163,6 +170,8 @@ def run_check(check: Check, context: SmokeContext) -> CheckResult:
     try:
         if check.needs_cluster and context.cluster is None:
             raise Skip("needs the cluster (direct mode: no cluster access)")
+        if context.api_only and not check.api_only:
+            raise Skip("needs running pods (--api-only: only what the Kubernetes API answers is checked)")
         note = check.run(context) or ""
         return CheckResult(check.name, check.service, "pass", time.perf_counter() - started, note)
     except Skip as skipped:

@@ -74,15 +74,48 @@ def cluster_targets(platform: Mapping, cluster, forwards: ExitStack) -> dict[str
     return targets
 
 
-def run_in_cluster(platform: Mapping, cluster, checks: Iterable[Check], timeout: float) -> list[CheckResult]:
+def run_in_cluster(platform: Mapping, cluster, checks: Iterable[Check], timeout: float, api_only: bool = False,
+                   declared_pods: tuple[dict, ...] = ()) -> list[CheckResult]:
+    """Through port-forwards to the services; with `api_only`, through the Kubernetes API alone (no
+    forward is opened: nothing runs behind the Services)."""
     with ExitStack() as forwards:
-        context = SmokeContext(platform=dict(platform), targets=cluster_targets(platform, cluster, forwards),
-                               timeout=timeout, cluster=cluster)
+        targets = {} if api_only else cluster_targets(platform, cluster, forwards)
+        context = SmokeContext(platform=dict(platform), targets=targets, timeout=timeout, cluster=cluster,
+                               api_only=api_only, declared_pods=declared_pods)
         return run_checks(context, checks)
 
 
+def declared_pods(platform, document: Mapping) -> tuple[dict, ...]:
+    """The pods the kit declares itself, for the admission check: the sample tenant's agent pod (as
+    the elastic-agent plugin starts it) and a smoke probe in each namespace probes run in, labelled as
+    the wiring node it stands in for."""
+    from infra.smoke.cluster import probe_pod
+    from infra.smoke.core import SmokeContext
+
+    pods = []
+    if "gocd" in platform.services and platform.services["gocd"].embedded:
+        pods.append(platform.services["gocd"].embedded[0])
+    context = SmokeContext(platform=dict(document), targets={})
+    tenant = context.sample_tenant
+    probe = {"image": context.probe_image, "command": ["python", "-c", "pass"],
+             "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}}
+    seen = set()
+    for edge in document.get("wiring", []):
+        node = edge["from"]
+        if node != tenant["agents_node"] and not (node.startswith("app:") and edge in context.app_edges(edge["to"])):
+            continue
+        key = (edge["from_namespace"], tuple(sorted((edge["from_pods"] or {}).items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        pods.append(probe_pod(edge["from_namespace"], f"cd4ml-smoke-admission-{len(seen)}", probe,
+                              labels=edge["from_pods"]))
+    return tuple(pods)
+
+
 def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout: float,
-              checks: Iterable[str] | None = None, kube: KubeTarget | None = None) -> list[CheckResult]:
+              checks: Iterable[str] | None = None, kube: KubeTarget | None = None,
+              api_only: bool = False) -> list[CheckResult]:
     """The whole smoke run of one stack: direct mode when endpoints are given, else cluster mode
     through `kube` (the cluster the stack runs on; by default its configured context, or the
     current one); `checks` narrows it to those names (`cd4ml status`).
@@ -93,7 +126,8 @@ def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout
     from infra.smoke.cluster import KubeCluster, KubeTarget, load_apis
 
     config = load_stack(project_dir() / "stacks", stack)
-    platform = platform_document(build_platform(config, stack))
+    model = build_platform(config, stack)
+    platform = platform_document(model)
     names = set(checks) if checks is not None else None
     checks = tuple(c for c in select(only) if names is None or c.name in names)
     endpoints = list(endpoints)
@@ -101,7 +135,7 @@ def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout
         context = SmokeContext(platform=platform, targets=direct_targets(parse_endpoints(endpoints)), timeout=timeout)
         return run_checks(context, checks)
     return run_in_cluster(platform, KubeCluster(load_apis(kube or KubeTarget(context=config.kube_context or None))),
-                          checks, timeout)
+                          checks, timeout, api_only=api_only, declared_pods=declared_pods(model, platform))
 
 
 def select(only: Iterable[str] = ()) -> tuple[Check, ...]:

@@ -196,6 +196,6 @@ CHECKS = (
     Check("gocd.security", "gocd", security_on),
     Check("gocd.elastic-agents", "gocd", elastic_agent_profiles),
     Check("gocd.config-repos", "gocd", config_repositories),
-    Check("wire.gocd-agents-deploy", "gocd", agents_deploy_rights, needs_cluster=True),
+    Check("wire.gocd-agents-deploy", "gocd", agents_deploy_rights, needs_cluster=True, api_only=True),
     Check("wire.gocd-agents-gocd", "gocd", agents_reach_server, needs_cluster=True),
 )
