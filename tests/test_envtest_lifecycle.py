@@ -27,6 +27,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent / "envtest"))
 from controlplane import BIN, NODE_CAPACITY, ControlPlane, missing_binaries  # noqa: E402
 
+
 from infra.platform.kit_images import REPO_ROOT  # noqa: E402
 
 pytestmark = pytest.mark.envtest
@@ -367,3 +368,60 @@ def test_a_workshop_up_and_down(kit):
     assert down.exit_code == 0, down.output[-3000:]
     print(f"  down, {participants} participants: {time.monotonic() - started:.1f}s")
     assert checkpoint_types(project) == []
+
+
+def test_the_kits_own_cluster_stack_up_down_and_up_again(tmp_path, monkeypatch, pulumi_home):
+    """No kube context: `up` creates the cluster as the kit's cluster stack (pulumi-command running
+    `kind create`), deploys through the stack reference's kubeconfig; `down --cluster` destroys both;
+    the next `up` sees the empty checkpoint and creates the cluster again. `kind` here is
+    tests/envtest/fake_kind.py: kind's commands and outputs, a real control plane behind them."""
+    from infra.cli import lifecycle
+
+    project = tmp_path / "kit"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(REPO_ROOT / name, project)
+    for name in ("infra", "charts", "policy"):
+        (project / name).symlink_to(REPO_ROOT / name)
+    for name in ("stacks", "cluster"):
+        shutil.copytree(REPO_ROOT / name, project / name)
+    (project / ".venv").symlink_to(RUNTIME_VENV)
+    (project / ".tools" / "pulumi").mkdir(parents=True)
+    (project / ".tools" / "pulumi" / "bin").symlink_to(BIN)
+    (project / "stacks" / "Pulumi.envtest.yaml").write_text(
+        "config:\n  cd4ml:profile: laptop\n  cd4ml:services: []\n")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, body in (("kind", f'exec {sys.executable} {Path(__file__).parent / "envtest" / "fake_kind.py"} "$@"'),
+                       ("docker", 'if [ "$1" = info ]; then echo 28.2.2; fi')):
+        (tools / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tools / name).chmod(0o755)
+    kind_home = tmp_path / "kind-clusters"
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))  # no context at all: a new laptop
+    monkeypatch.setenv("CD4ML_FAKE_KIND_HOME", str(kind_home))
+    monkeypatch.setenv("PULUMI_HOME", str(pulumi_home))
+    monkeypatch.setenv("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+    monkeypatch.setenv("PATH", f"{tools}:{BIN}:{os.environ['PATH']}")
+    monkeypatch.setattr(lifecycle, "PASSPHRASE_FILE", tmp_path / "passphrase")
+    monkeypatch.setattr(lifecycle, "POLICY_PACK_DIR", project / "policy")
+    try:
+        for round_ in (1, 2):
+            started = time.monotonic()
+            up = cli("up", "--stack", "envtest", "--no-smoke")
+            assert up.exit_code == 0, up.output
+            print(f"\n  up with its own cluster (round {round_}): {time.monotonic() - started:.1f}s", end="")
+            assert "creating kind cluster 'cd4ml'" in up.output
+            assert lifecycle.cluster_deployed(project, "envtest")
+            assert (kind_home / "cd4ml" / "kubeconfig").exists()
+            assert lifecycle.stack_outputs(project, "envtest")["kube"]["clusterStack"] == \
+                "organization/cd4ml-cluster/envtest"
+            down = cli("down", "--stack", "envtest", "--cluster")
+            assert down.exit_code == 0, down.output
+            assert not (kind_home / "cd4ml").exists()  # `kind delete cluster` ran
+            assert not lifecycle.cluster_deployed(project, "envtest") and not lifecycle.deployed(project, "envtest")
+    finally:
+        import fake_kind
+
+        fake_kind.HOME = kind_home
+        fake_kind.main(["delete", "cluster", "--name", "cd4ml"])
