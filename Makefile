@@ -10,7 +10,7 @@ TEST_BIN := $(TEST_VENV)/bin
 STACK ?= local
 OUT ?= plan
 
-.PHONY: up test plan bench upstream-charts test-upstream envtest test-envtest clean help
+.PHONY: up test plan bench bench-envtest upstream-charts test-upstream envtest test-envtest clean help
 
 help:
 	@echo "make up      stand the platform up (needs Docker for a local kind cluster, or a kube context)"
@@ -73,6 +73,9 @@ envtest:
 # With CD4ML_UPSTREAM_CHARTS=DIR (`cd4ml charts --pull DIR`), the scenarios with upstream services run too.
 test-envtest: $(BIN)/cd4ml $(TEST_VENV)/.test-deps
 	$(TEST_BIN)/python -m pytest -m envtest tests/test_envtest_lifecycle.py -v -s
+
+bench-envtest: $(BIN)/cd4ml $(TEST_VENV)/.test-deps
+	$(TEST_BIN)/python tests/benchmarks/envtest_lifecycle.py
 
 clean:
 	rm -rf $(VENV) $(TEST_VENV) $(OUT) .pytest_cache .upstream-charts
