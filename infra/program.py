@@ -65,24 +65,26 @@ def run() -> None:
 
     # Default-deny and every allow rule exist before anything runs: a configure Job never starts
     # in a namespace whose policies are half-made.
-    network = NetworkPolicies(network_part.name, ServiceArgs(service=network_part, passwords=passwords.values),
+    network = NetworkPolicies(network_part.name, ServiceArgs(service=network_part, passwords=passwords.values,
+                                                             namespaces=namespaces.by_name),
                               opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
                                   depends_on=[namespaces])))
     created: dict[str, ServiceComponent] = {}
     for name, service in platform.services.items():
-        waits_for = [namespaces, network, *(created[before] for before in service.after)]
+        waits_for = [*namespaces.of(service.placed_in), network, *(created[before] for before in service.after)]
         created[name] = COMPONENTS[name](
-            name, ServiceArgs(service=service, passwords=passwords.values),
+            name, ServiceArgs(service=service, passwords=passwords.values, namespaces=namespaces.by_name),
             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=waits_for)))
-    AppEnvironments(apps_part.name, ServiceArgs(service=apps_part, passwords=passwords.values),
+    AppEnvironments(apps_part.name, ServiceArgs(service=apps_part, passwords=passwords.values,
+                                                namespaces=namespaces.by_name),
                     opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
-                        depends_on=[namespaces, network])))
+                        depends_on=[*namespaces.of(apps_part.placed_in), network])))
     published = None
     if part := platform.optional_extra(ingress.NAME):
         published = Ingress(part.name, ServiceArgs(service=part, passwords=passwords.values,
-                                                   release_values=controller_values),
+                                                   release_values=controller_values, namespaces=namespaces.by_name),
                             opts=pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(
-                                depends_on=[namespaces, network])))
+                                depends_on=[*namespaces.of(part.placed_in), network])))
 
     pulumi.export("services", {name: component.outputs() for name, component in created.items()})
     # Which cluster this stack runs on, for `cd4ml smoke` and `status` (not the current kube context).

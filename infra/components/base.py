@@ -26,6 +26,9 @@ class ServiceArgs:
     """Generated passwords by id, and their bcrypt hashes by `bcrypt_key(id)` (see `GeneratedPasswords`)."""
     release_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """By release name, values only another stack knows (Inputs), merged over the model's."""
+    namespaces: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    """The Namespace resources by name: each child waits for the namespace it is placed in, not for all
+    the part touches (a tenant's Secret for its own namespaces, not the 200 of a workshop of 100)."""
 
 
 def create_secret(name: str, secret: KitSecret, passwords: Mapping[str, pulumi.Output[str]],
@@ -102,20 +105,28 @@ class ServiceComponent(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
         service = args.service
-        # Children wait for what the component waits for (namespaces, services it reads).
-        waits_for = list(opts.depends_on) if opts and isinstance(opts.depends_on, list) else []
+        # Children wait for what the component waits for (the network policies, services it reads), and
+        # for the namespaces they are placed in — each its own.
+        namespace_resources = set(args.namespaces.values())
+        waits_for = [d for d in (opts.depends_on if opts and isinstance(opts.depends_on, list) else [])
+                     if d not in namespace_resources]
+
+        def placed(*names: str) -> list[pulumi.Resource]:
+            return [args.namespaces[n] for n in sorted(set(names)) if n in args.namespaces]
+
         secrets = [
             create_secret(f"{name}-secret-{secret.namespace}-{secret.name}", secret, args.passwords,
-                          pulumi.ResourceOptions(parent=self, depends_on=waits_for))
+                          pulumi.ResourceOptions(parent=self, depends_on=[*waits_for, *placed(secret.namespace)]))
             for secret in service.secrets
         ]
         self.releases: dict[str, k8s.helm.v3.Release] = {}
         staged = list(service_objects(service))
         previous: list[pulumi.Resource] = waits_for + secrets
         for index, stage in enumerate(service.stages):
-            stage_opts = pulumi.ResourceOptions(parent=self, depends_on=list(previous))
-            created: list[pulumi.Resource] = []
             objects = [manifest for at, manifest in staged if at == index]
+            where = [m.get("metadata", {}).get("namespace", "") for m in objects] + [r.namespace for r in stage.releases]
+            stage_opts = pulumi.ResourceOptions(parent=self, depends_on=[*previous, *placed(*where)])
+            created: list[pulumi.Resource] = []
             builtin = [m for m in objects if (m["apiVersion"], m["kind"]) not in CUSTOM_KINDS]
             if builtin:
                 created.append(k8s.yaml.v2.ConfigGroup(f"{name}-objects-{index}", objs=builtin, opts=stage_opts))

@@ -309,6 +309,14 @@ class Service:
     def kit_charts(self) -> tuple[KitChart, ...]:
         return tuple(c for stage in self.stages for c in stage.kit_charts)
 
+    @property
+    def placed_in(self) -> tuple[str, ...]:
+        """Every namespace this part puts something in: what must exist before it."""
+        found = {self.namespace} | {s.namespace for s in self.secrets} | {r.namespace for r in self.releases}
+        found |= {o["metadata"]["namespace"] for o in self.objects if o.get("metadata", {}).get("namespace")}
+        found |= {c.namespace for c in self.kit_charts}
+        return tuple(sorted(n for n in found if n))
+
 
 @dataclass(frozen=True)
 class Platform:
