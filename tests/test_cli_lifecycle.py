@@ -537,3 +537,13 @@ def test_charts_from_a_local_folder_at_their_pinned_versions(tmp_path):
     [mlflow] = [r for r in monitor.registrations if r.type == "kubernetes:helm.sh/v3:Release" and r.name.endswith("mlflow")]
     assert mlflow.inputs["chart"] == str(tmp_path / "mlflow")
     assert "repositoryOpts" not in mlflow.inputs and "version" not in mlflow.inputs
+
+
+def test_skip_checkpoints_is_the_facilitators_choice_for_one_update(fake_stack, monkeypatch):
+    opened = []
+    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
+    assert runner.invoke(app, ["up", "--no-smoke"]).exit_code == 0
+    assert "PULUMI_SKIP_CHECKPOINTS" not in opened[-1]["program_env"]
+    result = runner.invoke(app, ["up", "--no-smoke", "--skip-checkpoints"])
+    assert result.exit_code == 0 and opened[-1]["program_env"]["PULUMI_SKIP_CHECKPOINTS"] == "true"
+    assert "saved once, at the end" in result.output

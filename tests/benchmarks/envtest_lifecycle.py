@@ -32,21 +32,36 @@ REPO = HERE.parents[1]
 
 
 class PeakMemory:
-    """The largest RSS sum over this process's descendants (the engine and its plugins), sampled."""
+    """The largest RSS sum over this process's descendants (the engine and its plugins), sampled; and
+    the CPU seconds each program among them used (where the time goes)."""
 
     def __init__(self) -> None:
         self.peak_mib, self._stop = 0.0, threading.Event()
+        self.cpu: dict[int, tuple[str, float]] = {}
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        ticks = os.sysconf("SC_CLK_TCK")
         while not self._stop.wait(0.5):
             total = 0
             for pid in _descendants(os.getpid()):
                 try:
                     total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    program = Path(cmdline[0].decode()).name
+                    if program.startswith("python") and len(cmdline) > 1:
+                        program += " " + " ".join(c.decode() for c in cmdline[1:4])[-60:]
+                    self.cpu[pid] = (program, (int(stat[11]) + int(stat[12])) / ticks)
                 except (OSError, IndexError, ValueError):
                     continue
             self.peak_mib = max(self.peak_mib, total / 2**20)
+
+    def by_program(self) -> list[tuple[str, float]]:
+        summed: dict[str, float] = {}
+        for program, seconds in self.cpu.values():
+            summed[program] = summed.get(program, 0.0) + seconds
+        return sorted(summed.items(), key=lambda item: -item[1])[:6]
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
@@ -142,6 +157,7 @@ def measure(name: str, settings: dict, nodes: int, capacity: dict, charts: Path)
             fresh.destroy()
     print(f"  {name:<14} up {up_seconds:6.1f}s  preview {preview_seconds:5.1f}s  down {down_seconds:6.1f}s  "
           f"engine peak {memory.peak_mib:6.0f} MiB  |  floor (server-side apply) {floor_seconds:5.1f}s")
+    print("    CPU during up: " + ", ".join(f"{program} {seconds:.0f}s" for program, seconds in memory.by_program()))
 
 
 def main() -> None:
