@@ -850,7 +850,7 @@ def check_idempotent(stack, console: Console, config_file: str | None = None) ->
 
 
 def down(project: Path, stack_name: str, console: Console, delete_cluster: bool = False, verbose: bool = False,
-         run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> None:
+         run: Callable[..., subprocess.CompletedProcess] = subprocess.run, skip_checkpoints: bool = False) -> None:
     """Destroy the platform stack, then the kind cluster if asked. A cluster that is already gone (or
     does not answer) cannot have anything deleted from it: its resources are then dropped from the
     state, which pulumi-kubernetes does only on a refresh, for Helm releases too (its Delete refuses a
@@ -864,6 +864,8 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
                 raise
             target, answers, seen = "its cluster stack's", False, "the cluster stack holds no cluster"
         program_env = {} if answers else {DELETE_UNREACHABLE_ENV: "true"}
+        if skip_checkpoints:
+            program_env[SKIP_CHECKPOINTS_ENV] = "true"
         stack = open_stack(project, stack_name, program_env=program_env)
         config_file = platform_config_file(project, stack_name)
         progress = EngineProgress(console, verbose)

@@ -131,13 +131,15 @@ def _smoke_or_exit(stack: str) -> None:
 def down(
     stack: StackOption = "local",
     cluster: Annotated[bool, typer.Option("--cluster", help="Also delete the local kind cluster.")] = False,
+    skip_checkpoints: SkipCheckpointsOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Destroy the platform (works even when the cluster is already gone); --cluster deletes kind too."""
     from infra.cli import lifecycle
 
     try:
-        lifecycle.down(project_dir(), stack, console, delete_cluster=cluster, verbose=verbose)
+        lifecycle.down(project_dir(), stack, console, delete_cluster=cluster, verbose=verbose,
+                       skip_checkpoints=skip_checkpoints)
     except lifecycle.LifecycleError as failure:
         raise _fail(failure) from None
     console.print(f"Next: cd4ml up --stack {stack}")
@@ -157,7 +159,7 @@ def recreate(
     try:
         config = load_stack(directory / "stacks", stack)
         build_platform(config, stack)
-        lifecycle.down(directory, stack, console, verbose=verbose)
+        lifecycle.down(directory, stack, console, verbose=verbose, skip_checkpoints=skip_checkpoints)
         lifecycle.up(directory, stack, config, console=console, verbose=verbose, skip_checkpoints=skip_checkpoints)
     except (ConfigError, lifecycle.LifecycleError) as failure:
         raise _fail(failure) from None
