@@ -10,11 +10,11 @@ TEST_BIN := $(TEST_VENV)/bin
 STACK ?= local
 OUT ?= plan
 
-.PHONY: up test plan bench bench-envtest upstream-charts test-upstream envtest test-envtest clean help
+.PHONY: up test lint plan bench bench-envtest upstream-charts test-upstream envtest test-envtest clean help
 
 help:
 	@echo "make up      stand the platform up (needs Docker for a local kind cluster, or a kube context)"
-	@echo "make test    create .venv-test, install pinned dependencies, run the offline test suite"
+	@echo "make test    create .venv-test, install pinned dependencies, check layers, lint, types, run the offline suite"
 	@echo "make plan    write the desired platform of STACK=$(STACK) to OUT=$(OUT)/ (offline)"
 	@echo "make bench   print how long 'cd4ml plan' and the smoke suite take, and what the laptop stack costs (MLflow measured)"
 	@echo "make test-upstream  pull the pinned upstream charts (internet) and render them with the kit's values"
@@ -49,8 +49,15 @@ $(TOOLS)/%/.installed: tests/tools/%.txt
 up: $(BIN)/cd4ml
 	$(BIN)/cd4ml up --stack $(STACK)
 
+# The layer contracts (import-linter), ruff and mypy (strict on the config and the platform model),
+# all configured in pyproject.toml: seconds, before the suite.
+lint: $(TEST_VENV)/.test-deps
+	$(TEST_BIN)/lint-imports
+	$(TEST_BIN)/ruff check .
+	$(TEST_BIN)/mypy
+
 # The envtest scenarios (a real control plane, minutes each) run with `make test-envtest`, never here.
-test: $(TEST_VENV)/.test-deps $(TOOLS)/checkov/.installed $(TOOLS)/nca/.installed
+test: lint $(TEST_VENV)/.test-deps $(TOOLS)/checkov/.installed $(TOOLS)/nca/.installed
 	CD4ML_TOOLS=$(TOOLS) CD4ML_REQUIRE_TOOLS=1 $(TEST_BIN)/python -m pytest -m "not envtest"
 
 plan: $(BIN)/cd4ml

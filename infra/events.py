@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 TAG_SUFFIX = "prediction"
@@ -65,7 +65,7 @@ def prediction_event(*, model_name: str, model_version: str, pipeline_label: str
     if (prediction is None) == (error is None):
         raise InvalidEvent("give exactly one of prediction (a success) and error (a failure)")
     record: dict[str, Any] = {
-        "@timestamp": (at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat(timespec="milliseconds"),
+        "@timestamp": (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="milliseconds"),
         "event_id": event_id or str(uuid.uuid4()),
         "tenant": tenant,
         "environment": environment,

@@ -1,7 +1,8 @@
 """Handouts: one page per participant (Markdown and printable HTML) and a facilitator summary.
 
-Built from `platform.json`'s tenants and the access table, so a page never names a URL, namespace
-or variable the platform does not have. Passwords come from the deployed stack's secret outputs,
+Built from the platform model: its tenants (as `platform.json` shows them), the access table and each
+tenant's GoCD agent environment, so a page never names a URL, namespace or variable the platform does
+not have. Passwords come from the deployed stack's secret outputs,
 handed in by the caller; without them the pages carry a placeholder. The facilitator summary never
 holds a password: it is the file that gets mailed around.
 """
@@ -10,13 +11,20 @@ from __future__ import annotations
 
 import csv
 import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+
+from infra.document import TenantEntry
+from infra.platform.access import browser_url
+from infra.platform.gocd import GoCDSettings
+from infra.platform.model import Platform
 
 PASSWORD_PLACEHOLDER = "(not deployed yet: run `cd4ml up`, then `cd4ml handout` again)"
 SUMMARY_COLUMNS = ("participant", "login", "staging_namespace", "production_namespace", "mlflow_experiment",
                    "gocd_pipeline_group", "fluentd_tag", "index_pattern")
+SHOWN_VARIABLES = ("CD4ML_TENANT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "FLUENTD_HOST", "FLUENTD_PORT")
+"""The agent variables worth knowing (plus each environment's CD4ML_NAMESPACE_<ENV>)."""
 
 
 @dataclass(frozen=True)
@@ -27,23 +35,45 @@ class Links:
     grafana: str
 
 
-def page_markdown(tenant: Mapping[str, Any], links: Links, password: str | None, env: Mapping[str, str]) -> str:
-    name = tenant["name"]
-    urls = tenant.get("model_urls") or {}  # published through the ingress controller (cloud stacks)
+def handout_links(platform: Platform) -> Links:
+    """What people open: the public URL where the stack publishes, else the access table's."""
+    def url(name: str, suffix: str = "") -> str:
+        service = platform.services.get(name)
+        if not service or not service.endpoint:
+            return "(not in this stack)"
+        return (service.public_url or browser_url(name, service.endpoint)) + suffix
+
+    return Links(gocd=url("gocd"), mlflow=url("mlflow"), kibana=url("kibana", "/app/discover"),
+                 grafana=url("grafana", "/d/cd4ml-model-monitoring"))
+
+
+def handout_envs(platform: Platform) -> dict[str, dict[str, str]]:
+    """Each tenant's agent environment (the variables worth knowing), as the model gives GoCD's profiles."""
+    gocd = platform.services.get("gocd")
+    if gocd is None or not isinstance(gocd.settings, GoCDSettings):
+        return {}
+    return {profile.tenant: {k: v for k, v in profile.env.items()
+                             if k in SHOWN_VARIABLES or k.startswith("CD4ML_NAMESPACE_")}
+            for profile in gocd.settings.agent_profiles.values()}
+
+
+def page_markdown(tenant: TenantEntry, links: Links, password: str | None, env: Mapping[str, str]) -> str:
+    name = tenant.name
+    urls = tenant.model_urls  # published through the ingress controller (cloud stacks)
     namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {urls[env_name]}" if env_name in urls else "")
-                           for env_name, namespace in tenant["namespaces"].items())
+                           for env_name, namespace in tenant.namespaces.items())
     variables = "\n".join(f"    {key}={value}" for key, value in env.items())
     for_what = ("GoCD, Kibana, Grafana, MLflow and your model service" if urls
                 else "GoCD, Kibana, Grafana and MLflow")
     return f"""# CD4ML workshop: {name}
 
-Your login ({for_what}): **{tenant['login']}** / **{password or PASSWORD_PLACEHOLDER}**
+Your login ({for_what}): **{tenant.login}** / **{password or PASSWORD_PLACEHOLDER}**
 
 | tool | where | what is yours |
 |---|---|---|
-| GoCD | {links.gocd} | pipeline group `{tenant['gocd_pipeline_group']}`, agents `{tenant['gocd_elastic_profile']}` |
-| MLflow | {links.mlflow} | experiment `{tenant['mlflow_experiment']}` |
-| Kibana | {links.kibana} | your predictions: index pattern `{tenant['index_pattern']}` |
+| GoCD | {links.gocd} | pipeline group `{tenant.gocd_pipeline_group}`, agents `{tenant.gocd_elastic_profile}` |
+| MLflow | {links.mlflow} | experiment `{tenant.mlflow_experiment}` |
+| Kibana | {links.kibana} | your predictions: index pattern `{tenant.index_pattern}` |
 | Grafana | {links.grafana} | dashboard *CD4ML: model monitoring*, participant `{name}` |
 
 Your model service is deployed into:
@@ -55,11 +85,11 @@ Your pipeline's jobs run with (the platform sets these; nothing to configure):
 
 ## First three steps
 1. Fork the example model repository (`examples/model-repo`), set its git URL in `ci.gocd.yaml`, make
-   the pipeline group `{tenant['gocd_pipeline_group']}` and every job's
-   `elastic_profile_id: {tenant['gocd_elastic_profile']}`, and push it where your facilitator's GoCD reads it.
-2. Open GoCD, log in as `{tenant['login']}`, and watch your pipeline test, train (a run appears in MLflow
-   experiment `{tenant['mlflow_experiment']}`), pass the gate and deploy to staging.
-3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant['fluentd_tag']}`)
+   the pipeline group `{tenant.gocd_pipeline_group}` and every job's
+   `elastic_profile_id: {tenant.gocd_elastic_profile}`, and push it where your facilitator's GoCD reads it.
+2. Open GoCD, log in as `{tenant.login}`, and watch your pipeline test, train (a run appears in MLflow
+   experiment `{tenant.mlflow_experiment}`), pass the gate and deploy to staging.
+3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant.fluentd_tag}`)
    and on the Grafana dashboard; then change the model, push, and compare the versions.
 """
 
@@ -72,19 +102,18 @@ def page_html(markdown_text: str, title: str) -> str:
             f"<body><pre>{html.escape(markdown_text)}</pre></body></html>\n")
 
 
-def write_handouts(tenants: list[Mapping[str, Any]], links: Links, passwords: Mapping[str, str] | None,
+def write_handouts(tenants: Sequence[TenantEntry], links: Links, passwords: Mapping[str, str] | None,
                    envs: Mapping[str, Mapping[str, str]], out_dir: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for tenant in tenants:
-        password = (passwords or {}).get(tenant["name"])
-        text = page_markdown(tenant, links, password, envs.get(tenant["name"], {}))
-        (out_dir / f"{tenant['name']}.md").write_text(text)
-        (out_dir / f"{tenant['name']}.html").write_text(page_html(text, f"CD4ML workshop: {tenant['name']}"))
+        password = (passwords or {}).get(tenant.name)
+        text = page_markdown(tenant, links, password, envs.get(tenant.name, {}))
+        (out_dir / f"{tenant.name}.md").write_text(text)
+        (out_dir / f"{tenant.name}.html").write_text(page_html(text, f"CD4ML workshop: {tenant.name}"))
     with (out_dir / "facilitator-summary.csv").open("w", newline="") as summary:
         writer = csv.writer(summary)
         writer.writerow(SUMMARY_COLUMNS)
         for t in tenants:
-            writer.writerow([t["name"], t["login"], t["namespaces"].get("staging", ""),
-                             t["namespaces"].get("production", ""), t["mlflow_experiment"],
-                             t["gocd_pipeline_group"], t["fluentd_tag"], t["index_pattern"]])
+            writer.writerow([t.name, t.login, t.namespaces.get("staging", ""), t.namespaces.get("production", ""),
+                             t.mlflow_experiment, t.gocd_pipeline_group, t.fluentd_tag, t.index_pattern])
     return len(tenants)

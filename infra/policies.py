@@ -9,7 +9,8 @@ stack's `profile`, passed by `cd4ml up` (infra/cli/lifecycle.py) as the pack's c
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pulumi
@@ -19,9 +20,18 @@ from infra.components.ingress import Ingress
 from infra.components.kibana import Kibana
 from infra.components.mlflow import MLflow
 from infra.components.network import NetworkPolicies
-from infra.config import KUBE_TARGET_OUTPUT, ClusterProvider, ConfigError, load_from_pulumi
-from infra.plan import platform_document
-from infra.platform import ingress
+from infra.config import (
+    CLUSTER_STACK_ENV,
+    KUBE_CONTEXT_ENV,
+    KUBE_TARGET_OUTPUT,
+    PROJECT,
+    ClusterProvider,
+    ConfigError,
+    StackConfig,
+    load_config,
+)
+from infra.document import PlatformDocument
+from infra.platform import hosts, ingress
 from infra.platform.apps import NAME as APPS
 from infra.platform.build import build_platform
 from infra.platform.network import NAME as NETWORK
@@ -35,6 +45,20 @@ COMPONENTS: dict[str, type[ServiceComponent]] = {
     "mlflow": MLflow,
 }
 
+
+def load_from_pulumi() -> StackConfig:
+    """The running stack's config, as the Pulumi engine passes it to the program."""
+    from pulumi.runtime import config as runtime_config
+
+    # The language host hands config over as PULUMI_CONFIG or through set_all_config (mocks too).
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    # `cd4ml up` passes the cluster stack it created, or the context it chose, this way rather than
+    # writing into the stack file (which is the user's, and tracked).
+    if os.environ.get(CLUSTER_STACK_ENV):
+        raw[f"{PROJECT}:clusterStack"] = os.environ[CLUSTER_STACK_ENV]
+    if os.environ.get(KUBE_CONTEXT_ENV) and not raw.get(f"{PROJECT}:kubeContext"):
+        raw[f"{PROJECT}:kubeContext"] = os.environ[KUBE_CONTEXT_ENV]
+    return load_config(raw, source=f"stack '{pulumi.get_stack()}'")
 
 def run() -> None:
     try:
@@ -50,7 +74,7 @@ def run() -> None:
         # address reserved for the ingress controller, so the DNS record outlives a platform recreate.
         cluster = pulumi.StackReference("cluster", stack_name=config.cluster_stack)
         provider = k8s.Provider("kubernetes", kubeconfig=cluster.require_output("kubeconfig"))
-        if config.cluster_provider is ClusterProvider.GKE and ingress.enabled(config):
+        if config.cluster_provider is ClusterProvider.GKE and hosts.published(config):
             controller_values = {ingress.TRAEFIK_RELEASE: {"service": {"spec": {
                 "loadBalancerIP": cluster.require_output(INGRESS_ADDRESS_OUTPUT)}}}}
     else:
@@ -90,7 +114,7 @@ def run() -> None:
     # Which cluster this stack runs on, for `cd4ml smoke` and `status` (not the current kube context).
     pulumi.export(KUBE_TARGET_OUTPUT, {"context": config.kube_context or None,
                                        "clusterStack": config.cluster_stack or None})
-    pulumi.export("platform", platform_document(platform))
+    pulumi.export("platform", PlatformDocument.of(platform).to_json())
     # For `cd4ml up` and `status`: where the wildcard DNS record of the published services must point.
     pulumi.export("ingress", {"address": published.address, "domain": published.domain} if published else None)
     # For `cd4ml handout`: each participant's one password (GoCD, Kibana, Grafana, MLflow), a secret in the state.

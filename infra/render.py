@@ -7,7 +7,8 @@ Helm's Go library; no helm binary, no cluster).
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import helm_python
 import yaml

@@ -8,7 +8,8 @@ CRDs only when those are at hand (see tests/test_upstream_charts.py).
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import kubernetes_validate
 import kubernetes_validate.utils

@@ -7,7 +7,7 @@ named faults where they would happen on a cluster.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import secrets
@@ -31,13 +31,14 @@ from infra.config import load_config
 from infra.configure import elasticsearch as configure_elasticsearch
 from infra.configure import kibana as configure_kibana
 from infra.configure.api import JsonApi
-from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, configure, ensure
-from infra.plan import platform_document
+from infra.configure.gocd import configure, ensure
+from infra.document import PlatformDocument
 from infra.platform.build import build_platform
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
 from infra.platform.grafana import DATASOURCES
+from infra.polling import Observation, poll_until
 from infra.smoke.core import SmokeContext, Target
-from infra.smoke.polling import Observation, poll_until
+from infra.upstream.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES
 
 STACK_CONFIG = {"cd4ml:modelRepos": ["https://git.example.com/team/churn-model.git"]}
 """The stack the stand-in platform plays: the local defaults, plus one model repository."""
@@ -214,13 +215,12 @@ class StandInPlatform:
         self.stand_ins.append(stand_in)
         return stand_in.start()
 
-    def document(self) -> dict:
-        document = copy.deepcopy(platform_document(build_platform(load_config(STACK_CONFIG), "local")))
+    def document(self) -> PlatformDocument:
+        document = PlatformDocument.of(build_platform(load_config(STACK_CONFIG), "local"))
         # The platform lives at the stand-ins' addresses, so Elasticsearch's consumers point there.
-        for edge in document["wiring"]:
-            if edge["to"] == "elasticsearch":
-                edge["url"] = self.es.url
-        return document
+        return dataclasses.replace(document, wiring=tuple(
+            dataclasses.replace(edge, url=self.es.url) if edge.provider == "elasticsearch" else edge
+            for edge in document.wiring))
 
     def context(self, timeout: float = 3.0) -> SmokeContext:
         document = self.document()

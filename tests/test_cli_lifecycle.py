@@ -252,7 +252,16 @@ def test_handout_with_a_deployed_stack_puts_passwords_on_pages_only(tmp_path, mo
 def test_handout_without_participants_says_how_to_get_them(tmp_path):
     result = runner.invoke(app, ["handout", "--out", str(tmp_path)])
     assert result.exit_code == 1
-    assert "no workshop participants: set participants=N" in result.output
+    assert "cd4ml:participants = 0: handouts are for workshop participants" in result.output
+    assert "set participants=N" in result.output
+    assert "0 problems" not in result.output
+
+
+def test_a_config_error_always_names_a_problem():
+    from infra.config import ConfigError
+
+    with pytest.raises(ValueError, match="at least one problem"):
+        ConfigError([], "stack 'local'")
 
 
 def test_images_lists_every_image_and_marks_the_kits_own(monkeypatch):
@@ -313,12 +322,12 @@ def test_status_prices_a_cloud_cluster(fake_stack, monkeypatch):
 def published_document() -> dict:
     """The `platform` export of a stack that publishes through the ingress controller (as `up` reads it)."""
     from infra.config import load_config
-    from infra.plan import platform_document
+    from infra.document import PlatformDocument
     from infra.platform.build import build_platform
 
     config = load_config({"cd4ml:profile": "cluster", "cd4ml:exposure": "ingress",
                           "cd4ml:domain": "workshop.example.com", "cd4ml:acmeEmail": "facilitator@example.com"})
-    return json.loads(json.dumps(platform_document(build_platform(config, "gke"))))
+    return json.loads(json.dumps(PlatformDocument.of(build_platform(config, "gke")).to_json()))
 
 
 PUBLISHED = {"platform": published_document()}
@@ -481,7 +490,7 @@ def test_a_cloud_stack_installs_its_providers_on_first_use(provider, module, mon
     import importlib.util
 
     from rich.console import Console
-    from test_lifecycle import FakeRun, FakeWorkspace
+    from test_lifecycle import FakeRun
 
     from infra.config import load_config
 

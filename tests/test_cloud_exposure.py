@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from infra.cli.main import app
 from infra.config import load_stack
-from infra.handout_data import handout_links
+from infra.handout import handout_links
 from infra.platform.build import build_platform
 from infra.policies import load_balancer_violations, pack_config
 
@@ -126,7 +126,7 @@ def test_hosts_are_shared_out_over_as_few_certificates_as_lets_encrypt_allows(pa
     certificates = [o for o in platform.extra("ingress").objects if o["kind"] == "Certificate"]
     assert [len(c["spec"]["dnsNames"]) for c in certificates] == names
     every = [host for c in certificates for host in c["spec"]["dnsNames"]]
-    assert sorted(every) == platform.extra("ingress").settings["hosts"]  # each host on exactly one
+    assert sorted(every) == list(platform.extra("ingress").settings.hosts)  # each host on exactly one
     assert every[:4] == [f"{name}.{DOMAIN}" for name in ("gocd", "kibana", "grafana", "mlflow")]
     if participants == 100:
         return  # the most a stack takes

@@ -6,10 +6,9 @@ agents' own."""
 from __future__ import annotations
 
 import shutil
-from fnmatch import fnmatch
 import subprocess
 import sys
-from pathlib import Path
+from fnmatch import fnmatch
 
 import pytest
 import yaml

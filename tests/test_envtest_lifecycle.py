@@ -27,7 +27,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent / "envtest"))
 from controlplane import BIN, NODE_CAPACITY, ControlPlane, missing_binaries  # noqa: E402
 
-
 from infra.platform.kit_images import REPO_ROOT  # noqa: E402
 
 pytestmark = pytest.mark.envtest

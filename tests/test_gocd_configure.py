@@ -15,10 +15,11 @@ from gocd_api import COLLECTIONS, GoCDApiStandIn
 
 from infra.config import load_config
 from infra.configure.api import ApiError, JsonApi
-from infra.configure.gocd import HEALTH, Unauthorized, configure
+from infra.configure.gocd import Unauthorized, configure
 from infra.platform.build import build_platform
 from infra.platform.configure_job import mounted_tree
 from infra.platform.gocd import ADMIN_USER
+from infra.upstream.gocd import HEALTH
 
 PASSWORD = "generated-gocd-admin-pw"
 REPOS = ["https://git.example.com/team/churn-model.git", "git@git.example.com:team/fraud-model.git"]

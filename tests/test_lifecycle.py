@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -335,8 +335,8 @@ def kubeconfig_for(server: str, context: str = "here") -> dict:
 def test_a_cluster_that_answers_is_there_even_when_it_refuses_the_login(status, answers):
     """`down` drops a gone cluster's resources from the state: an API server refusing an expired
     credential is not gone, and must not lose the state of everything it runs."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from infra.smoke.cluster import KubeTarget
 

@@ -28,7 +28,7 @@ from infra.configure.api import ApiError, JsonApi
 from infra.platform import elasticsearch, fluentd, grafana
 from infra.platform.access import LOCAL_PORTS
 from infra.platform.build import build_platform
-from infra.smoke.polling import Observation, poll_until
+from infra.polling import Observation, poll_until
 
 ADMIN = ("cd4ml-admin", "admin-pw")
 

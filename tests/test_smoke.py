@@ -11,8 +11,8 @@ from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN,
 from typer.testing import CliRunner
 
 from infra.cli.main import app
+from infra.polling import Observation, WaitTimeout, poll_until
 from infra.smoke.core import CheckResult
-from infra.smoke.polling import Observation, WaitTimeout, poll_until
 from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, select, write_json, write_junit
 
 runner = CliRunner()

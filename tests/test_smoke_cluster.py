@@ -24,6 +24,7 @@ APP_OBJECTS = render_kit_chart(build_platform(load_config({}), "local").extra("a
 
 def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) -> tuple[FakeCluster, dict]:
     document = platform.document()
+    as_json = document.to_json()
     local = lambda url: f"127.0.0.1:{urlparse(url).port}"  # noqa: E731
     backends = {"elasticsearch-es-http": local(platform.es.url), "kibana-kb-http": local(platform.kibana.url),
                 "grafana": local(platform.grafana.url), "gocd-server": local(platform.gocd.url),
@@ -32,19 +33,19 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
                                                                 "password": PASSWORDS["cd4ml-admin"]},
                ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"},
                ("cd4ml-gocd", "gocd-admin"): {"username": GOCD_ADMIN[0], "password": GOCD_ADMIN[1]},
-               ("cd4ml-mlflow", "mlflow-admin"): dict(zip(("username", "password"), MLFLOW_ADMIN))}
+               ("cd4ml-mlflow", "mlflow-admin"): dict(zip(("username", "password"), MLFLOW_ADMIN, strict=True))}
     # The tenant's MLflow login wherever its edges say the consumers find it.
-    for edge in document["wiring"]:
+    for edge in as_json["wiring"]:
         if edge["to"] == "mlflow" and edge["kind"] == "connect":
             secrets[tuple(edge["credentials_secret"].split("/", 1))] = dict(zip(("username", "password"),
-                                                                                 PIPELINES_LOGIN))
-    mlflow_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
-    gocd_edge = next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "gocd"))
-    forward = urlparse(next(e["url"] for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "fluentd")))
+                                                                                 PIPELINES_LOGIN, strict=True))
+    mlflow_edge = next(e["url"] for e in as_json["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
+    gocd_edge = next(e["url"] for e in as_json["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "gocd"))
+    forward = urlparse(next(e["url"] for e in as_json["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "fluentd")))
     configmaps = {(o["metadata"]["namespace"], o["metadata"]["name"]): dict(o["data"]) for o in APP_OBJECTS
                   if o["kind"] == "ConfigMap"}
     cluster = FakeCluster(
-        document, backends, secrets,
+        as_json, backends, secrets,
         grants if grants is not None else {(AGENT, "cd4ml-staging"), (AGENT, "cd4ml-production")},
         es_for_logs=(platform.es.url, ("fluentd", PASSWORDS["fluentd"])),
         dns={mlflow_edge: mlflow_url, f"{forward.hostname}:{forward.port}": backends["fluentd"],
@@ -215,9 +216,9 @@ to health green, which ECK reports only once it reaches the cluster's API."""
 def test_fault_matrix_covers_every_wiring_edge():
     from test_smoke import FAULTS
 
-    from infra.plan import platform_document
+    from infra.document import PlatformDocument
 
-    wiring = platform_document(build_platform(load_config({}), "local"))["wiring"]
+    wiring = PlatformDocument.of(build_platform(load_config({}), "local")).to_json()["wiring"]
     edges = {(e["from"], e["to"]) for e in wiring if e["kind"] not in PROVEN_BY_UP}
     assert edges == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"
     assert {e["kind"] for e in wiring} == {"connect", "deploy"} | PROVEN_BY_UP

@@ -17,10 +17,10 @@ from smoke_fixtures import MLFLOW_ADMIN, STACK_CONFIG, MLflowServer, StandInPlat
 from test_smoke import FAULT_MATRIX
 
 from infra.config import load_config
+from infra.document import PlatformDocument
 from infra.events import DEFAULT_TENANT
-from infra.plan import platform_document
 from infra.platform.build import build_platform
-from infra.platform.ingress import PUBLIC_SERVICES
+from infra.platform.hosts import PUBLIC_SERVICES
 from infra.smoke.checks import ingress
 from infra.smoke.core import CheckResult
 from infra.smoke.runner import run_checks
@@ -83,10 +83,10 @@ def front_door(monkeypatch, lets_encrypt, mlflow_published, tmp_path):
             del routes[f"grafana.{DOMAIN}"]
         if "controller-cut-off-from-mlflow" in faults:  # e.g. the expose edge's policy is gone
             routes[f"mlflow.{DOMAIN}"] = f"http://127.0.0.1:{free_port()}"
-        document = platform_document(published_platform(issuer))
+        document = PlatformDocument.of(published_platform(issuer))
         # The certificate cert-manager issued for the names the kit asks for; before it has, Traefik's
         # own default one (nobody signs it).
-        (names,) = document["ingress"]["certificates"].values()
+        (names,) = document.ingress.certificates.values()
         signer = trustme.CA() if issuer != "letsencrypt" or "certificate-not-issued" in faults else lets_encrypt
         controller = IngressControllerStandIn(routes, signer.issue_cert(*names).configure_cert,
                                               redirect="no-http-redirect" not in faults, logins=logins)
@@ -116,7 +116,7 @@ class SecretsOnly:
 
 def test_every_published_service_has_its_check():
     assert {check.name for check in ingress.CHECKS} == CHECKS
-    assert {s["name"] for s in platform_document(published_platform())["services"] if s["public_url"]} == \
+    assert {s.name for s in PlatformDocument.of(published_platform()).services if s.public_url} == \
         set(PUBLIC_SERVICES)
 
 

@@ -16,8 +16,9 @@ import dataclasses
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import helm_python
 import jsonschema

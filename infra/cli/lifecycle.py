@@ -19,16 +19,20 @@ import socket
 import stat
 import subprocess
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import yaml
 from rich.console import Console
 
 from infra.cluster import CLUSTER_PROJECT, KIND_CLUSTER, KIND_NODE_IMAGE, KIND_VERSION, cluster_stack_reference
 from infra.config import CLUSTER_STACK_ENV, KUBE_CONTEXT_ENV, KUBE_TARGET_OUTPUT, PROJECT, ClusterProvider, StackConfig
-from infra.platform import ingress
-from infra.platform.kit_images import KIT_IMAGES, REPO_ROOT, KitImage
+from infra.document import PlatformDocument
+from infra.paths import REPO_ROOT
+from infra.platform import hosts, ingress
+from infra.platform.kit_images import KIT_IMAGES, KitImage
 from infra.policies import pack_config
 
 if TYPE_CHECKING:
@@ -370,7 +374,7 @@ def deliver_kit_images(config: StackConfig, context: str, console: Console,
             "the kit's own images (" + ", ".join(refs) + ") are built with Docker, and Docker is not running. "
             "Start Docker, or build and push them elsewhere (docker build -f images/<name>/Dockerfile .) "
             "and set cd4ml:imageRegistry.")
-    for image, ref in zip(images, refs):
+    for image, ref in zip(images, refs, strict=True):
         if run(["docker", "image", "inspect", ref], capture_output=True, text=True).returncode != 0:
             console.print(f" • building {ref}")
             built = run(["docker", "build", "--file", str(image.dockerfile), "--tag", ref, str(image.context)],
@@ -576,7 +580,7 @@ def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
     from kubernetes.config.config_exception import ConfigException
     from urllib3.exceptions import HTTPError
 
-    from infra.smoke.polling import Observation, WaitTimeout, poll_until
+    from infra.polling import Observation, WaitTimeout, poll_until
 
     undecided: list[str] = []
 
@@ -768,7 +772,7 @@ def up(project: Path, stack_name: str, config: StackConfig, console: Console, ve
     policy_config = state_dir(project) / f"policy-config-{stack_name}.json"
     policy_config.parent.mkdir(parents=True, exist_ok=True)
     policy_config.write_text(json.dumps(pack_config(
-        config.profile.value, (ingress.TRAEFIK_RELEASE,) if ingress.enabled(config) else ())))
+        config.profile.value, (ingress.TRAEFIK_RELEASE,) if hosts.published(config) else ())))
     # refresh: what was changed or deleted on the cluster by hand is seen, and put back.
     try:
         result = _engine_call("up", stack_name, project, lambda: stack.up(
@@ -792,20 +796,22 @@ def front_door(outputs: dict) -> list[str]:
     """The published services' URLs and the DNS record they need (exposure 'ingress'): printed by `up`
     and `status`, since the record is the one step the kit leaves to the facilitator."""
     door = outputs.get("ingress")
-    if not door:
+    if not door or not outputs.get("platform"):
         return []
-    document = outputs.get("platform") or {}
-    lines = [f"  • {s['name']:<14} {s['public_url']}" for s in document.get("services", []) if s.get("public_url")]
+    document = PlatformDocument.from_json(outputs["platform"])
+    published = [s for s in document.services if s.public_url]
+    lines = [f"  • {s.name:<14} {s.public_url}" for s in published]
     address, domain = door.get("address"), door.get("domain")
     if not address:
-        where = document.get("ingress") or {}
-        return lines + [f"  DNS: *.{domain} must point at the ingress controller, which has no address yet "
-                        f"(kubectl -n {where.get('namespace')} get svc {where.get('controller_service')})"]
+        where = document.ingress
+        look = f"kubectl -n {where.namespace} get svc {where.controller_service}" if where else "kubectl get svc -A"
+        return lines + [f"  DNS: *.{domain} must point at the ingress controller, which has no address yet ({look})"]
     kind = "A" if _is_ip(address) else "CNAME"
     record = f"*.{domain} {kind} {address}"
     # What the published hosts resolve to now: after a `recreate` the load balancer, and so the
     # address, is a new one, and yesterday's record points at nothing.
-    now, wanted = addresses(f"gocd.{domain}"), addresses(address)
+    public_host = urlparse(published[0].public_url or "").hostname if published else None
+    now, wanted = addresses(public_host) if public_host else set(), addresses(address)
     if now and now & wanted:
         return lines + [f"  DNS: ✓ *.{domain} points at the ingress controller ({address})"]
     if now:

@@ -7,14 +7,15 @@ import functools
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from infra.config import ConfigError, TlsIssuer, load_stack, parse_overrides, project_dir
-from infra.handout_data import handout_envs, handout_links
-from infra.plan import tenant_document, write_plan
+from infra.config import ConfigError, ConfigProblem, TlsIssuer, load_stack, parse_overrides, project_dir
+from infra.document import PlatformDocument, TenantEntry
+from infra.handout import handout_envs, handout_links
+from infra.plan import write_plan
 from infra.platform.build import build_platform
 from infra.validate import InvalidObject
 
@@ -26,7 +27,7 @@ errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 StackOption = Annotated[str, typer.Option("--stack", "-s", envvar="CD4ML_STACK",
                                           help="Stack name: stacks/Pulumi.<stack>.yaml.")]
-SetOption = Annotated[Optional[list[str]], typer.Option(
+SetOption = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a stack config key for this run: KEY=VALUE (repeatable).")]
 
 
@@ -57,10 +58,11 @@ def plan(
         public = f"  ->  {service.public_url}" if service.public_url else ""
         console.print(f"  • {service.name:<14} {url}{public}")
     from infra.platform.ingress import NAME as INGRESS
+    from infra.platform.ingress import IngressSettings
 
     published = platform.optional_extra(INGRESS)
-    if published:
-        certificates, issuer = published.settings["certificates"], published.settings["issuer"]
+    if published and isinstance(published.settings, IngressSettings):
+        certificates, issuer = published.settings.certificates, published.settings.issuer
         names = sum(len(hosts) for hosts in certificates.values())
         limits = (" (Let's Encrypt issues 50 a week per domain, 5 identical)"
                   if issuer == TlsIssuer.LETSENCRYPT.value else "")
@@ -188,9 +190,9 @@ def status(stack: StackOption = "local", timeout: Annotated[float, typer.Option(
         console.print(f"  • {name:<14} {service.get('url')}")
     for line in lifecycle.front_door(outputs):
         console.print(line)
-    tenants = (outputs.get("platform") or {}).get("tenants") or []
+    tenants = PlatformDocument.from_json(outputs["platform"]).tenants if outputs.get("platform") else ()
     if tenants:
-        console.print(f"  {len(tenants)} participants: {tenants[0]['name']} … {tenants[-1]['name']}")
+        console.print(f"  {len(tenants)} participants: {tenants[0].name} … {tenants[-1].name}")
     names = [n for n in _health_checks()]
     results = _run_smoke(stack, [], [], timeout, checks=names)
     report.print_results(console, results)
@@ -223,14 +225,16 @@ def handout(
         raise _fail(failure) from None
     platform = build_platform(config, stack)
     if not platform.tenants:
-        raise _fail(ConfigError([], f"stack '{stack}' has no workshop participants: set participants=N "
-                                    "(or participantNames) in its stack file, or --set participants=N"))
+        raise _fail(ConfigError([ConfigProblem(
+            key="participants", value=config.participants,
+            problem="handouts are for workshop participants and this stack has none: set participants=N "
+                    "(or participantNames) in its stack file, or --set participants=N")], f"stack '{stack}'"))
     passwords = None
     try:
         passwords = lifecycle.stack_outputs(directory, stack).get("participant_passwords")
     except lifecycle.LifecycleError as why:
         console.print(f" • {why}: pages written with a placeholder where the password goes")
-    count = write_handouts([tenant_document(t) for t in platform.tenants], handout_links(platform),
+    count = write_handouts([TenantEntry.of(t) for t in platform.tenants], handout_links(platform),
                            passwords, handout_envs(platform), out)
     console.print(f"[green]✓[/green] {count} participant pages (Markdown and HTML) and "
                   f"facilitator-summary.csv written to {out}")
@@ -266,7 +270,7 @@ def images(
 def charts(
     stack: StackOption = "local",
     overrides: SetOption = None,
-    pull: Annotated[Optional[Path], typer.Option(
+    pull: Annotated[Path | None, typer.Option(
         "--pull", help="Fetch every chart the stack installs, at its pinned version, into this folder (needs the "
                        "chart repositories: internet); then set chartsDir to it.")] = None,
 ) -> None:
@@ -297,18 +301,18 @@ def charts(
 @app.command()
 def smoke(
     stack: StackOption = "local",
-    endpoints: Annotated[Optional[list[str]], typer.Option(
+    endpoints: Annotated[list[str] | None, typer.Option(
         "--endpoint", help="Direct mode: reach SERVICE at URL (repeatable), e.g. mlflow=http://127.0.0.1:5000. "
                            "Logins come from CD4ML_<SERVICE>_USERNAME / CD4ML_<SERVICE>_PASSWORD. "
                            "Without it, services are reached through the stack's kube context.")] = None,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Check only this service (repeatable).")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Check only this service (repeatable).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Deadline of each check, in seconds.")] = 60.0,
     api_only: Annotated[bool, typer.Option(
         "--api-only", help="Check only what the Kubernetes API answers (login Secrets, network policies, the "
                            "admission of the kit's pods, deploy rights): for a cluster whose pods run nothing, "
                            "such as a test control plane; every other check is reported skipped.")] = False,
-    json_report: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
-    junit_report: Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report.")] = None,
+    json_report: Annotated[Path | None, typer.Option("--json", help="Also write the results as JSON.")] = None,
+    junit_report: Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report.")] = None,
 ) -> None:
     """Check that every service answers and every wire carries data; exit 1 if anything failed."""
     from infra.smoke import report
@@ -370,7 +374,8 @@ def _guarded(command):
             if isinstance(unexpected, FileNotFoundError) and unexpected.filename:
                 what = f"{unexpected.filename} was not found: is it installed?"
             else:
-                what = f"{type(unexpected).__name__}: {str(unexpected).strip().splitlines()[0][:300] if str(unexpected).strip() else '(no message)'}"
+                said = str(unexpected).strip()
+                what = f"{type(unexpected).__name__}: {said.splitlines()[0][:300] if said else '(no message)'}"
             errors.print(f"[red]✗[/red] {command.__name__} stopped on an unexpected error: {what} "
                          "(run again with --verbose, or CD4ML_DEBUG=1, for the details; please report it)")
             raise typer.Exit(code=1) from None

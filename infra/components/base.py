@@ -7,8 +7,9 @@ charts become Helm releases with fixed names, so Service DNS names are stable ac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -124,7 +125,8 @@ class ServiceComponent(pulumi.ComponentResource):
         previous: list[pulumi.Resource] = waits_for + secrets
         for index, stage in enumerate(service.stages):
             objects = [manifest for at, manifest in staged if at == index]
-            where = [m.get("metadata", {}).get("namespace", "") for m in objects] + [r.namespace for r in stage.releases]
+            where = [m.get("metadata", {}).get("namespace", "") for m in objects]
+            where += [r.namespace for r in stage.releases]
             stage_opts = pulumi.ResourceOptions(parent=self, depends_on=[*previous, *placed(*where)])
             created: list[pulumi.Resource] = []
             builtin = [m for m in objects if (m["apiVersion"], m["kind"]) not in CUSTOM_KINDS]

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.base import ServiceComponent
-from infra.platform.ingress import TRAEFIK_RELEASE
+from infra.platform.ingress import TRAEFIK_RELEASE, IngressSettings
 from infra.platform.model import Service
 
 
@@ -29,7 +29,8 @@ class Ingress(ServiceComponent):
             f"{name}-controller-service", release.status.apply(lambda status: f"{status.namespace}/{status.name}"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
         self.address = controller.status.apply(load_balancer_address)
-        self.domain = pulumi.Output.from_input(service.settings["domain"])
+        assert isinstance(service.settings, IngressSettings)
+        self.domain = pulumi.Output.from_input(service.settings.domain)
 
     def outputs(self) -> dict[str, Any]:
         return {**super().outputs(), "address": self.address, "domain": self.domain}

@@ -9,10 +9,11 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from infra.smoke.polling import Observation, WaitTimeout, poll_until
+from infra.polling import Observation, WaitTimeout, poll_until
 
 
 @dataclass
@@ -54,7 +55,7 @@ def covers(current: Any, desired: Any) -> bool:
         return {d["key"]: d.get("value") for d in desired} == have
     if isinstance(desired, list):
         return isinstance(current, list) and len(current) == len(desired) and all(
-            covers(c, d) for c, d in zip(current, desired))
+            covers(c, d) for c, d in zip(current, desired, strict=True))
     return current == desired
 
 
@@ -120,7 +121,7 @@ ELASTIC_ADMIN_HINT = "not the kit's admin, or its password differs from the elas
 """Elasticsearch and Kibana are configured as the Elasticsearch admin; where to look when refused."""
 
 
-def refusal(service: str, api: "JsonApi", answer: Response, doing: str, login_hint: str) -> ApiError:
+def refusal(service: str, api: JsonApi, answer: Response, doing: str, login_hint: str) -> ApiError:
     """An unexpected answer as a diagnosis; a refused login names the user and where its password is."""
     cause = f". Likely cause: user {api.username}: {login_hint}" if answer.status in (401, 403) else ""
     return ApiError(f"{service} answered {doing} with {answer.summary()}{cause}")

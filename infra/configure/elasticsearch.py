@@ -11,7 +11,8 @@ and ES_PASSWORD in the environment (see infra/platform/elasticsearch.py, which w
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from infra.configure.api import (
     ELASTIC_ADMIN_HINT,

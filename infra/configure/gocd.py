@@ -23,34 +23,22 @@ GOCD_PASSWORD in the environment (see infra/platform/gocd.py, which writes DESIR
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from infra.configure.api import ApiError, JsonApi, Outcome, Response, covers, run_main, wait_for
+from infra.upstream.gocd import (
+    AUTH_CONFIGS,
+    CLUSTER_PROFILES,
+    CONFIG_REPOS,
+    ELASTIC_PROFILES,
+    HEALTH,
+    PIPELINE_GROUPS,
+    SITE_URLS,
+    SYSTEM_ADMINS,
+    Collection,
+)
 
-
-@dataclass(frozen=True)
-class Collection:
-    """One GoCD config API: where it lives and the media-type version the pinned server speaks."""
-
-    what: str
-    path: str
-    accept: str
-
-
-CLUSTER_PROFILES = Collection("cluster profile", "/api/admin/elastic/cluster_profiles",
-                              "application/vnd.go.cd.v1+json")
-ELASTIC_PROFILES = Collection("elastic agent profile", "/api/elastic/profiles", "application/vnd.go.cd.v2+json")
-PIPELINE_GROUPS = Collection("pipeline group", "/api/admin/pipeline_groups", "application/vnd.go.cd.v1+json")
-CONFIG_REPOS = Collection("config repository", "/api/admin/config_repos", "application/vnd.go.cd.v4+json")
-AUTH_CONFIGS = Collection("authorization configuration", "/api/admin/security/auth_configs",
-                          "application/vnd.go.cd.v2+json")
-SITE_URLS = Collection("site URLs", "/api/admin/config/server/site_urls", "application/vnd.go.cd.v1+json")
-"""Where GoCD's links (e-mails, agents' job pages) point; set when the stack publishes GoCD (v1, no ETag)."""
-SYSTEM_ADMINS = Collection("system administrators", "/api/admin/security/system_admins",
-                           "application/vnd.go.cd.v2+json")
-HEALTH = Collection("server health", "/api/v1/health", "application/vnd.go.cd.v1+json")
-"""Anonymous always: GoCD refuses credentials while its security is off."""
 UPDATE_ATTEMPTS = 3
 
 

@@ -11,8 +11,9 @@ GRAFANA_USERNAME and GRAFANA_PASSWORD (the admin) in the environment.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 from infra.configure.api import ApiError, JsonApi, Outcome, Response, refusal, run_main, wait_for

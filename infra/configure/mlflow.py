@@ -15,8 +15,9 @@ named after the user under DESIRED's `password_dir` (see infra/platform/mlflow.p
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from infra.configure.api import ApiError, JsonApi, Outcome, Response, run_main, wait_for

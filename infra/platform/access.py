@@ -5,7 +5,7 @@ never points at a port nobody forwards."""
 from __future__ import annotations
 
 from infra.config import Exposure, StackConfig
-from infra.platform.ingress import public_url
+from infra.platform.hosts import public_url
 from infra.platform.model import Endpoint
 
 LOCAL_PORTS = {"gocd": 8153, "elasticsearch": 9200, "kibana": 5601, "grafana": 3000, "mlflow": 5000}

@@ -9,16 +9,17 @@ profile.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import yaml
 
 from infra.config import Profile
+from infra.paths import CHARTS_DIR
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import MODEL_RUNTIME
 from infra.platform.model import Endpoint, KitChart, Service, Stage
+from infra.platform.variables import client_variables
 
-CHARTS_DIR = Path(__file__).resolve().parents[2] / "charts"
 NAME = "app-environments"
 CHART_DIR = CHARTS_DIR / NAME
 ML_APP_CHART_DIR = CHARTS_DIR / "ml-app"
@@ -45,16 +46,6 @@ def ml_app_endpoint(namespace: str) -> Endpoint:
     return Endpoint(ML_APP_RELEASE, namespace, defaults["service"]["port"], target_port=defaults["containerPort"])
 
 
-def endpoint_variables(endpoints: dict[str, Endpoint]) -> dict[str, str]:
-    variables = {}
-    if "mlflow" in endpoints:
-        variables["MLFLOW_TRACKING_URI"] = endpoints["mlflow"].url
-    if "fluentd" in endpoints:
-        variables["FLUENTD_HOST"] = endpoints["fluentd"].host
-        variables["FLUENTD_PORT"] = str(endpoints["fluentd"].port)
-    return variables
-
-
 def ml_app_previews(ctx: BuildContext) -> tuple[KitChart, ...]:
     """charts/ml-app in every environment, with the values a deploy stage passes: the endpoints are
     the app's wiring edges; the model and pipeline label are placeholders a pipeline fills in.
@@ -66,12 +57,14 @@ def ml_app_previews(ctx: BuildContext) -> tuple[KitChart, ...]:
         endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(tenant.app_node(env)) if e.endpoint}
         if "mlflow" not in endpoints:
             continue
-        values: dict = {"model": PREVIEW_MODEL, "pipelineLabel": "1", "environment": env, "tenant": tenant.name,
+        values: dict[str, Any] = {"model": PREVIEW_MODEL, "pipelineLabel": "1", "environment": env,
+                                  "tenant": tenant.name,
                         "source": {"serve.py": "# the model repository's service/serve.py\n"},
                         "image": {"repository": f"{MODEL_RUNTIME.image(ctx.config).registry}/"
                                                 f"{MODEL_RUNTIME.image(ctx.config).repository}",
                                   "tag": MODEL_RUNTIME.tag}}
-        login = ctx.edge(tenant.app_node(env), "mlflow").credentials
+        edge = ctx.edge(tenant.app_node(env), "mlflow")
+        login = edge.credentials if edge else None
         values["mlflow"] = {"trackingUri": endpoints["mlflow"].url, "credentialsSecret": login.secret if login else ""}
         if "fluentd" in endpoints:
             values["fluentd"] = {"host": endpoints["fluentd"].host, "port": endpoints["fluentd"].port}
@@ -83,7 +76,7 @@ def ml_app_previews(ctx: BuildContext) -> tuple[KitChart, ...]:
 def build(ctx: BuildContext) -> Service:
     ns = ctx.ns
     accounts = {tenant.agents_node: tenant.service_account for tenant in ctx.tenants}
-    deployers_of: dict[str, list[dict]] = {}
+    deployers_of: dict[str, list[dict[str, Any]]] = {}
     for edge in ctx.edges_of_kind("deploy"):
         deployers_of.setdefault(edge.provider.namespace, []).append(
             {"name": accounts[edge.consumer.id], "namespace": edge.consumer.namespace})
@@ -95,7 +88,7 @@ def build(ctx: BuildContext) -> Service:
                 "name": env,
                 "namespace": namespace,
                 "tenant": tenant.name,
-                "endpoints": endpoint_variables(endpoints),
+                "endpoints": client_variables(endpoints),
                 "deployers": deployers_of.get(namespace, []),
             })
     values = {

@@ -11,13 +11,14 @@ import hashlib
 import json
 from typing import Any
 
-from infra.platform.kit_images import PYTHON_IMAGE, REPO_ROOT
+from infra.paths import REPO_ROOT
+from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.model import PART_OF, Image, Labels, Resources, SecretRef
 
 CODE_ROOT = "/opt/cd4ml"
 CREDENTIALS_ROOT = "/etc/cd4ml/credentials"
 DESIRED_FILE = "desired.json"
-SHARED_MODULES = ("infra/__init__.py", "infra/smoke/__init__.py", "infra/smoke/polling.py",
+SHARED_MODULES = ("infra/__init__.py", "infra/polling.py",
                   "infra/configure/__init__.py", "infra/configure/api.py")
 """What every configure module may import besides the standard library (a test runs the mounted
 set in an isolated interpreter to prove it)."""
@@ -31,8 +32,11 @@ def job_pods(module: str) -> Labels:
 
 
 def module_files(module: str) -> tuple[str, ...]:
-    """Repository paths mounted for `infra.configure.<module>`."""
-    return SHARED_MODULES + (f"infra/configure/{module}.py",)
+    """Repository paths mounted for `infra.configure.<module>`: the shared ones, the service's API
+    description (`infra/upstream/<module>.py`) when there is one, and the module."""
+    upstream = f"infra/upstream/{module}.py"
+    described = ("infra/upstream/__init__.py", upstream) if (REPO_ROOT / upstream).exists() else ()
+    return SHARED_MODULES + described + (f"infra/configure/{module}.py",)
 
 
 def _config_key(path: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from infra.config import Profile, StackConfig
 from infra.platform.layout import Namespaces
@@ -37,15 +38,20 @@ class BuildContext:
         """What a service's configure Job is given: the URL (and login) it configures the service through."""
         return next(e for e in self.wiring if e.kind == "configure" and e.provider.id == service)
 
+    def expose_edge(self, node: str) -> WiringEdge:
+        """How the ingress controller reaches what it publishes."""
+        return next(e for e in self.wiring if e.kind == "expose" and e.provider.id == node)
+
     def edges_from(self, consumer: str) -> tuple[WiringEdge, ...]:
         return tuple(e for e in self.wiring if e.consumer.id == consumer)
 
     def edges_of_kind(self, kind: str) -> tuple[WiringEdge, ...]:
         return tuple(e for e in self.wiring if e.kind == kind)
 
-    def volume_claim(self, size_gi: int) -> dict:
+    def volume_claim(self, size_gi: int) -> dict[str, Any]:
         """A PVC spec on the configured StorageClass (omitted = the cluster default)."""
-        spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{size_gi}Gi"}}}
+        spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                                "resources": {"requests": {"storage": f"{size_gi}Gi"}}}
         if self.config.storage_class:
             spec["storageClassName"] = self.config.storage_class
         return spec

@@ -14,6 +14,10 @@ profile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import yaml
 
 from infra import events
@@ -34,10 +38,12 @@ from infra.platform.model import (
     Labels,
     Resources,
     Service,
+    ServiceSettings,
     Stage,
     Workload,
     await_annotations,
 )
+from infra.platform.tenants import Tenant
 
 ECK_OPERATOR_CHART = ChartPin(repo="https://helm.elastic.co", chart="eck-operator", version="3.5.0")
 ECK_OPERATOR_IMAGE = Image(registry="docker.elastic.co", repository="eck/eck-operator", tag="3.5.0")
@@ -100,7 +106,7 @@ def replicas(nodes: int) -> int:
     return 0 if nodes == 1 else 1
 
 
-def desired_configuration(nodes: int, retention_days: int) -> dict:
+def desired_configuration(nodes: int, retention_days: int) -> dict[str, Any]:
     """What the configure Job ensures, in Elasticsearch's own API shapes."""
     # In the form Elasticsearch returns settings (nested under `index`, values as strings), so that
     # a read-back compares equal and a second run writes nothing.
@@ -155,13 +161,14 @@ KIBANA_READ = [{"application": "kibana-.kibana", "resources": ["*"],
 role's index privileges: only their own events."""
 
 
-def _participant_secret(tenant, namespace: str) -> KitSecret:
+def _participant_secret(tenant: Tenant, namespace: str) -> KitSecret:
+    assert tenant.login and tenant.password, f"{tenant.name} is not a participant"
     return KitSecret(namespace=namespace, name=user_credentials(tenant.name, namespace).secret,
                      literals=(("username", tenant.login), ("roles", tenant_role(tenant.name))),
                      generated=(("password", tenant.password),), type="kubernetes.io/basic-auth")
 
 
-def _roles_document(participants=()) -> str:
+def _roles_document(participants: Sequence[Tenant] = ()) -> str:
     logs = [f"{LOG_INDEX_PREFIX}-*", f"{EVENT_INDEX_PREFIX}-*"]
     tenant_roles = {tenant_role(t.name): {
         "indices": [{"names": [f"{EVENT_INDEX_PREFIX}-{t.name}-*"], "privileges": ["read", "view_index_metadata"]}],
@@ -178,6 +185,16 @@ def _roles_document(participants=()) -> str:
             "indices": [{"names": list(logs), "privileges": ["read", "view_index_metadata"]}],
         },
     }, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ElasticsearchSettings(ServiceSettings):
+    retention_policy: str
+    """The index lifecycle policy that deletes daily indices."""
+    retention_days: int
+    index_templates: tuple[str, ...]
+    """Templates that give the kit's indices their mappings, the policy and `replicas`."""
+    replicas: int
 
 
 def build(ctx: BuildContext) -> Service:
@@ -236,7 +253,7 @@ def build(ctx: BuildContext) -> Service:
     configure = configure_job(
         name="elasticsearch-configure", namespace=ns.logging, module="elasticsearch",
         desired=desired_configuration(config.elasticsearch_nodes, config.log_retention_days),
-        env={"ES_URL": ctx.configure_edge("elasticsearch").url,
+        env={"ES_URL": ctx.configure_edge("elasticsearch").target.url,
              "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
         secret_env={"ES_USERNAME": admin.username, "ES_PASSWORD": admin.password},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
@@ -263,7 +280,8 @@ def build(ctx: BuildContext) -> Service:
                      (Container("elasticsearch", image, node_size),)),
         ),
         extra_images=(ctx.image(PYTHON_IMAGE),),
-        settings={"retention_policy": RETENTION_POLICY, "retention_days": config.log_retention_days,
-                  "index_templates": sorted(desired_configuration(1, 1)["index_templates"]),
-                  "replicas": replicas(config.elasticsearch_nodes)},
+        settings=ElasticsearchSettings(
+            retention_policy=RETENTION_POLICY, retention_days=config.log_retention_days,
+            index_templates=tuple(sorted(desired_configuration(1, 1)["index_templates"])),
+            replicas=replicas(config.elasticsearch_nodes)),
     )

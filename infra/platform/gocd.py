@@ -12,6 +12,7 @@ imageRegistry.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -20,7 +21,7 @@ from infra.config import Profile, StackConfig
 from infra.platform.access import service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
-from infra.platform.ingress import public_url
+from infra.platform.hosts import public_url
 from infra.platform.kit_images import GOCD_AGENT_ML, MODEL_RUNTIME, PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -35,11 +36,13 @@ from infra.platform.model import (
     Labels,
     Resources,
     Service,
+    ServiceSettings,
     Stage,
     WiringEdge,
     Workload,
 )
 from infra.platform.tenants import DEFAULT_PROFILE, DEFAULT_SERVICE_ACCOUNT, Tenant
+from infra.platform.variables import MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_USERNAME, client_variables
 
 CHART = ChartPin(repo="https://gocd.github.io/helm-chart", chart="gocd", version="2.18.0")
 SERVER_IMAGE = Image(repository="gocd/gocd-server", tag="v26.1.0")
@@ -108,20 +111,16 @@ def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Imag
               tenant: Tenant, app_login_secret: str | None = None) -> list[dict[str, Any]]:
     """Agent environment from the agents' outgoing edges (a switched-off service leaves no var), plus
     what a deploy stage passes to charts/ml-app."""
-    env: list[dict[str, Any]] = []
-    for edge in edges:
-        if edge.kind != "connect" or edge.endpoint is None:
-            continue
-        if edge.provider.id == "mlflow":
-            env.append({"name": "MLFLOW_TRACKING_URI", "value": edge.endpoint.url})
-            if edge.credentials:  # the MLflow client reads its login from these two variables only
-                env += [{"name": "MLFLOW_TRACKING_USERNAME", "valueFrom": edge.credentials.username.as_env_source()},
-                        {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": edge.credentials.password.as_env_source()}]
-            if app_login_secret:  # what a deploy stage hands charts/ml-app (mlflow.credentialsSecret)
-                env.append({"name": "CD4ML_MLFLOW_LOGIN_SECRET", "value": app_login_secret})
-        elif edge.provider.id == "fluentd":
-            env += [{"name": "FLUENTD_HOST", "value": edge.endpoint.host},
-                    {"name": "FLUENTD_PORT", "value": str(edge.endpoint.port)}]
+    connects = {e.provider.id: e for e in edges if e.kind == "connect" and e.endpoint is not None}
+    env: list[dict[str, Any]] = [
+        {"name": name, "value": value}
+        for name, value in client_variables({p: e.endpoint for p, e in connects.items() if e.endpoint}).items()]
+    mlflow = connects.get("mlflow")
+    if mlflow and mlflow.credentials:
+        env += [{"name": MLFLOW_TRACKING_USERNAME, "valueFrom": mlflow.credentials.username.as_env_source()},
+                {"name": MLFLOW_TRACKING_PASSWORD, "valueFrom": mlflow.credentials.password.as_env_source()}]
+    if mlflow and app_login_secret:  # what a deploy stage hands charts/ml-app (mlflow.credentialsSecret)
+        env.append({"name": "CD4ML_MLFLOW_LOGIN_SECRET", "value": app_login_secret})
     deploy_targets = [edge.provider.namespace for edge in edges if edge.kind == "deploy"]
     if deploy_targets:
         env.append({"name": "CD4ML_DEPLOY_NAMESPACES", "value": ",".join(deploy_targets)})
@@ -171,7 +170,7 @@ def as_started(pod: dict[str, Any], namespace: str) -> dict[str, Any]:
     text = yaml.safe_dump(pod, sort_keys=False)
     for placeholder, value in PLUGIN_PLACEHOLDERS.items():
         text = text.replace(placeholder, value)
-    started = yaml.safe_load(text)
+    started: dict[str, Any] = yaml.safe_load(text)
     started["metadata"]["namespace"] = namespace
     return started
 
@@ -254,7 +253,8 @@ def elastic_agent_pod(platform_config: dict[str, Any], profile_id: str = ML_PROF
     """The pod YAML of an elastic profile in a desired configuration, parsed back."""
     profile = next(p for p in platform_config["elastic_profiles"] if p["id"] == profile_id)
     properties = {p["key"]: p["value"] for p in profile["properties"]}
-    return yaml.safe_load(properties["PodConfiguration"])
+    pod: dict[str, Any] = yaml.safe_load(properties["PodConfiguration"])
+    return pod
 
 
 def _app_login_secret(ctx: BuildContext, tenant: Tenant) -> str | None:
@@ -266,9 +266,39 @@ def _app_login_secret(ctx: BuildContext, tenant: Tenant) -> str | None:
     return next(iter(names), None)
 
 
+@dataclass(frozen=True)
+class AgentProfile:
+    """One tenant's elastic agent profile: whose pods it starts, as whom, with what environment."""
+
+    tenant: str
+    agents_node: str
+    """Its pods' node in the wiring graph."""
+    service_account: str
+    env: dict[str, str]
+    """The variables its pods get by value (credentials come from Secrets and are not listed)."""
+
+
+@dataclass(frozen=True)
+class ConfigRepo:
+    id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class GoCDSettings(ServiceSettings):
+    cluster_profile: str
+    elastic_profiles: tuple[str, ...]
+    agent_profiles: dict[str, AgentProfile]
+    """Elastic profile id -> what it gives its pods."""
+    pipeline_groups: tuple[str, ...]
+    agent_image: str
+    config_repos: tuple[ConfigRepo, ...]
+    admins: tuple[str, ...]
+
+
 def build(ctx: BuildContext) -> Service:
     ns, config = ctx.ns, ctx.config
-    persistence: dict = {
+    persistence: dict[str, Any] = {
         "enabled": True,
         "size": f"{config.gocd_storage_gi}Gi",
         "extraVolumes": [{"name": "cd4ml-auth", "secret": {"secretName": PASSWORD_FILE_SECRET}}],
@@ -327,12 +357,13 @@ def build(ctx: BuildContext) -> Service:
         # One file, one line per login: the admin, then each participant (never an admin).
         KitSecret(ns.gocd, PASSWORD_FILE_SECRET, password_files=(
             (PASSWORD_FILE_KEY, ADMIN_USER, admin_password),
-            *((PASSWORD_FILE_KEY, t.login, t.password) for t in ctx.tenants if t.participant))),
+            *((PASSWORD_FILE_KEY, t.login, t.password) for t in ctx.tenants if t.login and t.password))),
     )
     desired = desired_configuration(config, ns, ctx.tenants, pods)
     configure = configure_job(
         name="gocd-configure", namespace=ns.gocd, module="gocd", desired=desired,
-        env={"GOCD_URL": ctx.configure_edge("gocd").url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
+        env={"GOCD_URL": ctx.configure_edge("gocd").target.url,
+             "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
         secret_env={"GOCD_USERNAME": admin.username, "GOCD_PASSWORD": admin.password},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
     workloads = [Workload(f"{RELEASE}-server", "Deployment", 1,
@@ -352,17 +383,18 @@ def build(ctx: BuildContext) -> Service:
                 Stage(objects=configure)),
         workloads=tuple(workloads),
         embedded=tuple(as_started(pod, ns.gocd) for pod in pods.values()),
-        settings={
-            "cluster_profile": CLUSTER_PROFILE_ID,
-            "elastic_profiles": [p["id"] for p in desired["elastic_profiles"]],
-            "agent_profiles": {t.elastic_profile: {"agents_node": t.agents_node, "service_account": t.service_account}
-                               for t in ctx.tenants},
-            "pipeline_groups": [g["name"] for g in desired["pipeline_groups"]],
-            "agent_image": agent_image.ref,
-            "config_repos": [{"id": r["id"], "url": r["material"]["attributes"]["url"]}
-                             for r in desired["config_repos"]],
-            "admins": desired["system_admins"]["users"],
-        },
+        settings=GoCDSettings(
+            cluster_profile=CLUSTER_PROFILE_ID,
+            elastic_profiles=tuple(p["id"] for p in desired["elastic_profiles"]),
+            agent_profiles={t.elastic_profile: AgentProfile(
+                tenant=t.name, agents_node=t.agents_node, service_account=t.service_account,
+                env={e["name"]: e["value"] for e in envs[t.name] if "value" in e}) for t in ctx.tenants},
+            pipeline_groups=tuple(g["name"] for g in desired["pipeline_groups"]),
+            agent_image=agent_image.ref,
+            config_repos=tuple(ConfigRepo(r["id"], r["material"]["attributes"]["url"])
+                               for r in desired["config_repos"]),
+            admins=tuple(desired["system_admins"]["users"]),
+        ),
         # Elastic agents are started on demand from the ML image; the configure Job runs stock Python.
         extra_images=(agent_image, ctx.image(PYTHON_IMAGE)),
         public_url=public_url(config, "gocd", endpoint(ns).path),

@@ -11,14 +11,16 @@ Config keys read: exposure, profile.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.config import Profile
 from infra.platform import elasticsearch, kibana, mlflow
 from infra.platform.access import service_type, user_url
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
-from infra.platform.ingress import public_url
+from infra.platform.hosts import public_url
 from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -33,6 +35,7 @@ from infra.platform.model import (
     Labels,
     Resources,
     Service,
+    ServiceSettings,
     Stage,
     Workload,
 )
@@ -66,9 +69,9 @@ DASHBOARDS_CONFIGMAP = "grafana-dashboards-cd4ml"
 MODEL_DASHBOARD_UID = "cd4ml-model-monitoring"
 
 
-def model_dashboard(links: dict[str, str]) -> dict:
+def model_dashboard(links: dict[str, str]) -> dict[str, Any]:
     """The dashboard as provisioned: the file in the repository plus links to the other tools."""
-    dashboard = json.loads((DASHBOARDS_DIR / "model-monitoring.json").read_text())
+    dashboard: dict[str, Any] = json.loads((DASHBOARDS_DIR / "model-monitoring.json").read_text())
     dashboard["links"] = [{"title": title, "type": "link", "url": url, "targetBlank": True, "icon": "external link"}
                           for title, url in links.items()]
     return dashboard
@@ -83,7 +86,7 @@ def admin_credentials(ns: Namespaces) -> Credentials:
     return Credentials(ns.monitoring, ADMIN_SECRET, username_key="admin-user", password_key="admin-password")
 
 
-def datasources(es: Endpoint) -> list[dict]:
+def datasources(es: Endpoint) -> list[dict[str, Any]]:
     return [{
         "name": name,
         "uid": uid,
@@ -98,13 +101,21 @@ def datasources(es: Endpoint) -> list[dict]:
     } for uid, (name, prefix) in DATASOURCES.items()]
 
 
+@dataclass(frozen=True)
+class GrafanaSettings(ServiceSettings):
+    datasources: tuple[str, ...]
+    """Datasource uids the provisioned dashboards use."""
+    dashboards: tuple[str, ...]
+    participant_logins: tuple[str, ...]
+
+
 def build(ctx: BuildContext) -> Service:
     ns = ctx.ns
     admin = admin_credentials(ns)
     size = SIZES[ctx.profile]
     image = ctx.image(IMAGE)
     public = public_url(ctx.config, "grafana")
-    values: dict = {
+    values: dict[str, Any] = {
         "image": {"registry": image.registry, "repository": image.repository, "tag": image.tag},
         "service": {"type": service_type("grafana", ctx.config.exposure),
                     "port": HTTP_PORT},
@@ -151,11 +162,12 @@ def build(ctx: BuildContext) -> Service:
     if participants:
         # Workshop mode: a Viewer login per participant, same password as their GoCD, Kibana and MLflow logins.
         secrets.append(KitSecret(ns.monitoring, PARTICIPANT_LOGINS_SECRET,
-                                 generated=tuple((t.login, t.password) for t in participants)))
+                                 generated=tuple((t.login, t.password) for t in participants
+                                                 if t.login and t.password)))
         stages.append(Stage(objects=configure_job(
             name="grafana-configure", namespace=ns.monitoring, module="grafana",
             desired={"users": [t.login for t in participants], "password_dir": PARTICIPANT_LOGINS_DIR},
-            env={"GRAFANA_URL": ctx.configure_edge("grafana").url, "CD4ML_HEALTH_TIMEOUT": "540"},
+            env={"GRAFANA_URL": ctx.configure_edge("grafana").target.url, "CD4ML_HEALTH_TIMEOUT": "540"},
             secret_env={"GRAFANA_USERNAME": admin.username, "GRAFANA_PASSWORD": admin.password},
             timeout_seconds=600, image=ctx.image(PYTHON_IMAGE),
             secret_files=((PARTICIPANT_LOGINS_SECRET, PARTICIPANT_LOGINS_DIR),))))
@@ -169,7 +181,8 @@ def build(ctx: BuildContext) -> Service:
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("grafana", image, size),)),),
         after=("elasticsearch",),
         public_url=public,
-        settings={"datasources": sorted(DATASOURCES), "dashboards": [MODEL_DASHBOARD_UID] if edge else [],
-                  "participant_logins": [t.login for t in participants]},
+        settings=GrafanaSettings(datasources=tuple(sorted(DATASOURCES)),
+                                 dashboards=(MODEL_DASHBOARD_UID,) if edge else (),
+                                 participant_logins=tuple(t.login for t in participants if t.login)),
         extra_images=(ctx.image(PYTHON_IMAGE),) if participants else (),
     )

@@ -15,8 +15,8 @@ only LoadBalancer, a host per service under `domain`, TLS certificates issued by
   in the controller's namespace, and loaded into Traefik's default TLS store, which serves them by
   SNI to every Ingress's router whatever its namespace. So 100 participants order 3 certificates;
   the HTTP-01 solver pods run in the controller's namespace, not in participants' quotas.
-- The services' own settings that must know their public URL come from `public_url` here: MLflow's
-  allowed hosts, Grafana's root URL, Kibana's public base URL; links in dashboards and handouts.
+- The services' own settings that must know their public URL come from `infra/platform/hosts.py`:
+  MLflow's allowed hosts, Grafana's root URL, Kibana's public base URL; links in dashboards and handouts.
 - A model service is published behind its tenant's login (Traefik basic auth: the participant's
   one login, or the single team's pipelines login): a Secret of bcrypt lines and a Middleware per
   tenant in the controller's namespace, named by the tenant's Ingresses. The services authenticate
@@ -31,7 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra.config import Exposure, StackConfig, TlsIssuer
+from infra.config import StackConfig, TlsIssuer
+from infra.platform.apps import ML_APP_RELEASE
+from infra.platform.context import BuildContext
+from infra.platform.hosts import host
 from infra.platform.model import (
     PART_OF,
     ChartPin,
@@ -42,6 +45,7 @@ from infra.platform.model import (
     Labels,
     Resources,
     Service,
+    ServiceSettings,
     Stage,
     Workload,
 )
@@ -76,10 +80,6 @@ CERTIFICATE_PREFIX = "cd4ml-hosts"
 SERVICE_ON_HTTPS_ONLY = {"traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
                          "traefik.ingress.kubernetes.io/router.tls": "true"}
 """Traefik's Ingress annotations: a service's router never answers plain HTTP (no password in clear)."""
-PUBLIC_SERVICES = ("gocd", "kibana", "grafana", "mlflow")
-"""Published under the domain; Elasticsearch and Fluentd stay in-cluster."""
-
-
 def controller_pods(namespace: str) -> Labels:
     """The Traefik chart's pod selector labels (its instance label is `<release>-<namespace>`)."""
     return (("app.kubernetes.io/name", "traefik"), ("app.kubernetes.io/instance", f"{TRAEFIK_RELEASE}-{namespace}"))
@@ -90,25 +90,6 @@ CERT_MANAGER_CONTROLLER_PODS: Labels = (("app.kubernetes.io/name", "cert-manager
                                         ("app.kubernetes.io/instance", CERT_MANAGER_RELEASE))
 CERT_MANAGER_WEBHOOK_PODS: Labels = (("app.kubernetes.io/name", "webhook"),
                                      ("app.kubernetes.io/instance", CERT_MANAGER_RELEASE))
-
-
-def enabled(config: StackConfig) -> bool:
-    return config.exposure is Exposure.INGRESS
-
-
-def host(config: StackConfig, name: str) -> str:
-    return f"{name}.{config.domain}"
-
-
-def public_url(config: StackConfig, service: str, path: str = "") -> str | None:
-    """What people open in their browser, when the stack publishes the service; else None."""
-    if not enabled(config) or service not in PUBLIC_SERVICES:
-        return None
-    return f"https://{host(config, service)}{path}"
-
-
-def app_host(config: StackConfig, tenant_name: str | None, env: str) -> str:
-    return host(config, f"{tenant_name}-{env}" if tenant_name else env)
 
 
 def cluster_issuer(config: StackConfig) -> dict[str, Any]:
@@ -123,6 +104,30 @@ def cluster_issuer(config: StackConfig) -> dict[str, Any]:
         }}
     return {"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
             "metadata": {"name": CLUSTER_ISSUER, "labels": dict(PART_OF)}, "spec": spec}
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    """Where one tenant's model service in one environment is published."""
+
+    url: str
+    namespace: str
+    node: str
+    """Its node in the wiring graph."""
+
+
+@dataclass(frozen=True)
+class IngressSettings(ServiceSettings):
+    domain: str
+    issuer: str
+    ingress_class: str
+    load_balancer_release: str
+    """The controller's release, whose Service is the platform's one LoadBalancer."""
+    hosts: tuple[str, ...]
+    certificates: dict[str, tuple[str, ...]]
+    """Shared Certificate name -> its host names."""
+    model_services: dict[str, dict[str, PublishedModel]]
+    """Tenant -> environment -> where its model service is published."""
 
 
 @dataclass(frozen=True)
@@ -232,9 +237,31 @@ def cert_manager_values(images: tuple[Image, ...]) -> dict[str, Any]:
     }
 
 
-def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingresses: list[dict[str, Any]],
-          app_ingresses: list[dict[str, Any]], logins: list[ModelLogin], model_services: dict[str, Any],
-          mirrors: dict[str, str]) -> Service:
+def build(ctx: BuildContext, services: dict[str, Service]) -> Service:
+    """The controller, cert-manager, the issuer, and an Ingress per published service and per
+    application namespace: where the `expose` edges of the wiring graph say the controller reaches."""
+    service_ingresses = [ingress(name, e.provider.namespace, host(ctx.config, name), e.target.service,
+                                         e.target.port)
+                         for name in services if (e := ctx.edge("ingress-controller", name))]
+    app_ingresses, logins = [], []
+    for tenant in ctx.tenants:
+        login = model_login(ctx.ns.ingress, tenant.name, tenant.pipeline_login, tenant.pipeline_password)
+        logins.append(login)
+        for env, namespace in tenant.environments:
+            exposed = ctx.expose_edge(tenant.app_node(env)).target
+            app_ingresses.append(ingress(ML_APP_RELEASE, namespace, dict(tenant.public_hosts)[env],
+                                         exposed.service, exposed.port, login))
+    # Where each tenant's model services are published, for the smoke checks (a single team too).
+    model_services = {t.name: {env: PublishedModel(t.model_urls[env], namespace, t.app_node(env))
+                               for env, namespace in t.environments} for t in ctx.tenants}
+    return _assemble(ctx.config, ctx.ns.ingress, ctx.ns.cert_manager, service_ingresses, app_ingresses, logins,
+                     model_services, ctx.config.mirrors)
+
+
+def _assemble(config: StackConfig, namespace: str, cert_namespace: str, service_ingresses: list[dict[str, Any]],
+              app_ingresses: list[dict[str, Any]], logins: list[ModelLogin],
+              model_services: dict[str, dict[str, PublishedModel]],
+              mirrors: dict[str, str]) -> Service:
     traefik_image = TRAEFIK_IMAGE.through(mirrors)
     cert_images = tuple(image.through(mirrors) for image in CERT_MANAGER_IMAGES)
     controller, webhook, cainjector, acmesolver, startupapicheck = cert_images
@@ -262,8 +289,9 @@ def build(config: StackConfig, namespace: str, cert_namespace: str, service_ingr
                      for part, image in (("controller", controller), ("webhook", webhook),
                                          ("cainjector", cainjector)))),
         extra_images=(acmesolver, startupapicheck),
-        settings={"domain": config.domain, "issuer": config.tls_issuer.value, "ingress_class": INGRESS_CLASS,
-                  "load_balancer_release": TRAEFIK_RELEASE, "hosts": sorted(hosts),
-                  "certificates": {c["metadata"]["name"]: c["spec"]["dnsNames"] for c in shared},
-                  "model_services": model_services},
+        settings=IngressSettings(
+            domain=config.domain, issuer=config.tls_issuer.value, ingress_class=INGRESS_CLASS,
+            load_balancer_release=TRAEFIK_RELEASE, hosts=tuple(sorted(hosts)),
+            certificates={c["metadata"]["name"]: tuple(c["spec"]["dnsNames"]) for c in shared},
+            model_services=model_services),
     )

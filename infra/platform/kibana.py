@@ -8,11 +8,13 @@ Config keys read: elasticStackVersion, profile.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from infra.config import Profile
 from infra.platform import elasticsearch
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
-from infra.platform.ingress import public_url
+from infra.platform.hosts import public_url
 from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -22,6 +24,7 @@ from infra.platform.model import (
     Labels,
     Resources,
     Service,
+    ServiceSettings,
     Stage,
     Workload,
     await_annotations,
@@ -49,6 +52,19 @@ NODE_HEAP_MB = {Profile.LAPTOP: 640, Profile.CLUSTER: 1280}
 
 def endpoint(ns: Namespaces) -> Endpoint:
     return Endpoint(f"{RESOURCE_NAME}-kb-http", ns.logging, HTTP_PORT)
+
+
+@dataclass(frozen=True)
+class DataView:
+    id: str
+    title: str
+    """The index pattern it reads."""
+
+
+@dataclass(frozen=True)
+class KibanaSettings(ServiceSettings):
+    data_views: tuple[DataView, ...]
+    default_data_view: str
 
 
 def build(ctx: BuildContext) -> Service:
@@ -81,7 +97,7 @@ def build(ctx: BuildContext) -> Service:
     desired = {"data_views": list(DATA_VIEWS), "default_data_view": DATA_VIEWS[0]["id"]}
     configure = configure_job(
         name="kibana-configure", namespace=ns.logging, module="kibana", desired=desired,
-        env={"KIBANA_URL": ctx.configure_edge("kibana").url,
+        env={"KIBANA_URL": ctx.configure_edge("kibana").target.url,
              "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
         secret_env={"KIBANA_USERNAME": admin.username, "KIBANA_PASSWORD": admin.password},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
@@ -97,6 +113,6 @@ def build(ctx: BuildContext) -> Service:
         after=("elasticsearch",),
         public_url=public,
         extra_images=(ctx.image(PYTHON_IMAGE),),
-        settings={"data_views": [{"id": v["id"], "title": v["title"]} for v in DATA_VIEWS],
-                  "default_data_view": DATA_VIEWS[0]["id"]},
+        settings=KibanaSettings(data_views=tuple(DataView(v["id"], v["title"]) for v in DATA_VIEWS),
+                                default_data_view=DATA_VIEWS[0]["id"]),
     )

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.config import StackConfig
+from infra.paths import REPO_ROOT
 from infra.platform.model import Image
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_REGISTRY = "cd4ml.local"
 """A registry name nobody serves: images under it only exist where `kind load` put them."""
 PYTHON_IMAGE = Image(repository="library/python", tag="3.13.7-slim")

@@ -15,13 +15,14 @@ Config keys read: mlflowStorageGi, exposure, profile.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from infra.config import Profile
 from infra.platform.access import service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
-from infra.platform.ingress import public_url
+from infra.platform.hosts import public_url
 from infra.platform.kit_images import PYTHON_IMAGE
 from infra.platform.layout import Namespaces
 from infra.platform.model import (
@@ -36,6 +37,7 @@ from infra.platform.model import (
     Labels,
     Resources,
     Service,
+    ServiceSettings,
     Stage,
     Workload,
 )
@@ -104,6 +106,16 @@ def allowed_hosts(ep: Endpoint, public_host: str | None = None) -> list[str]:
     return hosts + [public_host] if public_host else hosts
 
 
+@dataclass(frozen=True)
+class MLflowSettings(ServiceSettings):
+    experiments: tuple[str, ...]
+    """One per tenant."""
+    image: str
+    """The server's image as this stack pulls it (the smoke probes run it too: python and the MLflow client)."""
+    users: dict[str, str]
+    """Experiment -> the login that owns it."""
+
+
 def build(ctx: BuildContext) -> Service:
     ns = ctx.ns
     ep = endpoint(ns)
@@ -158,8 +170,8 @@ def build(ctx: BuildContext) -> Service:
         name="mlflow-configure", namespace=ns.mlflow, module="mlflow",
         desired={"tenants": [{"user": t.pipeline_login, "experiment": t.experiment, "tenant": t.name}
                              for t in ctx.tenants], "password_dir": TENANT_LOGINS_DIR},
-        env={"MLFLOW_URL": edge.url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
-        secret_env={"MLFLOW_USERNAME": edge.credentials.username, "MLFLOW_PASSWORD": edge.credentials.password},
+        env={"MLFLOW_URL": edge.target.url, "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 60)},
+        secret_env={"MLFLOW_USERNAME": edge.login.username, "MLFLOW_PASSWORD": edge.login.password},
         timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE),
         secret_files=((TENANT_LOGINS_SECRET, TENANT_LOGINS_DIR),))
     # The admin; the tenants' passwords for the configure Job (one file per user); and each login
@@ -184,6 +196,6 @@ def build(ctx: BuildContext) -> Service:
         workloads=(Workload(RELEASE, "Deployment", 1, (Container("mlflow", image, size),)),),
         extra_images=(ctx.image(PYTHON_IMAGE), ini_image),
         public_url=public,
-        settings={"experiments": [t.experiment for t in ctx.tenants], "image": image.ref,
-                  "users": {t.experiment: t.pipeline_login for t in ctx.tenants}},
+        settings=MLflowSettings(experiments=tuple(t.experiment for t in ctx.tenants), image=image.ref,
+                                users={t.experiment: t.pipeline_login for t in ctx.tenants}),
     )

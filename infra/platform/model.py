@@ -6,8 +6,9 @@ reads these objects; none of them re-derives a host name, port or secret name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 PART_OF = {"app.kubernetes.io/part-of": "cd4ml", "app.kubernetes.io/managed-by": "cd4ml"}
@@ -261,6 +262,27 @@ class WiringEdge:
     def url(self) -> str | None:
         return self.endpoint.url if self.endpoint else None
 
+    @property
+    def target(self) -> Endpoint:
+        """The endpoint of an edge that must have one (connect, configure, expose)."""
+        if self.endpoint is None:
+            raise ValueError(f"wiring edge {self.consumer.id} -> {self.provider.id} ({self.kind}) has no endpoint")
+        return self.endpoint
+
+    @property
+    def login(self) -> Credentials:
+        """The credentials of an edge that must carry them (a configure Job's, an app's MLflow login)."""
+        if self.credentials is None:
+            raise ValueError(f"wiring edge {self.consumer.id} -> {self.provider.id} ({self.kind}) has no credentials")
+        return self.credentials
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What a service is configured with beyond its endpoint (GoCD's profiles and config repos,
+    Elasticsearch's retention...): each service's own frozen subclass, plain data, shown in
+    `platform.json` and read by the smoke checks and handouts."""
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -293,9 +315,8 @@ class Service:
     GoCD's elastic-agent plugin starts per job): validated and shown by `plan`, never applied."""
     public_url: str | None = None
     """Where people open it from outside the cluster when the stack publishes it (exposure 'ingress')."""
-    settings: dict[str, Any] = field(default_factory=dict)
-    """What the service is configured with beyond its endpoint (GoCD's profiles and config repos...),
-    as plain data for `platform.json`: what smoke checks verify and people read."""
+    settings: ServiceSettings | None = None
+    """What the service is configured with beyond its endpoint: what smoke checks verify and people read."""
 
     @property
     def releases(self) -> tuple[HelmRelease, ...]:

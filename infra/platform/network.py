@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from infra.config import Exposure, StackConfig
-from infra.platform import elasticsearch, fluentd, gocd, ingress
+from infra.platform import elasticsearch, fluentd, gocd, hosts, ingress
 from infra.platform.access import NODE_PORT_SERVICES
 from infra.platform.layout import Namespaces
 from infra.platform.model import PART_OF, Labels, Node, Service, Stage, WiringEdge
@@ -97,13 +97,13 @@ def edge_policies(wiring: tuple[WiringEdge, ...]) -> list[dict[str, Any]]:
     policies = [
         _policy(f"allow-to-{slug(node.id)}", node.namespace, node.pods or (), ["Ingress"],
                 f"wiring edges into {node.id}", edges,
-                ingress=[{"from": [peer(e.consumer)], "ports": [{"protocol": "TCP", "port": e.endpoint.pod_port}]}
+                ingress=[{"from": [peer(e.consumer)], "ports": [{"protocol": "TCP", "port": e.target.pod_port}]}
                          for e in edges])
         for node, edges in into.items()]
     policies += [
         _policy(f"allow-from-{slug(node.id)}", node.namespace, node.pods or (), ["Egress"],
                 f"wiring edges out of {node.id}", edges,
-                egress=[{"to": [peer(e.provider)], "ports": [{"protocol": "TCP", "port": e.endpoint.pod_port}]}
+                egress=[{"to": [peer(e.provider)], "ports": [{"protocol": "TCP", "port": e.target.pod_port}]}
                         for e in edges])
         for node, edges in out_of.items()]
     return policies
@@ -143,7 +143,7 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
             Allowance("allow-elasticsearch-transport-out", ns.logging, elasticsearch.PODS, "Egress", (es_pods,),
                       transport, "Elasticsearch nodes form one cluster over the transport port"),
         ]
-    if ingress.enabled(config):
+    if hosts.published(config):
         controller = ingress.controller_pods(ns.ingress)
         controller_peer = peer(Node("ingress-controller", ns.ingress, controller))
         solvers = {"podSelector": {"matchLabels": dict(ingress.ACME_SOLVER_PODS)}}
@@ -176,8 +176,7 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
         ]
     if config.exposure is Exposure.NODE_PORT:
         for name in NODE_PORT_SERVICES:
-            if name in services and services[name].endpoint:
-                ep = services[name].endpoint
+            if name in services and (ep := services[name].endpoint):
                 found.append(Allowance(f"allow-users-{name}", ep.namespace, SERVICE_PODS[name], "Ingress", None,
                                        (("TCP", ep.pod_port),),
                                        "exposure node-port: people reach the service on a node's port, from "
@@ -188,8 +187,9 @@ def allowances(config: StackConfig, ns: Namespaces, services: dict[str, Service]
 def allowance_policy(allowance: Allowance) -> dict[str, Any]:
     peers = {"from" if allowance.direction == "Ingress" else "to": list(allowance.peers)} if allowance.peers else {}
     rule = {**peers, "ports": _ports(allowance.ports)}
+    rules: dict[str, Any] = {allowance.direction.lower(): [rule]}
     return _policy(allowance.name, allowance.namespace, allowance.pods, [allowance.direction], allowance.reason,
-                   **{allowance.direction.lower(): [rule]})
+                   **rules)
 
 
 def namespace_policies(namespace: str) -> list[dict[str, Any]]:

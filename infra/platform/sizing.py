@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import yaml
 
 from infra.config import Profile
+from infra.machines import CONTROL_PLANE_USD_PER_HOUR, DEFAULT_MACHINE, MACHINES, Machine
+from infra.paths import CHARTS_DIR
 from infra.platform.gocd import AGENT_SIZES
 from infra.platform.model import Platform
 
@@ -27,36 +29,7 @@ MIN_NODES = 2
 SYSTEM_DAEMONS_PER_NODE = (200, 300)
 """(millicores, MiB) the provider's own DaemonSets request on each node (CNI, kube-proxy, metadata and
 logging agents): GKE's and EKS's defaults measure 150-250m and 200-350Mi."""
-ML_APP_VALUES = Path(__file__).resolve().parents[2] / "charts" / "ml-app" / "values.yaml"
-
-
-@dataclass(frozen=True)
-class Machine:
-    name: str
-    cpu_m: int
-    memory_mi: int
-    max_pods: int
-    usd_per_hour: float
-
-
-MACHINES: dict[str, dict[str, Machine]] = {
-    # On-demand list prices, Linux: GKE in us-central1, EKS nodes in us-east-1 (published by Google Cloud
-    # and AWS, 2025). Other regions cost up to ~30% more: an estimate to plan a budget with, not a bill.
-    "gke": {m.name: m for m in (
-        Machine("e2-standard-4", 4000, 16384, 110, 0.134),
-        Machine("e2-standard-8", 8000, 32768, 110, 0.268),
-        Machine("e2-standard-16", 16000, 65536, 110, 0.536),
-    )},
-    "eks": {m.name: m for m in (  # max pods: the VPC CNI's ENI limit for the type
-        Machine("m6i.xlarge", 4000, 16384, 58, 0.192),
-        Machine("m6i.2xlarge", 8000, 32768, 58, 0.384),
-        Machine("m6i.4xlarge", 16000, 65536, 234, 0.768),
-    )},
-}
-DEFAULT_MACHINE = {"gke": "e2-standard-8", "eks": "m6i.2xlarge"}
-CONTROL_PLANE_USD_PER_HOUR = {"gke": 0.10, "eks": 0.10}
-"""GKE's cluster management fee (one zonal cluster per billing account is covered by the free tier)
-and EKS's control plane, standard support."""
+ML_APP_VALUES = CHARTS_DIR / "ml-app" / "values.yaml"
 
 
 def hourly_usd(provider: str, machine_type: str, nodes: int) -> float:
@@ -103,7 +76,7 @@ class NodePlan:
     def usd_per_hour(self) -> float:
         return hourly_usd(self.provider, self.machine.name, self.nodes)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"provider": self.provider, "machineType": self.machine.name, "nodes": self.nodes,
                 "participants": self.participants, "requestedCpuMillicores": self.requested_cpu_m,
                 "requestedMemoryMiB": self.requested_memory_mi, "pods": self.pods, "limitedBy": self.limited_by,

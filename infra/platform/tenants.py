@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from infra import events
 from infra.config import StackConfig
-from infra.platform import ingress
+from infra.platform import hosts
 from infra.platform.model import GeneratedPassword
 
 DEFAULT_AGENTS_NODE = "gocd-agents"
@@ -87,10 +87,11 @@ class Tenant:
 def derive_tenants(config: StackConfig) -> tuple[Tenant, ...]:
     prefix, envs = config.namespace_prefix, config.app_environments
 
-    def hosts(name: str | None) -> tuple[tuple[str, str], ...]:
-        return tuple((env, ingress.app_host(config, name, env)) for env in envs) if ingress.enabled(config) else ()
+    def public_hosts(name: str | None) -> tuple[tuple[str, str], ...]:
+        return tuple((env, hosts.app_host(config, name, env)) for env in envs) if hosts.published(config) else ()
 
     if not config.participant_list:
-        return (Tenant(events.DEFAULT_TENANT, False, tuple((env, f"{prefix}-{env}") for env in envs), hosts(None)),)
-    return tuple(Tenant(name, True, tuple((env, f"{prefix}-{name}-{env}") for env in envs), hosts(name))
+        team = tuple((env, f"{prefix}-{env}") for env in envs)
+        return (Tenant(events.DEFAULT_TENANT, False, team, public_hosts(None)),)
+    return tuple(Tenant(name, True, tuple((env, f"{prefix}-{name}-{env}") for env in envs), public_hosts(name))
                  for name in config.participant_list)

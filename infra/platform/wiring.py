@@ -8,11 +8,12 @@ removing a service removes every edge that touches it, and the path it opened.
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, ingress, kibana, mlflow
+from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, hosts, ingress, kibana, mlflow
 from infra.platform.configure_job import job_pods
 from infra.platform.layout import Namespaces
 from infra.platform.model import Credentials, Endpoint, Labels, Node, WiringEdge
 from infra.platform.tenants import Tenant
+from infra.platform.variables import FLUENTD_HOST, FLUENTD_PORT, MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME
 
 SERVICE_PODS: dict[str, Labels] = {
     "gocd": gocd.SERVER_PODS,
@@ -75,14 +76,14 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
         configured("mlflow", mlflow.endpoint(ns), mlflow.admin_credentials(ns),
                    "MLFLOW_URL, MLFLOW_USERNAME/MLFLOW_PASSWORD")
 
-    if ingress.enabled(config):
+    if hosts.published(config):
         controller = Node("ingress-controller", ns.ingress, ingress.controller_pods(ns.ingress))
         endpoints = {"gocd": gocd.endpoint, "kibana": kibana.endpoint, "grafana": grafana.endpoint,
                      "mlflow": mlflow.endpoint}
-        for service in ingress.PUBLIC_SERVICES:
+        for service in hosts.PUBLIC_SERVICES:
             if on(service):
                 edges.append(WiringEdge(controller, node(service), "expose", endpoint=endpoints[service](ns),
-                                        delivered_by=f"Ingress {service} (host {ingress.host(config, service)})"))
+                                        delivered_by=f"Ingress {service} (host {hosts.host(config, service)})"))
         for tenant in tenants:
             for env, namespace in tenant.environments:
                 hostname = dict(tenant.public_hosts)[env]
@@ -101,12 +102,13 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
                 edges.append(WiringEdge(
                     agents, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
                     credentials=mlflow.agents_login(ns, tenant),
-                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env MLFLOW_TRACKING_URI; "
-                                 "MLFLOW_TRACKING_USERNAME/PASSWORD from the credentials secret"))
+                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env {MLFLOW_TRACKING_URI}; "
+                                 f"{MLFLOW_TRACKING_USERNAME}/PASSWORD from the credentials secret"))
             if on("fluentd"):
                 edges.append(WiringEdge(
                     agents, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
-                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env FLUENTD_HOST/FLUENTD_PORT"))
+                    delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: "
+                                 f"env {FLUENTD_HOST}/{FLUENTD_PORT}"))
             for _env, namespace in tenant.environments:
                 edges.append(WiringEdge(
                     agents, Node(f"namespace:{namespace}", namespace), "deploy",
@@ -117,11 +119,11 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
             if on("fluentd"):
                 edges.append(WiringEdge(
                     app, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),
-                    delivered_by=f"ConfigMap {namespace}/platform-endpoints: FLUENTD_HOST/FLUENTD_PORT"))
+                    delivered_by=f"ConfigMap {namespace}/{apps.ENDPOINTS_CONFIGMAP}: {FLUENTD_HOST}/{FLUENTD_PORT}"))
             if on("mlflow"):
                 edges.append(WiringEdge(
                     app, node("mlflow"), "connect", endpoint=mlflow.endpoint(ns),
                     credentials=mlflow.app_login(namespace),
-                    delivered_by=f"ConfigMap {namespace}/platform-endpoints: MLFLOW_TRACKING_URI; charts/ml-app "
-                                 "env MLFLOW_TRACKING_USERNAME/PASSWORD from the credentials secret"))
+                    delivered_by=f"ConfigMap {namespace}/{apps.ENDPOINTS_CONFIGMAP}: {MLFLOW_TRACKING_URI}; "
+                                 f"charts/ml-app env {MLFLOW_TRACKING_USERNAME}/PASSWORD from the credentials secret"))
     return tuple(edges)

@@ -9,15 +9,16 @@ runs short-lived probe pods. The API objects are injected, so tests drive it wit
 from __future__ import annotations
 
 import base64
-import os
 import contextlib
+import os
 import select
 import socket
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from infra.smoke.polling import Observation, poll_until
+from infra.polling import Observation, poll_until
 
 PROBE_LABELS = {"app.kubernetes.io/part-of": "cd4ml", "cd4ml.dev/smoke-probe": "true"}
 PROBE_POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,

@@ -10,13 +10,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal, TypeVar
 
 import requests
 
-from infra.events import DEFAULT_TENANT
-from infra.platform.tenants import DEFAULT_AGENTS_NODE, DEFAULT_SERVICE_ACCOUNT
+from infra.document import EdgeEntry, PlatformDocument, SampleTenant, ServiceEntry
+from infra.platform.model import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
 
 Status = Literal["pass", "fail", "skip"]
 
@@ -74,7 +77,7 @@ class CheckResult:
 class SmokeContext:
     """What a run knows: the platform document, the targets, the deadline per check, a run marker."""
 
-    platform: dict[str, Any]
+    platform: PlatformDocument
     targets: dict[str, Target]
     timeout: float = 60.0
     cluster: Any = None
@@ -99,39 +102,37 @@ class SmokeContext:
             raise CheckFailed(target.unreachable)
         return target
 
-    def edge(self, consumer: str, provider: str) -> dict[str, Any] | None:
-        return next((e for e in self.platform.get("wiring", [])
-                     if e["from"] == consumer and e["to"] == provider), None)
+    def edge(self, consumer: str, provider: str) -> EdgeEntry | None:
+        return self.platform.edge(consumer, provider)
 
-    def service(self, name: str) -> dict[str, Any]:
+    def service(self, name: str) -> ServiceEntry:
         """A service's entry in platform.json (namespace, settings, ...)."""
-        return next(s for s in self.platform["services"] if s["name"] == name)
+        found = self.platform.service(name)
+        if found is None:
+            raise Skip(f"{name} is not part of this platform")
+        return found
+
+    def settings(self, kind: type[S]) -> S:
+        """The typed settings of the service that has them (GoCDSettings...)."""
+        return self.platform.settings(kind)
 
     @property
     def probe_image(self) -> str:
         """The image probe pods run: MLflow's own (python and the MLflow client), as this stack pulls it
         (through a registry mirror, if set), so probing needs nothing the platform does not pull."""
-        from infra.platform.mlflow import IMAGE
+        from infra.platform.mlflow import IMAGE, MLflowSettings
 
-        mlflow = next((s for s in self.platform.get("services", []) if s["name"] == "mlflow"), None)
-        return mlflow["settings"]["image"] if mlflow else IMAGE.ref
+        mlflow = self.platform.service("mlflow")
+        return mlflow.settings.image if mlflow and isinstance(mlflow.settings, MLflowSettings) else IMAGE.ref
 
     @property
-    def sample_tenant(self) -> dict[str, Any]:
-        """Whose agents and namespaces the probe checks use: the first participant in workshop mode (a
-        sample: probing 100 participants' namespaces would take longer than the workshop's break)."""
-        tenants = self.platform.get("tenants") or []
-        if tenants:
-            return tenants[0]
-        return {"name": None, "agents_node": DEFAULT_AGENTS_NODE, "service_account": DEFAULT_SERVICE_ACCOUNT,
-                "mlflow_experiment": DEFAULT_TENANT}
+    def sample_tenant(self) -> SampleTenant:
+        """Whose agents and namespaces the probe checks use (the first participant, or the single team)."""
+        return self.platform.sample_tenant
 
-    def app_edges(self, provider: str) -> list[dict[str, Any]]:
+    def app_edges(self, provider: str) -> list[EdgeEntry]:
         """The sample tenant's model-service edges to `provider`, one per environment."""
-        name = self.sample_tenant["name"]
-        prefix = f"app:{name}:" if name else "app:"
-        return [e for e in self.platform.get("wiring", []) if e["to"] == provider and e["from"].startswith(prefix)
-                and (name or e["from"].count(":") == 1)]
+        return self.platform.app_edges(provider)
 
     def once(self, key: str, produce: Callable[[], Any]) -> Any:
         """Run `produce` once per run even when several checks need its result (e.g. one event

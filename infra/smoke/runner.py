@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from xml.etree import ElementTree
 
 from infra.config import SERVICE_NAMES
+from infra.document import PlatformDocument
+from infra.platform.model import Platform
 from infra.smoke.checks import ALL_CHECKS
 from infra.smoke.core import Check, CheckResult, Diagnosis, SmokeContext, Target, run_check
 
@@ -47,45 +50,47 @@ def direct_targets(endpoints: Mapping[str, str], environ: Mapping[str, str] = os
     return targets
 
 
-def cluster_targets(platform: Mapping, cluster, forwards: ExitStack) -> dict[str, Target]:
+def cluster_targets(platform: PlatformDocument, cluster, forwards: ExitStack) -> dict[str, Target]:
     """Targets through port-forwards opened on `forwards`, with logins read from the services' Secrets.
     A service that cannot be reached this way gets a target that fails its checks with the reason."""
     from infra.smoke.cluster import ClusterError
 
     targets = {}
-    for service in platform["services"]:
-        name, endpoint_url = service["name"], service["url"]
+    for service in platform.services:
+        name, endpoint_url = service.name, service.url
+        if endpoint_url is None or service.service is None or service.port is None:
+            continue  # nobody connects to it
         try:
-            port = forwards.enter_context(cluster.forward(service["namespace"], service["service"], service["port"]))
+            port = forwards.enter_context(cluster.forward(service.namespace, service.service, service.port))
             username = password = None
-            if service["credentials_secret"]:
-                namespace, secret = service["credentials_secret"].split("/", 1)
+            if service.credentials_secret and service.credentials_keys:
+                namespace, secret = service.credentials_secret.split("/", 1)
                 data = cluster.read_secret(namespace, secret)
-                keys = service["credentials_keys"]
+                keys = service.credentials_keys
                 username, password = data.get(keys["username"]), data.get(keys["password"])
         except ClusterError as failure:
             targets[name] = Target(name, endpoint_url, unreachable=Diagnosis(
-                name, f"port-forward to {service['namespace']}/{service['service']}:{service['port']}",
+                name, f"port-forward to {service.namespace}/{service.service}:{service.port}",
                 "a ready pod to forward to and a readable login Secret", str(failure),
-                f"{name} is not running (kubectl -n {service['namespace']} get pods) or the kit did not create it"))
+                f"{name} is not running (kubectl -n {service.namespace} get pods) or the kit did not create it"))
             continue
         scheme = urlparse(endpoint_url).scheme
         targets[name] = Target(name, f"{scheme}://127.0.0.1:{port}{urlparse(endpoint_url).path}", username, password)
     return targets
 
 
-def run_in_cluster(platform: Mapping, cluster, checks: Iterable[Check], timeout: float, api_only: bool = False,
+def run_in_cluster(platform: PlatformDocument, cluster, checks: Iterable[Check], timeout: float, api_only: bool = False,
                    declared_pods: tuple[dict, ...] = ()) -> list[CheckResult]:
     """Through port-forwards to the services; with `api_only`, through the Kubernetes API alone (no
     forward is opened: nothing runs behind the Services)."""
     with ExitStack() as forwards:
         targets = {} if api_only else cluster_targets(platform, cluster, forwards)
-        context = SmokeContext(platform=dict(platform), targets=targets, timeout=timeout, cluster=cluster,
+        context = SmokeContext(platform=platform, targets=targets, timeout=timeout, cluster=cluster,
                                api_only=api_only, declared_pods=declared_pods)
         return run_checks(context, checks)
 
 
-def declared_pods(platform, document: Mapping) -> tuple[dict, ...]:
+def declared_pods(platform: Platform, document: PlatformDocument) -> tuple[dict, ...]:
     """The pods the kit declares itself, for the admission check: the sample tenant's agent pod (as
     the elastic-agent plugin starts it) and a smoke probe in each namespace probes run in, labelled as
     the wiring node it stands in for."""
@@ -95,21 +100,21 @@ def declared_pods(platform, document: Mapping) -> tuple[dict, ...]:
     pods = []
     if "gocd" in platform.services and platform.services["gocd"].embedded:
         pods.append(platform.services["gocd"].embedded[0])
-    context = SmokeContext(platform=dict(document), targets={})
+    context = SmokeContext(platform=document, targets={})
     tenant = context.sample_tenant
     probe = {"image": context.probe_image, "command": ["python", "-c", "pass"],
              "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}}
     seen = set()
-    for edge in document.get("wiring", []):
-        node = edge["from"]
-        if node != tenant["agents_node"] and not (node.startswith("app:") and edge in context.app_edges(edge["to"])):
+    for edge in document.wiring:
+        node = edge.consumer
+        if node != tenant.agents_node and not (node.startswith("app:") and edge in context.app_edges(edge.provider)):
             continue
-        key = (edge["from_namespace"], tuple(sorted((edge["from_pods"] or {}).items())))
+        key = (edge.consumer_namespace, tuple(sorted((edge.consumer_pods or {}).items())))
         if key in seen:
             continue
         seen.add(key)
-        pods.append(probe_pod(edge["from_namespace"], f"cd4ml-smoke-admission-{len(seen)}", probe,
-                              labels=edge["from_pods"]))
+        pods.append(probe_pod(edge.consumer_namespace, f"cd4ml-smoke-admission-{len(seen)}", probe,
+                              labels=edge.consumer_pods))
     return tuple(pods)
 
 
@@ -121,13 +126,12 @@ def smoke_run(stack: str, endpoints: Iterable[str], only: Iterable[str], timeout
     current one); `checks` narrows it to those names (`cd4ml status`).
     Raises ConfigError, SmokeUsageError or ClusterError."""
     from infra.config import load_stack, project_dir
-    from infra.plan import platform_document
     from infra.platform.build import build_platform
     from infra.smoke.cluster import KubeCluster, KubeTarget, load_apis
 
     config = load_stack(project_dir() / "stacks", stack)
     model = build_platform(config, stack)
-    platform = platform_document(model)
+    platform = PlatformDocument.of(model)
     names = set(checks) if checks is not None else None
     checks = tuple(c for c in select(only) if names is None or c.name in names)
     endpoints = list(endpoints)

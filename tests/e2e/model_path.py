@@ -73,7 +73,7 @@ def pipeline_pod(platform, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def wait(look, what: str, timeout: float):
-    from infra.smoke.polling import WaitTimeout, poll_until
+    from infra.polling import WaitTimeout, poll_until
 
     try:
         return poll_until(look, what=what, timeout=timeout, max_interval=10.0)
@@ -101,8 +101,8 @@ def run(stack: str, timeout: float) -> None:
     from infra.config import load_stack, project_dir
     from infra.platform import apps, elasticsearch
     from infra.platform.build import build_platform
+    from infra.polling import Observation
     from infra.smoke.cluster import KubeCluster, KubeTarget, load_apis
-    from infra.smoke.polling import Observation
 
     config = load_stack(project_dir() / "stacks", stack)
     platform = build_platform(config, stack)

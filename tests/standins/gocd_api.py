@@ -26,8 +26,8 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from http_standin import HttpStandIn, Request
 from spark_routing import LATEST_VERSION_MIMETYPE, gocd_media_types, pick

@@ -11,8 +11,9 @@ import json
 import re
 import socketserver
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 Handler = Callable[["Request"], tuple]

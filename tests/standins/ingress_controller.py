@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 import requests
 from http_standin import BackgroundServer, Request, send

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 from fluent import sender as fluent_sender
 
 from infra import events
+from infra.document import EdgeEntry
 from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX
 from infra.platform.grafana import DATASOURCES
+from infra.polling import Observation, WaitTimeout, poll_until
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
-from infra.smoke.polling import Observation, WaitTimeout, poll_until
 
 SMOKE_TENANT = "cd4ml-smoke"
 """The tenant smoke events are sent as: tag `cd4ml-smoke.prediction`, so Fluentd must route them to
@@ -92,13 +93,14 @@ def event_reaches_elasticsearch(context: SmokeContext) -> str:
     marker = context.once("fluentd-event", lambda: _send_event(context))
     started = time.monotonic()
 
-    edge = context.edge("fluentd", "elasticsearch") or {}
+    edge = context.edge("fluentd", "elasticsearch")
+    url, secret = (edge.url, edge.credentials_secret) if edge else ("?", "?")
     _await(lambda: _found_in(context, EVENTS, _query(marker)), what=f"event {marker} in {EVENTS}", context=context,
            diagnose=lambda timeout: Diagnosis(
                "fluentd", f"{es.url}/{EVENTS}/_search", f"event {marker} indexed within {context.timeout:.0f}s",
                timeout.last_seen,
                f"Fluentd accepted the event but it never reached index {EVENTS}: check the Fluentd output's host, "
-               f"which should be {edge.get('url', '?')}, and its credentials in {edge.get('credentials_secret', '?')}"))
+               f"which should be {url}, and its credentials in {secret}"))
     context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
     return f"found in {EVENTS} after {time.monotonic() - started:.1f}s"
 
@@ -122,10 +124,11 @@ def event_through_kibana(context: SmokeContext) -> str:
         hits = _hits(json_of(response, kibana, "search results"))
         return Observation(hits > 0, hits, f"{hits} hit(s) through Kibana")
 
-    edge = context.edge("kibana", "elasticsearch") or {}
+    edge = context.edge("kibana", "elasticsearch")
+    url = edge.url if edge else "?"
     _await(look, what=f"event {marker} through Kibana", context=context, diagnose=lambda timeout: Diagnosis(
         "kibana", f"{kibana.url}/api/console/proxy", "the event found through Kibana", timeout.last_seen,
-        f"Kibana queries another Elasticsearch than {edge.get('url', '?')}, or its association user lacks read rights"))
+        f"Kibana queries another Elasticsearch than {url}, or its association user lacks read rights"))
     return "event visible through Kibana"
 
 
@@ -161,12 +164,12 @@ def event_through_grafana(context: SmokeContext) -> str:
         count = _grafana_count(json_of(response, grafana, "query results"))
         return Observation(count > 0, count, f"count {count:g} through datasource {EVENTS_DATASOURCE}")
 
-    edge = context.edge("grafana", "elasticsearch") or {}
+    edge = context.edge("grafana", "elasticsearch")
     _await(look, what=f"event {marker} through Grafana", context=context, diagnose=lambda timeout: Diagnosis(
         "grafana", f"{grafana.url}/api/ds/query", f"the event counted by datasource {EVENTS_DATASOURCE}",
         timeout.last_seen,
-        f"Grafana's datasource does not reach {edge.get('url', '?')} with the user in "
-        f"{edge.get('credentials_secret', '?')}, or its index pattern is not {EVENTS}"))
+        f"Grafana's datasource does not reach {edge.url if edge else '?'} with the user in "
+        f"{edge.credentials_secret if edge else '?'}, or its index pattern is not {EVENTS}"))
     return "event counted through Grafana"
 
 
@@ -177,12 +180,12 @@ def container_logs(context: SmokeContext) -> str:
     app_edges = context.app_edges("fluentd")
     if not app_edges:
         raise Skip("no application namespace ships to Fluentd")
-    namespace = app_edges[0]["from_namespace"]
+    namespace = app_edges[0].consumer_namespace
     marker = f"{context.run_id} container log line"
     name = f"{context.run_id}-logs"
     try:
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120),
-                                  labels=app_edges[0]["from_pods"], container={
+                                  labels=app_edges[0].consumer_pods, container={
             "image": context.probe_image, "command": ["python", "-c", f"print({marker!r})"]})
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis("fluentd", f"probe pod {namespace}/{name}", "the probe pod to run",
@@ -209,15 +212,15 @@ print("SENT " + os.environ["SMOKE_ID"])
 only the environment the consumer is given, so the probe proves that environment, not ours."""
 
 
-def _probe_forward(context: SmokeContext, edge: dict, marker: str, env: list[dict], env_from: list[dict],
+def _probe_forward(context: SmokeContext, edge: EdgeEntry, marker: str, env: list[dict], env_from: list[dict],
                    service_account: str | None, consumer: str) -> None:
     context.target("elasticsearch")
-    namespace = edge["from_namespace"]
+    namespace = edge.consumer_namespace
     name = f"{context.run_id}-fwd-{namespace.rsplit('-', 1)[-1]}"[:63]
     where = f"probe pod {namespace}/{name}"
     try:
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), service_account=service_account,
-                                  labels=edge["from_pods"],
+                                  labels=edge.consumer_pods,
                                   container={"image": context.probe_image, "command": ["python", "-c", FORWARD_PROBE],
                                              "env": [{"name": "SMOKE_ID", "value": marker},
                                                      {"name": "SMOKE_TAG", "value": f"{SMOKE_TENANT}.probe"}, *env],
@@ -235,13 +238,12 @@ def _probe_forward(context: SmokeContext, edge: dict, marker: str, env: list[dic
 
 
 def agents_to_fluentd(context: SmokeContext) -> str:
-    edge = context.edge(context.sample_tenant["agents_node"], "fluentd")
+    edge = context.edge(context.sample_tenant.agents_node, "fluentd")
     if edge is None:
         raise Skip("the platform has no gocd-agents -> fluentd edge")
-    forward = urlparse(edge["url"])
-    env = [{"name": "FLUENTD_HOST", "value": forward.hostname}, {"name": "FLUENTD_PORT", "value": str(forward.port)}]
+    env = [{"name": name, "value": value} for name, value in edge.variables.items()]
     _probe_forward(context, edge, f"{context.run_id}-agents", env, [],
-                   context.sample_tenant["service_account"], "the GoCD agents")
+                   context.sample_tenant.service_account, "the GoCD agents")
     return "event from the agents' namespace indexed"
 
 
@@ -250,9 +252,9 @@ def apps_to_fluentd(context: SmokeContext) -> str:
     if not edges:
         raise Skip("no application environment logs to Fluentd")
     for edge in edges:
-        _probe_forward(context, edge, f"{context.run_id}-{edge['from'].split(':', 1)[1]}", [],
+        _probe_forward(context, edge, f"{context.run_id}-{edge.consumer.split(':', 1)[1]}", [],
                        [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}], None,
-                       f"a model service in {edge['from_namespace']} (ConfigMap {ENDPOINTS_CONFIGMAP})")
+                       f"a model service in {edge.consumer_namespace} (ConfigMap {ENDPOINTS_CONFIGMAP})")
     return f"events from {len(edges)} application namespace(s) indexed"
 
 

@@ -5,13 +5,13 @@ and its agents may deploy into the application namespaces and nowhere else."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 import yaml
 
-from infra.configure.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, HEALTH
+from infra.platform.gocd import GoCDSettings
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
+from infra.upstream.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, HEALTH
 
 INTERNAL_CONFIG_REPOS = "/api/internal/config_repos"
 """Where GoCD reports parse results of config repositories (an internal API of its UI, v4 shape)."""
@@ -42,49 +42,36 @@ def _read(context: SmokeContext, path: str, accept: str, expect: str) -> Any:
     return json_of(answer, gocd, expect)
 
 
-def _settings(context: SmokeContext) -> dict[str, Any]:
-    service = context.service("gocd")
-    return service["settings"] | {"namespace": service["namespace"]}
+def _settings(context: SmokeContext) -> tuple[GoCDSettings, str]:
+    """GoCD's settings and its namespace (what the hints name)."""
+    return context.settings(GoCDSettings), context.service("gocd").namespace
 
 
 def security_on(context: SmokeContext) -> str:
     """No anonymous admin: an admin API refuses a caller without a login, and accepts the kit's."""
-    gocd, settings = context.target("gocd"), _settings(context)
-    path = f"{CLUSTER_PROFILES.path}/{settings['cluster_profile']}"
+    gocd, (settings, namespace) = context.target("gocd"), _settings(context)
+    path = f"{CLUSTER_PROFILES.path}/{settings.cluster_profile}"
     answer = call(context, gocd, "GET", path, expect="HTTP 401 for an anonymous caller", statuses=(200, 401, 404),
                   anonymous=True, headers={"Accept": CLUSTER_PROFILES.accept})
     if answer.status_code != 401:
         raise CheckFailed(Diagnosis(
             "gocd", f"GET {gocd.url}{path} without a login", "HTTP 401 (security on)",
             f"HTTP {answer.status_code}: anyone may administer GoCD",
-            "the password-file authorization was never configured: " + CONFIGURE_HINT.format(**settings)))
+            "the password-file authorization was never configured: " + CONFIGURE_HINT.format(namespace=namespace)))
     if gocd.auth is None:
         raise Skip("no GoCD login given (CD4ML_GOCD_USERNAME/CD4ML_GOCD_PASSWORD): only the refusal was checked")
     call(context, gocd, "GET", path, expect="HTTP 200 for the kit's admin", headers={"Accept": CLUSTER_PROFILES.accept})
     return f"anonymous callers refused; {gocd.username} is admin"
 
 
-def _expected_agent_env(context: SmokeContext, agents_node: str) -> dict[str, str]:
-    """What the agents must be handed, read from the wiring edges in platform.json."""
-    env = {}
-    for edge in context.platform["wiring"]:
-        if edge["from"] != agents_node:
-            continue
-        if edge["to"] == "mlflow":
-            env["MLFLOW_TRACKING_URI"] = edge["url"]
-        elif edge["to"] == "fluentd":
-            env["FLUENTD_HOST"], env["FLUENTD_PORT"] = urlparse(edge["url"]).hostname, str(edge["port"])
-    return env
-
-
 def elastic_agent_profiles(context: SmokeContext) -> str:
-    """The cluster profile and the ML agent profile exist, and the profile's pods get exactly the
-    endpoints the wiring graph gives the agents."""
-    gocd, settings = context.target("gocd"), _settings(context)
-    cluster = f"{CLUSTER_PROFILES.path}/{settings['cluster_profile']}"
+    """The cluster profile and each tenant's agent profile exist, and each profile's pods get exactly
+    the environment the model gives them (the endpoints of the agents' wiring edges among it)."""
+    gocd, (settings, namespace) = context.target("gocd"), _settings(context)
+    cluster = f"{CLUSTER_PROFILES.path}/{settings.cluster_profile}"
     _read(context, cluster, CLUSTER_PROFILES.accept, "the kit's cluster profile (HTTP 200)")
-    for profile_id, agents in settings["agent_profiles"].items():
-        expected = _expected_agent_env(context, agents["agents_node"])
+    for profile_id, agents in settings.agent_profiles.items():
+        expected = agents.env
         path = f"{ELASTIC_PROFILES.path}/{profile_id}"
         expect = f"elastic agent profile {profile_id} whose pods get {sorted(expected)}"
         profile = _read(context, path, ELASTIC_PROFILES.accept, expect)
@@ -97,35 +84,35 @@ def elastic_agent_profiles(context: SmokeContext) -> str:
             raise CheckFailed(Diagnosis(
                 "gocd", f"GET {gocd.url}{path}", f"agent env {expected}", f"agent env differs: {wrong}",
                 "the profile was edited by hand or configured from another stack: "
-                + RECONFIGURE_HINT.format(**settings)))
-        if pod.get("spec", {}).get("serviceAccountName") != agents["service_account"]:
+                + RECONFIGURE_HINT.format(namespace=namespace)))
+        if pod.get("spec", {}).get("serviceAccountName") != agents.service_account:
             raise CheckFailed(Diagnosis(
-                "gocd", f"GET {gocd.url}{path}", f"pods run as ServiceAccount {agents['service_account']}",
+                "gocd", f"GET {gocd.url}{path}", f"pods run as ServiceAccount {agents.service_account}",
                 f"serviceAccountName {pod.get('spec', {}).get('serviceAccountName')!r}",
-                "ML jobs could not deploy: " + RECONFIGURE_HINT.format(**settings)))
-    return f"{len(settings['agent_profiles'])} profile(s) carry their tenant's wiring edges"
+                "ML jobs could not deploy: " + RECONFIGURE_HINT.format(namespace=namespace)))
+    return f"{len(settings.agent_profiles)} profile(s) carry their tenant's wiring edges"
 
 
 def config_repositories(context: SmokeContext) -> str:
     """One config repository per model repository, each parsed without error by the YAML plugin."""
-    gocd, settings = context.target("gocd"), _settings(context)
-    wanted = settings["config_repos"]
+    gocd, (settings, namespace) = context.target("gocd"), _settings(context)
+    wanted = settings.config_repos
     if not wanted:
         raise Skip("the stack names no modelRepos")
-    expect = f"config repositories {[r['id'] for r in wanted]} parsed without error"
+    expect = f"config repositories {[r.id for r in wanted]} parsed without error"
     listing = _read(context, INTERNAL_CONFIG_REPOS, CONFIG_REPOS.accept, expect)
     present = {r.get("id"): r for r in listing.get("_embedded", {}).get("config_repos", [])}
     for repo in wanted:
-        found = present.get(repo["id"])
-        if found is None or found.get("material", {}).get("attributes", {}).get("url") != repo["url"]:
+        found = present.get(repo.id)
+        if found is None or found.get("material", {}).get("attributes", {}).get("url") != repo.url:
             raise CheckFailed(Diagnosis(
-                "gocd", f"GET {gocd.url}{INTERNAL_CONFIG_REPOS}", f"config repository {repo['id']} for {repo['url']}",
+                "gocd", f"GET {gocd.url}{INTERNAL_CONFIG_REPOS}", f"config repository {repo.id} for {repo.url}",
                 "missing" if found is None else f"it points at {found['material']['attributes'].get('url')}",
-                CONFIGURE_HINT.format(**settings)))
+                CONFIGURE_HINT.format(namespace=namespace)))
         error = (found.get("parse_info") or {}).get("error")
         if error:
             raise CheckFailed(Diagnosis(
-                "gocd", f"config repository {repo['id']} ({repo['url']})", "its *.gocd.yaml parsed",
+                "gocd", f"config repository {repo.id} ({repo.url})", "its *.gocd.yaml parsed",
                 f"parse error: {error[:300]}",
                 "the repository is unreachable from the GoCD server (URL, credentials, egress) or its "
                 "*.gocd.yaml is invalid; GoCD shows the same error on its Config Repositories page"))
@@ -136,19 +123,18 @@ def agents_deploy_rights(context: SmokeContext) -> str:
     """The agents may create Deployments in every application namespace and nowhere else the kit owns
     (asked of the API server as a SubjectAccessReview: nothing is created)."""
     tenant = context.sample_tenant
-    deploy_edges = [e for e in context.platform["wiring"]
-                    if e["from"] == tenant["agents_node"] and e["kind"] == "deploy"]
+    deploy_edges = [e for e in context.platform.wiring if e.consumer == tenant.agents_node and e.kind == "deploy"]
     if not deploy_edges:
         raise Skip("the platform has no application namespaces to deploy into")
-    account = (deploy_edges[0]["from_namespace"], tenant["service_account"])
-    allowed_in = {e["to_namespace"] for e in deploy_edges}
+    account = (deploy_edges[0].consumer_namespace, tenant.service_account)
+    allowed_in = {e.provider_namespace for e in deploy_edges}
     for namespace in sorted(allowed_in):
         if not context.cluster.can_i(account, "create", "apps", "deployments", namespace):
             raise CheckFailed(Diagnosis(
                 "gocd", f"SubjectAccessReview system:serviceaccount:{account[0]}:{account[1]}",
                 f"create deployments allowed in {namespace}", "denied",
                 f"the RoleBinding 'deployer' in {namespace} is missing or names another ServiceAccount"))
-    for namespace in sorted(set(context.platform["namespaces"]) - allowed_in):
+    for namespace in sorted(set(context.platform.namespaces) - allowed_in):
         if context.cluster.can_i(account, "create", "apps", "deployments", namespace):
             raise CheckFailed(Diagnosis(
                 "gocd", f"SubjectAccessReview system:serviceaccount:{account[0]}:{account[1]}",
@@ -171,16 +157,16 @@ def agents_reach_server(context: SmokeContext) -> str:
     """A probe labelled as the sample tenant's agents reaches the server at the URL the cluster
     profile hands agents: what an elastic agent needs to register (and what a network policy
     could block)."""
-    edge = context.edge(context.sample_tenant["agents_node"], "gocd")
+    edge = context.edge(context.sample_tenant.agents_node, "gocd")
     if edge is None:
         raise Skip("the platform has no gocd-agents -> gocd edge")
     name = f"{context.run_id}-gocd"
-    where = f"probe pod {edge['from_namespace']}/{name} -> {edge['url']}{HEALTH.path}"
+    where = f"probe pod {edge.consumer_namespace}/{name} -> {edge.url}{HEALTH.path}"
     try:
-        log = context.cluster.run_probe(edge["from_namespace"], name, timeout=max(context.timeout, 120),
-                                        labels=edge["from_pods"], container={
+        log = context.cluster.run_probe(edge.consumer_namespace, name, timeout=max(context.timeout, 120),
+                                        labels=edge.consumer_pods, container={
                                             "image": context.probe_image, "command": ["python", "-c", AGENT_PROBE],
-                                            "env": [{"name": "GO_SERVER_URL", "value": edge["url"]}]})
+                                            "env": [{"name": "GO_SERVER_URL", "value": edge.url}]})
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis(
             "gocd", where, "HTTP 200 from the agents' pods", str(failure)[:300],
@@ -188,7 +174,7 @@ def agents_reach_server(context: SmokeContext) -> str:
     if "HEALTH 200" not in log:
         raise CheckFailed(Diagnosis("gocd", where, "HEALTH 200 in the probe's log", log[-200:],
                                     "the server answered, but not healthy: read the log above"))
-    return f"agents reach {edge['url']}"
+    return f"agents reach {edge.url}"
 
 
 CHECKS = (

@@ -4,7 +4,7 @@ queries a datasource the kit provisions."""
 
 from __future__ import annotations
 
-from infra.platform.grafana import DATASOURCES
+from infra.platform.grafana import DATASOURCES, GrafanaSettings
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 
@@ -21,11 +21,11 @@ def health(context: SmokeContext) -> str:
 
 def datasources(context: SmokeContext) -> str:
     grafana = context.target("grafana")
-    edge = context.edge("grafana", "elasticsearch") or {}
+    edge = context.edge("grafana", "elasticsearch")
     for uid in DATASOURCES:
-        expect = f"datasource {uid} pointing at {edge.get('url')}"
+        expect = f"datasource {uid} pointing at {edge.url if edge else None}"
         source = json_of(call(context, grafana, "GET", f"/api/datasources/uid/{uid}", expect=expect), grafana, expect)
-        if edge.get("url") and source.get("url", "").rstrip("/") != edge["url"].rstrip("/"):
+        if (edge and edge.url) and source.get("url", "").rstrip("/") != edge.url.rstrip("/"):
             raise CheckFailed(Diagnosis("grafana", f"{grafana.url}/api/datasources/uid/{uid}", expect,
                                         f"url {source.get('url')!r}",
                                         "the provisioned datasource differs from the wiring graph: "
@@ -38,16 +38,16 @@ def datasources(context: SmokeContext) -> str:
             raise CheckFailed(Diagnosis(
                 "grafana", f"{grafana.url}/api/datasources/uid/{uid}/health", expect,
                 f"HTTP {result.status_code}: {body.get('message', body)}",
-                f"Grafana cannot query Elasticsearch at {edge.get('url', '?')}: wrong host/port, or the "
-                f"credentials in {edge.get('credentials_secret', '?')} are not the Elasticsearch user's"))
+                f"Grafana cannot query Elasticsearch at {edge.url if edge else '?'}: wrong host/port, or the "
+                f"credentials in {edge.credentials_secret if edge else '?'} are not the Elasticsearch user's"))
     return f"{len(DATASOURCES)} datasources healthy"
 
 
 def dashboards(context: SmokeContext) -> str:
-    grafana, settings = context.target("grafana"), context.service("grafana")["settings"]
-    if not settings["dashboards"]:
+    grafana, settings = context.target("grafana"), context.settings(GrafanaSettings)
+    if not settings.dashboards:
         raise Skip("the platform provisions no dashboards (no Elasticsearch)")
-    for uid in settings["dashboards"]:
+    for uid in settings.dashboards:
         path = f"/api/dashboards/uid/{uid}"
         expect = f"dashboard {uid} provisioned"
         answer = call(context, grafana, "GET", path, expect=expect, statuses=(200, 404))
@@ -56,12 +56,12 @@ def dashboards(context: SmokeContext) -> str:
                                         "the dashboard provider or its ConfigMap is missing: re-run `up` so the "
                                         "chart's dashboards values are applied"))
         panels = json_of(answer, grafana, expect).get("dashboard", {}).get("panels", [])
-        unknown = sorted({(p.get("datasource") or {}).get("uid") for p in panels} - set(settings["datasources"]))
+        unknown = sorted({(p.get("datasource") or {}).get("uid") for p in panels} - set(settings.datasources))
         if not panels or unknown:
-            raise CheckFailed(Diagnosis("grafana", f"{grafana.url}{path}", f"panels over {settings['datasources']}",
+            raise CheckFailed(Diagnosis("grafana", f"{grafana.url}{path}", f"panels over {settings.datasources}",
                                         f"{len(panels)} panels, unknown datasources {unknown}",
                                         "the dashboard was edited or replaced; the kit provisions it read-only"))
-    return f"dashboards {', '.join(settings['dashboards'])}"
+    return f"dashboards {', '.join(settings.dashboards)}"
 
 
 CHECKS = (

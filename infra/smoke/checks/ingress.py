@@ -14,14 +14,15 @@ said so, and the check skips if none is.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 from urllib.parse import urlparse
 
 import requests
 import urllib3
 
 from infra.config import TlsIssuer
+from infra.document import IngressEntry
 from infra.events import DEFAULT_TENANT
 from infra.platform.network import slug
 from infra.smoke.checks import gocd, grafana, kibana, mlflow
@@ -56,9 +57,9 @@ class UnverifiedSession(requests.Session):
         return {**super().merge_environment_settings(*args, **kwargs), "verify": False}
 
 
-def _front_door(context: SmokeContext) -> dict:
+def _front_door(context: SmokeContext) -> IngressEntry:
     """platform.json's `ingress` part; the checks skip on stacks that publish nothing."""
-    ingress = context.platform.get("ingress")
+    ingress = context.platform.ingress
     if not ingress:
         raise Skip("the stack publishes nothing (exposure is not 'ingress')")
     return ingress
@@ -67,7 +68,7 @@ def _front_door(context: SmokeContext) -> dict:
 def published(context: SmokeContext, service: str) -> str:
     ingress = _front_door(context)
     document = context.service(service)
-    public_url = document.get("public_url")
+    public_url = document.public_url
     if not public_url:
         raise Skip(f"{service} is not published")
     host = urlparse(public_url).hostname or ""
@@ -79,7 +80,7 @@ def published(context: SmokeContext, service: str) -> str:
             "ingress", f"GET {public_url}", f"{service} behind the controller",
             f"HTTP 404 {TRAEFIK_NO_ROUTE!r} from the controller",
             f"the controller has no route for this host: the Ingress is missing or not of the kit's class "
-            f"(kubectl -n {document['namespace']} get ingress)"))
+            f"(kubectl -n {document.namespace} get ingress)"))
     login = context.targets.get(service)
     public = Target(service, public_url, login.username if login else None, login.password if login else None)
     through = SmokeContext(platform=context.platform, targets={service: public}, timeout=context.timeout,
@@ -87,23 +88,23 @@ def published(context: SmokeContext, service: str) -> str:
                            cleanups=context.cleanups)
     notes = [check(through) or "" for check in THROUGH_THE_CONTROLLER[service]]
     _redirects_to_https(host, service)
-    trust = "certificate trusted" if trusted else f"certificate not verified (tlsIssuer {ingress['issuer']})"
+    trust = "certificate trusted" if trusted else f"certificate not verified (tlsIssuer {ingress.issuer})"
     return f"{public_url}: {'; '.join(n for n in notes if n)}; {trust}; http redirects to https"
 
 
 def model_services(context: SmokeContext) -> str:
     ingress = _front_door(context)
-    tenant = context.sample_tenant["name"] or DEFAULT_TENANT
-    published_apps = ingress["model_services"].get(tenant) or {}
+    tenant = context.sample_tenant.name or DEFAULT_TENANT
+    published_apps = ingress.model_services.get(tenant) or {}
     if not published_apps:
         raise Skip("no model service is published")
     session, _ = _session(ingress)
     notes, deployed = [], False
     for env, app in published_apps.items():
-        url = app["url"]
+        url = app.url
         controller = _resolves(urlparse(url).hostname or "", ingress)
         answer = _first_answer(session, f"{url}/healthz", f"the {env} model service", ingress, controller,
-                               f"allow-to-{slug(app['node'])}")
+                               f"allow-to-{slug(app.node)}")
         if _no_route(answer):
             notes.append(f"{env}: not deployed yet")
             continue
@@ -113,7 +114,7 @@ def model_services(context: SmokeContext) -> str:
                 "ingress", f"GET {url}/healthz", "HTTP 401: the tenant's login in front of its model service",
                 f"HTTP {answer.status_code} without a login",
                 "the model service is published without a login: its Ingress lost the router.middlewares "
-                f"annotation, or the Middleware is gone (kubectl -n {ingress['namespace']} get middleware)"))
+                f"annotation, or the Middleware is gone (kubectl -n {ingress.namespace} get middleware)"))
         login = _tenant_login(context, env)
         if login is None:
             notes.append(f"{env}: login required")
@@ -123,11 +124,11 @@ def model_services(context: SmokeContext) -> str:
             raise CheckFailed(Diagnosis(
                 "ingress", f"GET {url}/healthz as {login[0]}", "the tenant's login accepted",
                 "HTTP 401 with the login",
-                f"the Middleware's Secret in {ingress['namespace']} does not hold this login's bcrypt line "
+                f"the Middleware's Secret in {ingress.namespace} does not hold this login's bcrypt line "
                 "(both come from one generated password: run `cd4ml up` again)"))
         notes.append(f"{env}: login required and accepted (HTTP {accepted.status_code})")
     if not deployed:
-        urls = ", ".join(app["url"] for app in published_apps.values())
+        urls = ", ".join(app.url for app in published_apps.values())
         raise Skip(f"no model service of {tenant} is deployed yet ({urls}): a pipeline's deploy stage publishes it")
     return "; ".join(notes)
 
@@ -135,10 +136,10 @@ def model_services(context: SmokeContext) -> str:
 def _tenant_login(context: SmokeContext, env: str) -> tuple[str, str] | None:
     """The sample tenant's login as its model services hold it (their MLflow login Secret), read in
     cluster mode; a direct run cannot read it."""
-    edge = next((e for e in context.app_edges("mlflow") if e["from"].endswith(f":{env}")), None)
-    if context.cluster is None or not edge or not edge.get("credentials_secret"):
+    edge = next((e for e in context.app_edges("mlflow") if e.consumer.endswith(f":{env}")), None)
+    if context.cluster is None or not edge or not (edge and edge.credentials_secret):
         return None
-    namespace, secret = edge["credentials_secret"].split("/", 1)
+    namespace, secret = edge.credentials_secret.split("/", 1)
     data = context.cluster.read_secret(namespace, secret)
     return (data["username"], data["password"]) if data.get("username") and data.get("password") else None
 
@@ -153,19 +154,19 @@ def waits_for_dns_or_certificate(result: CheckResult) -> bool:
 
 def _resolves(host: str, ingress: dict) -> str:
     """Raises unless the host has a DNS record; returns how to look at the controller's address."""
-    controller = f"kubectl -n {ingress['namespace']} get svc {ingress['controller_service']}"
+    controller = f"kubectl -n {ingress.namespace} get svc {ingress.controller_service}"
     try:
         socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
     except socket.gaierror as failure:
         raise CheckFailed(Diagnosis(
             "ingress", host, f"{DNS_EXPECTED} {host}", f"no address ({failure.strerror})",
-            f"point a wildcard record *.{ingress['domain']} at the ingress controller's address ({controller}); "
+            f"point a wildcard record *.{ingress.domain} at the ingress controller's address ({controller}); "
             "the kit does not manage DNS")) from None
     return controller
 
 
 def _session(ingress: dict) -> tuple[requests.Session, bool]:
-    trusted = ingress["issuer"] in TRUSTED_ISSUERS
+    trusted = ingress.issuer in TRUSTED_ISSUERS
     return (requests.Session() if trusted else UnverifiedSession()), trusted
 
 
@@ -179,16 +180,16 @@ def _first_answer(session: requests.Session, url: str, service: str, ingress: di
     """Tells apart what stops a browser before the service answers: the certificate, the controller's
     address, the controller's way to the service."""
     where, host = f"GET {url}", urlparse(url).hostname
-    certificate = next((name for name, hosts in ingress.get("certificates", {}).items() if host in hosts),
+    certificate = next((name for name, hosts in ingress.certificates.items() if host in hosts),
                        "the certificate")
     try:
         answer = session.get(url, timeout=10, allow_redirects=False)
     except requests.exceptions.SSLError as failure:
         raise CheckFailed(Diagnosis(
-            "ingress", where, f"{CERTIFICATE_EXPECTED} {host} signed by {ingress['issuer']}",
+            "ingress", where, f"{CERTIFICATE_EXPECTED} {host} signed by {ingress.issuer}",
             f"TLS refused ({_short(failure)})",
             f"cert-manager has not issued {certificate} yet, so the controller serves its own default one "
-            f"(kubectl -n {ingress['namespace']} describe certificate {certificate}; a Let's Encrypt rate "
+            f"(kubectl -n {ingress.namespace} describe certificate {certificate}; a Let's Encrypt rate "
             "limit shows there too); Let's Encrypt can only issue once the DNS record points at the controller")) \
             from None
     except requests.RequestException as failure:

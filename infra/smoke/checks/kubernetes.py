@@ -12,15 +12,15 @@ from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 def credentials(context: SmokeContext) -> str:
     """Every service's login Secret is there with both its keys filled (the values are never shown)."""
     checked = 0
-    for service in context.platform["services"]:
-        if not service.get("credentials_secret"):
+    for service in context.platform.services:
+        if not service.credentials_secret or not service.credentials_keys:
             continue
-        namespace, secret = service["credentials_secret"].split("/", 1)
+        namespace, secret = service.credentials_secret.split("/", 1)
         data = context.cluster.read_secret(namespace, secret)
-        empty = [key for key in service["credentials_keys"].values() if not data.get(key)]
+        empty = [key for key in service.credentials_keys.values() if not data.get(key)]
         if empty:
             raise CheckFailed(Diagnosis(
-                service["name"], f"Secret {namespace}/{secret}", f"keys {sorted(service['credentials_keys'].values())}",
+                service.name, f"Secret {namespace}/{secret}", f"keys {sorted(service.credentials_keys.values())}",
                 f"missing or empty: {empty}", "the Secret was edited by hand or the kit's GeneratedPasswords failed: "
                 "`cd4ml up` puts it back"))
         checked += 1
@@ -29,7 +29,7 @@ def credentials(context: SmokeContext) -> str:
 
 def network_policies(context: SmokeContext) -> str:
     """Every NetworkPolicy the wiring graph gives a namespace is in the cluster (none deleted by hand)."""
-    wanted = context.platform.get("network_policies") or {}
+    wanted = context.platform.network_policies
     if not wanted:
         raise Skip("the platform document names no network policies")
     for namespace, names in wanted.items():

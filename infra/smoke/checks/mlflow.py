@@ -17,9 +17,9 @@ API = "/api/2.0/mlflow"
 
 def login_env(edge: dict) -> list[dict]:
     """The consumer's MLflow login as its pods get it: env from the Secret its wiring edge names."""
-    if not edge.get("credentials_secret"):
+    if not (edge and edge.credentials_secret):
         return []
-    secret = edge["credentials_secret"].split("/", 1)[1]
+    secret = edge.credentials_secret.split("/", 1)[1]
     return [{"name": f"MLFLOW_TRACKING_{key.upper()}", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
             for key in ("username", "password")]
 
@@ -113,28 +113,28 @@ def from_the_agents(context: SmokeContext) -> str:
     """A run recorded from inside the cluster, as the agents' ServiceAccount with the agents'
     MLFLOW_TRACKING_URI and MLflow login (the wiring edge) into their tenant's experiment, using the
     MLflow client of the server's own image."""
-    edge = context.edge(context.sample_tenant["agents_node"], "mlflow")
+    edge = context.edge(context.sample_tenant.agents_node, "mlflow")
     if edge is None:
         raise Skip("the platform has no gocd-agents -> mlflow edge")
     mlflow = context.target("mlflow")
     name = f"{context.run_id}-mlflow"
     try:
         log = context.cluster.run_probe(
-            edge["from_namespace"], name, timeout=max(context.timeout, 120),
-            service_account=context.sample_tenant["service_account"], labels=edge["from_pods"],
+            edge.consumer_namespace, name, timeout=max(context.timeout, 120),
+            service_account=context.sample_tenant.service_account, labels=edge.consumer_pods,
             container={"image": context.probe_image,
                        "command": ["python", "-c", PROBE_SCRIPT.format(
-                           experiment=context.sample_tenant["mlflow_experiment"])],
-                       "env": [*login_env(edge), {"name": "MLFLOW_TRACKING_URI", "value": edge["url"]},
+                           experiment=context.sample_tenant.mlflow_experiment)],
+                       "env": [*login_env(edge), *({"name": k, "value": v} for k, v in edge.variables.items()),
                                {"name": "SMOKE_RUN", "value": context.run_id},
                                # bounded: an unreachable server must fail the probe within the deadline
                                {"name": "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "value": "2"},
                                {"name": "MLFLOW_HTTP_REQUEST_TIMEOUT", "value": "10"}]})
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis(
-            "mlflow", f"probe pod {edge['from_namespace']}/{name} -> {edge['url']}",
+            "mlflow", f"probe pod {edge.consumer_namespace}/{name} -> {edge.url}",
             "a run recorded from the agents' namespace", str(failure)[:300],
-            f"agents cannot reach MLflow at {edge['url']}: Service name/port, MLflow's allowed hosts, "
+            f"agents cannot reach MLflow at {edge.url}: Service name/port, MLflow's allowed hosts, "
             "or a network policy in the way")) from None
     run_id = next((line.split("=", 1)[1] for line in log.splitlines() if line.startswith("RUN_ID=")), None)
     if not run_id:
@@ -147,7 +147,7 @@ def from_the_agents(context: SmokeContext) -> str:
     if metrics.get("smoke") != 1.0:
         raise CheckFailed(Diagnosis("mlflow", f"{mlflow.url}{API}/runs/get", "metric smoke=1.0", str(metrics),
                                     "the agents reached another MLflow than the one users see"))
-    return f"run {run_id} recorded from {edge['from_namespace']} as {context.sample_tenant['service_account']}"
+    return f"run {run_id} recorded from {edge.consumer_namespace} as {context.sample_tenant.service_account}"
 
 
 APP_PROBE = """
@@ -167,21 +167,21 @@ def apps_to_mlflow(context: SmokeContext) -> str:
     if not edges:
         raise Skip("no application environment uses MLflow")
     for edge in edges:
-        namespace = edge["from_namespace"]
+        namespace = edge.consumer_namespace
         name = f"{context.run_id}-mlflow-{namespace.rsplit('-', 1)[-1]}"[:63]
         try:
             log = context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120),
-                                            labels=edge["from_pods"], container={
+                                            labels=edge.consumer_pods, container={
                 "image": context.probe_image, "command": ["python", "-c", APP_PROBE],
                 "envFrom": [{"configMapRef": {"name": ENDPOINTS_CONFIGMAP}}], "env": login_env(edge)})
         except Exception as failure:  # noqa: BLE001 - probe failures are the finding
             log = str(failure)
         if "MLFLOW OK" not in log:
             raise CheckFailed(Diagnosis(
-                "mlflow", f"probe pod {namespace}/{name} -> {edge['url']}", "MLflow's /health from the namespace",
+                "mlflow", f"probe pod {namespace}/{name} -> {edge.url}", "MLflow's /health from the namespace",
                 log[-300:], f"MLFLOW_TRACKING_URI in ConfigMap {namespace}/{ENDPOINTS_CONFIGMAP} does not lead to "
                             "MLflow, MLflow's allowed hosts refuse that name, or the login in "
-                            f"{edge.get('credentials_secret')} is refused (HTTP 401)"))
+                            f"{edge.credentials_secret if edge else None} is refused (HTTP 401)"))
     return f"MLflow reachable from {len(edges)} application namespace(s)"
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -174,9 +175,9 @@ def test_the_kits_model_runtime_image_is_passed_when_the_agent_names_it(workdir)
 def release_state(workdir: Path, status: str, seconds_ago: int, history: list[str] | None = None) -> None:
     """The release as `helm status -o json` and `helm history -o json` show it (helm v3.19: info.status,
     info.last_deployed RFC 3339; one entry per revision with its status)."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    when = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
+    when = datetime.now(UTC) - timedelta(seconds=seconds_ago)
     history = history or ["superseded", "deployed", status]
     (workdir / "helm-status.json").write_text(json.dumps({"name": "model-service", "version": len(history), "info": {
         "status": status, "last_deployed": when.strftime("%Y-%m-%dT%H:%M:%S.123456789Z")}}))

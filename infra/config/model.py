@@ -1,32 +1,24 @@
-"""Stack config: every setting of a platform stack, validated once into `StackConfig`.
-
-Read from a stack file (`stacks/Pulumi.<stack>.yaml`), from the Pulumi engine at `pulumi up`,
-and from `--set KEY=VALUE` overrides — all three go through `load_config`, so a mistake gets
-the same message whichever way it came in: the key, the value given and what is allowed.
-Pulumi.yaml's `config:` block is generated from the fields here (`pulumi_project_config`).
-"""
+"""Every setting of a platform stack, as fields of `StackConfig`: type, default, description (from
+which Pulumi.yaml's `config:` block is generated) and the checks of each value on its own. Rules across
+keys are in `rules`, reading the settings in from stack files, `--set` and the engine in `loading`."""
 
 from __future__ import annotations
 
 import difflib
 import enum
-import json
-import os
 import re
-from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Iterable
 from urllib.parse import urlparse
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PROJECT = "cd4ml"
+from infra.config.errors import PROJECT
+
 CLUSTER_STACK_ENV = "CD4ML_CLUSTER_STACK"
 KUBE_CONTEXT_ENV = "CD4ML_KUBE_CONTEXT"
 """The context `cd4ml up` deployed to when the stack file names none (the current one at the time)."""
 KUBE_TARGET_OUTPUT = "kube"
 """The platform stack's output that records which cluster it runs on: {"context": ..., "clusterStack": ...}."""
-"""The Pulumi project name, which is also the namespace of every stack config key."""
 
 SERVICE_NAMES = ("gocd", "elasticsearch", "kibana", "fluentd", "grafana", "mlflow")
 
@@ -75,26 +67,6 @@ class TlsIssuer(str, enum.Enum):
     LETSENCRYPT = "letsencrypt"
     LETSENCRYPT_STAGING = "letsencrypt-staging"
     SELF_SIGNED = "self-signed"
-
-
-class ConfigProblem(BaseModel):
-    key: str
-    value: Any
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{PROJECT}:{self.key} = {self.value!r}: {self.problem}"
-
-
-class ConfigError(ValueError):
-    """A stack config that cannot be used; lists every problem, each naming its key."""
-
-    def __init__(self, problems: list[ConfigProblem], source: str = "stack config"):
-        self.problems = problems
-        self.source = source
-        lines = "\n".join(f"  - {p}" for p in problems)
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{source} is invalid ({len(problems)} {noun}):\n{lines}")
 
 
 class StackConfig(BaseModel):
@@ -258,7 +230,7 @@ class StackConfig(BaseModel):
     def _known_services(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
             if name not in SERVICE_NAMES:
-                raise ValueError(f"unknown service {name!r}{_did_you_mean(name, SERVICE_NAMES)}; "
+                raise ValueError(f"unknown service {name!r}{did_you_mean(name, SERVICE_NAMES)}; "
                                  f"allowed: {', '.join(SERVICE_NAMES)}")
         if len(set(value)) != len(value):
             raise ValueError("lists a service twice")
@@ -410,241 +382,14 @@ def _in_range(value: int, low: int, high: int) -> int:
     return value
 
 
-def _did_you_mean(word: str, choices) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _key_of(field_name: str) -> str:
+def key_of(field_name: str) -> str:
     field = StackConfig.model_fields[field_name]
     return field.alias or field_name
 
 
-CONFIG_KEYS: tuple[str, ...] = tuple(_key_of(name) for name in StackConfig.model_fields)
-
-
-def _coerce_text(key: str, value: Any) -> Any:
-    """Config from the Pulumi engine and from --set arrives as text; lists as JSON or a,b,c."""
-    if not isinstance(value, str):
-        return value
-    field_name = next(n for n in StackConfig.model_fields if _key_of(n) == key)
-    annotation = str(StackConfig.model_fields[field_name].annotation)
-    if annotation.startswith("tuple"):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                return value
-        return [item.strip() for item in text.split(",") if item.strip()]
-    return value
-
-
-def load_config(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
-    """Validate raw `key -> value` settings (keys with or without the `cd4ml:` namespace)."""
-    problems: list[ConfigProblem] = []
-    settings: dict[str, Any] = {}
-    for full_key, value in raw.items():
-        namespace, _, key = full_key.rpartition(":")
-        if namespace and namespace != PROJECT:
-            continue  # provider settings such as kubernetes:context belong to their providers
-        if key not in CONFIG_KEYS:
-            problems.append(ConfigProblem(
-                key=key, value=value,
-                problem=f"unknown key{_did_you_mean(key, CONFIG_KEYS)}; known keys: {', '.join(CONFIG_KEYS)}"))
-            continue
-        settings[key] = _coerce_text(key, value)
-    try:
-        config = StackConfig.model_validate(settings)
-    except ValidationError as invalid:
-        for error in invalid.errors():
-            key = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(ConfigProblem(key=key, value=settings.get(key), problem=_plain(error)))
-        raise ConfigError(problems, source) from None
-    if problems:
-        raise ConfigError(problems, source)
-    _check_requirements(config, source)
-    return config
-
-
-def _plain(error: Mapping[str, Any]) -> str:
-    """Pydantic's message without its 'Value error,' prefix, plus what type was expected."""
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "enum":
-        return message.replace("Input should be", "must be one of")
-    if error["type"] in ("int_parsing", "int_type", "int_from_float"):
-        return "must be a whole number"
-    if error["type"] in ("string_type",):
-        return "must be text"
-    if error["type"] in ("tuple_type",):
-        return "must be a list"
-    return message
-
-
-def _check_requirements(config: StackConfig, source: str) -> None:
-    problems = [
-        ConfigProblem(
-            key=_key_of("services"), value=list(config.services),
-            problem=f"{service} needs {needed}, which is not in the list; add {needed} or remove {service}")
-        for service, needs in SERVICE_REQUIREMENTS.items() if config.enabled(service)
-        for needed in needs if not config.enabled(needed)
-    ]
-    if config.profile is Profile.LAPTOP and config.elasticsearch_nodes > 1:
-        problems.append(ConfigProblem(
-            key=_key_of("elasticsearch_nodes"), value=config.elasticsearch_nodes,
-            problem="the laptop profile runs exactly 1 Elasticsearch node; set profile=cluster for more"))
-    longest = max([len(n) + 1 for n in config.participant_list] or [0]) + max(len(e) for e in config.app_environments)
-    if len(config.namespace_prefix) + 1 + longest > 63:
-        problems.append(ConfigProblem(
-            key=_key_of("namespace_prefix"), value=config.namespace_prefix,
-            problem=f"namespaces <prefix>-<participant>-<environment> would exceed 63 characters; "
-                    f"use a prefix of at most {62 - longest} characters"))
-    if config.participant_names and config.participants not in (0, len(config.participant_names)):
-        problems.append(ConfigProblem(
-            key=_key_of("participants"), value=config.participants,
-            problem=f"participantNames lists {len(config.participant_names)} names; set participants to "
-                    f"{len(config.participant_names)} or leave it 0"))
-    problems += _cloud_problems(config)
-    if problems:
-        raise ConfigError(problems, source)
-
-
-def _cloud_problems(config: StackConfig) -> list[ConfigProblem]:
-    """Ingress and cloud clusters are for the cluster profile, and each needs its own settings."""
-    # The price table's machines are the ones allowed (imported here: the platform model imports this module).
-    from infra.platform.sizing import MACHINES
-
-    problems = []
-    if config.exposure is Exposure.INGRESS:
-        if config.profile is not Profile.CLUSTER:
-            problems.append(ConfigProblem(key="exposure", value=config.exposure.value,
-                                          problem="ingress is for the cluster profile (laptops use port-forward); "
-                                                  "set profile=cluster or exposure=port-forward"))
-        if not config.domain:
-            problems.append(ConfigProblem(key="domain", value=config.domain,
-                                          problem="exposure 'ingress' publishes <service>.<domain>: set the domain "
-                                                  "whose DNS points at the ingress controller"))
-        if config.tls_issuer is not TlsIssuer.SELF_SIGNED and not config.acme_email:
-            problems.append(ConfigProblem(key="acmeEmail", value=config.acme_email,
-                                          problem=f"tlsIssuer {config.tls_issuer.value} needs a contact address "
-                                                  "for Let's Encrypt (or set tlsIssuer=self-signed)"))
-    provider = config.cluster_provider
-    if provider is not ClusterProvider.EXISTING:
-        if config.profile is not Profile.CLUSTER:
-            problems.append(ConfigProblem(key="clusterProvider", value=provider.value,
-                                          problem="a cloud cluster runs the cluster profile; set profile=cluster"))
-        if provider is ClusterProvider.GKE and not config.cloud_project:
-            problems.append(ConfigProblem(key="cloudProject", value=config.cloud_project,
-                                          problem="a GKE cluster needs the GCP project it is billed to"))
-        if not config.cloud_region:
-            problems.append(ConfigProblem(key="cloudRegion", value=config.cloud_region,
-                                          problem=f"a {provider.value.upper()} cluster needs its "
-                                                  + ("location (zone or region)" if provider is ClusterProvider.GKE
-                                                     else "AWS region")))
-        if config.enabled("gocd") and not config.image_registry:
-            problems.append(ConfigProblem(key="imageRegistry", value=config.image_registry,
-                                          problem="a cloud cluster pulls the kit's own images (the ML agent, the "
-                                                  "model runtime) from a registry: set one it can pull from, e.g. "
-                                                  "europe-docker.pkg.dev/<project>/cd4ml"))
-        if config.machine_type and config.machine_type not in MACHINES[provider.value]:
-            problems.append(ConfigProblem(key="machineType", value=config.machine_type,
-                                          problem=f"not in the kit's {provider.value} price table; allowed: "
-                                                  + ", ".join(MACHINES[provider.value])))
-    elif config.machine_type or config.cloud_project:
-        key = "machineType" if config.machine_type else "cloudProject"
-        problems.append(ConfigProblem(key=key, value=config.machine_type or config.cloud_project,
-                                      problem="only used with clusterProvider gke or eks"))
-    return problems
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """`--set KEY=VALUE` pairs; a pair without '=' is itself a config problem."""
-    overrides: dict[str, str] = {}
-    problems = []
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            problems.append(ConfigProblem(key=key or "?", value=pair, problem="--set needs KEY=VALUE"))
-            continue
-        overrides[key.strip()] = value
-    if problems:
-        raise ConfigError(problems, "--set")
-    return overrides
-
-
-def project_dir() -> Path:
-    """The kit's checkout: the current directory if it holds Pulumi.yaml, else where the package is."""
-    here = Path.cwd()
-    if (here / "Pulumi.yaml").is_file():
-        return here
-    return Path(__file__).resolve().parents[1]
-
-
-def stack_file(stacks_dir: Path, stack: str) -> Path:
-    return stacks_dir / f"Pulumi.{stack}.yaml"
-
-
-def read_stack_file(stacks_dir: Path, stack: str) -> dict[str, Any]:
-    """The `config:` mapping of a stack file; a missing file or stack names what exists."""
-    path = stack_file(stacks_dir, stack)
-    if not path.is_file():
-        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
-        raise ConfigError([ConfigProblem(
-            key="(stack)", value=stack,
-            problem=f"no stack file {path}{_did_you_mean(stack, known)}; stacks: {', '.join(known) or 'none'}")],
-            "stack")
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as broken:
-        raise ConfigError([ConfigProblem(key="(file)", value=str(path), problem=f"is not valid YAML: {broken}")],
-                          str(path)) from None
-    config = document.get("config") or {}
-    if not isinstance(config, dict):
-        raise ConfigError([ConfigProblem(key="(file)", value=str(path), problem="'config' must be a mapping")],
-                          str(path))
-    return config
-
-
-def load_stack(stacks_dir: Path, stack: str, overrides: Mapping[str, str] | None = None) -> StackConfig:
-    """A stack file plus `--set` overrides, validated together (an override may fix the file)."""
-    raw = dict(read_stack_file(stacks_dir, stack))
-    for key, value in (overrides or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        raw.pop(full.removeprefix(f"{PROJECT}:"), None)
-        raw[full] = value
-    return load_config(raw, source=f"stack '{stack}'")
-
-
-def load_from_pulumi() -> StackConfig:
-    """The running stack's config, as the Pulumi engine passes it to the program."""
-    import pulumi
-    from pulumi.runtime import config as runtime_config
-
-    # The language host hands config over as PULUMI_CONFIG or through set_all_config (mocks too).
-    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    # `cd4ml up` passes the cluster stack it created, or the context it chose, this way rather than
-    # writing into the stack file (which is the user's, and tracked).
-    if os.environ.get(CLUSTER_STACK_ENV):
-        raw[f"{PROJECT}:clusterStack"] = os.environ[CLUSTER_STACK_ENV]
-    if os.environ.get(KUBE_CONTEXT_ENV) and not raw.get(f"{PROJECT}:kubeContext"):
-        raw[f"{PROJECT}:kubeContext"] = os.environ[KUBE_CONTEXT_ENV]
-    return load_config(raw, source=f"stack '{pulumi.get_stack()}'")
-
-
-def pulumi_project_config() -> dict[str, dict[str, Any]]:
-    """The `config:` block of Pulumi.yaml, derived from the fields so the two cannot drift."""
-    block: dict[str, dict[str, Any]] = {}
-    for name, field in StackConfig.model_fields.items():
-        default = field.default
-        if isinstance(default, enum.Enum):
-            default = default.value
-        if isinstance(default, tuple):
-            entry = {"type": "array", "items": {"type": "string"}, "default": list(default)}
-        elif isinstance(default, bool):
-            entry = {"type": "boolean", "default": default}
-        elif isinstance(default, int):
-            entry = {"type": "integer", "default": default}
-        else:
-            entry = {"type": "string", "default": default}
-        block[_key_of(name)] = {"description": field.description, **entry}
-    return block
+CONFIG_KEYS: tuple[str, ...] = tuple(key_of(name) for name in StackConfig.model_fields)

@@ -1,0 +1,91 @@
+"""The rules across keys: what one setting needs of another (a service of the one it reads, ingress
+of a domain, a cloud cluster of its project and region, a machine of the price table)."""
+
+from __future__ import annotations
+
+from infra.config.errors import ConfigError, ConfigProblem
+from infra.config.model import (
+    SERVICE_REQUIREMENTS,
+    ClusterProvider,
+    Exposure,
+    Profile,
+    StackConfig,
+    TlsIssuer,
+    key_of,
+)
+from infra.machines import MACHINES
+
+
+def check_requirements(config: StackConfig, source: str) -> None:
+    problems = [
+        ConfigProblem(
+            key=key_of("services"), value=list(config.services),
+            problem=f"{service} needs {needed}, which is not in the list; add {needed} or remove {service}")
+        for service, needs in SERVICE_REQUIREMENTS.items() if config.enabled(service)
+        for needed in needs if not config.enabled(needed)
+    ]
+    if config.profile is Profile.LAPTOP and config.elasticsearch_nodes > 1:
+        problems.append(ConfigProblem(
+            key=key_of("elasticsearch_nodes"), value=config.elasticsearch_nodes,
+            problem="the laptop profile runs exactly 1 Elasticsearch node; set profile=cluster for more"))
+    longest = max([len(n) + 1 for n in config.participant_list] or [0]) + max(len(e) for e in config.app_environments)
+    if len(config.namespace_prefix) + 1 + longest > 63:
+        problems.append(ConfigProblem(
+            key=key_of("namespace_prefix"), value=config.namespace_prefix,
+            problem=f"namespaces <prefix>-<participant>-<environment> would exceed 63 characters; "
+                    f"use a prefix of at most {62 - longest} characters"))
+    if config.participant_names and config.participants not in (0, len(config.participant_names)):
+        problems.append(ConfigProblem(
+            key=key_of("participants"), value=config.participants,
+            problem=f"participantNames lists {len(config.participant_names)} names; set participants to "
+                    f"{len(config.participant_names)} or leave it 0"))
+    problems += _cloud_problems(config)
+    if problems:
+        raise ConfigError(problems, source)
+
+
+def _cloud_problems(config: StackConfig) -> list[ConfigProblem]:
+    """Ingress and cloud clusters are for the cluster profile, and each needs its own settings."""
+    problems = []
+    if config.exposure is Exposure.INGRESS:
+        if config.profile is not Profile.CLUSTER:
+            problems.append(ConfigProblem(key="exposure", value=config.exposure.value,
+                                          problem="ingress is for the cluster profile (laptops use port-forward); "
+                                                  "set profile=cluster or exposure=port-forward"))
+        if not config.domain:
+            problems.append(ConfigProblem(key="domain", value=config.domain,
+                                          problem="exposure 'ingress' publishes <service>.<domain>: set the domain "
+                                                  "whose DNS points at the ingress controller"))
+        if config.tls_issuer is not TlsIssuer.SELF_SIGNED and not config.acme_email:
+            problems.append(ConfigProblem(key="acmeEmail", value=config.acme_email,
+                                          problem=f"tlsIssuer {config.tls_issuer.value} needs a contact address "
+                                                  "for Let's Encrypt (or set tlsIssuer=self-signed)"))
+    provider = config.cluster_provider
+    if provider is not ClusterProvider.EXISTING:
+        if config.profile is not Profile.CLUSTER:
+            problems.append(ConfigProblem(key="clusterProvider", value=provider.value,
+                                          problem="a cloud cluster runs the cluster profile; set profile=cluster"))
+        if provider is ClusterProvider.GKE and not config.cloud_project:
+            problems.append(ConfigProblem(key="cloudProject", value=config.cloud_project,
+                                          problem="a GKE cluster needs the GCP project it is billed to"))
+        if not config.cloud_region:
+            problems.append(ConfigProblem(key="cloudRegion", value=config.cloud_region,
+                                          problem=f"a {provider.value.upper()} cluster needs its "
+                                                  + ("location (zone or region)" if provider is ClusterProvider.GKE
+                                                     else "AWS region")))
+        if config.enabled("gocd") and not config.image_registry:
+            problems.append(ConfigProblem(key="imageRegistry", value=config.image_registry,
+                                          problem="a cloud cluster pulls the kit's own images (the ML agent, the "
+                                                  "model runtime) from a registry: set one it can pull from, e.g. "
+                                                  "europe-docker.pkg.dev/<project>/cd4ml"))
+        if config.machine_type and config.machine_type not in MACHINES[provider.value]:
+            problems.append(ConfigProblem(key="machineType", value=config.machine_type,
+                                          problem=f"not in the kit's {provider.value} price table; allowed: "
+                                                  + ", ".join(MACHINES[provider.value])))
+    elif config.machine_type or config.cloud_project:
+        key = "machineType" if config.machine_type else "cloudProject"
+        problems.append(ConfigProblem(key=key, value=config.machine_type or config.cloud_project,
+                                      problem="only used with clusterProvider gke or eks"))
+    return problems
+
+
