@@ -76,13 +76,9 @@ class ChartedPod:
 
 
 def _mib(quantity: str | None) -> int | None:
-    if not quantity:
-        return None
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
-    for suffix, factor in units.items():
-        if quantity.endswith(suffix):
-            return int(float(quantity[: -len(suffix)]) * factor)
-    return int(int(quantity) / 2**20)
+    from kubernetes.utils.quantity import parse_quantity
+
+    return int(parse_quantity(quantity) / 2**20) if quantity else None
 
 
 def _expand(text: str, env: dict[str, str]) -> str:

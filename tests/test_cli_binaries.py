@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from infra.cli import lifecycle
+from infra.cli import errors, lifecycle, tools
 from infra.cli.main import app
+from infra.cluster import KIND_VERSION
 from infra.config import project_dir
 
 FAKE = """#!{python}
@@ -50,7 +51,7 @@ elif name == "docker" and args[:1] == ["info"]:
 """
 
 
-def install_fake(where: Path, name: str, log: Path, version: str = lifecycle.KIND_VERSION) -> Path:
+def install_fake(where: Path, name: str, log: Path, version: str = KIND_VERSION) -> Path:
     where.mkdir(parents=True, exist_ok=True)
     program = where / name
     program.write_text(FAKE.format(python=sys.executable, log=str(log), version=version))
@@ -100,19 +101,19 @@ def test_a_kind_of_another_version_on_path_is_not_used(project, monkeypatch, tmp
         fetched.append(url)
         install_fake(target.parent, target.name, log)
 
-    monkeypatch.setattr(lifecycle, "download", download)
+    monkeypatch.setattr(tools, "download", download)
     result = CliRunner().invoke(app, ["images", "--preload"])
     assert result.exit_code == 0, result.output
     [url] = fetched
-    assert url.startswith(f"https://kind.sigs.k8s.io/dl/{lifecycle.KIND_VERSION}/kind-")
+    assert url.startswith(f"https://kind.sigs.k8s.io/dl/{KIND_VERSION}/kind-")
     assert (root / ".tools" / "bin" / "kind").is_file()
 
 
 def test_without_any_kind_and_no_download_the_cli_says_so_in_one_line(project, monkeypatch):
     def download(url, target, what, console):
-        raise lifecycle.LifecycleError(f"could not download {what} from {url}: <urlopen error no network>")
+        raise errors.LifecycleError(f"could not download {what} from {url}: <urlopen error no network>")
 
-    monkeypatch.setattr(lifecycle, "download", download)
+    monkeypatch.setattr(tools, "download", download)
     result = CliRunner().invoke(app, ["images", "--preload"])
     assert result.exit_code == 1
     assert result.output.count("✗") == 1 and "could not download kind" in result.output

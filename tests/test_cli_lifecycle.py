@@ -16,9 +16,11 @@ from pulumi import automation as auto
 from test_lifecycle import FakeRun, FakeWorkspace
 from typer.testing import CliRunner
 
-from infra.cli import lifecycle
+from infra.cli import dns as front_door_dns
+from infra.cli import errors, images, lifecycle, stacks, tools
 from infra.cli import main as cli
 from infra.cli.main import app
+from infra.cli.progress import EngineProgress
 from infra.policies import pack_config
 from infra.smoke.cluster import KubeTarget
 from infra.smoke.core import CheckResult
@@ -73,12 +75,12 @@ class FakeStack:
 def fake_stack(monkeypatch):
     stack = FakeStack()
     monkeypatch.setattr(lifecycle, "ensure_cluster", lambda *args, **kwargs: "kind-cd4ml")
-    monkeypatch.setattr(lifecycle, "deliver_kit_images", lambda *args, **kwargs: [])
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: stack)
-    monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
-    monkeypatch.setattr(lifecycle, "kube_target", lambda *args, **kwargs: KubeTarget(context="kind-cd4ml"))
-    monkeypatch.setattr(lifecycle, "cluster_answers", lambda target, timeout: (True, "v1.36.1"))
-    monkeypatch.setattr(lifecycle, "check_policy_pack_venv", lambda: None)  # the engine is a fake here
+    monkeypatch.setattr(images, "deliver_kit_images", lambda *args, **kwargs: [])
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: stack)
+    monkeypatch.setattr(stacks, "deployed", lambda *args: True)
+    monkeypatch.setattr(stacks, "kube_target", lambda *args, **kwargs: KubeTarget(context="kind-cd4ml"))
+    monkeypatch.setattr(stacks, "cluster_answers", lambda target, timeout: (True, "v1.36.1"))
+    monkeypatch.setattr(tools, "check_policy_pack_venv", lambda: None)  # the engine is a fake here
     monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [CheckResult("gocd.health", "gocd", "pass", 0.1,
                                                                                "server healthy")])
     return stack
@@ -102,7 +104,7 @@ def test_up_runs_the_kits_policy_pack_with_the_stacks_profile(fake_stack):
     result = runner.invoke(app, ["up", "--stack", "workshop"])
     assert result.exit_code == 0, result.output
     [pack] = fake_stack.up_kwargs["policy_packs"]
-    assert Path(pack) == lifecycle.POLICY_PACK_DIR and (Path(pack) / "PulumiPolicy.yaml").is_file()
+    assert Path(pack) == tools.POLICY_PACK_DIR and (Path(pack) / "PulumiPolicy.yaml").is_file()
     [config_file] = fake_stack.up_kwargs["policy_pack_configs"]
     assert json.loads(Path(config_file).read_text()) == pack_config("cluster")
 
@@ -131,7 +133,7 @@ def test_down_destroys_and_can_delete_the_cluster(fake_stack, monkeypatch):
     run = FakeRun({})
     original = lifecycle.down
     monkeypatch.setattr(lifecycle, "down", lambda *args, **kwargs: original(*args, **kwargs, run=run))
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
     result = runner.invoke(app, ["down", "--cluster"])
     assert result.exit_code == 0, result.output
     assert fake_stack.calls == ["destroy"]
@@ -140,7 +142,7 @@ def test_down_destroys_and_can_delete_the_cluster(fake_stack, monkeypatch):
 
 
 def test_down_with_nothing_deployed_and_the_cluster_gone_still_succeeds(fake_stack, monkeypatch):
-    monkeypatch.setattr(lifecycle, "deployed", lambda *args: False)
+    monkeypatch.setattr(stacks, "deployed", lambda *args: False)
     result = runner.invoke(app, ["down"])
     assert result.exit_code == 0
     assert "stack 'local' is not deployed: nothing to destroy" in result.output
@@ -162,8 +164,8 @@ def test_down_on_a_cluster_that_is_gone_forgets_the_platform_instead(fake_stack,
     delete a Helm release on an unreachable cluster, while a refresh drops it (and everything else) when
     PULUMI_K8S_DELETE_UNREACHABLE is set: so refresh, then destroy, with the option for this run only."""
     opened = []
-    monkeypatch.setattr(lifecycle, "cluster_answers", lambda target, timeout: (False, "connection refused"))
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
+    monkeypatch.setattr(stacks, "cluster_answers", lambda target, timeout: (False, "connection refused"))
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
     result = runner.invoke(app, ["down"])
     assert result.exit_code == 0, result.output
     assert fake_stack.calls == ["refresh", "destroy"]
@@ -173,7 +175,7 @@ def test_down_on_a_cluster_that_is_gone_forgets_the_platform_instead(fake_stack,
 
 def test_down_on_a_live_cluster_deletes_without_dropping_anything(fake_stack, monkeypatch):
     opened = []
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
     assert runner.invoke(app, ["down"]).exit_code == 0
     assert fake_stack.calls == ["destroy"] and opened[0]["program_env"] == {}
 
@@ -181,7 +183,7 @@ def test_down_on_a_live_cluster_deletes_without_dropping_anything(fake_stack, mo
 def test_up_waits_for_the_api_server_and_says_what_it_saw(fake_stack, monkeypatch):
     """A refresh against an API server still starting fails the update; without the provider's
     deleteUnreachable it no longer wipes the state, and `up` first gives the server time."""
-    monkeypatch.setattr(lifecycle, "cluster_answers", lambda target, timeout: (False, "connection refused"))
+    monkeypatch.setattr(stacks, "cluster_answers", lambda target, timeout: (False, "connection refused"))
     result = runner.invoke(app, ["up"])
     assert result.exit_code == 1
     assert "did not answer within 120s; last seen: connection refused" in result.output
@@ -197,7 +199,7 @@ def test_recreate_is_down_then_up_then_smoke(fake_stack):
 
 def test_status_lists_services_and_runs_only_health_checks(fake_stack, monkeypatch):
     asked = {}
-    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"services": {"gocd": {"url": "http://gocd"}}})
+    monkeypatch.setattr(stacks, "stack_outputs", lambda *args: {"services": {"gocd": {"url": "http://gocd"}}})
 
     def smoke(stack, endpoints, only, timeout, checks=None):
         asked["checks"] = checks
@@ -219,9 +221,9 @@ def test_status_of_an_undeployed_stack_says_so():
 
 def test_handout_offline_writes_a_hundred_pages_with_placeholders(tmp_path, monkeypatch):
     def not_deployed(*args):
-        raise lifecycle.LifecycleError("stack 'local' is not deployed (no state in .pulumi-state)")
+        raise errors.LifecycleError("stack 'local' is not deployed (no state in .pulumi-state)")
 
-    monkeypatch.setattr(lifecycle, "stack_outputs", not_deployed)
+    monkeypatch.setattr(stacks, "stack_outputs", not_deployed)
     out = tmp_path / "handouts"
     result = runner.invoke(app, ["handout", "--set", "participants=100", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -238,7 +240,7 @@ def test_handout_offline_writes_a_hundred_pages_with_placeholders(tmp_path, monk
 
 def test_handout_with_a_deployed_stack_puts_passwords_on_pages_only(tmp_path, monkeypatch):
     passwords = {"alice": "s3cret-alice-pw", "bob": "s3cret-bob-pw"}
-    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"participant_passwords": passwords})
+    monkeypatch.setattr(stacks, "stack_outputs", lambda *args: {"participant_passwords": passwords})
     out = tmp_path / "handouts"
     result = runner.invoke(app, ["handout", "--set", "participantNames=alice,bob", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -281,8 +283,8 @@ def test_down_cluster_destroys_the_cluster_stack_when_the_kit_made_one(fake_stac
         opened.append(work_dir)
         return cluster if work_dir is not None else fake_stack
 
-    monkeypatch.setattr(lifecycle, "open_stack", open_stack)
-    monkeypatch.setattr(lifecycle, "cluster_deployed", lambda *args: True)
+    monkeypatch.setattr(stacks, "open_stack", open_stack)
+    monkeypatch.setattr(stacks, "cluster_deployed", lambda *args: True)
     result = runner.invoke(app, ["down", "--cluster"])
     assert result.exit_code == 0, result.output
     assert fake_stack.calls == ["destroy"] and cluster.calls == ["destroy"]
@@ -293,7 +295,7 @@ def test_on_a_terminal_running_steps_share_a_spinner_line():
     from rich.console import Console
 
     console = Console(force_terminal=True, record=True, width=100)
-    progress = lifecycle.EngineProgress(console)
+    progress = EngineProgress(console)
     assert progress.spinner is not None
     progress.event(event("resource_pre_event", "cd4ml:platform:GoCD", "gocd"))
     progress.event(event("resource_pre_event", "cd4ml:platform:MLflow", "mlflow"))
@@ -303,14 +305,14 @@ def test_on_a_terminal_running_steps_share_a_spinner_line():
     assert progress.running == []
     text = console.export_text()
     assert "✓ gocd" in text and "✓ mlflow" in text and " • gocd …" not in text  # no plain start lines
-    assert lifecycle.EngineProgress(Console(force_terminal=False)).spinner is None  # CI: plain lines
+    assert EngineProgress(Console(force_terminal=False)).spinner is None  # CI: plain lines
 
 
 def test_status_prices_a_cloud_cluster(fake_stack, monkeypatch):
     cluster_outputs = {"provider": "gke", "machineType": "e2-standard-8", "nodeCount": 3}
     fake_stack.outputs = lambda: {k: auto.OutputValue(v, False) for k, v in cluster_outputs.items()}
-    monkeypatch.setattr(lifecycle, "cluster_deployed", lambda *args: True)
-    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"services": {"gocd": {"url": "http://gocd"}}})
+    monkeypatch.setattr(stacks, "cluster_deployed", lambda *args: True)
+    monkeypatch.setattr(stacks, "stack_outputs", lambda *args: {"services": {"gocd": {"url": "http://gocd"}}})
     monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [CheckResult("gocd.health", "gocd", "pass", 0.1,
                                                                                 "ok")])
     result = runner.invoke(app, ["status", "--stack", "gke"])
@@ -344,7 +346,7 @@ def dns(monkeypatch):
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in found]
 
-    monkeypatch.setattr(lifecycle.socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(front_door_dns.socket, "getaddrinfo", getaddrinfo)
     return records
 
 
@@ -353,7 +355,7 @@ def dns(monkeypatch):
     ("a1b2.elb.us-east-1.amazonaws.com", "*.workshop.example.com CNAME a1b2.elb.us-east-1.amazonaws.com"),  # EKS
 ])
 def test_front_door_names_the_public_urls_and_the_dns_record_to_create(address, record, dns):
-    lines = lifecycle.front_door({**PUBLISHED, "ingress": {"address": address, "domain": "workshop.example.com"}})
+    lines = front_door_dns.front_door({**PUBLISHED, "ingress": {"address": address, "domain": "workshop.example.com"}})
     assert [line.split()[1:] for line in lines[:-1]] == [
         ["gocd", "https://gocd.workshop.example.com/go"], ["kibana", "https://kibana.workshop.example.com"],
         ["grafana", "https://grafana.workshop.example.com"], ["mlflow", "https://mlflow.workshop.example.com"]]
@@ -367,22 +369,22 @@ def test_front_door_names_the_public_urls_and_the_dns_record_to_create(address, 
 def test_front_door_says_when_the_record_already_points_at_the_controller(dns, controller, resolves_to):
     dns["a1b2.elb.us-east-1.amazonaws.com"] = ["198.51.100.5", "198.51.100.4"]
     dns["gocd.workshop.example.com"] = resolves_to
-    line = lifecycle.front_door({**PUBLISHED, "ingress": {"address": controller, "domain": "workshop.example.com"}})[-1]
+    line = front_door_dns.front_door({**PUBLISHED, "ingress": {"address": controller, "domain": "workshop.example.com"}})[-1]
     assert line == f"  DNS: ✓ *.workshop.example.com points at the ingress controller ({controller})"
 
 
 def test_front_door_after_a_recreate_asks_to_update_yesterdays_record(dns):
     dns["gocd.workshop.example.com"] = ["203.0.113.7"]  # the load balancer `down` deleted
-    line = lifecycle.front_door({**PUBLISHED, "ingress": {"address": "203.0.113.99",
+    line = front_door_dns.front_door({**PUBLISHED, "ingress": {"address": "203.0.113.99",
                                                           "domain": "workshop.example.com"}})[-1]
     assert "points at 203.0.113.7, not the ingress controller: update the record to " \
            "*.workshop.example.com A 203.0.113.99" in line
 
 
 def test_front_door_without_an_address_yet_says_where_to_look():
-    line = lifecycle.front_door({**PUBLISHED, "ingress": {"address": "", "domain": "workshop.example.com"}})[-1]
+    line = front_door_dns.front_door({**PUBLISHED, "ingress": {"address": "", "domain": "workshop.example.com"}})[-1]
     assert "has no address yet (kubectl -n cd4ml-ingress get svc traefik)" in line
-    assert lifecycle.front_door({"platform": {}, "ingress": None}) == []
+    assert front_door_dns.front_door({"platform": {}, "ingress": None}) == []
 
 
 def _smoke_answers(monkeypatch, *results: CheckResult) -> None:
@@ -425,7 +427,7 @@ def test_no_command_prints_a_generated_secret(fake_stack, monkeypatch, tmp_path,
         name: auto.OutputValue(value, name == "participant_passwords") for name, value in outputs.items()})
     monkeypatch.setattr(fake_stack, "up", lambda on_output, on_event, **kwargs: (
         on_output("    participant_passwords: [secret]"), up_result)[1])
-    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: outputs)
+    monkeypatch.setattr(stacks, "stack_outputs", lambda *args: outputs)
     printed = [runner.invoke(app, ["up", "--verbose"]), runner.invoke(app, ["status"]),
                runner.invoke(app, ["handout", "--set", "participantNames=alice,bob", "--out", str(tmp_path)])]
     assert [r.exit_code for r in printed] == [0, 0, 0], [r.output for r in printed]
@@ -445,8 +447,8 @@ def test_smoke_checks_the_cluster_the_stack_runs_on_not_the_current_context(monk
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: somebody-elses-cluster\n")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
-    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"kube": {"context": "kind-cd4ml",
+    monkeypatch.setattr(stacks, "deployed", lambda *args: True)
+    monkeypatch.setattr(stacks, "stack_outputs", lambda *args: {"kube": {"context": "kind-cd4ml",
                                                                             "clusterStack": None}})
     seen = []
     monkeypatch.setattr("infra.smoke.runner.smoke_run", lambda *args, **kwargs: seen.append(kwargs["kube"]) or [])
@@ -454,9 +456,9 @@ def test_smoke_checks_the_cluster_the_stack_runs_on_not_the_current_context(monk
     assert seen == [KubeTarget(context="kind-cd4ml")]
     # On the kit's cluster stack: its own kubeconfig, handed over (secret) by the cluster stack.
     cluster_kubeconfig = "apiVersion: v1\nkind: Config\ncurrent-context: kind-cd4ml\n"
-    monkeypatch.setattr(lifecycle, "stack_outputs", lambda *args: {"kube": {
+    monkeypatch.setattr(stacks, "stack_outputs", lambda *args: {"kube": {
         "context": None, "clusterStack": "organization/cd4ml-cluster/local"}})
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: SimpleNamespace(
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: SimpleNamespace(
         outputs=lambda: {"kubeconfig": auto.OutputValue(cluster_kubeconfig, True)}))
     cli._run_smoke("local", [], [], 5.0)
     assert seen[-1].kubeconfig["current-context"] == "kind-cd4ml"
@@ -500,10 +502,10 @@ def test_a_cloud_stack_installs_its_providers_on_first_use(provider, module, mon
     run = FakeRun({})
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == module else real_find_spec(name))
-    lifecycle.ensure_cloud_packages(config, Console(), run)
+    tools.ensure_cloud_packages(config, Console(), run)
     [pip] = run.commands
     assert pip[1:4] == ["-m", "pip", "install"] and pip[-1].endswith("requirements-cloud.txt")
-    lifecycle.ensure_cloud_packages(load_config({}), Console(), run)  # a laptop: nothing
+    tools.ensure_cloud_packages(load_config({}), Console(), run)  # a laptop: nothing
     assert len(run.commands) == 1
 
 
@@ -518,7 +520,7 @@ def test_the_pulumi_release_unpacks_into_tools_bin_and_nothing_else(tmp_path):
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755
             release.addfile(info, io.BytesIO(data))
-    lifecycle.unpack_pulumi(archive, tmp_path / "bin")
+    tools.unpack_pulumi(archive, tmp_path / "bin")
     assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["pulumi", "pulumi-language-python"]
     assert not (tmp_path / "escape").exists()
 
@@ -550,7 +552,7 @@ def test_charts_from_a_local_folder_at_their_pinned_versions(tmp_path):
 
 def test_skip_checkpoints_is_the_facilitators_choice_for_one_update(fake_stack, monkeypatch):
     opened = []
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or fake_stack)
     assert runner.invoke(app, ["up", "--no-smoke"]).exit_code == 0
     assert "PULUMI_SKIP_CHECKPOINTS" not in opened[-1]["program_env"]
     result = runner.invoke(app, ["up", "--no-smoke", "--skip-checkpoints"])

@@ -140,10 +140,10 @@ def kit(tmp_path, monkeypatch, pulumi_home, request):
     monkeypatch.setenv("PULUMI_HOME", str(pulumi_home))
     monkeypatch.setenv("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
     monkeypatch.setenv("PATH", f"{BIN}:{os.environ['PATH']}")
-    from infra.cli import lifecycle
+    from infra.cli import stacks, tools
 
-    monkeypatch.setattr(lifecycle, "PASSPHRASE_FILE", tmp_path / "passphrase")
-    monkeypatch.setattr(lifecycle, "POLICY_PACK_DIR", project / "policy")
+    monkeypatch.setattr(stacks, "PASSPHRASE_FILE", tmp_path / "passphrase")
+    monkeypatch.setattr(tools, "POLICY_PACK_DIR", project / "policy")
     yield project, plane, stack_file
     plane.destroy()
 
@@ -197,7 +197,7 @@ def test_up_then_down_on_a_cluster_that_is_gone(kit):
 def test_up_while_the_api_server_is_down_keeps_the_state(kit, monkeypatch):
     """A refresh against an API server that is briefly unreachable must not drop the state (it did with
     deleteUnreachable on the provider): `up` waits, then stops with a line, and the next `up` is a no-op."""
-    from infra.cli import lifecycle
+    from infra.cli import lifecycle, stacks
 
     project, plane, _ = kit
     first = cli("up", "--stack", "envtest", "--no-smoke")
@@ -208,11 +208,11 @@ def test_up_while_the_api_server_is_down_keeps_the_state(kit, monkeypatch):
     failed = cli("up", "--stack", "envtest", "--no-smoke")
     assert failed.exit_code == 1 and "did not answer within 5s" in failed.output
     # Even the engine itself, refreshing with the API server down, keeps every resource.
-    stack = lifecycle.open_stack(project, "envtest")
+    stack = stacks.open_stack(project, "envtest")
     from pulumi import automation as auto
 
     with pytest.raises(auto.CommandError):
-        stack.refresh(color="never", config_file=lifecycle.platform_config_file(project, "envtest"))
+        stack.refresh(color="never", config_file=stacks.platform_config_file(project, "envtest"))
     assert sorted(checkpoint_types(project)) == before
     plane.start()
     again = cli("up", "--stack", "envtest", "--no-smoke")
@@ -223,18 +223,18 @@ def test_up_while_the_api_server_is_down_keeps_the_state(kit, monkeypatch):
 def test_a_live_down_deletes_and_the_checkpoint_says_so(kit):
     """After `down` the checkpoint file stays (no `stack rm`) with nothing in it: what the kit reads to
     tell a destroyed stack from a deployed one."""
-    from infra.cli import lifecycle
+    from infra.cli import stacks
 
     project, plane, _ = kit
     first = cli("up", "--stack", "envtest", "--no-smoke")
     assert first.exit_code == 0, first.output
-    assert lifecycle.deployed(project, "envtest")
+    assert stacks.deployed(project, "envtest")
     down = cli("down", "--stack", "envtest")
     assert down.exit_code == 0, down.output
     assert "cd4ml-staging" not in kubectl(plane, "get", "namespaces", "-o", "name") or "Terminating" in kubectl(
         plane, "get", "namespaces")
     assert (project / ".pulumi-state" / ".pulumi" / "stacks" / "cd4ml" / "envtest.json").is_file()
-    assert not lifecycle.deployed(project, "envtest")
+    assert not stacks.deployed(project, "envtest")
 
 
 @pytest.mark.parametrize("kit", [["gocd"]], indirect=True, ids=["gocd"])
@@ -260,11 +260,11 @@ def test_a_service_from_its_pinned_chart_up_and_down_on_a_gone_cluster(kit):
     # the Helm release (pulumi-kubernetes provider.go Delete; pulumi-kubernetes#2675), every time.
     from pulumi import automation as auto
 
-    from infra.cli import lifecycle
+    from infra.cli import stacks
 
-    plain = lifecycle.open_stack(project, "envtest", program_env={"PULUMI_K8S_DELETE_UNREACHABLE": "true"})
+    plain = stacks.open_stack(project, "envtest", program_env={"PULUMI_K8S_DELETE_UNREACHABLE": "true"})
     with pytest.raises(auto.CommandError, match="can't delete Helm Release with unreachable cluster"):
-        plain.destroy(color="never", config_file=lifecycle.platform_config_file(project, "envtest"),
+        plain.destroy(color="never", config_file=stacks.platform_config_file(project, "envtest"),
                       show_secrets=False)
     started = time.monotonic()
     down = cli("down", "--stack", "envtest")
@@ -375,7 +375,8 @@ def test_the_kits_own_cluster_stack_up_down_and_up_again(tmp_path, monkeypatch, 
     `kind create`), deploys through the stack reference's kubeconfig; `down --cluster` destroys both;
     the next `up` sees the empty checkpoint and creates the cluster again. `kind` here is
     tests/envtest/fake_kind.py: kind's commands and outputs, a real control plane behind them."""
-    from infra.cli import lifecycle
+    from infra.cli import stacks
+    from infra.cli import tools as kit_tools
 
     project = tmp_path / "kit"
     project.mkdir()
@@ -403,8 +404,8 @@ def test_the_kits_own_cluster_stack_up_down_and_up_again(tmp_path, monkeypatch, 
     monkeypatch.setenv("PULUMI_HOME", str(pulumi_home))
     monkeypatch.setenv("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
     monkeypatch.setenv("PATH", f"{tools}:{BIN}:{os.environ['PATH']}")
-    monkeypatch.setattr(lifecycle, "PASSPHRASE_FILE", tmp_path / "passphrase")
-    monkeypatch.setattr(lifecycle, "POLICY_PACK_DIR", project / "policy")
+    monkeypatch.setattr(stacks, "PASSPHRASE_FILE", tmp_path / "passphrase")
+    monkeypatch.setattr(kit_tools, "POLICY_PACK_DIR", project / "policy")
     try:
         for round_ in (1, 2):
             started = time.monotonic()
@@ -412,14 +413,14 @@ def test_the_kits_own_cluster_stack_up_down_and_up_again(tmp_path, monkeypatch, 
             assert up.exit_code == 0, up.output
             print(f"\n  up with its own cluster (round {round_}): {time.monotonic() - started:.1f}s", end="")
             assert "creating kind cluster 'cd4ml'" in up.output
-            assert lifecycle.cluster_deployed(project, "envtest")
+            assert stacks.cluster_deployed(project, "envtest")
             assert (kind_home / "cd4ml" / "kubeconfig").exists()
-            assert lifecycle.stack_outputs(project, "envtest")["kube"]["clusterStack"] == \
+            assert stacks.stack_outputs(project, "envtest")["kube"]["clusterStack"] == \
                 "organization/cd4ml-cluster/envtest"
             down = cli("down", "--stack", "envtest", "--cluster")
             assert down.exit_code == 0, down.output
             assert not (kind_home / "cd4ml").exists()  # `kind delete cluster` ran
-            assert not lifecycle.cluster_deployed(project, "envtest") and not lifecycle.deployed(project, "envtest")
+            assert not stacks.cluster_deployed(project, "envtest") and not stacks.deployed(project, "envtest")
     finally:
         import fake_kind
 

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("module", ["infra.platform.build", "infra.plan", "infra.smoke.runner", "infra.cli.main"])
+@pytest.mark.parametrize("module", ["infra.platform.build", "infra.document", "infra.plan", "infra.handout",
+                                    "infra.smoke.runner", "infra.cli.main"])
 def test_module_does_not_load_pulumi(module):
     probe = (f"import sys, {module}; "
              "loaded = sorted(m for m in sys.modules if m == 'pulumi' or m.startswith(('pulumi.', 'pulumi_'))); "

@@ -17,10 +17,11 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from infra.cli import lifecycle
+from infra.cli import errors, images, lifecycle, stacks, tools
 from infra.cli.main import app
+from infra.cluster import KIND_VERSION
 from infra.config import load_config
-from infra.platform.kit_images import GOCD_AGENT_ML, MODEL_RUNTIME
+from infra.platform.kit_images import GOCD_AGENT_ML, KIT_IMAGES, MODEL_RUNTIME
 
 
 class FakeRun:
@@ -34,7 +35,7 @@ class FakeRun:
     def __call__(self, command, **_kwargs):
         self.commands.append(list(command))
         program = Path(command[0]).name
-        stdout = f"kind {lifecycle.KIND_VERSION} go1.25 linux/amd64\n" if command[1:] == ["version"] else ""
+        stdout = f"kind {KIND_VERSION} go1.25 linux/amd64\n" if command[1:] == ["version"] else ""
         return subprocess.CompletedProcess(command, self.codes.get(program, 0), stdout=stdout, stderr="")
 
 
@@ -60,8 +61,8 @@ def test_current_context_is_used(tmp_path, monkeypatch):
 
 
 def test_no_context_and_no_docker_says_what_to_do(tmp_path, no_kubeconfig, monkeypatch):
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: "/usr/bin/docker" if name == "docker" else None)
-    with pytest.raises(lifecycle.LifecycleError, match="Docker is not running"):
+    monkeypatch.setattr(tools.shutil, "which", lambda name: "/usr/bin/docker" if name == "docker" else None)
+    with pytest.raises(errors.LifecycleError, match="Docker is not running"):
         lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({"docker": 1}))
 
 
@@ -70,7 +71,7 @@ class FakeWorkspace:
 
     def __init__(self):
         self.plugins = [SimpleNamespace(kind="resource", name=name, version=version)
-                        for name, version in lifecycle.required_plugins()]
+                        for name, version in tools.required_plugins()]
         self.installed: list[tuple[str, str]] = []
 
     def list_plugins(self):
@@ -97,10 +98,10 @@ class FakeClusterStack:
 
 
 def test_no_context_with_docker_creates_kind_as_the_cluster_stack(tmp_path, no_kubeconfig, monkeypatch):
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
     opened = []
     cluster = FakeClusterStack()
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
     context = lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({}), stack_name="local")
     assert context == "kind-cd4ml"
     assert opened == [{"create": True, "work_dir": tmp_path / "cluster"}]
@@ -109,9 +110,9 @@ def test_no_context_with_docker_creates_kind_as_the_cluster_stack(tmp_path, no_k
 
 
 def test_failed_kind_create_is_an_error(tmp_path, no_kubeconfig, monkeypatch):
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: FakeClusterStack(fail=True))
-    with pytest.raises(lifecycle.LifecycleError, match=r"pulumi up \(cluster\) failed .*kind create cluster exited 1"):
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: FakeClusterStack(fail=True))
+    with pytest.raises(errors.LifecycleError, match=r"pulumi up \(cluster\) failed .*kind create cluster exited 1"):
         lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({}))
 
 
@@ -139,7 +140,7 @@ def test_a_deployed_cluster_stack_is_used_and_handed_to_the_platform(tmp_path, m
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     checkpoint(tmp_path, "cd4ml-cluster", "local", KIND_STACK)
     assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), stack_name="local") == "kind-cd4ml"
-    assert lifecycle.platform_env(tmp_path, "local", load_config({}), "kind-cd4ml") == {
+    assert stacks.platform_env(tmp_path, "local", load_config({}), "kind-cd4ml") == {
         "CD4ML_CLUSTER_STACK": "organization/cd4ml-cluster/local"}
 
 
@@ -147,12 +148,12 @@ def test_after_down_cluster_the_next_up_creates_the_cluster_again(tmp_path, no_k
     """`down --cluster` destroys the cluster stack and leaves its checkpoint, empty, behind: that is not a
     cluster, and `up` must create one rather than deploy to a kind context that no longer exists."""
     checkpoint(tmp_path, "cd4ml-cluster", "local", [])
-    assert not lifecycle.cluster_deployed(tmp_path, "local")
+    assert not stacks.cluster_deployed(tmp_path, "local")
     checkpoint(tmp_path, "cd4ml-cluster", "local", ["pulumi:pulumi:Stack", "pulumi:providers:command"])
-    assert not lifecycle.cluster_deployed(tmp_path, "local")  # a failed create: nothing made
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert not stacks.cluster_deployed(tmp_path, "local")  # a failed create: nothing made
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
     cluster = FakeClusterStack()
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: cluster)
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: cluster)
     assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({})) == "kind-cd4ml"
     assert cluster.calls == ["up"]
 
@@ -161,18 +162,18 @@ def test_a_context_in_the_stack_file_wins_over_a_leftover_cluster_stack(tmp_path
     checkpoint(tmp_path, "cd4ml-cluster", "local", KIND_STACK)
     config = load_config({"cd4ml:kubeContext": "team-cluster"})
     assert lifecycle.ensure_cluster(tmp_path, config, Console(), stack_name="local") == "team-cluster"
-    assert lifecycle.platform_env(tmp_path, "local", config, "team-cluster") == {}  # the stack file says it
+    assert stacks.platform_env(tmp_path, "local", config, "team-cluster") == {}  # the stack file says it
 
 
 def test_the_context_up_chose_is_recorded_for_the_program(tmp_path):
-    assert lifecycle.platform_env(tmp_path, "local", load_config({}), "k3d-lab") == {"CD4ML_KUBE_CONTEXT": "k3d-lab"}
+    assert stacks.platform_env(tmp_path, "local", load_config({}), "k3d-lab") == {"CD4ML_KUBE_CONTEXT": "k3d-lab"}
 
 
 def test_passphrase_is_generated_once_and_private(tmp_path, monkeypatch):
-    monkeypatch.setattr(lifecycle, "PASSPHRASE_FILE", tmp_path / "cd4ml" / "passphrase")
-    first = lifecycle.passphrase_file().read_text()
+    monkeypatch.setattr(stacks, "PASSPHRASE_FILE", tmp_path / "cd4ml" / "passphrase")
+    first = stacks.passphrase_file().read_text()
     assert len(first) >= 32
-    assert lifecycle.passphrase_file().read_text() == first
+    assert stacks.passphrase_file().read_text() == first
     assert (tmp_path / "cd4ml" / "passphrase").stat().st_mode & 0o777 == 0o600
 
 
@@ -187,7 +188,7 @@ def test_up_with_a_bad_config_touches_nothing(monkeypatch):
 
 def test_up_reports_a_lifecycle_error_without_traceback(monkeypatch):
     def fail(*_args, **_kwargs):
-        raise lifecycle.LifecycleError("Docker is not running")
+        raise errors.LifecycleError("Docker is not running")
 
     monkeypatch.setattr(lifecycle, "up", fail)
     result = CliRunner().invoke(app, ["up"])
@@ -218,9 +219,9 @@ def test_up_runs_the_smoke_tests_afterwards_and_fails_with_them(monkeypatch):
 
 
 def test_kit_images_are_built_once_and_loaded_into_kind(monkeypatch):
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
     run = FakeRun({})  # every image already exists: inspect answers 0
-    refs = lifecycle.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=run)
+    refs = images.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=run)
     assert refs == [f"cd4ml.local/gocd-agent-ml:{GOCD_AGENT_ML.tag}", f"cd4ml.local/model-runtime:{MODEL_RUNTIME.tag}"]
     assert not [c for c in run.commands if c[:2] == ["docker", "build"]]
     # Through an archive of the image's own platform (kind#3795: `load docker-image` fails with Docker's
@@ -239,36 +240,36 @@ def test_missing_kit_images_are_built_from_their_dockerfiles_and_pushed_to_the_r
             return result if command[:3] != ["docker", "image", "inspect"] else subprocess.CompletedProcess(command, 1)
 
     run = MissingImages({})
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
     config = load_config({"cd4ml:imageRegistry": "registry.example.com:5000/team"})
-    lifecycle.deliver_kit_images(config, "gke_project_zone_workshop", Console(), run=run)
+    images.deliver_kit_images(config, "gke_project_zone_workshop", Console(), run=run)
     builds = [c for c in run.commands if c[:2] == ["docker", "build"]]
     assert [b[b.index("--file") + 1] for b in builds] == [
-        str(Path(lifecycle.KIT_IMAGES[0].dockerfile)), str(Path(lifecycle.KIT_IMAGES[1].dockerfile))]
+        str(Path(KIT_IMAGES[0].dockerfile)), str(Path(KIT_IMAGES[1].dockerfile))]
     assert all(Path(b[b.index("--file") + 1]).exists() for b in builds)
     assert ["docker", "push", f"registry.example.com:5000/team/gocd-agent-ml:{GOCD_AGENT_ML.tag}"] in run.commands
 
 
 def test_without_docker_the_kit_images_error_says_what_to_do(monkeypatch):
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: None)
-    with pytest.raises(lifecycle.LifecycleError, match="Docker is not running.*cd4ml:imageRegistry"):
-        lifecycle.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=FakeRun({}))
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    with pytest.raises(errors.LifecycleError, match="Docker is not running.*cd4ml:imageRegistry"):
+        images.deliver_kit_images(load_config({}), "kind-cd4ml", Console(), run=FakeRun({}))
     # With a registry, images built elsewhere are used as they are.
-    refs = lifecycle.deliver_kit_images(load_config({"cd4ml:imageRegistry": "ghcr.io/team"}), "kind-cd4ml",
+    refs = images.deliver_kit_images(load_config({"cd4ml:imageRegistry": "ghcr.io/team"}), "kind-cd4ml",
                                         Console(), run=FakeRun({}))
     assert refs[0] == f"ghcr.io/team/gocd-agent-ml:{GOCD_AGENT_ML.tag}"
 
 
 def test_an_unknown_cluster_without_a_registry_is_refused(monkeypatch):
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
-    with pytest.raises(lifecycle.LifecycleError, match="set cd4ml:imageRegistry"):
-        lifecycle.deliver_kit_images(load_config({}), "arn:aws:eks:eu-west-1:1:cluster/x", Console(), run=FakeRun({}))
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(errors.LifecycleError, match="set cd4ml:imageRegistry"):
+        images.deliver_kit_images(load_config({}), "arn:aws:eks:eu-west-1:1:cluster/x", Console(), run=FakeRun({}))
 
 
 def test_a_cloud_stack_creates_its_cluster_stack_sized_for_the_participants(tmp_path, monkeypatch):
     cluster = FakeClusterStack()
     opened = []
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
     config = load_config({"cd4ml:profile": "cluster", "cd4ml:participants": 30, "cd4ml:clusterProvider": "gke",
                           "cd4ml:cloudProject": "workshop-project", "cd4ml:cloudRegion": "europe-west1-b",
                           "cd4ml:imageRegistry": "europe-docker.pkg.dev/workshop-project/cd4ml"})
@@ -298,16 +299,16 @@ def test_creating_the_stack_leaves_the_users_stack_file_untouched(tmp_path, monk
         return object()
 
     monkeypatch.setattr(auto, "create_or_select_stack", stack_init)
-    monkeypatch.setattr(lifecycle, "ensure_pulumi", lambda project, console=None: None)
-    monkeypatch.setattr(lifecycle, "passphrase_file", lambda: tmp_path / "passphrase")
-    lifecycle.open_stack(tmp_path, "local", create=True)
+    monkeypatch.setattr(tools, "ensure_pulumi", lambda project, console=None: None)
+    monkeypatch.setattr(stacks, "passphrase_file", lambda: tmp_path / "passphrase")
+    stacks.open_stack(tmp_path, "local", create=True)
     assert tracked.read_bytes() == original
-    config_file = Path(lifecycle.platform_config_file(tmp_path, "local"))
+    config_file = Path(stacks.platform_config_file(tmp_path, "local"))
     assert yaml.safe_load(config_file.read_text()) == {
         "config": {"cd4ml:profile": "laptop"}, "encryptionsalt": "v1:c2FsdA==:v1:aXY=:Y2lwaGVy"}
     # The user edits their stack file: the copy follows, the salt stays.
     tracked.write_text("config:\n  cd4ml:profile: cluster\n")
-    assert yaml.safe_load(Path(lifecycle.platform_config_file(tmp_path, "local")).read_text())["config"] == {
+    assert yaml.safe_load(Path(stacks.platform_config_file(tmp_path, "local")).read_text())["config"] == {
         "cd4ml:profile": "cluster"}
     assert ".pulumi-state" in config_file.parts
 
@@ -315,14 +316,14 @@ def test_creating_the_stack_leaves_the_users_stack_file_untouched(tmp_path, monk
 def test_up_refuses_to_start_the_engine_without_the_policy_packs_venv(monkeypatch, tmp_path):
     """Pulumi never creates a local pack's venv, and `up` then hangs at "Loading policy packs..." (seen with
     pulumi 3.274, a second reading for issue #14): the kit says what is missing before the engine starts."""
-    monkeypatch.setattr(lifecycle, "policy_pack_venv", lambda: tmp_path / "nowhere")
-    with pytest.raises(lifecycle.LifecycleError, match="does not exist: `make up` creates it"):
-        lifecycle.check_policy_pack_venv()
+    monkeypatch.setattr(tools, "policy_pack_venv", lambda: tmp_path / "nowhere")
+    with pytest.raises(errors.LifecycleError, match="does not exist: `make up` creates it"):
+        tools.check_policy_pack_venv()
     (tmp_path / "nowhere" / "bin").mkdir(parents=True)
     (tmp_path / "nowhere" / "bin" / "python").write_text("")
-    with pytest.raises(lifecycle.LifecycleError, match="lacks pulumi-policy"):
-        lifecycle.check_policy_pack_venv(run=FakeRun({"python": 1}))
-    lifecycle.check_policy_pack_venv(run=FakeRun({}))
+    with pytest.raises(errors.LifecycleError, match="lacks pulumi-policy"):
+        tools.check_policy_pack_venv(run=FakeRun({"python": 1}))
+    tools.check_policy_pack_venv(run=FakeRun({}))
 
 
 def kubeconfig_for(server: str, context: str = "here") -> dict:
@@ -355,7 +356,7 @@ def test_a_cluster_that_answers_is_there_even_when_it_refuses_the_login(status, 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        there, seen = lifecycle.cluster_answers(
+        there, seen = stacks.cluster_answers(
             KubeTarget(kubeconfig=kubeconfig_for(f"http://127.0.0.1:{server.server_address[1]}")), timeout=5)
     finally:
         server.shutdown()
@@ -370,9 +371,9 @@ def test_a_cluster_gone_is_one_nobody_answers_for_or_the_kubeconfig_no_longer_na
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    there, seen = lifecycle.cluster_answers(KubeTarget(kubeconfig=kubeconfig_for(f"http://127.0.0.1:{port}")), 1)
+    there, seen = stacks.cluster_answers(KubeTarget(kubeconfig=kubeconfig_for(f"http://127.0.0.1:{port}")), 1)
     assert there is False and "Connection refused" in seen
-    there, seen = lifecycle.cluster_answers(KubeTarget(kubeconfig=kubeconfig_for("http://x", "kind-cd4ml"),
+    there, seen = stacks.cluster_answers(KubeTarget(kubeconfig=kubeconfig_for("http://x", "kind-cd4ml"),
                                                        context="kind-cd4ml"), 1)
     assert there is False and "no such cluster in the kubeconfig" in seen
 
@@ -385,16 +386,16 @@ def test_a_later_up_deploys_where_the_stack_runs_not_to_the_current_context(tmp_
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\ncurrent-context: somebody-elses\n")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.setattr(lifecycle, "deployed", lambda *args: True)
-    monkeypatch.setattr(lifecycle, "kube_target", lambda *args, **kwargs: KubeTarget(context="k3d-lab"))
+    monkeypatch.setattr(stacks, "deployed", lambda *args: True)
+    monkeypatch.setattr(stacks, "kube_target", lambda *args, **kwargs: KubeTarget(context="k3d-lab"))
     assert lifecycle.ensure_cluster(tmp_path, load_config({}), Console(), run=FakeRun({})) == "k3d-lab"
 
 
 def test_the_cluster_stacks_plugins_are_fetched_with_a_line_each_before_it_runs(tmp_path, no_kubeconfig, monkeypatch):
-    monkeypatch.setattr(lifecycle.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: f"/usr/bin/{name}")
     cluster = FakeClusterStack()
     cluster.workspace.plugins = []
-    monkeypatch.setattr(lifecycle, "open_stack", lambda *args, **kwargs: cluster)
+    monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: cluster)
     console = Console(record=True, width=200)
     lifecycle.ensure_cluster(tmp_path, load_config({}), console, run=FakeRun({}))
     assert {name for name, _ in cluster.workspace.installed} >= {"command"}
@@ -406,7 +407,7 @@ def test_an_exported_delete_unreachable_never_reaches_ups_program(monkeypatch):
     the provider: set by the user for some other stack, it would make every later refresh drop the state."""
     monkeypatch.setenv("PULUMI_K8S_DELETE_UNREACHABLE", "true")
     monkeypatch.setattr(lifecycle, "ensure_cluster", lambda *args, **kwargs: (_ for _ in ()).throw(
-        lifecycle.LifecycleError("stop here")))
-    with pytest.raises(lifecycle.LifecycleError, match="stop here"):
+        errors.LifecycleError("stop here")))
+    with pytest.raises(errors.LifecycleError, match="stop here"):
         lifecycle.up(Path("."), "local", load_config({}), Console())
     assert "PULUMI_K8S_DELETE_UNREACHABLE" not in os.environ

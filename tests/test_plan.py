@@ -143,7 +143,7 @@ def test_project_file_config_matches_the_model():
     from infra.cli.project_file import project_document
 
     on_disk = yaml.safe_load((Path(__file__).resolve().parents[1] / "Pulumi.yaml").read_text())
-    assert on_disk == project_document(), "run `cd4ml sync-project-config` after changing infra/config.py"
+    assert on_disk == project_document(), "run `cd4ml sync-project-config` after changing infra/config/model.py"
     assert on_disk["stackConfigDir"] == "stacks"
 
 

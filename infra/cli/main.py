@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from infra.cli.errors import LifecycleError
 from infra.config import ConfigError, ConfigProblem, TlsIssuer, load_stack, parse_overrides, project_dir
 from infra.document import PlatformDocument, TenantEntry
 from infra.handout import handout_envs, handout_links
@@ -103,7 +104,7 @@ def up(
         config = load_stack(directory / "stacks", stack)
         build_platform(config, stack)  # a config mistake stops here, before any tool or cluster is touched
         lifecycle.up(directory, stack, config, console=console, verbose=verbose, skip_checkpoints=skip_checkpoints)
-    except (ConfigError, lifecycle.LifecycleError) as failure:
+    except (ConfigError, LifecycleError) as failure:
         raise _fail(failure) from None
     if smoke_after:
         _smoke_or_exit(stack)
@@ -142,7 +143,7 @@ def down(
     try:
         lifecycle.down(project_dir(), stack, console, delete_cluster=cluster, verbose=verbose,
                        skip_checkpoints=skip_checkpoints)
-    except lifecycle.LifecycleError as failure:
+    except LifecycleError as failure:
         raise _fail(failure) from None
     console.print(f"Next: cd4ml up --stack {stack}")
 
@@ -163,7 +164,7 @@ def recreate(
         build_platform(config, stack)
         lifecycle.down(directory, stack, console, verbose=verbose, skip_checkpoints=skip_checkpoints)
         lifecycle.up(directory, stack, config, console=console, verbose=verbose, skip_checkpoints=skip_checkpoints)
-    except (ConfigError, lifecycle.LifecycleError) as failure:
+    except (ConfigError, LifecycleError) as failure:
         raise _fail(failure) from None
     if smoke_after:
         _smoke_or_exit(stack)
@@ -175,20 +176,20 @@ def status(stack: StackOption = "local", timeout: Annotated[float, typer.Option(
         "--timeout", help="Deadline of each health check, in seconds.")] = 20.0) -> None:
     """The deployed services and their URLs, and whether each answers its health check right now (and,
     when the stack publishes them, through its public URL); a cloud cluster's nodes and hourly cost."""
-    from infra.cli import lifecycle
+    from infra.cli import dns, stacks
     from infra.smoke import report
     from infra.smoke.runner import failed
 
     try:
-        outputs = lifecycle.stack_outputs(project_dir(), stack)
-    except lifecycle.LifecycleError as failure:
+        outputs = stacks.stack_outputs(project_dir(), stack)
+    except LifecycleError as failure:
         raise _fail(failure) from None
-    cost = lifecycle.cluster_cost(project_dir(), stack)
+    cost = stacks.cluster_cost(project_dir(), stack)
     if cost:
         console.print(f"  {cost}")
     for name, service in (outputs.get("services") or {}).items():
         console.print(f"  • {name:<14} {service.get('url')}")
-    for line in lifecycle.front_door(outputs):
+    for line in dns.front_door(outputs):
         console.print(line)
     tenants = PlatformDocument.from_json(outputs["platform"]).tenants if outputs.get("platform") else ()
     if tenants:
@@ -215,7 +216,7 @@ def handout(
 ) -> None:
     """One page per participant (Markdown + printable HTML) and a facilitator summary (CSV, no passwords).
     Passwords come from the deployed stack; without one, the pages say where they will come from."""
-    from infra.cli import lifecycle
+    from infra.cli import stacks
     from infra.handout import write_handouts
 
     directory = project_dir()
@@ -231,8 +232,8 @@ def handout(
                     "(or participantNames) in its stack file, or --set participants=N")], f"stack '{stack}'"))
     passwords = None
     try:
-        passwords = lifecycle.stack_outputs(directory, stack).get("participant_passwords")
-    except lifecycle.LifecycleError as why:
+        passwords = stacks.stack_outputs(directory, stack).get("participant_passwords")
+    except LifecycleError as why:
         console.print(f" • {why}: pages written with a placeholder where the password goes")
     count = write_handouts([TenantEntry.of(t) for t in platform.tenants], handout_links(platform),
                            passwords, handout_envs(platform), out)
@@ -248,21 +249,21 @@ def images(
                                                             "cluster (before the workshop, on good Wi-Fi).")] = False,
 ) -> None:
     """Every image the platform pulls (the kit's own are built by `up`)."""
-    from infra.cli import lifecycle
+    from infra.cli import images
 
     try:
         config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
     except ConfigError as failure:
         raise _fail(failure) from None
     platform = build_platform(config, stack)
-    built = {image.image(config).ref for image in lifecycle.kit_images_for(config)}
+    built = {image.image(config).ref for image in images.kit_images_for(config)}
     for ref in platform.images:
         console.print(f"{ref}{'   (built by cd4ml up)' if ref in built else ''}")
     if preload:
         try:
-            lifecycle.preload_images([ref for ref in platform.images if ref not in built], console,
+            images.preload_images([ref for ref in platform.images if ref not in built], console,
                                      project=project_dir())
-        except lifecycle.LifecycleError as failure:
+        except LifecycleError as failure:
             raise _fail(failure) from None
 
 
@@ -331,7 +332,7 @@ def smoke(
 def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float, checks: list[str] | None = None,
                api_only: bool = False):
     """Direct mode with --endpoint, else through the cluster the stack runs on; usage mistakes exit 2."""
-    from infra.cli import lifecycle
+    from infra.cli import stacks
     from infra.smoke.cluster import ClusterError
     from infra.smoke.runner import SmokeUsageError, smoke_run
 
@@ -340,8 +341,8 @@ def _run_smoke(stack: str, endpoints: list[str], only: list[str], timeout: float
         if not endpoints:
             config = load_stack(project_dir() / "stacks", stack)
             try:
-                kube = lifecycle.kube_target(project_dir(), stack, config)
-            except lifecycle.LifecycleError as why:
+                kube = stacks.kube_target(project_dir(), stack, config)
+            except LifecycleError as why:
                 raise ClusterError(str(why)) from None
         return smoke_run(stack, endpoints, only, timeout, checks=checks, kube=kube, api_only=api_only)
     except (ConfigError, SmokeUsageError, ClusterError) as failure:

@@ -1,5 +1,9 @@
 """A small JSON-over-HTTP client on urllib: basic auth, media types, ETags, and errors that say
-what was asked and what came back — never the password."""
+what was asked and what came back — never the password.
+
+Hand-written on purpose: the configure Jobs run this on a stock Python image with nothing installed
+(the kit builds no image for them), so `requests` is not there; the smoke checks, which run where the
+kit is installed, use `requests`."""
 
 from __future__ import annotations
 

@@ -55,10 +55,11 @@ def allocatable(machine: Machine) -> tuple[int, int]:
 
 
 def _ml_app_requests() -> tuple[int, int]:
+    """(millicores, MiB) charts/ml-app requests, read as Kubernetes reads quantities."""
+    from kubernetes.utils.quantity import parse_quantity  # only sizing needs the client library
+
     requests = yaml.safe_load(ML_APP_VALUES.read_text())["resources"]["requests"]
-    cpu, memory = str(requests["cpu"]), str(requests["memory"])
-    return (int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000),
-            int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1))
+    return int(parse_quantity(requests["cpu"]) * 1000), int(parse_quantity(requests["memory"]) / 2**20)
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def floor(plane: ControlPlane, project: Path) -> float:
 def measure(name: str, settings: dict, nodes: int, capacity: dict, charts: Path, skip_checkpoints: bool = False) -> None:
     from typer.testing import CliRunner
 
-    from infra.cli import lifecycle
+    from infra.cli import lifecycle, stacks, tools
     from infra.cli.main import app
 
     with tempfile.TemporaryDirectory(prefix="cd4ml-bench-") as scratch_dir:
@@ -132,8 +132,8 @@ def measure(name: str, settings: dict, nodes: int, capacity: dict, charts: Path,
         cwd = os.getcwd()
         os.chdir(project)
         os.environ["KUBECONFIG"] = str(plane.kubeconfig)
-        lifecycle.PASSPHRASE_FILE = scratch / "passphrase"
-        lifecycle.POLICY_PACK_DIR = project / "policy"
+        stacks.PASSPHRASE_FILE = scratch / "passphrase"
+        tools.POLICY_PACK_DIR = project / "policy"
         try:
             with PeakMemory() as memory:
                 started = time.monotonic()
@@ -143,10 +143,10 @@ def measure(name: str, settings: dict, nodes: int, capacity: dict, charts: Path,
             if up.exit_code != 0:
                 print(f"{name}: up failed: {up.output[-800:]}")
                 return
-            stack = lifecycle.open_stack(project, "bench")
+            stack = stacks.open_stack(project, "bench")
             started = time.monotonic()
             lifecycle.check_idempotent(stack, lifecycle.Console(quiet=True),
-                                       lifecycle.platform_config_file(project, "bench"))
+                                       stacks.platform_config_file(project, "bench"))
             preview_seconds = time.monotonic() - started
             started = time.monotonic()
             CliRunner().invoke(app, ["down", "--stack", "bench", *skip])
