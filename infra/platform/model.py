@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # tenants.py builds on this vocabulary; the model only names its type
+    from infra.platform.tenants import Tenant
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 PART_OF = {"app.kubernetes.io/part-of": "cd4ml", "app.kubernetes.io/managed-by": "cd4ml"}
@@ -350,7 +353,7 @@ class Platform:
     wiring: tuple[WiringEdge, ...]
     extras: tuple[Service, ...] = field(default=())
     """Parts that are not user-facing services, such as the application environments."""
-    tenants: tuple[Any, ...] = field(default=())
+    tenants: tuple[Tenant, ...] = field(default=())
     """Workshop participants (infra/platform/tenants.py), empty for a single-team platform."""
     pod_security: dict[str, tuple[str, str]] = field(default_factory=dict)
     """namespace -> (Pod Security level enforced, why not restricted)."""

@@ -53,6 +53,11 @@ class Allowance:
     reason: str
 
 
+def allow_to(node_id: str) -> str:
+    """The name of the policy that admits a node's consumers (what a diagnosis names)."""
+    return f"allow-to-{slug(node_id)}"
+
+
 def slug(node_id: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", node_id.lower()).strip("-")
 
@@ -95,7 +100,7 @@ def edge_policies(wiring: tuple[WiringEdge, ...]) -> list[dict[str, Any]]:
         into.setdefault(edge.provider, []).append(edge)
         out_of.setdefault(edge.consumer, []).append(edge)
     policies = [
-        _policy(f"allow-to-{slug(node.id)}", node.namespace, node.pods or (), ["Ingress"],
+        _policy(allow_to(node.id), node.namespace, node.pods or (), ["Ingress"],
                 f"wiring edges into {node.id}", edges,
                 ingress=[{"from": [peer(e.consumer)], "ports": [{"protocol": "TCP", "port": e.target.pod_port}]}
                          for e in edges])

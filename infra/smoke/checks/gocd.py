@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from infra.platform.gocd import GoCDSettings
+from infra.platform.network import allow_to
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
 from infra.upstream.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, HEALTH
@@ -170,7 +171,7 @@ def agents_reach_server(context: SmokeContext) -> str:
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis(
             "gocd", where, "HTTP 200 from the agents' pods", str(failure)[:300],
-            "agents could not register: the Service name/port, or the allow-to-gocd network policy")) from None
+            f"agents could not register: the Service name/port, or the {allow_to('gocd')} network policy")) from None
     if "HEALTH 200" not in log:
         raise CheckFailed(Diagnosis("gocd", where, "HEALTH 200 in the probe's log", log[-200:],
                                     "the server answered, but not healthy: read the log above"))

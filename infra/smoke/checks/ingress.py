@@ -24,7 +24,7 @@ import urllib3
 from infra.config import TlsIssuer
 from infra.document import IngressEntry
 from infra.events import DEFAULT_TENANT
-from infra.platform.network import slug
+from infra.platform.network import allow_to
 from infra.smoke.checks import gocd, grafana, kibana, mlflow
 from infra.smoke.core import Check, CheckFailed, CheckResult, Diagnosis, Skip, SmokeContext, Target
 
@@ -74,7 +74,7 @@ def published(context: SmokeContext, service: str) -> str:
     host = urlparse(public_url).hostname or ""
     controller = _resolves(host, ingress)
     session, trusted = _session(ingress)
-    answer = _first_answer(session, public_url, service, ingress, controller, f"allow-to-{service}")
+    answer = _first_answer(session, public_url, service, ingress, controller, allow_to(service))
     if _no_route(answer):
         raise CheckFailed(Diagnosis(
             "ingress", f"GET {public_url}", f"{service} behind the controller",
@@ -104,7 +104,7 @@ def model_services(context: SmokeContext) -> str:
         url = app.url
         controller = _resolves(urlparse(url).hostname or "", ingress)
         answer = _first_answer(session, f"{url}/healthz", f"the {env} model service", ingress, controller,
-                               f"allow-to-{slug(app.node)}")
+                               allow_to(app.node))
         if _no_route(answer):
             notes.append(f"{env}: not deployed yet")
             continue
