@@ -10,7 +10,7 @@ import pytest
 import yaml
 from gocd_api import GoCDApiStandIn
 from pulumi_harness import run_program, unsecret
-from smoke_fixtures import MLFLOW_ADMIN, MLflowServer
+from smoke_fixtures import MLFLOW_ADMIN
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -140,43 +140,44 @@ def test_gocd_configure_creates_each_participants_group(tmp_path):
         gocd.stop()
 
 
-def test_mlflow_logins_and_experiments_per_participant_against_a_real_server(tmp_path):
+def test_mlflow_logins_and_experiments_per_participant_against_a_real_server(mlflow_server, unique_name):
     """The kit's configure code against a real `mlflow server --app-name basic-auth` (MLflow 3.15.1,
-    the platform's version): a user per participant who owns their experiment and sees no other."""
-    server = MLflowServer(tmp_path, admin=MLFLOW_ADMIN)
-    logins = {"ada": "ada-password-1", "grace": "grace-password-2", "alan": "alan-password-3"}
-    config = {"cd4ml:participantNames": "ada,grace,alan"}
-    try:
-        first = server.configure_like_the_kit(config, logins)
-        assert [(o.what, o.id, o.action) for o in first][:3] == [
-            ("user", "ada", "created"), ("experiment", "ada", "created"), ("permission", "ada on ada", "created")]
-        assert {o.action for o in server.configure_like_the_kit(config, logins)} == {"unchanged"}
-        admin = JsonApi(server.url, *MLFLOW_ADMIN)
-        grace = admin.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=grace").body["experiment"]
-        assert {t["key"]: t["value"] for t in grace["tags"]}["cd4ml.tenant"] == "grace"
-        # Grace logs in and writes to her experiment; Ada's is not hers to read; nobody gets in anonymously.
-        as_grace = JsonApi(server.url, "grace", logins["grace"])
-        run = as_grace.call("POST", "/api/2.0/mlflow/runs/create", body={"experiment_id": grace["experiment_id"]})
-        assert run.status == 200, run.summary()
-        ada = admin.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=ada").body["experiment"]
-        assert as_grace.call("GET", f"/api/2.0/mlflow/experiments/get?experiment_id={ada['experiment_id']}"
-                             ).status == 403
-        assert JsonApi(server.url).call("GET", "/api/2.0/mlflow/experiments/search").status == 401
-        # A deleted experiment is restored, not duplicated; a changed password is put back.
-        admin.call("POST", "/api/2.0/mlflow/experiments/delete", body={"experiment_id": grace["experiment_id"]})
-        outcomes = server.configure_like_the_kit(config, {**logins, "alan": "alan-new-password"})
-        actions = {(o.what, o.id): o.action for o in outcomes}
-        assert actions[("experiment", "grace")] == "updated" and actions[("user", "alan")] == "updated"
-        assert JsonApi(server.url, "alan", "alan-new-password").call("GET", "/api/2.0/mlflow/users/current"
-                                                                     ).status == 200
-        # MLflow refuses passwords of 12 characters or fewer; the kit generates longer ones.
-        platform = build_platform(load_config(config), "local")
-        assert min(t.pipeline_password.length for t in platform.tenants) > 12
-        # The admin's password is checked first, with a diagnosis naming the Secret.
-        with pytest.raises(ApiError, match="refused the kit's admin cd4ml-admin .*existingAdminSecret"):
-            configure_mlflow.configure(JsonApi(server.url, "cd4ml-admin", "wrong"), {"tenants": []}, 10)
-    finally:
-        server.stop()
+    the platform's version): a user per participant who owns their experiment and sees no other. The
+    run's shared server; the participants' names are this test's own."""
+    server = mlflow_server
+    ada, grace, alan = (unique_name(name) for name in ("ada", "grace", "alan"))
+    logins = {ada: "ada-password-1", grace: "grace-password-2", alan: "alan-password-3"}
+    config = {"cd4ml:participantNames": f"{ada},{grace},{alan}"}
+    first = server.configure_like_the_kit(config, logins)
+    assert [(o.what, o.id, o.action) for o in first][:3] == [
+        ("user", ada, "created"), ("experiment", ada, "created"), ("permission", f"{ada} on {ada}", "created")]
+    assert {o.action for o in server.configure_like_the_kit(config, logins)} == {"unchanged"}
+    admin = JsonApi(server.url, *MLFLOW_ADMIN)
+    grace_experiment = admin.call("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={grace}"
+                                  ).body["experiment"]
+    assert {t["key"]: t["value"] for t in grace_experiment["tags"]}["cd4ml.tenant"] == grace
+    # Grace logs in and writes to her experiment; Ada's is not hers to read; nobody gets in anonymously.
+    as_grace = JsonApi(server.url, grace, logins[grace])
+    run = as_grace.call("POST", "/api/2.0/mlflow/runs/create",
+                        body={"experiment_id": grace_experiment["experiment_id"]})
+    assert run.status == 200, run.summary()
+    ada_experiment = admin.call("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={ada}"
+                                ).body["experiment"]
+    assert as_grace.call("GET", f"/api/2.0/mlflow/experiments/get?experiment_id={ada_experiment['experiment_id']}"
+                         ).status == 403
+    assert JsonApi(server.url).call("GET", "/api/2.0/mlflow/experiments/search").status == 401
+    # A deleted experiment is restored, not duplicated; a changed password is put back.
+    admin.call("POST", "/api/2.0/mlflow/experiments/delete", body={"experiment_id": grace_experiment["experiment_id"]})
+    outcomes = server.configure_like_the_kit(config, {**logins, alan: "alan-new-password"})
+    actions = {(o.what, o.id): o.action for o in outcomes}
+    assert actions[("experiment", grace)] == "updated" and actions[("user", alan)] == "updated"
+    assert JsonApi(server.url, alan, "alan-new-password").call("GET", "/api/2.0/mlflow/users/current").status == 200
+    # MLflow refuses passwords of 12 characters or fewer; the kit generates longer ones.
+    platform = build_platform(load_config(config), "local")
+    assert min(t.pipeline_password.length for t in platform.tenants) > 12
+    # The admin's password is checked first, with a diagnosis naming the Secret.
+    with pytest.raises(ApiError, match="refused the kit's admin cd4ml-admin .*existingAdminSecret"):
+        configure_mlflow.configure(JsonApi(server.url, "cd4ml-admin", "wrong"), {"tenants": []}, 10)
 
 
 def test_a_long_prefix_that_would_break_namespace_names_is_refused():
