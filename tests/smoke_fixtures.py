@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 import os
 import secrets
 import socket
@@ -17,7 +19,9 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
+import pytest
 import requests
 from gocd_api import GoCDApiStandIn
 from kube_objects import configure_desired
@@ -246,3 +250,23 @@ class StandInPlatform:
     def stop(self) -> None:
         for stand_in in self.stand_ins:
             stand_in.stop()
+
+
+@contextmanager
+def runs_ahead(request: pytest.FixtureRequest, param: str, run: Callable[[str], object],
+               workers: int) -> Iterator[dict[str, Future]]:
+    """`run(value)` for every value of `param` the selected tests of this module use, started ahead of
+    them on `workers` threads: a fault's smoke run mostly waits (a check that must fail polls until its
+    deadline), so side by side they take the time of a few. The first runs alone, so that what a run
+    creates once on the shared MLflow (the smoke experiment) is created by one. Each test takes its own
+    run's result with `.result()`, which re-raises what that run raised."""
+    values = list(dict.fromkeys(
+        item.callspec.params[param] for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec") and param in item.callspec.params))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ahead-{param}") as pool:
+        futures: dict[str, Future] = {}
+        for value in values:
+            futures[value] = pool.submit(run, value)
+            if len(futures) == 1:
+                futures[value].exception()  # waits; the test reports what it was
+        yield futures

@@ -7,7 +7,8 @@ import json
 from xml.etree import ElementTree
 
 import pytest
-from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, StandInPlatform, free_port
+from smoke_fixtures import (GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, StandInPlatform, free_port,
+                            runs_ahead)
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -105,13 +106,25 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("edge, fault, expected, cause", FAULTS, ids=[f[1] for f in FAULTS])
-def test_fault_is_caught_by_exactly_the_right_checks(mlflow_server, edge, fault, expected, cause):
-    platform = StandInPlatform(mlflow_server.url, faults=frozenset({fault}))
+def fault_run(mlflow_url: str, fault: str) -> dict[str, CheckResult]:
+    """Every direct check against stand-ins with `fault` injected."""
+    platform = StandInPlatform(mlflow_url, faults=frozenset({fault}))
     try:
-        results = run(platform, timeout=2.0)
+        return run(platform, timeout=2.0)
     finally:
         platform.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_runs(request, mlflow_server):
+    """The selected faults' runs, four at a time, ahead of their tests (smoke_fixtures.runs_ahead)."""
+    with runs_ahead(request, "fault", lambda fault: fault_run(mlflow_server.url, fault), workers=4) as futures:
+        yield futures
+
+
+@pytest.mark.parametrize("edge, fault, expected, cause", FAULTS, ids=[f[1] for f in FAULTS])
+def test_fault_is_caught_by_exactly_the_right_checks(fault_runs, edge, fault, expected, cause):
+    results = fault_runs[fault].result()
     failed = {n for n, r in results.items() if r.status == "fail"}
     verdict = "caught" if failed == expected else "WRONG"
     FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", verdict))

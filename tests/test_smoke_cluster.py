@@ -8,7 +8,8 @@ from urllib.parse import urlparse
 
 import pytest
 from fake_kube import FakeCluster
-from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, STACK_CONFIG, StandInPlatform
+from smoke_fixtures import (GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, STACK_CONFIG, StandInPlatform,
+                            runs_ahead)
 from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY
 
 from infra.config import load_config
@@ -192,10 +193,18 @@ CLUSTER_FAULTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def fault_runs(request, mlflow_server):
+    """The selected faults' runs, ahead of their tests (smoke_fixtures.runs_ahead), two at a time: the
+    probes are processes of their own, which a second core runs beside the first."""
+    options = {fault: options for _, fault, options, _, _ in CLUSTER_FAULTS}
+    with runs_ahead(request, "fault", lambda fault: run(mlflow_server.url, **options[fault]), workers=2) as futures:
+        yield futures
+
+
 @pytest.mark.parametrize("edge, fault, options, expected, cause", CLUSTER_FAULTS, ids=[f[1] for f in CLUSTER_FAULTS])
-def test_cluster_fault_is_caught_by_exactly_the_right_checks(mlflow_server, edge, fault, options, expected,
-                                                             cause):
-    results, _ = run(mlflow_server.url, **options)
+def test_cluster_fault_is_caught_by_exactly_the_right_checks(fault_runs, edge, fault, options, expected, cause):
+    results, _ = fault_runs[fault].result()
     failed = {n for n, r in results.items() if r.status == "fail"}
     FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", "caught" if failed == expected else "WRONG"))
     assert failed == expected
