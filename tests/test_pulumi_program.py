@@ -129,7 +129,8 @@ def test_kit_chart_objects_are_the_rendered_chart(program, model):
     from infra.render import render_kit_chart
 
     group = one(program, "app-environments-objects-0")
-    assert group.inputs["objs"] == render_kit_chart(model.extra("app-environments").kit_charts[0])
+    (chart,) = model.extra("app-environments").kit_charts
+    assert group.inputs["objs"] == render_kit_chart(chart)
 
 
 def test_gocd_is_configured_only_after_its_release_and_secrets(program):

@@ -19,7 +19,8 @@ from infra.smoke.cluster import KubeCluster
 from infra.smoke.runner import declared_pods, run_in_cluster, select
 
 AGENT = "system:serviceaccount:cd4ml-gocd:gocd-agent"
-APP_OBJECTS = render_kit_chart(build_platform(load_config({}), "local").extra("app-environments").kit_charts[0])
+(APP_CHART,) = build_platform(load_config({}), "local").extra("app-environments").kit_charts
+APP_OBJECTS = render_kit_chart(APP_CHART)
 """The ConfigMaps the kit's app-environments chart really renders: what probes' envFrom reads."""
 
 

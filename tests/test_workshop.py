@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from gocd_api import GoCDApiStandIn
+from kube_objects import configure_desired, configure_objects, pick
 from pulumi_harness import run_program, unsecret
 from smoke_fixtures import MLFLOW_ADMIN
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from infra.config import load_config
 from infra.configure import mlflow as configure_mlflow
 from infra.configure.api import ApiError, JsonApi
 from infra.configure.gocd import configure as configure_gocd
+from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra.platform.build import build_platform
 from infra.platform.gocd import elastic_agent_pod
 
@@ -62,8 +64,8 @@ def test_each_participants_agents_deploy_only_into_their_namespaces(hundred):
                                         "namespace": "cd4ml-gocd"}]
     quotas = objects(hundred, "ResourceQuota")
     assert len(quotas) == 200 and {q["spec"]["hard"]["requests.cpu"] for q in quotas} == {"1"}
-    endpoints = objects(hundred, "ConfigMap", "cd4ml-p007-production")
-    assert endpoints[0]["data"]["CD4ML_TENANT"] == "p007"
+    endpoints = pick(objects(hundred, "ConfigMap", "cd4ml-p007-production"), "ConfigMap", ENDPOINTS_CONFIGMAP)
+    assert endpoints["data"]["CD4ML_TENANT"] == "p007"
 
 
 def test_each_participant_gets_a_profile_group_and_gocd_login(hundred):
@@ -98,7 +100,7 @@ def test_names_instead_of_numbers_and_model_repos_per_participant():
     platform = build_platform(load_config({"cd4ml:participantNames": "alice,bob", "cd4ml:modelRepos": [
         "https://git.example.com/workshop/{participant}-model.git", "https://git.example.com/shared/demo.git"]}),
         "local")
-    desired = json.loads(platform.services["gocd"].stages[-1].objects[0]["data"]["desired.json"])
+    desired = configure_desired(platform.services["gocd"])
     repos = {r["id"]: r for r in desired["config_repos"]}
     assert set(repos) == {"demo", "alice-model", "bob-model"}
     assert repos["bob-model"]["material"]["attributes"]["url"] == "https://git.example.com/workshop/bob-model.git"
@@ -125,7 +127,7 @@ def test_one_password_per_participant_reaches_gocd_and_elasticsearch_as_secrets(
 
 def test_gocd_configure_creates_each_participants_group(tmp_path):
     platform = build_platform(load_config({"cd4ml:participants": 3}), "local")
-    desired = json.loads(platform.services["gocd"].stages[-1].objects[0]["data"]["desired.json"])
+    desired = configure_desired(platform.services["gocd"])
     gocd = GoCDApiStandIn(users={"cd4ml-admin": "pw"}).start()
     try:
         api = JsonApi(f"{gocd.url}/go", "cd4ml-admin", "pw", anonymous_first=True)
@@ -205,7 +207,7 @@ def test_grafana_logins_per_participant_from_the_mounted_secret(tmp_path):
 
     platform = build_platform(load_config({"cd4ml:participantNames": "ada,grace"}), "local")
     grafana_service = platform.services["grafana"]
-    config_map, job = grafana_service.stages[-1].objects
+    config_map, job = configure_objects(grafana_service)
     desired = json.loads(config_map["data"]["desired.json"])
     pod = job["spec"]["template"]["spec"]
     assert {"name": "secret-0", "secret": {"secretName": "grafana-participant-logins"}} in pod["volumes"]
