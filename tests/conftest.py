@@ -13,14 +13,36 @@ pytest_plugins = ["pytester"]
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
-    """MLflow with authentication on, configured by the kit's own configure code (as the platform's is);
-    its allowed hosts are MLflow's defaults (localhost and private addresses). Started once per run."""
+    """The run's one MLflow: authentication on, configured by the kit's own configure code (as the
+    platform's is); its allowed hosts are MLflow's defaults (localhost and private addresses). Started
+    once: tests that need users or experiments of their own create them under names of their own
+    (`unique_name`), never a server. Its credential cache is on (smoke_fixtures.MLflowServer)."""
     from smoke_fixtures import MLFLOW_ADMIN, MLflowServer
 
-    server = MLflowServer(tmp_path_factory.mktemp("mlflow"), admin=MLFLOW_ADMIN)
+    server = MLflowServer(tmp_path_factory.mktemp("mlflow"), admin=MLFLOW_ADMIN, auth_cache=True)
     server.configure_like_the_kit()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def unique_name():
+    """`unique_name("ada")` -> "ada-3f9c1e": a name no other test uses on the shared servers (a DNS label)."""
+    import secrets
+
+    return lambda base: f"{base}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def pulumi_mocks(request):
+    """Pulumi's mocks installed for one test (`pulumi.runtime.set_mocks`; project, stack and config from
+    indirect parametrization, else cd4ml/local and none), the RecordingMonitor yielded, and in `finally`
+    the runtime put back as it was: the next test gets no mocks, root stack or config of this one's.
+    (`pulumi_harness.run_program` does the same around each run.)"""
+    from pulumi_harness import mocked_runtime
+
+    with mocked_runtime(**getattr(request, "param", {})) as monitor:
+        yield monitor
 
 
 def pytest_addoption(parser):

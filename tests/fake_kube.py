@@ -30,8 +30,11 @@ class FakeForward:
     def __init__(self, host: str, port: int):
         self.ours, theirs = socket.socketpair()
         upstream = socket.create_connection((host, port))
-        threading.Thread(target=_pump, args=(theirs, upstream), daemon=True).start()
-        threading.Thread(target=_pump, args=(upstream, theirs), daemon=True).start()
+        pumps = [threading.Thread(target=_pump, args=(theirs, upstream), daemon=True),
+                 threading.Thread(target=_pump, args=(upstream, theirs), daemon=True)]
+        for pump in pumps:
+            pump.start()
+        threading.Thread(target=_close_when_done, args=(pumps, theirs, upstream), daemon=True).start()
 
     def socket(self, _port: int) -> socket.socket:
         return self.ours
@@ -48,6 +51,14 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
             sink.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+def _close_when_done(pumps: list[threading.Thread], *sockets: socket.socket) -> None:
+    """The forward's own ends, closed once both directions are done (the client closes `ours`)."""
+    for pump in pumps:
+        pump.join()
+    for sock in sockets:
+        sock.close()
 
 
 class FakeCluster:

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 import os
 import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
+import pytest
 import requests
 from gocd_api import GoCDApiStandIn
+from kube_objects import configure_desired
 from services import (
     Connection,
     ElasticsearchStandIn,
@@ -62,25 +68,29 @@ def mlflow_server_env(profile: str = "laptop") -> dict[str, str]:
     from infra.config import load_config
     from infra.platform.build import build_platform
 
-    service = build_platform(load_config({"cd4ml:profile": profile}), "local").services["mlflow"]
-    values = next(r.values for stage in service.stages for r in stage.releases)
-    return {name: str(value) for name, value in values.get("extraEnvVars", {}).items()}
+    (release,) = build_platform(load_config({"cd4ml:profile": profile}), "local").services["mlflow"].releases
+    return {name: str(value) for name, value in release.values.get("extraEnvVars", {}).items()}
 
 
 class MLflowServer:
     """A real `mlflow server` (the PyPI package, same version as the platform's image). With `admin`,
     it runs MLflow's basic-auth app as the chart configures it (the ini the chart's init container
     writes: that admin, NO_PERMISSIONS by default), and `configure_like_the_kit` does what the kit's
-    configure Job does."""
+    configure Job does.
+
+    `auth_cache` adds MLflow's own credential cache (`auth_cache_ttl_seconds`, which the chart leaves
+    off): without it every request re-hashes the password (scrypt, about 0.3 s of CPU), the bulk of a
+    smoke run. MLflow drops a user's cached logins when their password changes or they are deleted, so
+    what a request is answered is the same; only servers shared by many tests turn it on."""
 
     def __init__(self, workdir: Path, artifacts: Path | None = None, admin: tuple[str, str] | None = None,
-                 allowed_hosts: list[str] | None = None):
+                 allowed_hosts: list[str] | None = None, auth_cache: bool = False):
         self.port = free_port()
         self.workdir, self.admin = workdir, admin
-        artifacts = artifacts or workdir / "artifacts"
+        self.artifacts = artifacts or workdir / "artifacts"
         command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                    "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}", "--artifacts-destination",
-                   str(artifacts), "--serve-artifacts", "--workers", "1"]
+                   str(self.artifacts), "--serve-artifacts", "--workers", "1"]
         if allowed_hosts:  # what the chart sets from serverAllowedHosts (MLFLOW_SERVER_ALLOWED_HOSTS)
             command += ["--allowed-hosts", ",".join(allowed_hosts)]
         # The environment the kit gives the chart's server (job execution off): it runs as the platform's does.
@@ -90,7 +100,8 @@ class MLflowServer:
             ini.write_text(f"[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
                            f"database_uri = sqlite:///{workdir / 'basic_auth.db'}\nadmin_username = {admin[0]}\n"
                            f"admin_password = {admin[1]}\n"
-                           "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                           "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                           + ("auth_cache_ttl_seconds = 3600\n" if auth_cache else ""))
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(ini)
             # CSRF key: the chart generates one into its `<release>-flask-server-secret-key` Secret.
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = secrets.token_hex(32)
@@ -98,22 +109,23 @@ class MLflowServer:
         self.log = workdir / "mlflow-server.log"
         with self.log.open("w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        if not poll_until(self._healthy, what=f"mlflow server on port {self.port}", timeout=120):
+        # Looked at often (the default backoff would notice a server up at 6 s only at 8.7 s).
+        if not poll_until(self._healthy, what=f"mlflow server on port {self.port}", timeout=120, max_interval=0.25):
             raise RuntimeError(f"mlflow server exited with {self.process.returncode}: "
                                f"{self.log.read_text()[-1500:]}")
 
     def configure_like_the_kit(self, platform_config: dict | None = None,
                                logins: dict[str, str] | None = None) -> list:
-        """Run infra/configure/mlflow.py against this server with the desired state of a stack."""
+        """Run infra/configure/mlflow.py against this server with the desired state of a stack. Each call
+        has its own password directory: tests sharing the server hand over only their own logins."""
         from infra.config import load_config
         from infra.configure import mlflow as configure_mlflow
         from infra.configure.api import JsonApi
         from infra.platform.build import build_platform
 
         platform = build_platform(load_config(platform_config or {}), "local")
-        desired = json.loads(platform.services["mlflow"].stages[-1].objects[0]["data"]["desired.json"])
-        password_dir = self.workdir / "logins"
-        password_dir.mkdir(exist_ok=True)
+        desired = configure_desired(platform.services["mlflow"])
+        password_dir = Path(tempfile.mkdtemp(prefix="logins-", dir=self.workdir))
         for user, password in (logins or dict([PIPELINES_LOGIN])).items():
             (password_dir / user).write_text(password + "\n")
         desired["password_dir"] = str(password_dir)
@@ -174,7 +186,7 @@ class StandInPlatform:
         for service, stand_in, module in (("elasticsearch", self.es, configure_elasticsearch),
                                           ("kibana", self.kibana, configure_kibana)):
             if f"{service}-not-configured" not in faults:
-                desired = json.loads(platform.services[service].stages[-1].objects[0]["data"]["desired.json"])
+                desired = configure_desired(platform.services[service])
                 module.configure(JsonApi(stand_in.url, "cd4ml-admin", PASSWORDS["cd4ml-admin"]), desired,
                                  health_timeout=5)
         self.kibana.association = broken_association
@@ -192,7 +204,7 @@ class StandInPlatform:
         """GoCD as the kit's own configure code leaves it (run against the stand-in), then broken."""
         gocd = GoCDApiStandIn(users={GOCD_ADMIN[0]: GOCD_ADMIN[1]}).start()
         service = build_platform(load_config(STACK_CONFIG), "local").services["gocd"]
-        desired = json.loads(service.stages[-1].objects[0]["data"]["desired.json"])
+        desired = configure_desired(service)
         if "gocd-security-off" in faults:
             desired["auth_config"] = None
         api = JsonApi(f"{gocd.url}/go", *GOCD_ADMIN, anonymous_first=True)
@@ -238,3 +250,23 @@ class StandInPlatform:
     def stop(self) -> None:
         for stand_in in self.stand_ins:
             stand_in.stop()
+
+
+@contextmanager
+def runs_ahead(request: pytest.FixtureRequest, param: str, run: Callable[[str], object],
+               workers: int) -> Iterator[dict[str, Future]]:
+    """`run(value)` for every value of `param` the selected tests of this module use, started ahead of
+    them on `workers` threads: a fault's smoke run mostly waits (a check that must fail polls until its
+    deadline), so side by side they take the time of a few. The first runs alone, so that what a run
+    creates once on the shared MLflow (the smoke experiment) is created by one. Each test takes its own
+    run's result with `.result()`, which re-raises what that run raised."""
+    values = list(dict.fromkeys(
+        item.callspec.params[param] for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec") and param in item.callspec.params))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ahead-{param}") as pool:
+        futures: dict[str, Future] = {}
+        for value in values:
+            futures[value] = pool.submit(run, value)
+            if len(futures) == 1:
+                futures[value].exception()  # waits; the test reports what it was
+        yield futures

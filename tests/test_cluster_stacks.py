@@ -4,6 +4,7 @@ cloud: that a real GCP or AWS account accepts these resources is for `cd4ml up -
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pulumi
@@ -130,9 +131,17 @@ def test_an_unknown_provider_fails_before_creating_anything():
         cluster("aks")
 
 
+@pytest.fixture(scope="module")
+def workshop_of():
+    """`workshop_of(n)`: the model of a cluster-profile workshop of n (a second of building at 100),
+    built once per n for the tests here, which only read it."""
+    return functools.cache(lambda participants: build_platform(
+        load_config({"cd4ml:profile": "cluster", "cd4ml:participants": participants}), "w"))
+
+
 @pytest.mark.parametrize("participants, gke_nodes, eks_nodes", [(1, 2, 2), (30, 3, 3), (100, 9, 9)])
-def test_nodes_for_n_participants(participants, gke_nodes, eks_nodes):
-    platform = build_platform(load_config({"cd4ml:profile": "cluster", "cd4ml:participants": participants}), "w")
+def test_nodes_for_n_participants(workshop_of, participants, gke_nodes, eks_nodes):
+    platform = workshop_of(participants)
     for provider, expected in (("gke", gke_nodes), ("eks", eks_nodes)):
         plan = plan_nodes(platform, provider)
         assert plan.nodes == expected, plan.as_dict()
@@ -143,16 +152,15 @@ def test_nodes_for_n_participants(participants, gke_nodes, eks_nodes):
         assert plan.nodes == MIN_NODES or plan.requested_cpu_m > (plan.nodes - 1) * (alloc_cpu * (1 - HEADROOM) - 300)
 
 
-def test_sizing_grows_with_participants_and_fits_pods_on_small_machines():
-    counts = [plan_nodes(build_platform(load_config({"cd4ml:profile": "cluster", "cd4ml:participants": n}), "w"),
-                         "eks", "m6i.xlarge") for n in (10, 50, 100)]
+def test_sizing_grows_with_participants_and_fits_pods_on_small_machines(workshop_of):
+    counts = [plan_nodes(workshop_of(n), "eks", "m6i.xlarge") for n in (10, 50, 100)]
     assert [c.nodes for c in counts] == sorted(c.nodes for c in counts) and counts[0].nodes < counts[-1].nodes
     biggest = counts[-1]
     assert biggest.pods <= biggest.nodes * MACHINES["eks"]["m6i.xlarge"].max_pods * (1 - HEADROOM)
 
 
-def test_cost_is_nodes_times_price_plus_control_plane():
-    platform = build_platform(load_config({"cd4ml:profile": "cluster", "cd4ml:participants": 30}), "w")
+def test_cost_is_nodes_times_price_plus_control_plane(workshop_of):
+    platform = workshop_of(30)
     plan = plan_nodes(platform, "gke", "e2-standard-8")
     assert plan.usd_per_hour == round(plan.nodes * 0.268 + 0.10, 2)
 

@@ -17,6 +17,8 @@ from infra.config import load_config
 from infra.configure.api import ApiError, JsonApi
 from infra.configure.gocd import Unauthorized, configure
 from infra.platform.build import build_platform
+from kube_objects import configure_objects
+
 from infra.platform.configure_job import mounted_tree
 from infra.platform.gocd import ADMIN_USER
 from infra.upstream.gocd import HEALTH
@@ -27,8 +29,7 @@ REPOS = ["https://git.example.com/team/churn-model.git", "git@git.example.com:te
 
 def gocd_job(config: dict | None = None):
     service = build_platform(load_config({"cd4ml:modelRepos": REPOS, **(config or {})}), "local").services["gocd"]
-    config_map, job = service.stages[-1].objects
-    return config_map, job
+    return configure_objects(service)
 
 
 def desired_of(config: dict | None = None) -> dict:

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 from helm_python import Chart
+from kube_objects import configure_desired, configure_objects
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -113,7 +114,8 @@ def test_configure_job_is_pinned_awaited_and_keeps_the_password_out(plan_dir):
 
 def test_same_configuration_same_job_and_a_change_a_new_one():
     def job_name(config: dict) -> str:
-        return build_platform(load_config(config), "local").services["gocd"].stages[-1].objects[1]["metadata"]["name"]
+        _, job = configure_objects(build_platform(load_config(config), "local").services["gocd"])
+        return job["metadata"]["name"]
 
     assert job_name({}) == job_name({})
     assert job_name({}) != job_name({"cd4ml:modelRepos": [REPO]})
@@ -151,7 +153,7 @@ def test_the_example_pipeline_uses_what_the_kit_gives_its_agents():
     deploy step needs is in the profile's environment, and every job names the profile."""
     example = Path(__file__).resolve().parents[1] / "examples" / "model-repo"
     service = build_platform(load_config({}), "local").services["gocd"]
-    pod = elastic_agent_pod(json.loads(service.stages[-1].objects[0]["data"]["desired.json"]))
+    pod = elastic_agent_pod(configure_desired(service))
     provided = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
     script = (example / "deploy.sh").read_text()
     optional = {"CD4ML_TENANT", "CD4ML_MODEL_JSON", "CD4ML_NAMESPACE_", "CD4ML_ABANDONED_AFTER"}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from kube_objects import pick
 
 
 @pytest.mark.parametrize("module", ["infra.platform.build", "infra.document", "infra.plan", "infra.handout",
@@ -37,9 +38,9 @@ def _configure_jobs():
     from infra.platform.build import build_platform
 
     platform = build_platform(load_config({"cd4ml:participants": 1}), "local")  # workshop mode: every Job
-    return [tuple(o for o in part.objects
-                  if o["kind"] in ("ConfigMap", "Job") and "-configure-" in o["metadata"]["name"])
-            for part in platform.parts if any(o["kind"] == "Job" for o in part.objects)]
+    return [(pick(part.objects, "ConfigMap", job["metadata"]["name"]), job)
+            for part in platform.parts for job in part.objects
+            if job["kind"] == "Job" and "-configure-" in job["metadata"]["name"]]
 
 
 @pytest.mark.parametrize("config_map, job", _configure_jobs(), ids=lambda o: o["metadata"]["name"].rsplit("-", 1)[0])

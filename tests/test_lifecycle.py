@@ -360,6 +360,7 @@ def test_a_cluster_that_answers_is_there_even_when_it_refuses_the_login(status, 
             KubeTarget(kubeconfig=kubeconfig_for(f"http://127.0.0.1:{server.server_address[1]}")), timeout=5)
     finally:
         server.shutdown()
+        server.server_close()
     assert there is answers and seen == ("v1.36.1" if status == 200 else f"HTTP {status}")
 
 

@@ -16,6 +16,7 @@ import msgpack
 import pytest
 import yaml
 from fluent import sender as fluent_sender
+from kube_objects import configure_desired
 from services import Connection, ElasticsearchStandIn, KibanaStandIn
 from typer.testing import CliRunner
 
@@ -38,7 +39,7 @@ def platform_for(**config):
 
 
 def desired_of(service) -> dict:
-    return json.loads(service.stages[-1].objects[0]["data"]["desired.json"])
+    return configure_desired(service)
 
 
 # --- Fluentd: the generated configuration ---------------------------------------------------------
@@ -49,7 +50,8 @@ def output_blocks(config_text: str) -> dict[str, str]:
 
 def test_fluentd_config_routes_logs_and_tenant_events_to_elasticsearch_8():
     platform = platform_for()
-    values = platform.services["fluentd"].releases[0].values
+    (release,) = platform.services["fluentd"].releases
+    values = release.values
     edge = next(e for e in platform.wiring if (e.consumer.id, e.provider.id) == ("fluentd", "elasticsearch"))
     outputs = output_blocks(values["fileConfigs"]["04_outputs.conf"])
     assert list(outputs) == ["kubernetes.**", "**"]  # container logs first; everything forwarded after

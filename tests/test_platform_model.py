@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kube_objects import configure_objects, pick
 
 from infra.config import load_config
 from infra.platform import elasticsearch, fluentd, gocd, grafana, mlflow
@@ -151,7 +152,7 @@ def test_every_secret_reference_resolves_to_a_declared_secret(platform):
                 for key in (admin["userKey"], admin["passwordKey"]):
                     assert (rel.namespace, admin["existingSecret"], key) in declared
                     checked += 1
-    es = platform.services["elasticsearch"].objects[0]
+    es = pick(platform.services["elasticsearch"].objects, "Elasticsearch", "elasticsearch")
     for ref in es["spec"]["auth"]["fileRealm"] + es["spec"]["auth"]["roles"]:
         assert any(ns == es["metadata"]["namespace"] and name == ref["secretName"] for ns, name, _ in declared)
         checked += 1
@@ -204,19 +205,22 @@ def test_upstream_charts_are_pinned(platform):
 
 
 def test_elasticsearch_is_laptop_safe_and_authenticated(platform):
-    es = platform.services["elasticsearch"].objects[0]
-    node_set = es["spec"]["nodeSets"][0]
+    es = pick(platform.services["elasticsearch"].objects, "Elasticsearch", "elasticsearch")
+    (node_set,) = es["spec"]["nodeSets"]
     assert node_set["config"]["node.store.allow_mmap"] is False
     assert node_set["podTemplate"]["spec"]["containers"][0]["name"] == "elasticsearch"
     assert es["spec"]["auth"]["disableElasticUser"] is True
-    assert node_set["volumeClaimTemplates"][0]["metadata"]["name"] == "elasticsearch-data"
+    (claim,) = node_set["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "elasticsearch-data"
 
 
 def test_storage_class_reaches_every_claim():
     platform = platform_for(storageClass="fast")
-    es = platform.services["elasticsearch"].objects[0]
-    assert es["spec"]["nodeSets"][0]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
-    assert platform.services["mlflow"].objects[0]["spec"]["storageClassName"] == "fast"
+    es = pick(platform.services["elasticsearch"].objects, "Elasticsearch", "elasticsearch")
+    ((claim,),) = [node_set["volumeClaimTemplates"] for node_set in es["spec"]["nodeSets"]]
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert pick(platform.services["mlflow"].objects, "PersistentVolumeClaim", mlflow.DATA_CLAIM)["spec"][
+        "storageClassName"] == "fast"
     assert release(platform, "gocd").values["server"]["persistence"]["storageClass"] == "fast"
 
 
@@ -227,8 +231,9 @@ def test_node_port_exposure_changes_service_types():
 
 
 def test_custom_resources_are_awaited_with_a_deadline(platform):
-    for service, condition in (("elasticsearch", "{.status.phase}=Ready"), ("kibana", "{.status.health}=green")):
-        annotations = platform.services[service].objects[0]["metadata"]["annotations"]
+    for service, kind, condition in (("elasticsearch", "Elasticsearch", "{.status.phase}=Ready"),
+                                     ("kibana", "Kibana", "{.status.health}=green")):
+        annotations = pick(platform.services[service].objects, kind, service)["metadata"]["annotations"]
         assert annotations["pulumi.com/waitFor"] == f"jsonpath={condition}"
         assert int(annotations["pulumi.com/timeoutSeconds"]) >= 300
 
@@ -241,12 +246,13 @@ def test_registry_mirrors_rewrite_every_upstream_image_and_only_those():
         assert ref.startswith(("harbor.example.com/dockerhub/", "harbor.example.com/elastic/", "cd4ml.local/")), ref
     assert len(mirrored.images) == len(plain.images)
     assert "harbor.example.com/elastic/elasticsearch/elasticsearch:8.19.18" in mirrored.images
-    es = next(o for o in mirrored.services["elasticsearch"].objects if o["kind"] == "Elasticsearch")
+    es = pick(mirrored.services["elasticsearch"].objects, "Elasticsearch", "elasticsearch")
     assert es["spec"]["image"] == "harbor.example.com/elastic/elasticsearch/elasticsearch:8.19.18"
-    job = mirrored.services["gocd"].stages[-1].objects[1]
+    _, job = configure_objects(mirrored.services["gocd"])
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == \
         "harbor.example.com/dockerhub/library/python:3.13.7-slim"
-    fluentd_values = mirrored.services["fluentd"].releases[0].values
+    (fluentd_release,) = mirrored.services["fluentd"].releases
+    fluentd_values = fluentd_release.values
     assert fluentd_values["image"]["repository"] == "harbor.example.com/dockerhub/fluent/fluentd-kubernetes-daemonset"
 
 

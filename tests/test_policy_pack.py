@@ -215,4 +215,4 @@ def test_the_pack_starts_as_the_python_host_starts_it():
         assert {p.name for p in info.policies} == {p.name for p in POLICIES}
     finally:
         analyzer.kill()
-        analyzer.wait()
+        analyzer.communicate()  # waits, and closes its pipes

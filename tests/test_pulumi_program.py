@@ -129,7 +129,8 @@ def test_kit_chart_objects_are_the_rendered_chart(program, model):
     from infra.render import render_kit_chart
 
     group = one(program, "app-environments-objects-0")
-    assert group.inputs["objs"] == render_kit_chart(model.extra("app-environments").kit_charts[0])
+    (chart,) = model.extra("app-environments").kit_charts
+    assert group.inputs["objs"] == render_kit_chart(chart)
 
 
 def test_gocd_is_configured_only_after_its_release_and_secrets(program):
@@ -159,23 +160,14 @@ def test_bad_config_creates_nothing():
     assert "cd4ml:elasticsearchNodes = '0': must be an integer from 1 to 9" in str(caught.value)
 
 
-def test_the_cluster_stack_program_creates_kind_and_exports_a_secret_kubeconfig(monkeypatch):
-    import pulumi
-    from pulumi_harness import KitMocks, RecordingMonitor
-
+@pytest.mark.parametrize("pulumi_mocks", [{"project": "cd4ml-cluster", "stack": "local",
+                                           "config": {"cd4ml-cluster:kindBinary": "/opt/kind"}}], indirect=True)
+def test_the_cluster_stack_program_creates_kind_and_exports_a_secret_kubeconfig(pulumi_mocks):
     from infra.cluster import KIND_NODE_IMAGE
     from infra.cluster.program import run
 
-    mocks = KitMocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="cd4ml-cluster", stack="local", preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config({"cd4ml-cluster:kindBinary": "/opt/kind"})
-
-    @pulumi.runtime.test
-    def program():
-        run()
-
-    program()
+    pulumi.runtime.test(run)()
+    monitor = pulumi_mocks
     commands = {r.name: r for r in monitor.registrations if r.type == "command:local:Command"}
     cluster = commands["kind-cluster"]
     assert cluster.inputs["create"] == f"/opt/kind create cluster --name cd4ml --image {KIND_NODE_IMAGE} --wait 5m"

@@ -7,7 +7,8 @@ import json
 from xml.etree import ElementTree
 
 import pytest
-from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, MLflowServer, StandInPlatform
+from smoke_fixtures import (GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, StandInPlatform, free_port,
+                            runs_ahead)
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -26,13 +27,21 @@ FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
 
 
-@pytest.fixture(scope="session")
-def mlflow_unwritable_artifacts(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("mlflow-broken")
-    (workdir / "a-file").write_text("not a directory")
-    server = MLflowServer(workdir, artifacts=workdir / "a-file" / "artifacts")
-    yield server
-    server.stop()
+@pytest.fixture
+def mlflow_unwritable_artifacts(mlflow_server):
+    """The run's MLflow with its artifact store broken for one test: a file where the directory should
+    be (what a volume mounted wrong leaves), as the server writes there on every upload. Put back after."""
+    store = mlflow_server.artifacts
+    aside = store.with_name(f"{store.name}.aside")
+    if store.exists():
+        store.rename(aside)
+    store.write_text("not a directory")
+    try:
+        yield mlflow_server
+    finally:
+        store.unlink()
+        if aside.exists():
+            aside.rename(store)
 
 
 def run(platform: StandInPlatform, **kwargs) -> dict[str, CheckResult]:
@@ -97,13 +106,25 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("edge, fault, expected, cause", FAULTS, ids=[f[1] for f in FAULTS])
-def test_fault_is_caught_by_exactly_the_right_checks(mlflow_server, edge, fault, expected, cause):
-    platform = StandInPlatform(mlflow_server.url, faults=frozenset({fault}))
+def fault_run(mlflow_url: str, fault: str) -> dict[str, CheckResult]:
+    """Every direct check against stand-ins with `fault` injected."""
+    platform = StandInPlatform(mlflow_url, faults=frozenset({fault}))
     try:
-        results = run(platform, timeout=2.0)
+        return run(platform, timeout=2.0)
     finally:
         platform.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_runs(request, mlflow_server):
+    """The selected faults' runs, four at a time, ahead of their tests (smoke_fixtures.runs_ahead)."""
+    with runs_ahead(request, "fault", lambda fault: fault_run(mlflow_server.url, fault), workers=4) as futures:
+        yield futures
+
+
+@pytest.mark.parametrize("edge, fault, expected, cause", FAULTS, ids=[f[1] for f in FAULTS])
+def test_fault_is_caught_by_exactly_the_right_checks(fault_runs, edge, fault, expected, cause):
+    results = fault_runs[fault].result()
     failed = {n for n, r in results.items() if r.status == "fail"}
     verdict = "caught" if failed == expected else "WRONG"
     FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", verdict))
@@ -131,20 +152,21 @@ def test_mlflow_unwritable_artifact_store_fails_only_the_run_check(mlflow_unwrit
     FAULT_MATRIX.append(("mlflow (artifacts)", "mlflow-artifacts-unwritable", "mlflow.run", "caught"))
 
 
-def test_cli_passes_against_live_mlflow_and_fails_when_it_stops(tmp_path):
-    server = MLflowServer(tmp_path)
-    try:
-        ok = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={server.url}", "--only", "mlflow",
-                                 "--json", str(tmp_path / "ok.json")])
-    finally:
-        server.stop()
+def test_cli_passes_against_live_mlflow_and_fails_when_it_stops(mlflow_server, tmp_path, monkeypatch):
+    """Live: the run's MLflow. Stopped: its address with nothing listening any more, which is all a
+    stopped server leaves a client (a port no process holds)."""
+    monkeypatch.setenv("CD4ML_MLFLOW_USERNAME", MLFLOW_ADMIN[0])
+    monkeypatch.setenv("CD4ML_MLFLOW_PASSWORD", MLFLOW_ADMIN[1])
+    ok = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={mlflow_server.url}", "--only", "mlflow",
+                             "--json", str(tmp_path / "ok.json")])
     assert ok.exit_code == 0, ok.output
     assert "3 passed, 0 failed, 3 skipped" in ok.output  # the wires need a cluster; ingress.mlflow a public URL
     assert {r["status"] for r in json.loads((tmp_path / "ok.json").read_text())} == {"pass", "skip"}
-    down = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={server.url}", "--only", "mlflow", "--timeout", "2"])
+    stopped = f"http://127.0.0.1:{free_port()}"
+    down = runner.invoke(app, ["smoke", "--endpoint", f"mlflow={stopped}", "--only", "mlflow", "--timeout", "2"])
     assert down.exit_code == 1
     assert "mlflow is down, not ready yet, or the URL is wrong" in down.output
-    assert f"GET {server.url}/health" in down.output
+    assert f"GET {stopped}/health" in down.output
     FAULT_MATRIX.append(("mlflow", "mlflow-down", "mlflow.health, mlflow.rest, mlflow.run", "caught"))
 
 

@@ -8,7 +8,8 @@ from urllib.parse import urlparse
 
 import pytest
 from fake_kube import FakeCluster
-from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, STACK_CONFIG, StandInPlatform
+from smoke_fixtures import (GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, STACK_CONFIG, StandInPlatform,
+                            runs_ahead)
 from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY
 
 from infra.config import load_config
@@ -18,7 +19,8 @@ from infra.smoke.cluster import KubeCluster
 from infra.smoke.runner import declared_pods, run_in_cluster, select
 
 AGENT = "system:serviceaccount:cd4ml-gocd:gocd-agent"
-APP_OBJECTS = render_kit_chart(build_platform(load_config({}), "local").extra("app-environments").kit_charts[0])
+(APP_CHART,) = build_platform(load_config({}), "local").extra("app-environments").kit_charts
+APP_OBJECTS = render_kit_chart(APP_CHART)
 """The ConfigMaps the kit's app-environments chart really renders: what probes' envFrom reads."""
 
 
@@ -54,21 +56,32 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
     return cluster, document
 
 
-def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None):
+def run(mlflow_url: str, faults=frozenset(), grants=None, tweak=None, checks=None):
+    """Every check (or `checks`) in cluster mode against the stand-ins behind the fake API."""
     platform = StandInPlatform(mlflow_url, faults=frozenset(faults))
     try:
         cluster, document = fake_cluster_for(platform, mlflow_url, grants)
         if tweak:
             tweak(cluster)
-        results = run_in_cluster(document, KubeCluster(cluster.apis()), select(), timeout=3.0,
+        results = run_in_cluster(document, KubeCluster(cluster.apis()), checks or select(), timeout=3.0,
                                  declared_pods=declared_pods(build_platform(load_config(STACK_CONFIG), "local"), document))
     finally:
         platform.stop()
     return {r.name: r for r in results}, cluster
 
 
-def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):
-    results, cluster = run(mlflow_server.url)
+PLATFORM_CHECKS = tuple(c for c in select() if c.service == "platform")
+"""What the Kubernetes API alone answers (infra/smoke/checks/kubernetes.py)."""
+
+
+@pytest.fixture(scope="module")
+def healthy(mlflow_server):
+    """One healthy run, for the tests that read what it reported and sent (none changes either)."""
+    return run(mlflow_server.url)
+
+
+def test_every_check_runs_and_passes_in_cluster_mode(healthy):
+    results, cluster = healthy
     assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(PUBLISHED_ONLY, "skip")
     assert len(results) == 33
     calls = [kind for kind, _ in cluster.calls]
@@ -78,8 +91,8 @@ def test_every_check_runs_and_passes_in_cluster_mode(mlflow_server):
     assert ("read_secret", ("cd4ml-logging", "elasticsearch-user-admin")) in cluster.calls
 
 
-def test_probe_pods_run_as_the_agents_with_their_environment(mlflow_server):
-    _, cluster = run(mlflow_server.url)
+def test_probe_pods_run_as_the_agents_with_their_environment(healthy):
+    _, cluster = healthy
     pods = {body["metadata"]["name"].split("-", 3)[3]: body for kind, body in cluster.calls if kind == "create_pod"}
     agents = pods["mlflow"]
     assert agents["metadata"]["namespace"] == "cd4ml-gocd"
@@ -101,8 +114,8 @@ def test_probe_pods_run_as_the_agents_with_their_environment(mlflow_server):
         assert pod["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
-def test_deploy_rights_are_asked_for_every_namespace(mlflow_server):
-    _, cluster = run(mlflow_server.url)
+def test_deploy_rights_are_asked_for_every_namespace(healthy):
+    _, cluster = healthy
     reviews = {args[3]: args for kind, args in cluster.calls if kind == "access_review"}
     assert set(reviews) == {"cd4ml-staging", "cd4ml-production", "cd4ml-gocd", "cd4ml-logging", "cd4ml-monitoring",
                             "cd4ml-mlflow", "cd4ml-eck-operator"}
@@ -182,10 +195,18 @@ CLUSTER_FAULTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def fault_runs(request, mlflow_server):
+    """The selected faults' runs, ahead of their tests (smoke_fixtures.runs_ahead), two at a time: the
+    probes are processes of their own, which a second core runs beside the first."""
+    options = {fault: options for _, fault, options, _, _ in CLUSTER_FAULTS}
+    with runs_ahead(request, "fault", lambda fault: run(mlflow_server.url, **options[fault]), workers=2) as futures:
+        yield futures
+
+
 @pytest.mark.parametrize("edge, fault, options, expected, cause", CLUSTER_FAULTS, ids=[f[1] for f in CLUSTER_FAULTS])
-def test_cluster_fault_is_caught_by_exactly_the_right_checks(mlflow_server, edge, fault, options, expected,
-                                                             cause):
-    results, _ = run(mlflow_server.url, **options)
+def test_cluster_fault_is_caught_by_exactly_the_right_checks(fault_runs, edge, fault, options, expected, cause):
+    results, _ = fault_runs[fault].result()
     failed = {n for n, r in results.items() if r.status == "fail"}
     FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", "caught" if failed == expected else "WRONG"))
     assert failed == expected
@@ -247,11 +268,12 @@ def test_api_only_checks_what_the_api_answers_and_skips_the_rest_saying_why(mlfl
 
 
 def test_a_deleted_policy_and_a_refused_pod_are_each_caught_by_their_check(mlflow_server):
+    """Only the API's checks run: what this asserts on (the fault matrix covers the rest)."""
     def break_it(cluster):
         cluster.network_policies["cd4ml-mlflow"].discard("default-deny")
         cluster.pod_security["cd4ml-gocd"] = "restricted"  # the agent pod needs baseline's leeway? (it does not)
 
-    results, _ = run(mlflow_server.url, tweak=break_it)
+    results, _ = run(mlflow_server.url, tweak=break_it, checks=PLATFORM_CHECKS)
     assert results["platform.network-policies"].status == "fail"
     assert "default-deny" in results["platform.network-policies"].detail
     assert results["platform.admission"].status == "pass"  # the agents' pod passes even `restricted`
@@ -267,5 +289,5 @@ def test_a_deleted_policy_and_a_refused_pod_are_each_caught_by_their_check(mlflo
 
         cluster.create_namespaced_pod = refuse
 
-    results, _ = run(mlflow_server.url, tweak=forbid)
+    results, _ = run(mlflow_server.url, tweak=forbid, checks=PLATFORM_CHECKS)
     assert results["platform.admission"].status == "fail" and "exceeded quota" in results["platform.admission"].detail

@@ -46,10 +46,12 @@ def lets_encrypt():
 
 @pytest.fixture(scope="module")
 def mlflow_published(tmp_path_factory):
-    """MLflow as the chart runs it behind the ingress: the kit's allowed hosts, which name the public host."""
+    """MLflow as the chart runs it behind the ingress: the kit's allowed hosts, which name the public host.
+    A server of its own (once, for this module): MLflow reads its allowed hosts at start only, and the
+    run's shared one keeps MLflow's defaults, which test_mlflow_without_the_public_host... needs."""
     (release,) = published_platform().services["mlflow"].releases
     server = MLflowServer(tmp_path_factory.mktemp("mlflow-published"), admin=MLFLOW_ADMIN,
-                          allowed_hosts=release.values["serverAllowedHosts"])
+                          allowed_hosts=release.values["serverAllowedHosts"], auth_cache=True)
     server.configure_like_the_kit()
     yield server
     server.stop()

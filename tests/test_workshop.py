@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from gocd_api import GoCDApiStandIn
+from kube_objects import configure_desired, configure_objects, pick
 from pulumi_harness import run_program, unsecret
-from smoke_fixtures import MLFLOW_ADMIN, MLflowServer
+from smoke_fixtures import MLFLOW_ADMIN
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -18,6 +19,7 @@ from infra.config import load_config
 from infra.configure import mlflow as configure_mlflow
 from infra.configure.api import ApiError, JsonApi
 from infra.configure.gocd import configure as configure_gocd
+from infra.platform.apps import ENDPOINTS_CONFIGMAP
 from infra.platform.build import build_platform
 from infra.platform.gocd import elastic_agent_pod
 
@@ -62,8 +64,8 @@ def test_each_participants_agents_deploy_only_into_their_namespaces(hundred):
                                         "namespace": "cd4ml-gocd"}]
     quotas = objects(hundred, "ResourceQuota")
     assert len(quotas) == 200 and {q["spec"]["hard"]["requests.cpu"] for q in quotas} == {"1"}
-    endpoints = objects(hundred, "ConfigMap", "cd4ml-p007-production")
-    assert endpoints[0]["data"]["CD4ML_TENANT"] == "p007"
+    endpoints = pick(objects(hundred, "ConfigMap", "cd4ml-p007-production"), "ConfigMap", ENDPOINTS_CONFIGMAP)
+    assert endpoints["data"]["CD4ML_TENANT"] == "p007"
 
 
 def test_each_participant_gets_a_profile_group_and_gocd_login(hundred):
@@ -98,7 +100,7 @@ def test_names_instead_of_numbers_and_model_repos_per_participant():
     platform = build_platform(load_config({"cd4ml:participantNames": "alice,bob", "cd4ml:modelRepos": [
         "https://git.example.com/workshop/{participant}-model.git", "https://git.example.com/shared/demo.git"]}),
         "local")
-    desired = json.loads(platform.services["gocd"].stages[-1].objects[0]["data"]["desired.json"])
+    desired = configure_desired(platform.services["gocd"])
     repos = {r["id"]: r for r in desired["config_repos"]}
     assert set(repos) == {"demo", "alice-model", "bob-model"}
     assert repos["bob-model"]["material"]["attributes"]["url"] == "https://git.example.com/workshop/bob-model.git"
@@ -125,7 +127,7 @@ def test_one_password_per_participant_reaches_gocd_and_elasticsearch_as_secrets(
 
 def test_gocd_configure_creates_each_participants_group(tmp_path):
     platform = build_platform(load_config({"cd4ml:participants": 3}), "local")
-    desired = json.loads(platform.services["gocd"].stages[-1].objects[0]["data"]["desired.json"])
+    desired = configure_desired(platform.services["gocd"])
     gocd = GoCDApiStandIn(users={"cd4ml-admin": "pw"}).start()
     try:
         api = JsonApi(f"{gocd.url}/go", "cd4ml-admin", "pw", anonymous_first=True)
@@ -140,43 +142,44 @@ def test_gocd_configure_creates_each_participants_group(tmp_path):
         gocd.stop()
 
 
-def test_mlflow_logins_and_experiments_per_participant_against_a_real_server(tmp_path):
+def test_mlflow_logins_and_experiments_per_participant_against_a_real_server(mlflow_server, unique_name):
     """The kit's configure code against a real `mlflow server --app-name basic-auth` (MLflow 3.15.1,
-    the platform's version): a user per participant who owns their experiment and sees no other."""
-    server = MLflowServer(tmp_path, admin=MLFLOW_ADMIN)
-    logins = {"ada": "ada-password-1", "grace": "grace-password-2", "alan": "alan-password-3"}
-    config = {"cd4ml:participantNames": "ada,grace,alan"}
-    try:
-        first = server.configure_like_the_kit(config, logins)
-        assert [(o.what, o.id, o.action) for o in first][:3] == [
-            ("user", "ada", "created"), ("experiment", "ada", "created"), ("permission", "ada on ada", "created")]
-        assert {o.action for o in server.configure_like_the_kit(config, logins)} == {"unchanged"}
-        admin = JsonApi(server.url, *MLFLOW_ADMIN)
-        grace = admin.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=grace").body["experiment"]
-        assert {t["key"]: t["value"] for t in grace["tags"]}["cd4ml.tenant"] == "grace"
-        # Grace logs in and writes to her experiment; Ada's is not hers to read; nobody gets in anonymously.
-        as_grace = JsonApi(server.url, "grace", logins["grace"])
-        run = as_grace.call("POST", "/api/2.0/mlflow/runs/create", body={"experiment_id": grace["experiment_id"]})
-        assert run.status == 200, run.summary()
-        ada = admin.call("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=ada").body["experiment"]
-        assert as_grace.call("GET", f"/api/2.0/mlflow/experiments/get?experiment_id={ada['experiment_id']}"
-                             ).status == 403
-        assert JsonApi(server.url).call("GET", "/api/2.0/mlflow/experiments/search").status == 401
-        # A deleted experiment is restored, not duplicated; a changed password is put back.
-        admin.call("POST", "/api/2.0/mlflow/experiments/delete", body={"experiment_id": grace["experiment_id"]})
-        outcomes = server.configure_like_the_kit(config, {**logins, "alan": "alan-new-password"})
-        actions = {(o.what, o.id): o.action for o in outcomes}
-        assert actions[("experiment", "grace")] == "updated" and actions[("user", "alan")] == "updated"
-        assert JsonApi(server.url, "alan", "alan-new-password").call("GET", "/api/2.0/mlflow/users/current"
-                                                                     ).status == 200
-        # MLflow refuses passwords of 12 characters or fewer; the kit generates longer ones.
-        platform = build_platform(load_config(config), "local")
-        assert min(t.pipeline_password.length for t in platform.tenants) > 12
-        # The admin's password is checked first, with a diagnosis naming the Secret.
-        with pytest.raises(ApiError, match="refused the kit's admin cd4ml-admin .*existingAdminSecret"):
-            configure_mlflow.configure(JsonApi(server.url, "cd4ml-admin", "wrong"), {"tenants": []}, 10)
-    finally:
-        server.stop()
+    the platform's version): a user per participant who owns their experiment and sees no other. The
+    run's shared server; the participants' names are this test's own."""
+    server = mlflow_server
+    ada, grace, alan = (unique_name(name) for name in ("ada", "grace", "alan"))
+    logins = {ada: "ada-password-1", grace: "grace-password-2", alan: "alan-password-3"}
+    config = {"cd4ml:participantNames": f"{ada},{grace},{alan}"}
+    first = server.configure_like_the_kit(config, logins)
+    assert [(o.what, o.id, o.action) for o in first][:3] == [
+        ("user", ada, "created"), ("experiment", ada, "created"), ("permission", f"{ada} on {ada}", "created")]
+    assert {o.action for o in server.configure_like_the_kit(config, logins)} == {"unchanged"}
+    admin = JsonApi(server.url, *MLFLOW_ADMIN)
+    grace_experiment = admin.call("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={grace}"
+                                  ).body["experiment"]
+    assert {t["key"]: t["value"] for t in grace_experiment["tags"]}["cd4ml.tenant"] == grace
+    # Grace logs in and writes to her experiment; Ada's is not hers to read; nobody gets in anonymously.
+    as_grace = JsonApi(server.url, grace, logins[grace])
+    run = as_grace.call("POST", "/api/2.0/mlflow/runs/create",
+                        body={"experiment_id": grace_experiment["experiment_id"]})
+    assert run.status == 200, run.summary()
+    ada_experiment = admin.call("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={ada}"
+                                ).body["experiment"]
+    assert as_grace.call("GET", f"/api/2.0/mlflow/experiments/get?experiment_id={ada_experiment['experiment_id']}"
+                         ).status == 403
+    assert JsonApi(server.url).call("GET", "/api/2.0/mlflow/experiments/search").status == 401
+    # A deleted experiment is restored, not duplicated; a changed password is put back.
+    admin.call("POST", "/api/2.0/mlflow/experiments/delete", body={"experiment_id": grace_experiment["experiment_id"]})
+    outcomes = server.configure_like_the_kit(config, {**logins, alan: "alan-new-password"})
+    actions = {(o.what, o.id): o.action for o in outcomes}
+    assert actions[("experiment", grace)] == "updated" and actions[("user", alan)] == "updated"
+    assert JsonApi(server.url, alan, "alan-new-password").call("GET", "/api/2.0/mlflow/users/current").status == 200
+    # MLflow refuses passwords of 12 characters or fewer; the kit generates longer ones.
+    platform = build_platform(load_config(config), "local")
+    assert min(t.pipeline_password.length for t in platform.tenants) > 12
+    # The admin's password is checked first, with a diagnosis naming the Secret.
+    with pytest.raises(ApiError, match="refused the kit's admin cd4ml-admin .*existingAdminSecret"):
+        configure_mlflow.configure(JsonApi(server.url, "cd4ml-admin", "wrong"), {"tenants": []}, 10)
 
 
 def test_a_long_prefix_that_would_break_namespace_names_is_refused():
@@ -204,7 +207,7 @@ def test_grafana_logins_per_participant_from_the_mounted_secret(tmp_path):
 
     platform = build_platform(load_config({"cd4ml:participantNames": "ada,grace"}), "local")
     grafana_service = platform.services["grafana"]
-    config_map, job = grafana_service.stages[-1].objects
+    config_map, job = configure_objects(grafana_service)
     desired = json.loads(config_map["data"]["desired.json"])
     pod = job["spec"]["template"]["spec"]
     assert {"name": "secret-0", "secret": {"secretName": "grafana-participant-logins"}} in pod["volumes"]
