@@ -4,7 +4,8 @@ or lists its objects in another order, must not make a test read the wrong one."
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def pick(objects: Iterable[dict[str, Any]], kind: str, name: str | None = None, *,

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextvars
 import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 import os
 import secrets
 import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import requests

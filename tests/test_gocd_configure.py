@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 from gocd_api import COLLECTIONS, GoCDApiStandIn
+from kube_objects import configure_objects
 
 from infra.config import load_config
 from infra.configure.api import ApiError, JsonApi
 from infra.configure.gocd import Unauthorized, configure
 from infra.platform.build import build_platform
-from kube_objects import configure_objects
-
 from infra.platform.configure_job import mounted_tree
 from infra.platform.gocd import ADMIN_USER
 from infra.upstream.gocd import HEALTH

@@ -7,8 +7,7 @@ import json
 from xml.etree import ElementTree
 
 import pytest
-from smoke_fixtures import (GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, StandInPlatform, free_port,
-                            runs_ahead)
+from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, StandInPlatform, free_port, runs_ahead
 from typer.testing import CliRunner
 
 from infra.cli.main import app

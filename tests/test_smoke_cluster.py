@@ -8,8 +8,15 @@ from urllib.parse import urlparse
 
 import pytest
 from fake_kube import FakeCluster
-from smoke_fixtures import (GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, PIPELINES_LOGIN, STACK_CONFIG, StandInPlatform,
-                            runs_ahead)
+from smoke_fixtures import (
+    GOCD_ADMIN,
+    MLFLOW_ADMIN,
+    PASSWORDS,
+    PIPELINES_LOGIN,
+    STACK_CONFIG,
+    StandInPlatform,
+    runs_ahead,
+)
 from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY
 
 from infra.config import load_config
