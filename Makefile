@@ -57,8 +57,11 @@ lint: $(TEST_VENV)/.test-deps
 	$(TEST_BIN)/mypy
 
 # The envtest scenarios (a real control plane, minutes each) run with `make test-envtest`, never here.
+# Two workers, each test file whole on one (its module fixtures, e.g. a fault matrix run ahead, start once);
+# each worker starts its own session MLflow. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: lint $(TEST_VENV)/.test-deps $(TOOLS)/checkov/.installed $(TOOLS)/nca/.installed
-	CD4ML_TOOLS=$(TOOLS) CD4ML_REQUIRE_TOOLS=1 $(TEST_BIN)/python -m pytest -m "not envtest"
+	CD4ML_TOOLS=$(TOOLS) CD4ML_REQUIRE_TOOLS=1 $(TEST_BIN)/python -m pytest -m "not envtest" -n $(TEST_WORKERS) --dist loadfile
 
 plan: $(BIN)/cd4ml
 	$(BIN)/cd4ml plan --stack $(STACK) --out $(OUT)

@@ -52,12 +52,39 @@ def pytest_addoption(parser):
                          "also CD4ML_UPSTREAM_CHARTS")
 
 
-def pytest_terminal_summary(terminalreporter):
-    """The smoke fault matrix, as a table: every injected fault and the checks that caught it."""
+def _fault_matrix() -> list | None:
     try:
         from test_smoke import FAULT_MATRIX
     except ImportError:
-        return
+        return None
+    return FAULT_MATRIX
+
+
+def pytest_sessionfinish(session):
+    """On a pytest-xdist worker: hand this worker's rows of the fault matrix to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fault_matrix"] = [list(row) for row in _fault_matrix() or []]
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_WorkerRows(), "cd4ml-fault-matrix-rows")
+
+
+class _WorkerRows:
+    """On the controller: the rows each worker handed over, into the one table the summary prints."""
+
+    def pytest_testnodedown(self, node, error):
+        rows = getattr(node, "workeroutput", {}).get("fault_matrix", [])
+        matrix = _fault_matrix()
+        if matrix is not None:
+            matrix.extend(tuple(row) for row in rows)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The smoke fault matrix, as a table: every injected fault and the checks that caught it."""
+    FAULT_MATRIX = _fault_matrix()
     if not FAULT_MATRIX:
         return
     terminalreporter.section("smoke fault matrix")
