@@ -217,8 +217,9 @@ class StandInPlatform:
         else:
             configure(api, desired, health_timeout=5)
         if "gocd-agent-profile-stale" in faults:  # edited by hand: an old MLflow address
-            properties = gocd.items["elastic_profiles"]["cd4ml-ml"]["properties"]
-            properties[1]["value"] = properties[1]["value"].replace("mlflow.cd4ml-mlflow", "mlflow.old-namespace")
+            (pod,) = [p for p in gocd.items["elastic_profiles"]["cd4ml-ml"]["properties"]
+                      if p["key"] == "PodConfiguration"]
+            pod["value"] = pod["value"].replace("mlflow.cd4ml-mlflow", "mlflow.old-namespace")
         if "gocd-config-repo-broken" in faults:
             gocd.parse_errors["churn-model"] = "Could not fetch: repository 'https://git.example.com/...' not found"
         return gocd

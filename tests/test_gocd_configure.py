@@ -98,7 +98,7 @@ def test_a_changed_stack_updates_only_what_changed(gocd):
     assert ("churn-model", "unchanged") in outcomes and ("cd4ml-kubernetes", "unchanged") in outcomes
     assert [w for w in gocd.writes[before:]] == [
         ("PUT", "/go/api/elastic/profiles/cd4ml-ml"), ("POST", "/go/api/admin/config_repos/churn-model-2")]
-    pod = gocd.items["elastic_profiles"]["cd4ml-ml"]["properties"][1]["value"]
+    pod = {p["key"]: p["value"] for p in gocd.items["elastic_profiles"]["cd4ml-ml"]["properties"]}["PodConfiguration"]
     assert "MLFLOW_TRACKING_URI" not in pod and "FLUENTD_HOST" in pod
 
 

@@ -51,7 +51,7 @@ def test_release_keeps_the_elastic_agent_plugin_and_mounts_the_password_file(pla
     volume = values["server"]["persistence"]["extraVolumes"][0]
     mount = values["server"]["persistence"]["extraVolumeMounts"][0]
     assert volume["secret"]["secretName"] == "gocd-password-file" and mount["readOnly"] is True
-    auth_path = desired(plan_dir)["auth_config"]["properties"][0]["value"]
+    auth_path = {p["key"]: p["value"] for p in desired(plan_dir)["auth_config"]["properties"]}["PasswordFilePath"]
     assert auth_path == f"{mount['mountPath']}/password.properties"
     secret = next(s for s in files(plan_dir, "Secret") if s["metadata"]["name"] == "gocd-password-file")
     # Offline, the password file is only named: its content is a hash `up` computes from the generated password.
