@@ -7,7 +7,7 @@ import functools
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,10 @@ from infra.handout import handout_envs, handout_links
 from infra.plan import write_plan
 from infra.platform.build import build_platform
 from infra.validate import InvalidObject
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
+    from infra.platform.model import Platform
 
 app = typer.Typer(help="CD4ML platform kit: GoCD, EFK, Grafana and MLflow on Kubernetes, wired.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -110,6 +114,15 @@ def up(
         _smoke_or_exit(stack)
     console.print(f"Next: cd4ml status --stack {stack}   |   cd4ml handout --stack {stack}   |   "
                   f"kubectl -n {config.namespace_prefix}-monitoring port-forward svc/grafana 3000:80")
+
+
+def _stack_platform(stack: str, overrides: list[str] | None) -> tuple[StackConfig, Platform]:
+    """The stack's validated config and the platform derived from it; bad config ends the command."""
+    try:
+        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
+    except ConfigError as failure:
+        raise _fail(failure) from None
+    return config, build_platform(config, stack)
 
 
 def _smoke_or_exit(stack: str) -> None:
@@ -251,11 +264,7 @@ def images(
     """Every image the platform pulls (the kit's own are built by `up`)."""
     from infra.cli import images
 
-    try:
-        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
-    except ConfigError as failure:
-        raise _fail(failure) from None
-    platform = build_platform(config, stack)
+    config, platform = _stack_platform(stack, overrides)
     built = {image.image(config).ref for image in images.kit_images_for(config)}
     for ref in platform.images:
         console.print(f"{ref}{'   (built by cd4ml up)' if ref in built else ''}")
@@ -278,11 +287,7 @@ def charts(
     """The upstream charts the stack installs, at their pinned versions, and where they come from."""
     from infra.cli import charts as local_charts
 
-    try:
-        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
-    except ConfigError as failure:
-        raise _fail(failure) from None
-    platform = build_platform(config, stack)
+    config, platform = _stack_platform(stack, overrides)
     releases = local_charts.pinned_charts(platform)
     if pull:
         for line in local_charts.pull(releases, pull):
