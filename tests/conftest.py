@@ -1,5 +1,7 @@
 """Shared test setup: the test helpers (Pulumi harness, stand-ins) importable by name."""
 
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,11 +62,35 @@ def _fault_matrix() -> list | None:
     return FAULT_MATRIX
 
 
+RECORDED_CALLS: set[tuple] = set()
+"""The calls the stand-ins received, in this process and (on the controller) every worker's."""
+
+
+def _recorded_calls() -> set[tuple]:
+    from http_standin import RECORDED
+
+    return RECORDED_CALLS | {(c.service, c.method, c.path, c.headers) for c in RECORDED}
+
+
 def pytest_sessionfinish(session):
-    """On a pytest-xdist worker: hand this worker's rows of the fault matrix to the controller."""
+    """On a pytest-xdist worker: hand this worker's rows of the fault matrix and its recorded calls to the
+    controller. Elsewhere (the controller, or a run in one process): every recorded call must be in the
+    contract ledger (tests/contracts), or the run fails."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["fault_matrix"] = [list(row) for row in _fault_matrix() or []]
+        workeroutput["recorded_calls"] = [[s, m, p, [list(h) for h in hs]] for s, m, p, hs in _recorded_calls()]
+        return
+    from contracts.ledger import unledgered
+
+    calls = _recorded_calls()
+    dump = os.environ.get("CD4ML_RECORDED_CALLS")
+    if dump:
+        Path(dump).write_text(json.dumps([[s, m, p, dict(hs)] for s, m, p, hs in sorted(calls)], indent=1))
+    missing = unledgered(calls)
+    if missing:
+        session.config._cd4ml_unledgered = missing
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_configure(config):
@@ -80,10 +106,19 @@ class _WorkerRows:
         matrix = _fault_matrix()
         if matrix is not None:
             matrix.extend(tuple(row) for row in rows)
+        RECORDED_CALLS.update((s, m, p, tuple(tuple(h) for h in hs))
+                              for s, m, p, hs in getattr(node, "workeroutput", {}).get("recorded_calls", []))
 
 
-def pytest_terminal_summary(terminalreporter):
-    """The smoke fault matrix, as a table: every injected fault and the checks that caught it."""
+def pytest_terminal_summary(terminalreporter, config):
+    """The calls no ledger entry describes (they fail the run), and the smoke fault matrix, as a table:
+    every injected fault and the checks that caught it."""
+    missing = getattr(config, "_cd4ml_unledgered", [])
+    if missing:
+        terminalreporter.section("calls not in the contract ledger (tests/contracts): the run fails", red=True)
+        terminalreporter.write_line("Add each, with its evidence at the pinned version, or stop making it:")
+        for line in missing:
+            terminalreporter.write_line(f"  {line}")
     FAULT_MATRIX = _fault_matrix()
     if not FAULT_MATRIX:
         return

@@ -139,7 +139,8 @@ class FakeCluster:
             lines = "".join(json.dumps({"index": {"_index": index}}) + "\n" + json.dumps({"log": line}) + "\n"
                             for line in result.stdout.splitlines())
             if lines:
-                requests.post(f"{url}/_bulk", data=lines, auth=auth, timeout=5)
+                requests.post(f"{url}/_bulk", data=lines, auth=auth, timeout=5,
+                              headers={"Content-Type": "application/x-ndjson"})
 
     def read_namespaced_pod(self, name: str, namespace: str):
         return Obj(status=Obj(phase=self.pods[(namespace, name)]["phase"]))

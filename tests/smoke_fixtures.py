@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
+from es_security import Security
 from gocd_api import GoCDApiStandIn
 from kube_objects import configure_desired
 from services import (
@@ -40,6 +42,7 @@ from infra.configure.api import JsonApi
 from infra.configure.gocd import configure, ensure
 from infra.document import PlatformDocument
 from infra.platform.build import build_platform
+from infra.platform import elasticsearch
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
 from infra.platform.grafana import DATASOURCES
 from infra.polling import Observation, poll_until
@@ -146,6 +149,20 @@ class MLflowServer:
         self.process.wait(timeout=30)
 
 
+def kit_security(faults: frozenset[str] = frozenset()) -> Security:
+    """Elasticsearch's roles as the kit writes them (its roles.yml and its users' roles); ECK gives
+    Kibana's association user kibana_system. A `fluentd-role-without-<privilege>` fault strips the writer
+    role of that index privilege."""
+    roles = yaml.safe_load(elasticsearch.roles_document())
+    for fault in faults:
+        if fault.startswith("fluentd-role-without-"):
+            stripped = fault.removeprefix("fluentd-role-without-").replace("-", "_")
+            for grant in roles[elasticsearch.WRITER_ROLE]["indices"]:
+                grant["privileges"] = [p for p in grant["privileges"] if p != stripped]
+    users = {elasticsearch.username(user): held for user, held in elasticsearch.USERS.items()}
+    return Security(roles, users | {"kibana-association": ("kibana_system",)})
+
+
 @dataclass
 class StandInPlatform:
     mlflow_url: str
@@ -154,8 +171,7 @@ class StandInPlatform:
 
     def __post_init__(self) -> None:
         faults = self.faults
-        es_users = dict(PASSWORDS)
-        self.es = self._start(ElasticsearchStandIn(es_users))
+        self.es = self._start(ElasticsearchStandIn(dict(PASSWORDS), kit_security(faults)))
         dead = f"http://127.0.0.1:{free_port()}"
 
         def connection(consumer: str, user: str) -> Connection:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from gocd_api import COLLECTIONS, GoCDApiStandIn
+from http_standin import foreign_calls
 from kube_objects import configure_objects
 
 from infra.config import load_config
@@ -154,27 +155,28 @@ def test_a_slow_start_is_waited_for(gocd):
 def test_the_stand_in_refuses_what_gocd_refuses(gocd):
     """The stand-in itself must be strict, or the tests above prove nothing (GoCD 26.1.0's answers,
     read in its source: see tests/standins/gocd_api.py)."""
-    path, accept = COLLECTIONS["cluster_profiles"]
-    anonymous = JsonApi(f"{gocd.url}")
-    # SparkPreFilter: a versioned API wants exactly one of GoCD's media types.
-    for wrong in ("application/json", "*/*", f"{accept}; charset=utf-8"):
-        refused = anonymous.call("GET", f"{path}/x", accept=wrong)
-        assert (refused.status, refused.body) == (404, "The url you are trying to reach appears to be incorrect.\r\n")
-    # Spark: a GoCD media type of another version finds no route.
-    assert anonymous.call("GET", f"{path}/x", accept="application/vnd.go.cd.v2+json").status == 404
-    # Health is exempt from the pre-filter, so Spark's own matching decides: application/json is not
-    # vnd.go.cd.v1+json; a wildcard or the unversioned type is.
-    health = "/go/api/v1/health"
-    assert anonymous.call("GET", health, accept="application/json").body == "<html><body><h2>404 Not found</h2></body></html>"
-    for fine in ("application/vnd.go.cd.v1+json", "application/vnd.go.cd+json", "*/*", "application/*"):
-        assert anonymous.call("GET", health, accept=fine).status == 200, fine
-    profile = {"id": "x", "plugin_id": "p", "properties": []}
-    assert anonymous.call("POST", path, accept=accept, body=profile).status == 200
-    assert anonymous.call("POST", path, accept=accept, body={"id": "x", "plugin_id": "p"}).status == 422
-    assert anonymous.call("PUT", f"{path}/x", accept=accept, body={"id": "x"}).status == 412  # no If-Match
-    with_credentials = JsonApi(f"{gocd.url}", ADMIN_USER, PASSWORD)
-    assert with_credentials.call("GET", f"{path}/x", accept=accept).status == 401  # security is off
-    assert with_credentials.call("GET", health, accept=HEALTH.accept).status == 401  # ...on health too
+    with foreign_calls():  # trying the stand-in, not calls the kit makes
+        path, accept = COLLECTIONS["cluster_profiles"]
+        anonymous = JsonApi(f"{gocd.url}")
+        # SparkPreFilter: a versioned API wants exactly one of GoCD's media types.
+        for wrong in ("application/json", "*/*", f"{accept}; charset=utf-8"):
+            refused = anonymous.call("GET", f"{path}/x", accept=wrong)
+            assert (refused.status, refused.body) == (404, "The url you are trying to reach appears to be incorrect.\r\n")
+        # Spark: a GoCD media type of another version finds no route.
+        assert anonymous.call("GET", f"{path}/x", accept="application/vnd.go.cd.v2+json").status == 404
+        # Health is exempt from the pre-filter, so Spark's own matching decides: application/json is not
+        # vnd.go.cd.v1+json; a wildcard or the unversioned type is.
+        health = "/go/api/v1/health"
+        assert anonymous.call("GET", health, accept="application/json").body == "<html><body><h2>404 Not found</h2></body></html>"
+        for fine in ("application/vnd.go.cd.v1+json", "application/vnd.go.cd+json", "*/*", "application/*"):
+            assert anonymous.call("GET", health, accept=fine).status == 200, fine
+        profile = {"id": "x", "plugin_id": "p", "properties": []}
+        assert anonymous.call("POST", path, accept=accept, body=profile).status == 200
+        assert anonymous.call("POST", path, accept=accept, body={"id": "x", "plugin_id": "p"}).status == 422
+        assert anonymous.call("PUT", f"{path}/x", accept=accept, body={"id": "x"}).status == 412  # no If-Match
+        with_credentials = JsonApi(f"{gocd.url}", ADMIN_USER, PASSWORD)
+        assert with_credentials.call("GET", f"{path}/x", accept=accept).status == 401  # security is off
+        assert with_credentials.call("GET", health, accept=HEALTH.accept).status == 401  # ...on health too
 
 
 def test_security_on_with_no_admin_makes_every_user_an_admin_in_the_stand_in_as_in_gocd(gocd):

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import msgpack
 import pytest
+import requests
 import yaml
 from fluent import sender as fluent_sender
 from kube_objects import configure_desired
+from es_security import Security
+from http_standin import foreign_calls
 from services import Connection, ElasticsearchStandIn, KibanaStandIn
 from typer.testing import CliRunner
 
@@ -176,7 +179,7 @@ def test_the_stack_retention_reaches_the_job():
 
 @pytest.fixture
 def es():
-    stand_in = ElasticsearchStandIn({ADMIN[0]: ADMIN[1]}).start()
+    stand_in = ElasticsearchStandIn({ADMIN[0]: ADMIN[1]}, Security({}, {ADMIN[0]: ("superuser",)})).start()
     yield stand_in
     stand_in.stop()
 
@@ -313,3 +316,35 @@ def test_plan_shows_the_wired_logging_and_monitoring(tmp_path: Path):
     assert services["elasticsearch"]["settings"]["replicas"] == 0
     assert services["elasticsearch"]["settings"]["retention_days"] == 3  # the local stack's laptop setting
     assert services["kibana"]["settings"]["default_data_view"] == "cd4ml-events"
+
+
+def test_each_elasticsearch_login_may_do_its_services_job_and_not_rewrite_the_platform():
+    """Least privilege, through the stand-in's authorization (tests/standins/es_security.py, privileges
+    as tests/contracts/elasticsearch.yaml cites them): Fluentd's login writes daily indices of both
+    families and cannot touch the templates or the retention the configure Job installs; Grafana's
+    reads and cannot write."""
+    from smoke_fixtures import PASSWORDS, kit_security
+
+    es = ElasticsearchStandIn(dict(PASSWORDS), kit_security()).start()
+    try:
+        fluentd, grafana = ("fluentd", PASSWORDS["fluentd"]), ("grafana", PASSWORDS["grafana"])
+
+        def bulk(auth, index):
+            body = json.dumps({"index": {"_index": index}}) + "\n" + json.dumps({"message": "m"}) + "\n"
+            answer = requests.post(f"{es.url}/_bulk", data=body, auth=auth, timeout=5,
+                                   headers={"Content-Type": "application/x-ndjson"}).json()
+            return answer["items"][0]["index"]["status"]
+
+        assert bulk(fluentd, "cd4ml-logs-2026.12.07") == 201
+        assert bulk(fluentd, "cd4ml-events-p01-2026.12.07") == 201
+        assert bulk(grafana, "cd4ml-logs-2026.12.08") == 403
+        with foreign_calls():  # what Fluentd's credentials could do if stolen, not a call the kit makes
+            for path, body in (("/_index_template/cd4ml-events", {"index_patterns": ["x-*"]}),
+                               ("/_ilm/policy/cd4ml-retention", {"policy": {"phases": {}}})):
+                answer = requests.put(es.url + path, json=body, auth=fluentd, timeout=5)
+                assert answer.status_code == 403, path
+                assert answer.json()["error"]["type"] == "security_exception"
+        search = requests.post(f"{es.url}/cd4ml-logs-*/_search", json={}, auth=grafana, timeout=5)
+        assert search.json()["hits"]["total"]["value"] == 1
+    finally:
+        es.stop()

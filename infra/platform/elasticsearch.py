@@ -142,8 +142,13 @@ def desired_configuration(nodes: int, retention_days: int) -> dict[str, Any]:
     }
 
 
+def username(user: str) -> str:
+    """The login of one of USERS in Elasticsearch's file realm."""
+    return f"cd4ml-{user}" if user == "admin" else user
+
+
 def _user_secret(user: str, namespace: str, with_roles: bool) -> KitSecret:
-    literals = [("username", f"cd4ml-{user}" if user == "admin" else user)]
+    literals = [("username", username(user))]
     if with_roles:
         literals.append(("roles", ",".join(USERS[user])))
     return KitSecret(namespace=namespace, name=user_credentials(user, namespace).secret,
@@ -168,17 +173,19 @@ def _participant_secret(tenant: Tenant, namespace: str) -> KitSecret:
                      generated=(("password", tenant.password),), type="kubernetes.io/basic-auth")
 
 
-def _roles_document(participants: Sequence[Tenant] = ()) -> str:
+def roles_document(participants: Sequence[Tenant] = ()) -> str:
     logs = [f"{LOG_INDEX_PREFIX}-*", f"{EVENT_INDEX_PREFIX}-*"]
     tenant_roles = {tenant_role(t.name): {
         "indices": [{"names": [f"{EVENT_INDEX_PREFIX}-{t.name}-*"], "privileges": ["read", "view_index_metadata"]}],
         "applications": KIBANA_READ,
     } for t in participants}
     return yaml.safe_dump(tenant_roles | {
+        # Fluentd's output: `GET /` at start (verify_es_version_at_startup: monitor) and `_bulk` index
+        # operations into daily indices it creates (create_index, index). The templates and the retention
+        # policy are the configure Job's (as admin): Fluentd's credentials cannot rewrite them.
         WRITER_ROLE: {
-            "cluster": ["monitor", "manage_index_templates", "manage_ilm"],
-            "indices": [{"names": list(logs),
-                         "privileges": ["create_index", "create_doc", "write", "view_index_metadata"]}],
+            "cluster": ["monitor"],
+            "indices": [{"names": list(logs), "privileges": ["create_index", "index"]}],
         },
         READER_ROLE: {
             "cluster": ["monitor"],
@@ -214,7 +221,7 @@ def build(ctx: BuildContext) -> Service:
     # Participants log in to Kibana as themselves (the same password as their GoCD login).
     secrets += [_participant_secret(t, ns.logging) for t in participants]
     secrets.append(KitSecret(namespace=ns.logging, name=ROLES_SECRET,
-                             literals=(("roles.yml", _roles_document(participants)),)))
+                             literals=(("roles.yml", roles_document(participants)),)))
 
     node_roles = ["master", "data", "ingest"]
     elasticsearch = {

@@ -84,6 +84,7 @@ class ApiRoute:
 
 @dataclass
 class GoCDApiStandIn(HttpStandIn):
+    service = "gocd"
     users: dict[str, str] = field(default_factory=dict)
     """The logins the mounted password file would accept (user -> password)."""
     starting_answers: int = 0

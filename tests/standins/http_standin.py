@@ -11,13 +11,45 @@ import json
 import re
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 Handler = Callable[["Request"], tuple]
 """Returns (status, payload) or (status, payload, headers)."""
+
+CONTRACT_HEADERS = ("Accept", "Content-Type", "kbn-xsrf", "If-Match", "X-GoCD-Confirm")
+"""The request headers a service routes or refuses on; recorded with each call (see tests/contracts)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request a stand-in received, as the contract ledger describes calls."""
+
+    service: str
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    """The CONTRACT_HEADERS present, with their values."""
+
+
+RECORDED: set[Call] = set()
+"""Every call the stand-ins of this process received (tests/contracts/ledger.py checks them)."""
+_FOREIGN = threading.Event()
+
+
+@contextmanager
+def foreign_calls() -> Iterator[None]:
+    """Calls a test makes to try a stand-in itself (a wrong Accept, a missing header): not the kit's, so
+    not recorded for the contract ledger."""
+    _FOREIGN.set()
+    try:
+        yield
+    finally:
+        _FOREIGN.clear()
 
 
 class Request:
@@ -58,7 +90,10 @@ class BackgroundServer:
 
 
 class HttpStandIn(BackgroundServer):
-    """Subclasses add routes with `self.route(method, pattern, handler)`."""
+    """Subclasses add routes with `self.route(method, pattern, handler)` and name the `service` they stand
+    in for; every request is recorded for the contract ledger."""
+
+    service = ""
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,6 +118,9 @@ class HttpStandIn(BackgroundServer):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+                if stand_in.service and not _FOREIGN.is_set():
+                    RECORDED.add(Call(stand_in.service, self.command, parsed.path, tuple(
+                        (name, self.headers[name]) for name in CONTRACT_HEADERS if name in self.headers)))
                 for method, pattern, handler in stand_in.routes:
                     match = pattern.match(parsed.path)
                     if method == self.command and match:

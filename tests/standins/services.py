@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 import requests
+from es_security import Security
 from http_standin import BackgroundServer, HttpStandIn, Request, authorized
 
 UNAUTHORIZED = (401, {"error": {"type": "security_exception", "reason": "unable to authenticate user"}})
@@ -53,9 +54,12 @@ class ElasticsearchStandIn(HttpStandIn):
     lifecycle-policy and index-template APIs (answers shaped like Elasticsearch 8's: settings
     come back normalized, a policy's delete action gains its default)."""
 
-    def __init__(self, users: dict[str, str]):
+    service = "elasticsearch"
+
+    def __init__(self, users: dict[str, str], security: Security):
         super().__init__()
         self.users = users
+        self.security = security
         self.status = "green"
         self.indices: dict[str, list[dict]] = {}
         self.policies: dict[str, dict] = {}
@@ -71,9 +75,18 @@ class ElasticsearchStandIn(HttpStandIn):
         self.route("GET", r"/_index_template/([^/]+)", self._get_template)
         self.route("PUT", r"/_index_template/([^/]+)", self._put_template)
 
-    def _get_policy(self, request: Request):
+    def _refused(self, request: Request, action: str | None = None):
+        """401 for a wrong password; 403 when the user's roles lack the cluster privilege for `action`."""
         if not authorized(request, self.users):
             return UNAUTHORIZED
+        user = request.basic_auth[0]
+        if action and not self.security.cluster_allows(user, action):
+            return self.security.refusal(user, action)
+        return None
+
+    def _get_policy(self, request: Request):
+        if refused := self._refused(request, "cluster:admin/ilm/get"):
+            return refused
         name = request.match.group(1)
         if name not in self.policies:
             return not_found("policy", name)
@@ -81,8 +94,8 @@ class ElasticsearchStandIn(HttpStandIn):
                             "in_use_by": {"indices": [], "data_streams": [], "composable_templates": []}}}
 
     def _put_policy(self, request: Request):
-        if not authorized(request, self.users):
-            return UNAUTHORIZED
+        if refused := self._refused(request, "cluster:admin/ilm/put"):
+            return refused
         policy = request.json["policy"]
         for phase in policy.get("phases", {}).values():
             if "delete" in phase.get("actions", {}):
@@ -92,16 +105,16 @@ class ElasticsearchStandIn(HttpStandIn):
         return 200, {"acknowledged": True}
 
     def _get_template(self, request: Request):
-        if not authorized(request, self.users):
-            return UNAUTHORIZED
+        if refused := self._refused(request, "indices:admin/index_template/get"):
+            return refused
         name = request.match.group(1)
         if name not in self.templates:
             return not_found("index template matching", name)
         return 200, {"index_templates": [{"name": name, "index_template": self.templates[name]}]}
 
     def _put_template(self, request: Request):
-        if not authorized(request, self.users):
-            return UNAUTHORIZED
+        if refused := self._refused(request, "indices:admin/index_template/put"):
+            return refused
         template = request.json
         if "settings" in template.get("template", {}):
             template["template"]["settings"] = normalized_settings(template["template"]["settings"])
@@ -111,36 +124,57 @@ class ElasticsearchStandIn(HttpStandIn):
         return 200, {"acknowledged": True}
 
     def _health(self, request: Request):
-        if not authorized(request, self.users):
-            return UNAUTHORIZED
+        if refused := self._refused(request, "cluster:monitor/health"):
+            return refused
         return 200, {"status": self.status, "number_of_nodes": 1, "unassigned_shards": 0 if self.status != "red" else 3}
 
     def _bulk(self, request: Request):
-        if not authorized(request, self.users):
-            return UNAUTHORIZED
+        """Each item authorized on its own (index or create on the index, create_index when it is new):
+        a refused item is a 403 in `items`, the request itself a 200 with `"errors": true`."""
+        if refused := self._refused(request):
+            return refused
+        user = request.basic_auth[0]
         lines = [json.loads(line) for line in request.body.decode().splitlines() if line.strip()]
+        items = []
         with self.lock:
             for action, document in zip(lines[::2], lines[1::2], strict=True):
-                meta = action.get("index") or action.get("create")
-                self.indices.setdefault(meta["_index"], []).append(document)
-        return 200, {"errors": False, "items": []}
+                operation = "index" if "index" in action else "create"
+                index = action[operation]["_index"]
+                needs = [operation] + ([] if index in self.indices else ["create_index"])
+                missing = [n for n in needs if not self.security.index_allows(user, index, n)]
+                if missing:
+                    _, error = self.security.refusal(
+                        user, "indices:admin/auto_create" if missing[0] == "create_index"
+                        else f"indices:data/write/bulk[s] ({operation}) on [{index}]")
+                    items.append({operation: {"_index": index, "status": 403, "error": error["error"]}})
+                    continue
+                self.indices.setdefault(index, []).append(document)
+                items.append({operation: {"_index": index, "status": 201, "result": "created"}})
+        return 200, {"errors": any(i[next(iter(i))]["status"] >= 400 for i in items), "items": items}
 
-    def _matching(self, pattern: str, query: dict) -> list[dict]:
+    def _matching(self, pattern: str, query: dict, user: str, operation: str = "read") -> list[dict]:
+        """Documents of the indices `pattern` names that the user may `operation`: a wildcard resolves to
+        the authorized indices only, as Elasticsearch's security resolves it."""
         phrase = query.get("query", {}).get("match_phrase", {})
         with self.lock:
-            docs = [d for name, docs in self.indices.items() if fnmatch.fnmatch(name, pattern) for d in docs]
+            docs = [d for name, docs in self.indices.items() if fnmatch.fnmatch(name, pattern)
+                    and self.security.index_allows(user, name, operation) for d in docs]
         return [d for d in docs if all(d.get(k) == v for k, v in phrase.items())]
 
     def _search(self, request: Request):
-        if not authorized(request, self.users):
-            return UNAUTHORIZED
-        hits = self._matching(request.match.group(1), request.json)
+        if refused := self._refused(request):
+            return refused
+        user = request.basic_auth[0]
+        pattern = request.match.group(1)
+        if "*" not in pattern and not self.security.index_allows(user, pattern, "read"):
+            return self.security.refusal(user, f"indices:data/read/search on [{pattern}]")
+        hits = self._matching(pattern, request.json, user)
         return 200, {"hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": [{"_source": h} for h in hits]}}
 
     def _delete(self, request: Request):
-        if not authorized(request, self.users):
-            return UNAUTHORIZED
-        doomed = self._matching(request.match.group(1), request.json)
+        if refused := self._refused(request):
+            return refused
+        doomed = self._matching(request.match.group(1), request.json, request.basic_auth[0], "delete")
         with self.lock:
             for docs in self.indices.values():
                 docs[:] = [d for d in docs if d not in doomed]
@@ -159,6 +193,8 @@ class Connection:
 class KibanaStandIn(HttpStandIn):
     """`/api/status` (core.elasticsearch from its own association), `/api/console/proxy`, and the
     data views API (writes need `kbn-xsrf`; a view comes back with fields of Kibana's own)."""
+
+    service = "kibana"
 
     def __init__(self, association: Connection, users: dict[str, str] | None = None):
         super().__init__()
@@ -260,6 +296,8 @@ class KibanaStandIn(HttpStandIn):
 class GrafanaStandIn(HttpStandIn):
     """`/api/health`, datasources by uid with their health, `/api/ds/query` counts, and the
     provisioned dashboards by uid."""
+
+    service = "grafana"
 
     def __init__(self, admin: tuple[str, str], datasources: dict[str, tuple[Connection, str]],
                  dashboards: list[dict] | None = None):

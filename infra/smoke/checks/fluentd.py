@@ -13,7 +13,7 @@ from fluent import sender as fluent_sender
 from infra import events
 from infra.document import EdgeEntry
 from infra.platform.apps import ENDPOINTS_CONFIGMAP
-from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX
+from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX, WRITER_ROLE
 from infra.platform.grafana import DATASOURCES
 from infra.polling import Observation, WaitTimeout, poll_until
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
@@ -100,7 +100,9 @@ def event_reaches_elasticsearch(context: SmokeContext) -> str:
                "fluentd", f"{es.url}/{EVENTS}/_search", f"event {marker} indexed within {context.timeout:.0f}s",
                timeout.last_seen,
                f"Fluentd accepted the event but it never reached index {EVENTS}: check the Fluentd output's host, "
-               f"which should be {url}, and its credentials in {secret}"))
+               f"which should be {url}, its credentials in {secret}, and that their role {WRITER_ROLE} may "
+               f"create_index and index on {EVENT_INDEX_PREFIX}-* (a refused document is a 403 in Fluentd's log "
+               f"while the bulk request answers 200)"))
     context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
     return f"found in {EVENTS} after {time.monotonic() - started:.1f}s"
 
