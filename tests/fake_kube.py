@@ -23,6 +23,8 @@ from typing import Any
 
 import requests
 
+from infra.platform.elasticsearch import CONTAINER_LOG_FIELD, LOG_INDEX_PREFIX
+from infra.platform.fluentd import TAIL_REFRESH_SECONDS
 from infra.smoke.cluster import KubeApis
 
 
@@ -73,6 +75,9 @@ class FakeCluster:
         self.es_for_logs = es_for_logs
         self.pods: dict[tuple[str, str], dict] = {}
         self.ship_container_logs = True
+        self.tail_refresh_seconds = TAIL_REFRESH_SECONDS / 10
+        """The kit's in_tail refresh_interval, on the fake's clock (a tenth of real time)."""
+        self.lost_container_logs: list[tuple[str, str]] = []
         self.configmaps = configmaps or {}
         self.namespace_dns: dict[str, dict[str, str]] = {}
         """Per-namespace overrides, e.g. a network policy that blocks one namespace's way to a service."""
@@ -134,13 +139,26 @@ class FakeCluster:
         self.pods[(namespace, body["metadata"]["name"])] = {
             "phase": "Succeeded" if result.returncode == 0 else "Failed", "log": log}
         if self.ship_container_logs and self.es_for_logs and result.returncode == 0:
-            url, auth = self.es_for_logs
-            index = f"cd4ml-logs-{datetime.date.today():%Y.%m.%d}"
-            lines = "".join(json.dumps({"index": {"_index": index}}) + "\n" + json.dumps({"log": line}) + "\n"
-                            for line in result.stdout.splitlines())
-            if lines:
-                requests.post(f"{url}/_bulk", data=lines, auth=auth, timeout=5,
-                              headers={"Content-Type": "application/x-ndjson"})
+            pod = (namespace, body["metadata"]["name"])
+            timer = threading.Timer(self.tail_refresh_seconds, self._tail, (pod, result.stdout))
+            timer.daemon = True
+            timer.start()
+
+    def _tail(self, pod: tuple[str, str], stdout: str) -> None:
+        """Fluentd's tail source finds a container's log file on its next scan, refresh_interval after
+        the file appeared at worst (in_tail.rb l.286): a pod deleted before then is never read. Its
+        lines are shipped as the kit's `cri` parser records them (the field CONTAINER_LOG_FIELD)."""
+        if pod not in self.pods:
+            self.lost_container_logs.append(pod)
+            return
+        url, auth = self.es_for_logs
+        index = f"{LOG_INDEX_PREFIX}-{datetime.date.today():%Y.%m.%d}"
+        lines = "".join(json.dumps({"index": {"_index": index}}) + "\n"
+                        + json.dumps({"stream": "stdout", "logtag": "F", CONTAINER_LOG_FIELD: line}) + "\n"
+                        for line in stdout.splitlines())
+        if lines:
+            requests.post(f"{url}/_bulk", data=lines, auth=auth, timeout=5,
+                          headers={"Content-Type": "application/x-ndjson"})
 
     def read_namespaced_pod(self, name: str, namespace: str):
         return Obj(status=Obj(phase=self.pods[(namespace, name)]["phase"]))

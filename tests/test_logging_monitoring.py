@@ -31,6 +31,7 @@ from infra.configure import kibana as configure_kibana
 from infra.configure.api import ApiError, JsonApi
 from infra.platform import elasticsearch, fluentd, grafana
 from infra.platform.access import LOCAL_PORTS
+from infra.platform.model import Endpoint
 from infra.platform.build import build_platform
 from infra.polling import Observation, poll_until
 
@@ -348,3 +349,26 @@ def test_each_elasticsearch_login_may_do_its_services_job_and_not_rewrite_the_pl
         assert search.json()["hits"]["total"]["value"] == 1
     finally:
         es.stop()
+
+
+CONTAINERD_LINE = "2026-12-07T10:00:00.123456789Z stdout F prediction stdout of model 3 ok"
+"""A container's line as containerd writes it (time, stream, tag, text), the text holding " stdout "."""
+
+
+def test_container_lines_are_read_with_the_cri_parser_not_the_charts_regexp():
+    """The chart's fallback expression (fluentd-0.6.0 values.yaml l.326) has a greedy time group, so a line
+    whose text holds " stdout " is split at the last one; the `cri` parser splits on the first three
+    spaces (parser_cri.rb l.43, text.split(/\\s/, 4)). Ruby's and Python's regexps agree on this one."""
+    chart_expression = r"^(?<time>.+) (?<stream>stdout|stderr)( (.))? (?<log>.*)$".replace("(?<", "(?P<")
+    assert re.match(chart_expression, CONTAINERD_LINE)["log"] == "of model 3 ok"  # the chart's reading
+    assert CONTAINERD_LINE.split(" ", 3)[3] == "prediction stdout of model 3 ok"  # cri's
+
+    sources = fluentd.tail_sources()
+    assert re.search(r"<parse>\s*@type cri\s*</parse>", sources)
+    assert f"refresh_interval {fluentd.TAIL_REFRESH_SECONDS}s" in sources
+    assert fluentd.TAIL_REFRESH_SECONDS <= 10
+    outputs = fluentd.file_configs(Endpoint("es", "ns", 9200))["04_outputs.conf"]
+    # The version is pinned: asking it at start blocks Fluentd (and its /metrics) while ES is down.
+    assert outputs.count("verify_es_version_at_startup false") == 2
+    assert outputs.count("default_elasticsearch_version 8") == 2
+

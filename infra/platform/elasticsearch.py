@@ -60,6 +60,9 @@ TRANSPORT_PORT = 9300
 HTTP_PORT = 9200
 LOG_INDEX_PREFIX = "cd4ml-logs"
 """Daily indices of container logs collected from every node."""
+CONTAINER_LOG_FIELD = "message"
+"""The field of a log document holding the container's line: where Fluentd's `cri` parser puts it
+(fluent-plugin-parser-cri v0.1.1, `lib/fluent/plugin/parser_cri.rb` l.57-61: stream, logtag, message)."""
 EVENT_INDEX_PREFIX = "cd4ml-events"
 """Daily indices of application events (predictions) sent to Fluentd's forward port."""
 
@@ -124,7 +127,7 @@ def desired_configuration(nodes: int, retention_days: int) -> dict[str, Any]:
                 "priority": 200,
                 "template": {"settings": settings, "mappings": {"properties": {
                     "@timestamp": {"type": "date"},
-                    "log": {"type": "text"},
+                    CONTAINER_LOG_FIELD: {"type": "text"},
                     # Label and annotation keys are full of dots (app.kubernetes.io/name next to app):
                     # as objects they conflict, as flattened keywords they cannot.
                     "kubernetes": {"properties": {"labels": {"type": "flattened"},

@@ -28,7 +28,11 @@ SIZES = {
     Profile.CLUSTER: Resources(200, 512, 1000, 1024),
 }
 CONTAINER_LOG_TAG = "kubernetes.**"
-"""Tag of events from the chart's tail source; everything else came in through forward."""
+"""Tag of events from the kit's tail source; everything else came in through forward."""
+TAIL_REFRESH_SECONDS = 5
+"""How often the tail source looks for new container log files. in_tail's default is 60 s (fluentd
+v1.19.3 `lib/fluent/plugin/in_tail.rb` l.87, timer at l.286): a short-lived pod's file could come and go
+unseen. The position file makes a frequent scan cheap."""
 
 
 def forward_endpoint(ns: Namespaces) -> Endpoint:
@@ -37,7 +41,11 @@ def forward_endpoint(ns: Namespaces) -> Endpoint:
 
 def _es_output(match: str, output_id: str, index_prefix: str, es: Endpoint, chunk_keys: str = "") -> str:
     # Pinned to ES 8: without default_elasticsearch_version the plugin assumes 5 and sends
-    # `_type`, which ES 8 rejects; suppress_type_name makes the intent explicit.
+    # `_type`, which ES 8 rejects; suppress_type_name makes the intent explicit. The version is known,
+    # so it is not asked at start: fluent-plugin-elasticsearch 5.4.4 asks during `configure`
+    # (out_elasticsearch.rb l.338, l.484-491), retrying 15 times with 2**n s sleeps
+    # (elasticsearch_index_template.rb l.51-66) while Elasticsearch is not up yet, and meanwhile
+    # Fluentd serves nothing: not /metrics, which the chart's liveness probe reads, so it is killed.
     return f"""  <match {match}>
     @type elasticsearch
     @id {output_id}
@@ -47,7 +55,7 @@ def _es_output(match: str, output_id: str, index_prefix: str, es: Endpoint, chun
     user "#{{ENV['ES_USERNAME']}}"
     password "#{{ENV['ES_PASSWORD']}}"
     default_elasticsearch_version 8
-    verify_es_version_at_startup true
+    verify_es_version_at_startup false
     suppress_type_name true
     logstash_format true
     logstash_prefix {index_prefix}
@@ -87,7 +95,37 @@ def file_configs(es: Endpoint) -> dict[str, str]:
   bind 0.0.0.0
 </source>
 """
-    return {"04_outputs.conf": outputs, "05_forward.conf": forward}
+    return {"01_sources.conf": tail_sources(), "04_outputs.conf": outputs, "05_forward.conf": forward}
+
+
+def tail_sources() -> str:
+    """The chart's sources (fluentd-0.6.0 values.yaml l.305-340) with two changes: containerd's log format
+    read by the `cri` parser the image ships (Gemfile l.17, fluent-plugin-parser-cri 0.1.1 in
+    Gemfile.lock) instead of the chart's JSON-then-regexp, whose greedy time group splits a line at its
+    last " stdout "; and new files found every TAIL_REFRESH_SECONDS."""
+    return f"""<source>
+  @type tail
+  @id in_tail_container_logs
+  @label @KUBERNETES
+  path /var/log/containers/*.log
+  pos_file /var/log/fluentd-containers.log.pos
+  tag kubernetes.*
+  read_from_head true
+  refresh_interval {TAIL_REFRESH_SECONDS}s
+  <parse>
+    @type cri
+  </parse>
+  emit_unmatched_lines true
+</source>
+
+# expose metrics in prometheus format (the chart's probes read /metrics)
+<source>
+  @type prometheus
+  bind 0.0.0.0
+  port {METRICS_PORT}
+  metrics_path /metrics
+</source>
+"""
 
 
 def build(ctx: BuildContext) -> Service:

@@ -194,10 +194,12 @@ class KubeCluster:
         return None
 
     def run_probe(self, namespace: str, name: str, container: dict[str, Any], timeout: float,
-                  service_account: str | None = None, labels: dict[str, str] | None = None) -> str:
-        """Run a one-shot pod to completion and return its log; the pod is always deleted. `labels`
-        are the pod labels of the wiring node the probe stands in for, so the network policies
-        treat it as that node (platform.json `from_pods`)."""
+                  service_account: str | None = None, labels: dict[str, str] | None = None,
+                  keep_until: Callable[[], object] | None = None) -> str:
+        """Run a one-shot pod to completion and return its log; the pod is always deleted, after
+        `keep_until()` returns or raises when given (a probe whose log file must still be there when
+        Fluentd's tail source next looks). `labels` are the pod labels of the wiring node the probe
+        stands in for, so the network policies treat it as that node (platform.json `from_pods`)."""
         pod = probe_pod(namespace, name, container, service_account, labels)
         self.apis.core.create_namespaced_pod(namespace, pod)
         try:
@@ -209,6 +211,8 @@ class KubeCluster:
             log = self.apis.core.read_namespaced_pod_log(name, namespace)
             if phase != "Succeeded":
                 raise ClusterError(f"probe pod {namespace}/{name} failed: {log[-300:]}")
+            if keep_until:
+                keep_until()
             return log
         finally:
             try:

@@ -13,7 +13,7 @@ from fluent import sender as fluent_sender
 from infra import events
 from infra.document import EdgeEntry
 from infra.platform.apps import ENDPOINTS_CONFIGMAP
-from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX, WRITER_ROLE
+from infra.platform.elasticsearch import CONTAINER_LOG_FIELD, EVENT_INDEX_PREFIX, LOG_INDEX_PREFIX, WRITER_ROLE
 from infra.platform.grafana import DATASOURCES
 from infra.polling import Observation, WaitTimeout, poll_until
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
@@ -185,20 +185,25 @@ def container_logs(context: SmokeContext) -> str:
     namespace = app_edges[0].consumer_namespace
     marker = f"{context.run_id} container log line"
     name = f"{context.run_id}-logs"
+    query = {"query": {"match_phrase": {CONTAINER_LOG_FIELD: marker}}}
+
+    def line_indexed() -> None:
+        _await(lambda: _found_in(context, LOGS, query), what=f"the probe's log line in {LOGS}", context=context,
+               diagnose=lambda timeout: Diagnosis(
+                   "fluentd", f"{es.url}/{LOGS}/_search", f"the line {marker!r} indexed", timeout.last_seen,
+                   "Fluentd does not tail this node's /var/log/containers, or its container-log output "
+                   f"does not write to {LOGS}"))
+
+    # The pod stays until its line is indexed: Fluentd finds its log file only on its next scan.
     try:
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120),
-                                  labels=app_edges[0].consumer_pods, container={
+                                  labels=app_edges[0].consumer_pods, keep_until=line_indexed, container={
             "image": context.probe_image, "command": ["python", "-c", f"print({marker!r})"]})
+    except CheckFailed:
+        raise
     except Exception as failure:  # noqa: BLE001 - probe failures are the finding
         raise CheckFailed(Diagnosis("fluentd", f"probe pod {namespace}/{name}", "the probe pod to run",
                                     str(failure)[:300], "the namespace's quota or the image pull")) from None
-    query = {"query": {"match_phrase": {"log": marker}}}
-
-    _await(lambda: _found_in(context, LOGS, query), what=f"the probe's log line in {LOGS}", context=context,
-           diagnose=lambda timeout: Diagnosis(
-               "fluentd", f"{es.url}/{LOGS}/_search", f"the line {marker!r} indexed", timeout.last_seen,
-               "Fluentd does not tail this node's /var/log/containers, or its container-log output "
-               f"does not write to {LOGS}"))
     context.cleanups.append(lambda: context.post(es, f"/{LOGS}/_delete_by_query", json=query))
     return f"probe log line found in {LOGS}"
 
