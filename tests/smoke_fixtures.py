@@ -41,8 +41,8 @@ from infra.configure import kibana as configure_kibana
 from infra.configure.api import JsonApi
 from infra.configure.gocd import configure, ensure
 from infra.document import PlatformDocument
-from infra.platform.build import build_platform
 from infra.platform import elasticsearch
+from infra.platform.build import build_platform
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
 from infra.platform.grafana import DATASOURCES
 from infra.polling import Observation, poll_until

@@ -16,10 +16,10 @@ import msgpack
 import pytest
 import requests
 import yaml
-from fluent import sender as fluent_sender
-from kube_objects import configure_desired
 from es_security import Security
+from fluent import sender as fluent_sender
 from http_standin import foreign_calls
+from kube_objects import configure_desired
 from services import Connection, ElasticsearchStandIn, KibanaStandIn
 from typer.testing import CliRunner
 
@@ -31,8 +31,8 @@ from infra.configure import kibana as configure_kibana
 from infra.configure.api import ApiError, JsonApi
 from infra.platform import elasticsearch, fluentd, grafana
 from infra.platform.access import LOCAL_PORTS
-from infra.platform.model import Endpoint
 from infra.platform.build import build_platform
+from infra.platform.model import Endpoint
 from infra.polling import Observation, poll_until
 
 ADMIN = ("cd4ml-admin", "admin-pw")
