@@ -16,7 +16,7 @@ from kube_objects import configure_desired, configure_objects
 from typer.testing import CliRunner
 
 from infra.cli.main import app
-from infra.config import load_config
+from infra.config import Profile, load_config
 from infra.platform.apps import ML_APP_CHART_DIR
 from infra.platform.build import build_platform
 from infra.platform.gocd import elastic_agent_pod
@@ -89,7 +89,16 @@ def test_agent_profile_environment_is_the_wiring_graph(plan_dir):
 
 
 def test_agents_have_no_cluster_wide_rights_from_the_kit(plan_dir):
-    assert not files(plan_dir, "ClusterRoleBinding") and not files(plan_dir, "ClusterRole")
+    """The only cluster-wide rights are the server's list of nodes and events, which the elastic-agent
+    plugin reads cluster-wide; its pods are a Role in GoCD's namespace (kubernetes-elastic-agents
+    v5.0.2-779 docs/configure_cluster_profile.md l.30-39), not the chart's `*` on pods everywhere."""
+    assert not files(plan_dir, "ClusterRoleBinding")  # the chart binds the server to roleRef
+    (cluster_role,) = files(plan_dir, "ClusterRole")
+    assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["nodes", "events"], "verbs": ["list"]}]
+    pods = next(r for r in files(plan_dir, "Role") if r["metadata"]["name"] == "gocd-elastic-agent-pods")
+    assert pods["metadata"]["namespace"] == "cd4ml-gocd"
+    binding = next(b for b in files(plan_dir, "RoleBinding") if b["metadata"]["name"] == "gocd-elastic-agent-pods")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gocd", "namespace": "cd4ml-gocd"}]
     account = next(a for a in files(plan_dir, "ServiceAccount") if a["metadata"]["name"] == "gocd-agent")
     assert account["automountServiceAccountToken"] is False  # only the agent pods mount it, explicitly
 
@@ -163,3 +172,19 @@ def test_the_example_pipeline_uses_what_the_kit_gives_its_agents():
     jobs = [job for stage in pipeline["pipelines"]["diabetes-model"]["stages"] for s in stage.values()
             for job in s["jobs"].values()]
     assert jobs and {job["elastic_profile_id"] for job in jobs} == {"cd4ml-ml"}
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+def test_the_servers_limit_holds_its_jvm_and_its_first_start_is_not_killed(profile):
+    """-Xmx alone is not what GoCD's JVM takes: its own MaxMetaspaceSize=400m, the code cache and native
+    memory come on top (gocd 26.1.0 InstallerTypeServer.groovy l.59-66); the limit used to be 1 GiB for a
+    512 MiB heap. The chart's 240 s liveness budget is raised for a first start on one CPU."""
+    from infra.platform import gocd
+
+    heap = gocd.SERVER_HEAP_MI[profile]
+    assert gocd.SERVER_SIZES[profile].memory_limit_mi >= gocd.jvm_footprint_mi(heap) > heap + 400
+    check = gocd.SERVER_HEALTH_CHECK[profile]
+    assert check["initialDelaySeconds"] + check["periodSeconds"] * check["failureThreshold"] >= 300
+    values = build_platform(load_config({"cd4ml:profile": profile.value}), "local").services["gocd"].releases[0].values
+    assert values["server"]["env"]["goServerJvmOpts"] == f"-Xmx{heap}m"
+    assert values["server"]["healthCheck"] == check

@@ -131,12 +131,15 @@ def test_plan_summary_lists_every_service(tmp_path):
 
 
 def test_kit_chart_renders_deploy_rights_for_the_agents(plan_dir):
-    bindings = [o for o in load_objects(plan_dir) if o["kind"] == "RoleBinding"]
-    assert {b["metadata"]["namespace"] for b in bindings} == {"cd4ml-staging", "cd4ml-production"}
+    apps = ("cd4ml-staging", "cd4ml-production")
+    bindings = [o for o in load_objects(plan_dir) if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] in apps]
+    assert {b["metadata"]["namespace"] for b in bindings} == set(apps)
     for binding in bindings:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gocd-agent", "namespace": "cd4ml-gocd"}]
     roles = [o for o in load_objects(plan_dir) if o["kind"] == "Role"]
-    assert all(r["metadata"]["namespace"] in ("cd4ml-staging", "cd4ml-production") for r in roles)
+    # Beside the deploy rights: only the GoCD server's own, on pods in its namespace.
+    assert {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles if r["metadata"]["namespace"] not in apps} \
+        == {("cd4ml-gocd", "gocd-elastic-agent-pods")}
 
 
 def test_project_file_config_matches_the_model():

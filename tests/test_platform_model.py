@@ -208,6 +208,9 @@ def test_elasticsearch_is_laptop_safe_and_authenticated(platform):
     es = pick(platform.services["elasticsearch"].objects, "Elasticsearch", "elasticsearch")
     (node_set,) = es["spec"]["nodeSets"]
     assert node_set["config"]["node.store.allow_mmap"] is False
+    # The laptop's disk is the volume's disk: watermarks as free space, all three as bytes.
+    watermarks = {k.rsplit(".", 1)[-1]: v for k, v in node_set["config"].items() if ".disk.watermark." in k}
+    assert watermarks == {"low": "2gb", "high": "1gb", "flood_stage": "512mb"}
     assert node_set["podTemplate"]["spec"]["containers"][0]["name"] == "elasticsearch"
     assert es["spec"]["auth"]["disableElasticUser"] is True
     (claim,) = node_set["volumeClaimTemplates"]

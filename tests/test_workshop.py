@@ -56,8 +56,8 @@ def test_a_hundred_tenants_with_distinct_everything(hundred):
 
 
 def test_each_participants_agents_deploy_only_into_their_namespaces(hundred):
-    bindings = objects(hundred, "RoleBinding")
-    assert len(bindings) == 200
+    bindings = [b for b in objects(hundred, "RoleBinding") if b["metadata"]["namespace"] != "cd4ml-gocd"]
+    assert len(bindings) == 200  # beside the GoCD server's own, on agent pods in its namespace
     for binding in bindings:
         tenant = binding["metadata"]["namespace"].split("-")[1]
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"gocd-agent-{tenant}",

@@ -87,6 +87,15 @@ NODE_SIZES = {
 READY_TIMEOUT_SECONDS = 900
 RETENTION_POLICY = "cd4ml-retention"
 CONFIGURE_TIMEOUT_SECONDS = 600
+LAPTOP_DISK_WATERMARKS = {
+    "cluster.routing.allocation.disk.watermark.low": "2gb",
+    "cluster.routing.allocation.disk.watermark.high": "1gb",
+    "cluster.routing.allocation.disk.watermark.flood_stage": "512mb",
+}
+"""Free space, not percentages, on a laptop: kind's volumes live on the laptop's own disk, so the default
+85/90/95% watermarks measure how full the laptop is; above 90% the day's new index gets no shard and
+Kibana never turns green. Elasticsearch takes all three as bytes or all as ratios, never mixed
+(tests/contracts/elasticsearch.yaml, settings)."""
 HEAP = {Profile.LAPTOP: "512m", Profile.CLUSTER: "2g"}
 """JVM heap: about half the container memory, the rest is for Lucene's file cache."""
 
@@ -246,7 +255,8 @@ def build(ctx: BuildContext) -> Service:
             "nodeSets": [{
                 "name": "default",
                 "count": config.elasticsearch_nodes,
-                "config": {"node.store.allow_mmap": False, "node.roles": node_roles},
+                "config": {"node.store.allow_mmap": False, "node.roles": node_roles,
+                           **(LAPTOP_DISK_WATERMARKS if ctx.profile is Profile.LAPTOP else {})},
                 "podTemplate": {"spec": {"containers": [{
                     "name": "elasticsearch",
                     "resources": node_size.as_k8s(),

@@ -75,11 +75,62 @@ ML_APP_CHART_PATH = "/opt/cd4ml/charts/ml-app"
 """Where the ML agent image carries charts/ml-app for the pipelines' deploy stages."""
 CONFIGURE_TIMEOUT_SECONDS = 1200
 
+SERVER_HEAP_MI = {Profile.LAPTOP: 512, Profile.CLUSTER: 1024}
+SERVER_METASPACE_MAX_MI = 400
+"""The server's own JVM default, passed before the kit's options (gocd/gocd 26.1.0
+buildSrc/.../InstallerTypeServer.groovy l.59-66: -Xms512m -Xmx1024m -XX:MaxMetaspaceSize=400m; the kit's
+-Xmx comes later on the command line and wins)."""
+JVM_NATIVE_MI = 240 + 128
+"""Beyond heap and metaspace: HotSpot's reserved code cache (240 MiB with tiered compilation) and about
+128 MiB of threads, GC structures, direct buffers and JRuby's native stubs (an estimate: GoCD does not run
+here to measure)."""
+
+
+SERVER_SERVICE_ACCOUNT = RELEASE
+"""The chart's server ServiceAccount: gocd.fullname, the release name (gocd chart 2.18.0 _helpers.tpl
+l.30-36)."""
+SERVER_CLUSTER_ROLE = "cd4ml-gocd-server-cluster-reads"
+"""What the elastic-agent plugin needs cluster-wide: nodes and events, list only. Its pods need rights only
+in the namespace it starts them in (kubernetes-elastic-agents v5.0.2-779 docs/configure_cluster_profile.md
+l.30-39), so the kit binds those in a Role there, and names this ClusterRole as the chart's `rbac.roleRef`,
+in place of the chart's own, which grants `*` on pods cluster-wide (templates/gocd-cluster-role.yaml)."""
+
+
+def server_rights(namespace: str) -> tuple[dict, ...]:
+    """The GoCD server's rights, least privilege: cluster-wide reads; pods only in its own namespace."""
+    labels = dict(PART_OF)
+    subject = [{"kind": "ServiceAccount", "name": SERVER_SERVICE_ACCOUNT, "namespace": namespace}]
+    return (
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+         "metadata": {"name": SERVER_CLUSTER_ROLE, "labels": labels},
+         "rules": [{"apiGroups": [""], "resources": ["nodes", "events"], "verbs": ["list"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "gocd-elastic-agent-pods", "namespace": namespace, "labels": labels},
+         "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["*"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "gocd-elastic-agent-pods", "namespace": namespace, "labels": labels},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gocd-elastic-agent-pods"},
+         "subjects": subject},
+    )
+
+
+def jvm_footprint_mi(heap_mi: int) -> int:
+    """What the server's JVM may take at most: the container limit must hold it, or the kernel kills GoCD."""
+    return heap_mi + SERVER_METASPACE_MAX_MI + JVM_NATIVE_MI
+
+
 SERVER_SIZES = {
-    Profile.LAPTOP: Resources(250, 768, 1000, 1024),
+    Profile.LAPTOP: Resources(250, 1024, 1000, 1280),
     Profile.CLUSTER: Resources(500, 1536, 2000, 2048),
 }
-SERVER_HEAP = {Profile.LAPTOP: "512m", Profile.CLUSTER: "1024m"}
+SERVER_HEALTH_CHECK = {
+    Profile.LAPTOP: {"initialDelaySeconds": 90, "periodSeconds": 15, "failureThreshold": 40},
+    Profile.CLUSTER: {"initialDelaySeconds": 90, "periodSeconds": 15, "failureThreshold": 20},
+}
+"""The chart's liveness budget is 90 + 15 x 10 = 240 s (gocd chart 2.18.0 values.yaml l.131-137, the
+same values for readiness, templates/gocd-server-deployment.yaml l.99-112; no startup probe): a first
+start on one laptop CPU downloads the elastic-agent plugin and creates its database, and must not be
+killed half-way. 10 minutes on a laptop, 5.25 on a cluster."""
 AGENT_SIZES = {
     Profile.LAPTOP: Resources(100, 256, 1000, 2048),
     Profile.CLUSTER: Resources(250, 512, 2000, 4096),
@@ -321,11 +372,12 @@ def build(ctx: BuildContext) -> Service:
             "service": {"type": service_type("gocd", config.exposure), "httpPort": HTTP_PORT},
             "ingress": {"enabled": False},
             "resources": SERVER_SIZES[ctx.profile].as_k8s(),
+            "healthCheck": SERVER_HEALTH_CHECK[ctx.profile],
             # The kit configures GoCD through its API (the configure Job); the chart's script would add a
             # demo profile and pipeline, and fails once security is on.
             "shouldPreconfigure": False,
             "env": {
-                "goServerJvmOpts": f"-Xmx{SERVER_HEAP[ctx.profile]}",
+                "goServerJvmOpts": f"-Xmx{SERVER_HEAP_MI[ctx.profile]}m",
                 "extraEnvVars": [{"name": ELASTIC_AGENT_PLUGIN[0], "value": ELASTIC_AGENT_PLUGIN[1]}],
             },
             "persistence": persistence,
@@ -343,12 +395,13 @@ def build(ctx: BuildContext) -> Service:
             },
         },
     }
+    values["rbac"] = {"create": True, "roleRef": SERVER_CLUSTER_ROLE}
     service_accounts = tuple({
         "apiVersion": "v1",
         "kind": "ServiceAccount",
         "metadata": {"name": t.service_account, "namespace": ns.gocd, "labels": dict(PART_OF)},
         "automountServiceAccountToken": False,
-    } for t in ctx.tenants)
+    } for t in ctx.tenants) + server_rights(ns.gocd)
     admin = admin_credentials(ns)
     admin_password = GeneratedPassword("gocd-admin")
     secrets = (
