@@ -236,6 +236,8 @@ class StandInPlatform:
             (pod,) = [p for p in gocd.items["elastic_profiles"]["cd4ml-ml"]["properties"]
                       if p["key"] == "PodConfiguration"]
             pod["value"] = pod["value"].replace("mlflow.cd4ml-mlflow", "mlflow.old-namespace")
+        if "gocd-starting" in faults:  # restarted after the configure Job ran: starting again
+            gocd.healthy = False
         if "gocd-config-repo-broken" in faults:
             gocd.parse_errors["churn-model"] = "Could not fetch: repository 'https://git.example.com/...' not found"
         return gocd

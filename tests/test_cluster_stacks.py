@@ -44,7 +44,8 @@ def test_gke_cluster_is_pinned_enforces_policies_and_has_the_sized_pool():
         "workshop-project", "europe-west1-b", "cd4ml-gke")
     [pool] = by_type(monitor, "gcp:container/nodePool:NodePool")
     assert pool.parent == component.urn and pool.inputs["nodeCount"] == 3
-    assert pool.inputs["version"] == KUBERNETES_VERSION and pool.inputs["management"]["autoUpgrade"] is False
+    # The pool follows the control plane's exact version once: a fuzzy "1.34" here diffs on every `up`.
+    assert "version" not in pool.inputs and pool.inputs["management"]["autoUpgrade"] is False
     assert pool.inputs["nodeConfig"]["machineType"] == "e2-standard-8"
 
 

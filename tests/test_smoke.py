@@ -100,6 +100,9 @@ FAULTS = [
                                              "wire.fluentd-elasticsearch"}, "elasticsearch is down"),
     ("gocd", "gocd-down", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos"},
      "gocd is down"),
+    # Starting, GoCD answers everything 503: health says so first.
+    ("gocd", "gocd-starting", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos"},
+     "still starting"),
     ("gocd (security)", "gocd-security-off", {"gocd.security"}, "anyone may administer GoCD"),
     ("gocd-agents->mlflow (profile)", "gocd-agent-profile-stale", {"gocd.elastic-agents"},
      "mlflow.old-namespace"),

@@ -79,7 +79,10 @@ class GkeCluster(pulumi.ComponentResource):
             opts=child)
         gcp.container.NodePool(
             f"{name}-nodes", name="cd4ml-nodes", project=args.project, location=args.location, cluster=cluster.name,
-            node_count=args.node_count, version=args.kubernetes_version,
+            # No `version`: the pool starts at the control plane's exact version and, with auto-upgrade
+            # off, stays there. Pinning it to the fuzzy "1.34" made every `up` see a diff against the
+            # exact version GKE reports and send an upgrade, which can recreate every node mid-workshop.
+            node_count=args.node_count,
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=False),
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=args.machine_type, disk_size_gb=NODE_DISK_GB, disk_type="pd-balanced",

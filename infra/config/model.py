@@ -128,8 +128,8 @@ class StackConfig(BaseModel):
     cloud_region: str = Field(
         "",
         alias="cloudRegion",
-        description="GKE location (a zone like europe-west1-b: one zonal cluster's control plane is free) or AWS "
-                    "region of an EKS cluster.",
+        description="GKE zone (like europe-west1-b: one zonal cluster's control plane is free; a region would run "
+                    "the nodes in each of its zones) or AWS region of an EKS cluster.",
     )
     machine_type: str = Field(
         "",

@@ -3,6 +3,8 @@ of a domain, a cloud cluster of its project and region, a machine of the price t
 
 from __future__ import annotations
 
+import re
+
 from infra.config.errors import ConfigError, ConfigProblem
 from infra.config.model import (
     SERVICE_REQUIREMENTS,
@@ -14,6 +16,9 @@ from infra.config.model import (
     key_of,
 )
 from infra.machines import MACHINES
+
+GKE_ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
+"""A GCP zone (europe-west1-b), not a region (europe-west1)."""
 
 
 def check_requirements(config: StackConfig, source: str) -> None:
@@ -71,8 +76,13 @@ def _cloud_problems(config: StackConfig) -> list[ConfigProblem]:
         if not config.cloud_region:
             problems.append(ConfigProblem(key="cloudRegion", value=config.cloud_region,
                                           problem=f"a {provider.value.upper()} cluster needs its "
-                                                  + ("location (zone or region)" if provider is ClusterProvider.GKE
+                                                  + ("zone" if provider is ClusterProvider.GKE
                                                      else "AWS region")))
+        if provider is ClusterProvider.GKE and config.cloud_region and not GKE_ZONE.fullmatch(config.cloud_region):
+            problems.append(ConfigProblem(key="cloudRegion", value=config.cloud_region,
+                                          problem="give a zone, like europe-west1-b: in a region GKE runs the node "
+                                                  "count in each of its zones (three times the nodes and the bill "
+                                                  "the estimate counts)"))
         if config.enabled("gocd") and not config.image_registry:
             problems.append(ConfigProblem(key="imageRegistry", value=config.image_registry,
                                           problem="a cloud cluster pulls the kit's own images (the ML agent, the "

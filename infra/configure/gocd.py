@@ -68,8 +68,10 @@ def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], single
             created = api.call("POST", collection.path, accept=collection.accept, body=desired)
             if created.status in (200, 201):
                 return Outcome(collection.what, name, "created")
-            if created.status in (409, 422) and "exist" in created.summary().lower():
+            if created.status == 422 and "already exists" in created.summary().lower():
                 continue  # created meanwhile by someone else: read it and update
+            # Any other 422 is the body refused (e.g. "No Cluster Profile exists with the specified
+            # cluster_profile_id", ElasticProfileControllerV2.java l.211-220): say it, don't retry.
             raise _refused(api, created, f"POST {collection.path} ({name})")
         if current.status != 200:
             raise _refused(api, current, f"GET {item}")
@@ -85,7 +87,8 @@ def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], single
             raise _refused(api, updated, f"PUT {item}")
         # 412: changed since we read it (someone else, or a second configure run) - read again.
     raise ApiError(f"{collection.what} {name} kept changing while the kit updated it "
-                   f"({UPDATE_ATTEMPTS} attempts answered HTTP 412 or 409/422): is another configure run active?")
+                   f"({UPDATE_ATTEMPTS} attempts answered HTTP 412, or 422 already exists): "
+                   "is another configure run active?")
 
 
 def wait_until_healthy(api: JsonApi, timeout: float, pause: Callable[[float], None] | None = None) -> None:

@@ -25,6 +25,7 @@ from infra.configure.api import (
     run_main,
     wait_for,
 )
+from infra.upstream.kibana import NEEDED_CORE_SERVICES, core_levels
 
 STATUS = "/api/status"
 DATA_VIEWS = "/api/data_views/data_view"
@@ -67,12 +68,12 @@ def ensure_default(api: JsonApi, view_id: str) -> Outcome:
 
 def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 600.0,
               pause: Callable[[float], None] | None = None) -> list[Outcome]:
-    def available(answer: Response) -> bool:
-        overall = ((answer.body or {}).get("status") or {}).get("overall") if isinstance(answer.body, dict) else None
-        return answer.status == 200 and (overall or {}).get("level") == "available"
+    def ready(answer: Response) -> bool:
+        return answer.status == 200 and all(level == "available" for level in core_levels(answer.body).values())
 
-    wait_for(api, STATUS, available, f"Kibana at {api.base_url}{STATUS} to report level 'available'",
-             health_timeout, pause, login_hint=ELASTIC_ADMIN_HINT)
+    wait_for(api, STATUS, ready, f"Kibana at {api.base_url}{STATUS} to report " + " and ".join(
+        f"core.{service} 'available'" for service in NEEDED_CORE_SERVICES), health_timeout, pause,
+        login_hint=ELASTIC_ADMIN_HINT)
     outcomes = [ensure_data_view(api, view) for view in desired["data_views"]]
     outcomes.append(ensure_default(api, desired["default_data_view"]))
     return outcomes

@@ -17,6 +17,8 @@ def likely_cause(status: int | None, service: str) -> str:
         return f"{service} rejected the credentials: the password in its Secret and the one in use differ"
     if status == 404:
         return f"{service} answers but not this API: wrong path prefix or an older/newer version"
+    if status == 503:
+        return f"{service} is not ready: still starting, or overloaded; wait and rerun, then read its pod logs"
     if status >= 500:
         return f"{service} is up but failing inside: read its pod logs"
     return f"{service} answered unexpectedly"

@@ -159,6 +159,8 @@ class GoCDApiStandIn(HttpStandIn):
 
     # -- the request pipeline ------------------------------------------------------------------
     def _through_the_pipeline(self, request: Request):
+        if starting := self._starting(request):
+            return starting
         who = self._authenticate(request)
         if isinstance(who, tuple):
             self.requests.append((request.method, request.path, None))
@@ -190,11 +192,18 @@ class GoCDApiStandIn(HttpStandIn):
         return answer
 
     # -- handlers -----------------------------------------------------------------------------
+    def _starting(self, request: Request):
+        """While the web app starts, Jetty answers every request 503 itself, before security or routing,
+        its body chosen by the first Accept value (GoServerLoadingIndicationHandler.java l.65-81)."""
+        if self.healthy and self.starting_answers <= 0:
+            return None
+        self.starting_answers -= 1
+        if "json" in (request.headers.get("Accept") or "text/html").split(",")[0]:
+            return 503, '{ "message": "GoCD server is starting" }\n'
+        return 503, b"GoCD server is starting\n", {"Content-Type": "text/plain"}
+
     def _health(self, request: Request):
-        if not self.healthy or self.starting_answers > 0:
-            self.starting_answers -= 1
-            return 503, {"health": "Server is starting"}
-        return 200, {"health": "OK"}
+        return 200, {"health": "OK"}  # ServerHealthController.java l.56-58
 
     def _represent(self, name: str, item: dict) -> dict:
         shown = copy.deepcopy(item)

@@ -202,6 +202,8 @@ class KibanaStandIn(HttpStandIn):
         self.users = users
         self.data_views: dict[str, dict] = {}
         self.default_view: str | None = None
+        self.plugin_levels: dict[str, str] = {"taskManager": "available"}
+        """Plugins' own levels; the task manager goes `degraded` by itself on a busy machine."""
         self.writes: list[str] = []
         self.route("GET", "/api/status", self._status)
         self.route("POST", "/api/console/proxy", self._proxy)
@@ -276,21 +278,38 @@ class KibanaStandIn(HttpStandIn):
         except requests.RequestException:
             return "unavailable"
 
+    LEVELS = ("available", "degraded", "unavailable", "critical")
+
     def _status(self, request: Request):
+        """Core services from the association, plugins as set (`plugin_levels`); overall is the worst of
+        all (status_service.ts, get_summary_status.ts); HTTP 503 when a core service is unavailable or
+        worse, else 200, however degraded a plugin is (status.ts l.150)."""
+        if refused := self._refusal(request):
+            return refused
         level = self._es_level()
-        overall = "available" if level == "available" else "critical"
-        return 200, {"status": {"overall": {"level": overall}, "core": {"elasticsearch": {"level": level}}}}
+        core = {"elasticsearch": {"level": level},
+                "savedObjects": {"level": "available" if level == "available" else "unavailable"}}
+        plugins = {name: {"level": plugin_level} for name, plugin_level in self.plugin_levels.items()}
+        overall = max([c["level"] for c in core.values()] + [p["level"] for p in plugins.values()],
+                      key=self.LEVELS.index)
+        body = {"status": {"overall": {"level": overall}, "core": core, "plugins": plugins}}
+        core_down = any(self.LEVELS.index(c["level"]) >= 2 for c in core.values())
+        return (503 if core_down else 200), body
 
     def _proxy(self, request: Request):
+        """Console runs the request as the caller (its own Authorization header) against Kibana's
+        Elasticsearch; Elasticsearch's status travels in `x-console-proxy-status-code` and the answer is
+        200 whatever it is; 502 only when Elasticsearch cannot be reached (create_handler.ts l.135-176)."""
         if request.headers.get("kbn-xsrf") is None:
             return 400, {"message": "Request must contain a kbn-xsrf header."}
         try:
-            # Console runs as the logged-in user, against Kibana's configured Elasticsearch.
-            answer = requests.post(self.association.url + request.query["path"], data=request.body, timeout=2,
-                                   auth=request.basic_auth, headers={"Content-Type": "application/json"})
+            answer = requests.request(request.query.get("method", "GET"), self.association.url + request.query["path"],
+                                      data=request.body, timeout=2, auth=request.basic_auth,
+                                      headers={"Content-Type": "application/json"})
         except requests.RequestException as failure:
-            return 502, {"message": str(failure)}
-        return answer.status_code, answer.content
+            return 502, {"statusCode": 502, "error": "Bad Gateway", "message": str(failure)}
+        return 200, answer.content, {"x-console-proxy-status-code": str(answer.status_code),
+                                     "x-console-proxy-status-text": answer.reason or ""}
 
 
 class GrafanaStandIn(HttpStandIn):

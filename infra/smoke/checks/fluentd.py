@@ -123,6 +123,14 @@ def event_through_kibana(context: SmokeContext) -> str:
         response = call(context, kibana, "POST", "/api/console/proxy", expect="Elasticsearch results via Kibana",
                         params={"path": f"/{EVENTS}/_search", "method": "POST"}, json=_query(marker),
                         headers={"kbn-xsrf": "cd4ml-smoke"})
+        # Kibana answers 200 and carries Elasticsearch's own status in this header (console proxy).
+        es_status = response.headers.get("x-console-proxy-status-code", "200")
+        if es_status != "200":
+            raise CheckFailed(Diagnosis(
+                "kibana", f"{kibana.url}/api/console/proxy", "Elasticsearch results via Kibana",
+                f"Elasticsearch answered {es_status} through Kibana: {response.text[:160]}",
+                "Kibana's console runs as the logged-in user: that login's Elasticsearch role lacks read on "
+                f"{EVENTS}" if es_status in ("401", "403") else "Elasticsearch failed the search: read its log"))
         hits = _hits(json_of(response, kibana, "search results"))
         return Observation(hits > 0, hits, f"{hits} hit(s) through Kibana")
 
@@ -130,7 +138,7 @@ def event_through_kibana(context: SmokeContext) -> str:
     url = edge.url if edge else "?"
     _await(look, what=f"event {marker} through Kibana", context=context, diagnose=lambda timeout: Diagnosis(
         "kibana", f"{kibana.url}/api/console/proxy", "the event found through Kibana", timeout.last_seen,
-        f"Kibana queries another Elasticsearch than {url}, or its association user lacks read rights"))
+        f"Kibana queries another Elasticsearch than {url} (its elasticsearchRef)"))
     return "event visible through Kibana"
 
 
