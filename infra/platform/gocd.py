@@ -96,7 +96,7 @@ l.30-39), so the kit binds those in a Role there, and names this ClusterRole as 
 in place of the chart's own, which grants `*` on pods cluster-wide (templates/gocd-cluster-role.yaml)."""
 
 
-def server_rights(namespace: str) -> tuple[dict, ...]:
+def server_rights(namespace: str) -> tuple[dict[str, Any], ...]:
     """The GoCD server's rights, least privilege: cluster-wide reads; pods only in its own namespace."""
     labels = dict(PART_OF)
     subject = [{"kind": "ServiceAccount", "name": SERVER_SERVICE_ACCOUNT, "namespace": namespace}]
