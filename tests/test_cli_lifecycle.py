@@ -81,6 +81,7 @@ def fake_stack(monkeypatch):
     monkeypatch.setattr(stacks, "kube_target", lambda *args, **kwargs: KubeTarget(context="kind-cd4ml"))
     monkeypatch.setattr(stacks, "cluster_answers", lambda target, timeout: (True, "v1.36.1"))
     monkeypatch.setattr(tools, "check_policy_pack_venv", lambda: None)  # the engine is a fake here
+    monkeypatch.setattr(stacks, "platform_volumes", lambda target, prefix: [])
     monkeypatch.setattr(cli, "_run_smoke", lambda *args, **kwargs: [CheckResult("gocd.health", "gocd", "pass", 0.1,
                                                                                "server healthy")])
     return stack
@@ -497,7 +498,7 @@ def test_a_cloud_stack_installs_its_providers_on_first_use(provider, module, mon
     from infra.config import load_config
 
     config = load_config({"cd4ml:profile": "cluster", "cd4ml:clusterProvider": provider,
-                          "cd4ml:cloudProject": "p", "cd4ml:cloudRegion": "europe-west1",
+                          "cd4ml:cloudProject": "p", "cd4ml:cloudRegion": "europe-west1-b",
                           "cd4ml:imageRegistry": "registry.example.com/cd4ml"})
     run = FakeRun({})
     real_find_spec = importlib.util.find_spec
@@ -558,3 +559,31 @@ def test_skip_checkpoints_is_the_facilitators_choice_for_one_update(fake_stack, 
     result = runner.invoke(app, ["up", "--no-smoke", "--skip-checkpoints"])
     assert result.exit_code == 0 and opened[-1]["program_env"]["PULUMI_SKIP_CHECKPOINTS"] == "true"
     assert "saved once, at the end" in result.output
+
+
+def test_down_cluster_waits_for_the_platforms_volumes_before_deleting_the_cluster(fake_stack, monkeypatch):
+    """A claim's cloud disk is deleted by the CSI driver after the claim: the cluster must outlive that,
+    or the disks stay behind, billed. Left after the wait, they are named, not silently kept."""
+    cluster = FakeStack()
+    monkeypatch.setattr(stacks, "open_stack", lambda project, stack_name, create=False, work_dir=None,
+                        program_env=None: cluster if work_dir is not None else fake_stack)
+    monkeypatch.setattr(stacks, "cluster_deployed", lambda *args: True)
+    looks: list[str] = []
+
+    def platform_volumes(target, prefix):
+        looks.append(prefix)
+        assert cluster.calls == []  # still there while the volumes go
+        return ["pvc-1 (cd4ml-mlflow/mlflow, disk projects/p/zones/z/disks/pvc-1)"] if len(looks) < 3 else []
+
+    monkeypatch.setattr(stacks, "platform_volumes", platform_volumes)
+    result = runner.invoke(app, ["down", "--cluster"])
+    assert result.exit_code == 0, result.output
+    assert len(looks) == 3 and looks[0] == "cd4ml" and cluster.calls == ["destroy"]
+
+    looks.clear()
+    monkeypatch.setattr(lifecycle, "VOLUMES_RELEASED_TIMEOUT", 0.3)
+    monkeypatch.setattr(stacks, "platform_volumes", lambda target, prefix: ["pvc-1 (cd4ml-mlflow/mlflow, disk d-1)"])
+    result = runner.invoke(app, ["down", "--cluster"])
+    assert result.exit_code == 0, result.output
+    assert "disk d-1" in result.output and "billed" in result.output
+

@@ -94,6 +94,8 @@ def ensure_cloud_cluster(project: Path, config: StackConfig, console: Console, s
 CLUSTER_ANSWER_TIMEOUT = 120.0
 """How long `up` waits for the API server before refreshing against it."""
 CLUSTER_GONE_TIMEOUT = 20.0
+VOLUMES_RELEASED_TIMEOUT = 300.0
+"""How long `down --cluster` waits for the platform's volumes (and so its cloud disks) to be deleted."""
 """How long `down` gives the API server before it takes the cluster for gone."""
 DELETE_UNREACHABLE_ENV = "PULUMI_K8S_DELETE_UNREACHABLE"
 """Read by pulumi-kubernetes' Configure when the provider's own `deleteUnreachable` is unset; set only by
@@ -183,12 +185,35 @@ def check_idempotent(stack, console: Console, config_file: str | None = None) ->
     return True
 
 
+def _wait_for_volumes_released(project: Path, stack_name: str, target: object, console: Console) -> None:
+    """Before the cluster goes: the platform's claims are deleted, but their volumes (cloud disks) are
+    deleted by the CSI driver afterwards, which it cannot do once the cluster is gone. Waits, then names
+    what is left rather than failing: the facilitator deletes those disks by hand."""
+    from infra.config import load_stack
+    from infra.polling import Observation, WaitTimeout, poll_until
+
+    prefix = load_stack(project / "stacks", stack_name).namespace_prefix
+
+    def look() -> Observation[list[str]]:
+        left = stacks.platform_volumes(target, prefix)  # type: ignore[arg-type]
+        return Observation(not left, left, f"{len(left)} volume(s): {', '.join(left[:3])}")
+
+    try:
+        poll_until(look, what="the platform's volumes to be deleted", timeout=VOLUMES_RELEASED_TIMEOUT,
+                   max_interval=10.0)
+    except WaitTimeout as timeout:
+        console.print(f" [yellow]![/yellow] the platform's volumes were not all deleted within "
+                      f"{VOLUMES_RELEASED_TIMEOUT:.0f}s ({timeout.last_seen}): their disks outlive the cluster and "
+                      "are billed; delete them in the cloud console")
+
+
 def down(project: Path, stack_name: str, console: Console, delete_cluster: bool = False, verbose: bool = False,
          run: Callable[..., subprocess.CompletedProcess] = subprocess.run, skip_checkpoints: bool = False) -> None:
     """Destroy the platform stack, then the kind cluster if asked. A cluster that is already gone (or
     does not answer) cannot have anything deleted from it: its resources are then dropped from the
     state, which pulumi-kubernetes does only on a refresh, for Helm releases too (its Delete refuses a
     release on an unreachable cluster: provider/pkg/provider/provider.go, pulumi-kubernetes#2675)."""
+    live_target = None
     if stacks.deployed(project, stack_name):
         try:
             target = stacks.kube_target(project, stack_name)
@@ -216,10 +241,13 @@ def down(project: Path, stack_name: str, console: Console, delete_cluster: bool 
         finally:
             progress.close()
         console.print(f"[green]✓[/green] platform '{stack_name}' destroyed")
+        live_target = target if answers and not isinstance(target, str) else None
     else:
         console.print(f" • stack '{stack_name}' is not deployed: nothing to destroy")
     if not delete_cluster:
         return
+    if live_target is not None:
+        _wait_for_volumes_released(project, stack_name, live_target, console)
     if stacks.cluster_deployed(project, stack_name):
         cluster = stacks.open_stack(project, stack_name, work_dir=project / "cluster")
         stacks.engine_call("destroy (cluster)", stack_name, project, lambda: cluster.destroy(

@@ -255,6 +255,27 @@ def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
     return True, str(seen)
 
 
+def platform_volumes(target: KubeTarget, namespace_prefix: str) -> list[str]:
+    """The PersistentVolumes still bound to claims of the platform's namespaces, as `name (disk)`: a cloud
+    disk is deleted by its CSI driver after its claim, so deleting the cluster before they are gone
+    leaves the disks behind, billed."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+
+    api = (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
+           if target.kubeconfig else kube_config.new_client_from_config(
+               config_file=os.environ.get("KUBECONFIG") or None, context=target.context))
+    with api:
+        volumes = client.CoreV1Api(api).list_persistent_volume(_request_timeout=10).items
+    left = []
+    for volume in volumes:
+        claim = volume.spec.claim_ref
+        if claim and (claim.namespace or "").startswith(f"{namespace_prefix}-"):
+            disk = volume.spec.csi.volume_handle if volume.spec.csi else "local"
+            left.append(f"{volume.metadata.name} ({claim.namespace}/{claim.name}, disk {disk})")
+    return left
+
+
 def target_of(project: Path, stack_name: str, program_env: dict[str, str], context: str) -> KubeTarget:
     """Where `up` is about to deploy, as the program will see it."""
     from infra.smoke.cluster import KubeTarget
