@@ -60,6 +60,8 @@ BAD_INPUTS = [
     ("bad-email", {"cd4ml:acmeEmail": "nobody"}, "acmeEmail", "e-mail address"),
     ("gke-without-project", {"cd4ml:profile": "cluster", "cd4ml:clusterProvider": "gke",
                              "cd4ml:cloudRegion": "europe-west1-b"}, "cloudProject", "GCP project"),
+    ("participant-name-prefix", {"cd4ml:participantNames": ["ann", "ann-b"]}, "participantNames",
+     "another's followed by '-'"),
     ("gke-in-a-region", {"cd4ml:profile": "cluster", "cd4ml:clusterProvider": "gke", "cd4ml:cloudProject": "p",
                          "cd4ml:cloudRegion": "europe-west1", "cd4ml:imageRegistry": "r.example.com/cd4ml"},
      "cloudRegion", "give a zone"),

@@ -74,9 +74,9 @@ FAULTS = [
     ("fluentd->elasticsearch", "fluentd-wrong-credentials", {"wire.fluentd-elasticsearch"}, "credentials in"),
     ("fluentd->elasticsearch", "fluentd-drops-events", {"wire.fluentd-elasticsearch"}, "never reached index"),
     ("fluentd->elasticsearch", "fluentd-down", {"fluentd.forward", "wire.fluentd-elasticsearch"}, "forward"),
-    # Elasticsearch authorizes each bulk item: a writer role without create_index cannot start the day's
+    # Elasticsearch authorizes each bulk item: a writer role without auto_configure cannot start the day's
     # index, one without index cannot write to it; Fluentd's bulk request itself still answers 200.
-    ("fluentd->elasticsearch (role)", "fluentd-role-without-create-index", {"wire.fluentd-elasticsearch"},
+    ("fluentd->elasticsearch (role)", "fluentd-role-without-auto-configure", {"wire.fluentd-elasticsearch"},
      "cd4ml_log_writer"),
     ("fluentd->elasticsearch (role)", "fluentd-role-without-index", {"wire.fluentd-elasticsearch"},
      "cd4ml_log_writer"),

@@ -272,6 +272,12 @@ class StackConfig(BaseModel):
                 raise ValueError(f"{name!r} is reserved (names in use: {', '.join(RESERVED_TENANTS)})")
         if len(set(value)) != len(value):
             raise ValueError("lists a name twice")
+        for name in value:
+            # A participant's events are read through the index pattern cd4ml-events-<name>-*, which
+            # would also match another's whose name starts with "<name>-".
+            if clash := next((other for other in value if other.startswith(f"{name}-")), None):
+                raise ValueError(f"{name!r} and {clash!r}: a name may not be another's followed by '-' "
+                                 f"(the index pattern of {name!r}'s events would match {clash!r}'s)")
         return value
 
     @field_validator("model_repos")

@@ -192,12 +192,15 @@ def roles_document(participants: Sequence[Tenant] = ()) -> str:
         "applications": KIBANA_READ,
     } for t in participants}
     return yaml.safe_dump(tenant_roles | {
-        # Fluentd's output: `GET /` at start (verify_es_version_at_startup: monitor) and `_bulk` index
-        # operations into daily indices it creates (create_index, index). The templates and the retention
-        # policy are the configure Job's (as admin): Fluentd's credentials cannot rewrite them.
+        # Fluentd's output: the Ruby client's `GET /` product check and, after a failure, its sniffer
+        # (reload_on_failure): monitor. `_bulk` index operations into daily indices it creates, with the
+        # new fields its documents bring: index, and auto_configure (auto-create plus the mapping updates
+        # neither index nor create_index grants; IndexPrivilege.java, tests/contracts/elasticsearch.yaml).
+        # The templates and the retention policy are the configure Job's (as admin): Fluentd's
+        # credentials cannot rewrite them.
         WRITER_ROLE: {
             "cluster": ["monitor"],
-            "indices": [{"names": list(logs), "privileges": ["create_index", "index"]}],
+            "indices": [{"names": list(logs), "privileges": ["auto_configure", "index"]}],
         },
         READER_ROLE: {
             "cluster": ["monitor"],

@@ -49,9 +49,15 @@ CONTAINER_PORT = 3000
 """The chart's `grafana` container port behind Service port 80."""
 ADMIN_SECRET = "grafana-admin"
 SIZES = {
-    Profile.LAPTOP: Resources(50, 128, 500, 256),
-    Profile.CLUSTER: Resources(100, 256, 1000, 512),
+    Profile.LAPTOP: Resources(50, 192, 500, 512),
+    Profile.CLUSTER: Resources(100, 256, 1000, 768),
 }
+"""The chart sets GOMEMLIMIT to the whole memory limit (grafana chart 12.11.1 _pod.tpl l.1482-1488, not
+overridable), so the Go heap may grow to the limit with nothing left for SQLite, the search index of
+unified storage and plugin processes: the limit leaves Grafana 13 that room (helm-charts#754)."""
+STORAGE_GI = 1
+"""Grafana's database: the participants' logins the configure Job creates live there, and an emptyDir
+lost them on every restart."""
 DATASOURCES = {
     "cd4ml-es-logs": ("Elasticsearch: container logs", elasticsearch.LOG_INDEX_PREFIX),
     "cd4ml-es-events": ("Elasticsearch: model events", elasticsearch.EVENT_INDEX_PREFIX),
@@ -121,12 +127,22 @@ def build(ctx: BuildContext) -> Service:
                     "port": HTTP_PORT},
         "admin": {"existingSecret": admin.secret, "userKey": admin.username_key, "passwordKey": admin.password_key},
         "resources": size.as_k8s(),
-        "persistence": {"enabled": False},
+        "persistence": {"enabled": True, "type": "pvc", "size": f"{STORAGE_GI}Gi",
+                        **({"storageClassName": ctx.config.storage_class} if ctx.config.storage_class else {})},
+        # One pod on a ReadWriteOnce volume: the old pod must let go of it before the new one starts.
+        "deploymentStrategy": {"type": "Recreate"},
+        # The chart's root init container that chowns the volume breaks Pod Security `restricted`; the
+        # pod's fsGroup (the chart's securityContext, 472) already makes the volume Grafana's.
+        "initChownData": {"enabled": False},
         "testFramework": {"enabled": False},
         "grafana.ini": {
             **({"server": {"root_url": public}} if public else {}),
             "auth.anonymous": {"enabled": False},
-            "analytics": {"reporting_enabled": False, "check_for_updates": False},
+            # Nothing reaches out to grafana.com (the network policies would drop it): no update checks,
+            # and none of the ~19 default plugins Grafana 13 installs in the background unless told not
+            # to, nor their signing keys (setting.go, setting_plugins.go; tests/contracts/grafana.yaml).
+            "analytics": {"reporting_enabled": False, "check_for_updates": False, "check_for_plugin_updates": False},
+            "plugins": {"preinstall_disabled": True, "public_key_retrieval_disabled": True},
         },
     }
     edge = ctx.edge("grafana", "elasticsearch")

@@ -27,12 +27,15 @@ CLUSTER_GRANTS = {
 
 INDEX_GRANTS = {
     "read": {"read", "all"},
-    "index": {"index", "write", "all"},
+    "index": {"index", "create", "write", "all"},
     "create": {"create_doc", "create", "index", "write", "all"},
     "create_index": {"create_index", "auto_configure", "manage", "all"},
     "delete": {"delete", "write", "all"},
 }
 """What a document operation needs on its index, and the index privileges that grant it."""
+
+WRITE_FAMILY = {"index", "create", "create_doc", "write", "all"}
+"""A bulk request from a user holding none of these on any index is refused whole (403), not per item."""
 
 
 @dataclass
@@ -54,6 +57,10 @@ class Security:
         return any(set(grant.get("privileges", [])) & INDEX_GRANTS[operation]
                    for role in self._roles(user) for grant in role.get("indices", [])
                    if any(fnmatch.fnmatchcase(index, name) for name in grant.get("names", [])))
+
+    def may_write_somewhere(self, user: str) -> bool:
+        return any(set(grant.get("privileges", [])) & WRITE_FAMILY
+                   for role in self._roles(user) for grant in role.get("indices", []))
 
     def refusal(self, user: str, action: str) -> tuple[int, dict]:
         reason = (f"action [{action}] is unauthorized for user [{user}] with effective roles "

@@ -134,6 +134,8 @@ class ElasticsearchStandIn(HttpStandIn):
         if refused := self._refused(request):
             return refused
         user = request.basic_auth[0]
+        if not self.security.may_write_somewhere(user):
+            return self.security.refusal(user, "indices:data/write/bulk")
         lines = [json.loads(line) for line in request.body.decode().splitlines() if line.strip()]
         items = []
         with self.lock:

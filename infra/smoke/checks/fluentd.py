@@ -72,9 +72,10 @@ def _hits(body: dict) -> int:
 
 
 def _found_in(context: SmokeContext, index: str, query: dict) -> Observation[int]:
-    """One look for documents matching `query` in `index` (missing index = not yet)."""
+    """One look for documents matching `query` in `index`: a missing index, a new daily index whose shard
+    is not allocated yet (503, all shards failed) and a busy node (429) are all "not yet"."""
     response = call(context, context.target("elasticsearch"), "POST", f"/{index}/_search", expect="search results",
-                    json=query, statuses=(200, 404))
+                    json=query, statuses=(200, 404, 429, 503))
     hits = _hits(response.json()) if response.status_code == 200 else 0
     return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {index}")
 
@@ -101,8 +102,9 @@ def event_reaches_elasticsearch(context: SmokeContext) -> str:
                timeout.last_seen,
                f"Fluentd accepted the event but it never reached index {EVENTS}: check the Fluentd output's host, "
                f"which should be {url}, its credentials in {secret}, and that their role {WRITER_ROLE} may "
-               f"create_index and index on {EVENT_INDEX_PREFIX}-* (a refused document is a 403 in Fluentd's log "
-               f"while the bulk request answers 200)"))
+               f"auto_configure and index on {EVENT_INDEX_PREFIX}-* (Elasticsearch refuses such a document in a bulk "
+               f"request that answers 200, and Fluentd retries it quietly: at its default log level nothing "
+               f"shows)"))
     context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
     return f"found in {EVENTS} after {time.monotonic() - started:.1f}s"
 
