@@ -106,7 +106,11 @@ def server_rights(namespace: str) -> tuple[dict[str, Any], ...]:
          "rules": [{"apiGroups": [""], "resources": ["nodes", "events"], "verbs": ["list"]}]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
          "metadata": {"name": "gocd-elastic-agent-pods", "namespace": namespace, "labels": labels},
-         "rules": [{"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["*"]}]},
+         # What the plugin calls (v5.0.2-779 src/main): pods create (KubernetesInstanceFactory.java l.147),
+         # get and list (KubernetesAgentInstances.java l.151-220), delete (KubernetesInstance.java l.33), and
+         # a container's log for its status report (KubernetesElasticAgent.java l.133): not the docs' `*`.
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "list", "delete"]},
+                   {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
          "metadata": {"name": "gocd-elastic-agent-pods", "namespace": namespace, "labels": labels},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "gocd-elastic-agent-pods"},
