@@ -171,3 +171,16 @@ def test_a_machine_outside_the_price_table_is_refused():
         load_config({"cd4ml:profile": "cluster", "cd4ml:clusterProvider": "gke", "cd4ml:cloudProject": "p",
                      "cd4ml:cloudRegion": "europe-west1-b", "cd4ml:machineType": "n1-highmem-96"})
     assert unsecret("x") == ("x", False)
+
+
+def test_the_gke_kubeconfig_logs_in_with_the_credentials_the_provider_uses():
+    """One login for the facilitator: the GCP provider and the kubeconfig's auth plugin both use the
+    application-default credentials (the plugin's flag; without it, gcloud's own account)."""
+    import yaml
+
+    from infra.cluster.gke import kubeconfig
+
+    config = yaml.safe_load(kubeconfig("gke-cd4ml", "203.0.113.10", "Q0E="))
+    (user,) = config["users"]
+    assert user["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+    assert user["user"]["exec"]["args"] == ["--use_application_default_credentials"]

@@ -36,7 +36,11 @@ def region_of(location: str) -> str:
 
 
 def kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
-    """A kubeconfig that logs in through gcloud's auth plugin (the user's own Google credentials)."""
+    """A kubeconfig that logs in through gcloud's auth plugin with the application-default credentials,
+    the ones the GCP provider uses (`gcloud auth application-default login`, as the stack file says): without
+    the flag the plugin asks `gcloud config config-helper` for the gcloud account's token instead
+    (kubernetes/cloud-provider-gcp cmd/gke-gcloud-auth-plugin/main.go, flag
+    use_application_default_credentials, default false), a second login a facilitator may not have."""
     return f"""apiVersion: v1
 kind: Config
 clusters:
@@ -54,6 +58,7 @@ users:
     exec:
       apiVersion: client.authentication.k8s.io/v1beta1
       command: gke-gcloud-auth-plugin
+      args: ["--use_application_default_credentials"]
       provideClusterInfo: true
       installHint: Install gke-gcloud-auth-plugin (gcloud components install gke-gcloud-auth-plugin)
 """
