@@ -47,6 +47,13 @@ def test_gke_cluster_is_pinned_enforces_policies_and_has_the_sized_pool():
     # The pool follows the control plane's exact version once: a fuzzy "1.34" here diffs on every `up`.
     assert "version" not in pool.inputs and pool.inputs["management"]["autoUpgrade"] is False
     assert pool.inputs["nodeConfig"]["machineType"] == "e2-standard-8"
+    # The nodes run as their own account, which may pull from Artifact Registry (not the default one).
+    [account] = by_type(monitor, "gcp:serviceaccount/account:Account")
+    assert account.parent == component.urn
+    email = f"{account.inputs['accountId']}@workshop-project.iam.gserviceaccount.com"
+    assert pool.inputs["nodeConfig"]["serviceAccount"] == email
+    roles = {m.inputs["role"] for m in by_type(monitor, "gcp:projects/iAMMember:IAMMember")}
+    assert roles == {"roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader"}
 
 
 def test_eks_cluster_is_pinned_enforces_policies_and_has_a_default_storage_class():

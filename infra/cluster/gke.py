@@ -17,6 +17,11 @@ from infra.cluster import KUBERNETES_VERSION
 
 STORAGE_CLASS = "standard-rwo"
 NODE_DISK_GB = 100
+NODE_ROLES = ("roles/container.defaultNodeServiceAccount", "roles/artifactregistry.reader")
+"""The nodes' own service account and what it holds: the minimal node role GKE documents, and pulling
+the kit's images from Artifact Registry. The Compute Engine default account the nodes otherwise run as
+has no roles in organisations that disable automatic grants to default service accounts (the default
+since May 2024), and then cannot pull the kit's images (GKE documentation; not testable here)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,16 @@ class GkeCluster(pulumi.ComponentResource):
             deletion_protection=False,
             resource_labels={"app-kubernetes-io-part-of": "cd4ml"},
             opts=child)
+        account_id = f"{args.name}-nodes"[:30]
+        nodes = gcp.serviceaccount.Account(
+            f"{name}-nodes", account_id=account_id, project=args.project,
+            display_name="CD4ML workshop nodes", opts=child)
+        # A user-managed account's address, known before it exists (so the plan shows it).
+        nodes_email = f"{account_id}@{args.project}.iam.gserviceaccount.com"
+        grants = [gcp.projects.IAMMember(
+            f"{name}-nodes-{role.rsplit('.', 1)[-1]}", project=args.project, role=role,
+            member=f"serviceAccount:{nodes_email}", opts=pulumi.ResourceOptions(parent=self, depends_on=[nodes]))
+            for role in NODE_ROLES]
         gcp.container.NodePool(
             f"{name}-nodes", name="cd4ml-nodes", project=args.project, location=args.location, cluster=cluster.name,
             # No `version`: the pool starts at the control plane's exact version and, with auto-upgrade
@@ -91,9 +106,10 @@ class GkeCluster(pulumi.ComponentResource):
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=False),
             node_config=gcp.container.NodePoolNodeConfigArgs(
                 machine_type=args.machine_type, disk_size_gb=NODE_DISK_GB, disk_type="pd-balanced",
+                service_account=nodes_email,
                 oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
                 labels={"app-kubernetes-io-part-of": "cd4ml"}),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster, *grants]))
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             cluster.name, cluster.endpoint, cluster.master_auth.cluster_ca_certificate).apply(
                 lambda parts: kubeconfig(f"gke-{parts[0]}", parts[1], parts[2])))
