@@ -65,6 +65,7 @@ def test_eks_cluster_is_pinned_enforces_policies_and_has_a_default_storage_class
     assert eks.inputs["desiredCapacity"] == eks.inputs["minSize"] == eks.inputs["maxSize"] == 3
     assert eks.inputs["vpcCniOptions"]["enableNetworkPolicy"] is True
     assert eks.inputs["storageClasses"]["gp3"]["default"] is True
+    assert eks.inputs["storageClasses"]["gp3"]["metadata"]["name"] == "gp3"  # not auto-named gp3-<suffix>
     [provider] = by_type(monitor, "pulumi:providers:aws")
     assert provider.inputs["region"] == "europe-west1-b"
     [attachment] = by_type(monitor, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")

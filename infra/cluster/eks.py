@@ -44,9 +44,12 @@ class EksCluster(pulumi.ComponentResource):
             instance_type=args.machine_type, desired_capacity=args.node_count, min_size=args.node_count,
             max_size=args.node_count, node_root_volume_size=NODE_DISK_GB,
             vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),  # enforce NetworkPolicies
+            # The class's name given, not left to the map key: pulumi-eks creates it with the metadata it
+            # is passed (nodejs/eks/storageclass.ts, createStorageClass), and without a name Pulumi
+            # auto-names it `gp3-<suffix>`, which the platform's claims, asking for `gp3`, never find.
             storage_classes={STORAGE_CLASS: eks.StorageClassArgs(
                 type="gp3", default=True, encrypted=True, allow_volume_expansion=True,
-                volume_binding_mode="WaitForFirstConsumer")},
+                volume_binding_mode="WaitForFirstConsumer", metadata={"name": STORAGE_CLASS})},
             tags={"app.kubernetes.io/part-of": "cd4ml"},
             opts=on_aws)
         # Kubernetes 1.23+ provisions EBS volumes through the CSI driver. Its rights go to its controller's
