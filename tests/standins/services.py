@@ -331,6 +331,8 @@ class GrafanaStandIn(HttpStandIn):
         self.route("GET", "/api/users/lookup", self._lookup_user)
         self.route("POST", "/api/admin/users", self._create_user)
         self.route("GET", "/api/health", lambda r: (200, {"database": "ok", "version": "stand-in"}))
+        # Signed out, the front page sends the browser to the login page (pkg/middleware/auth.go).
+        self.route("GET", "/", lambda r: (302, b"", {"Location": "/login", "Content-Type": "text/html"}))
         self.route("GET", r"/api/datasources/uid/([^/]+)", self._datasource)
         self.route("GET", r"/api/datasources/uid/([^/]+)/health", self._datasource_health)
         self.route("POST", "/api/ds/query", self._query)
@@ -392,10 +394,10 @@ class GrafanaStandIn(HttpStandIn):
         try:
             phrase = {"query": {"match_phrase": {field_name: value.strip('"')}}}
             answer = self._search(query["datasource"]["uid"], phrase)
-        except requests.RequestException as failure:
-            return 500, {"message": str(failure)}
+        except requests.RequestException as failure:  # a failed query is a 400 (pkg/api/ds_query.go)
+            return 400, {"results": {"A": {"error": str(failure), "status": 400}}}
         if answer.status_code != 200:
-            return 500, {"results": {"A": {"error": f"status {answer.status_code}"}}}
+            return 400, {"results": {"A": {"error": f"status {answer.status_code}", "status": 400}}}
         count = answer.json()["hits"]["total"]["value"]
         frame = {"data": {"values": [[0], [count]]}}
         return 200, {"results": {"A": {"status": 200, "frames": [frame]}}}
