@@ -52,12 +52,13 @@ SIZES = {
     Profile.LAPTOP: Resources(50, 192, 500, 512),
     Profile.CLUSTER: Resources(100, 256, 1000, 768),
 }
-"""The chart sets GOMEMLIMIT to the whole memory limit (grafana chart 12.11.1 _pod.tpl l.1482-1488, not
-overridable), so the Go heap may grow to the limit with nothing left for SQLite, the search index of
-unified storage and plugin processes: the limit leaves Grafana 13 that room (helm-charts#754)."""
+"""The chart sets GOMEMLIMIT to the whole memory limit (grafana chart 12.11.1 _pod.tpl l.1482-1488; a second
+GOMEMLIMIT in `env` would be a duplicate variable, no clean override), so the Go runtime may grow to the
+limit with nothing left for what it does not count: SQLite's cgo allocations, mmapped files, plugin
+processes. The limit leaves Grafana 13 that room (helm-charts#754)."""
 STORAGE_GI = 1
 """Grafana's database: the participants' logins the configure Job creates live there, and an emptyDir
-lost them on every restart."""
+lost them whenever the pod was replaced (a reschedule, an upgrade, a node drain)."""
 DATASOURCES = {
     "cd4ml-es-logs": ("Elasticsearch: container logs", elasticsearch.LOG_INDEX_PREFIX),
     "cd4ml-es-events": ("Elasticsearch: model events", elasticsearch.EVENT_INDEX_PREFIX),
