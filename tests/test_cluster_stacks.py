@@ -192,3 +192,15 @@ def test_the_gke_kubeconfig_logs_in_with_the_credentials_the_provider_uses():
     (user,) = config["users"]
     assert user["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
     assert user["user"]["exec"]["args"] == ["--use_application_default_credentials"]
+
+
+def test_gke_upgrades_nothing_during_the_workshops_days():
+    """Without a release channel GKE still upgrades the control plane: the workshop's days, written in the
+    stack (`workshopDays`), become a NO_UPGRADES exclusion from the first day's start to the last day's end."""
+    monitor = cluster("gke", **{"cd4ml-cluster:workshopDays": "2026-12-08,2026-12-09"})
+    [gke] = by_type(monitor, "gcp:container/cluster:Cluster")
+    (exclusion,) = gke.inputs["maintenancePolicy"]["maintenanceExclusions"]
+    assert (exclusion["startTime"], exclusion["endTime"]) == ("2026-12-08T00:00:00Z", "2026-12-10T00:00:00Z")
+    assert exclusion["exclusionOptions"]["scope"] == "NO_UPGRADES"
+    [plain] = by_type(cluster("gke"), "gcp:container/cluster:Cluster")
+    assert "maintenancePolicy" not in plain.inputs

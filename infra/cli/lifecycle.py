@@ -81,7 +81,8 @@ def ensure_cloud_cluster(project: Path, config: StackConfig, console: Console, s
                   f"about ${plan.usd_per_hour:.2f}/hour while it exists")
     cluster = stacks.open_stack(project, stack_name, create=True, work_dir=project / "cluster")
     settings = {"provider": provider, "project": config.cloud_project, "region": config.cloud_region,
-                "machineType": plan.machine.name, "nodeCount": str(plan.nodes)}
+                "machineType": plan.machine.name, "nodeCount": str(plan.nodes),
+                "workshopDays": ",".join(config.workshop_days)}
     for key, value in settings.items():
         cluster.set_config(key, stacks.automation().ConfigValue(value=value))
     tools.ensure_plugins(cluster, console)

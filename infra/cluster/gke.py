@@ -32,6 +32,27 @@ class GkeClusterArgs:
     machine_type: str
     node_count: int
     kubernetes_version: str = KUBERNETES_VERSION
+    workshop_days: tuple[str, ...] = ()
+    """Sorted ISO dates: no upgrade from the first one's start to the day after the last (UTC)."""
+
+
+def maintenance_policy(days: tuple[str, ...]) -> gcp.container.ClusterMaintenancePolicyArgs | None:
+    """A NO_UPGRADES exclusion over the workshop's days. Without a release channel GKE still upgrades the
+    control plane (and, with it, may drain nodes); an exclusion is the one way to keep the days quiet, at most
+    30 days for such a cluster (GKE documentation; the config validates the span). The dates are written
+    down, not computed from today, so a second `up` sees no change."""
+    if not days:
+        return None
+    import datetime
+
+    end = datetime.date.fromisoformat(days[-1]) + datetime.timedelta(days=1)
+    return gcp.container.ClusterMaintenancePolicyArgs(
+        # GKE requires a window whenever exclusions are set: every night, outside the excluded days anyway.
+        daily_maintenance_window=gcp.container.ClusterMaintenancePolicyDailyMaintenanceWindowArgs(start_time="02:00"),
+        maintenance_exclusions=[gcp.container.ClusterMaintenancePolicyMaintenanceExclusionArgs(
+            exclusion_name="cd4ml-workshop", start_time=f"{days[0]}T00:00:00Z", end_time=f"{end.isoformat()}T00:00:00Z",
+            exclusion_options=gcp.container.ClusterMaintenancePolicyMaintenanceExclusionExclusionOptionsArgs(
+                scope="NO_UPGRADES"))])
 
 
 def region_of(location: str) -> str:
@@ -85,6 +106,7 @@ class GkeCluster(pulumi.ComponentResource):
             remove_default_node_pool=True, initial_node_count=1,
             datapath_provider="ADVANCED_DATAPATH",  # Dataplane V2 enforces NetworkPolicies
             deletion_protection=False,
+            maintenance_policy=maintenance_policy(args.workshop_days),
             resource_labels={"app-kubernetes-io-part-of": "cd4ml"},
             opts=child)
         account_id = f"{args.name}-nodes"[:30]

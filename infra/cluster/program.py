@@ -33,7 +33,9 @@ def run() -> None:
 
         cloud = GkeCluster("gke", GkeClusterArgs(name=name, project=config.require("project"),
                                                  location=config.require("region"), machine_type=machine_type,
-                                                 node_count=node_count))
+                                                 node_count=node_count,
+                                                 workshop_days=tuple(d for d in (config.get("workshopDays") or "")
+                                                                     .split(",") if d)))
         pulumi.export(INGRESS_ADDRESS_OUTPUT, cloud.ingress_address)
     else:
         from infra.cluster.eks import EksCluster, EksClusterArgs

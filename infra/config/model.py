@@ -8,6 +8,7 @@ import difflib
 import enum
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -137,6 +138,13 @@ class StackConfig(BaseModel):
         description="Node machine type (GKE: e2-standard-4/8/16; EKS: m6i.xlarge/2xlarge/4xlarge); empty = the "
                     "provider's default. Must be in the kit's price table (infra/platform/sizing.py).",
     )
+    workshop_days: tuple[str, ...] = Field(
+        (),
+        alias="workshopDays",
+        description="GKE: the workshop's days (YYYY-MM-DD, within 30 days of each other); GKE upgrades no part of "
+                    "the cluster from the first day's start to the last day's end (UTC), though a cluster without "
+                    "a release channel is otherwise upgraded when GKE decides.",
+    )
     participants: int = Field(
         0,
         description="Workshop participants (0-100; 0 = a single-team platform). Each gets namespaces, an MLflow "
@@ -259,6 +267,26 @@ class StackConfig(BaseModel):
     @classmethod
     def _participants_in_range(cls, value: int) -> int:
         return _in_range(value, 0, MAX_PARTICIPANTS)
+
+    @field_validator("workshop_days", mode="before")
+    @classmethod
+    def _days_as_text(cls, value: Any) -> Any:
+        """An unquoted 2026-12-08 in a YAML stack file arrives as a date."""
+        return [str(day) for day in value] if isinstance(value, (list, tuple)) else value
+
+    @field_validator("workshop_days")
+    @classmethod
+    def _workshop_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import datetime
+
+        try:
+            days = sorted(datetime.date.fromisoformat(str(day)) for day in value)  # YAML may give dates
+        except ValueError:
+            raise ValueError("must be dates like 2026-12-08") from None
+        if days and (days[-1] - days[0]).days >= 30:
+            raise ValueError("spans 30 days or more: GKE keeps a cluster without a release channel from upgrades "
+                             "for at most 30 days")
+        return tuple(day.isoformat() for day in days)
 
     @field_validator("participant_names")
     @classmethod

@@ -92,6 +92,12 @@ def _cloud_problems(config: StackConfig) -> list[ConfigProblem]:
             problems.append(ConfigProblem(key="machineType", value=config.machine_type,
                                           problem=f"not in the kit's {provider.value} price table; allowed: "
                                                   + ", ".join(MACHINES[provider.value])))
+        if config.workshop_days and provider is not ClusterProvider.GKE:
+            problems.append(ConfigProblem(key="workshopDays", value=",".join(config.workshop_days),
+                                          problem="only used with clusterProvider gke (a maintenance exclusion)"))
+    elif config.workshop_days:
+        problems.append(ConfigProblem(key="workshopDays", value=",".join(config.workshop_days),
+                                      problem="only used with clusterProvider gke (a maintenance exclusion)"))
     elif config.machine_type or config.cloud_project:
         key = "machineType" if config.machine_type else "cloudProject"
         problems.append(ConfigProblem(key=key, value=config.machine_type or config.cloud_project,
