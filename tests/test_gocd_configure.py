@@ -87,6 +87,30 @@ def test_second_run_changes_nothing(gocd):
     assert all(user == ADMIN_USER for method, _, user in gocd.requests[-len(outcomes):])
 
 
+def test_a_repository_url_with_credentials_is_not_rewritten_on_every_run(gocd):
+    """GoCD answers a material URL for display, its password masked (UrlArgument.forDisplay): the kit
+    compares its own URL masked the same way, or each run would PUT the repository again."""
+    private = {"cd4ml:modelRepos": ["https://ci-bot:s3cret@git.example.com/team/churn-model.git"]}
+    configure(api_for(gocd), desired_of(private), health_timeout=5)
+    shown = gocd._represent("config_repos", gocd.items["config_repos"]["churn-model"])
+    assert shown["material"]["attributes"]["url"] == "https://ci-bot:******@git.example.com/team/churn-model.git"
+    writes = len(gocd.writes)
+    outcomes = configure(api_for(gocd), desired_of(private), health_timeout=5)
+    assert {o.action for o in outcomes} == {"unchanged"} and len(gocd.writes) == writes
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://git.example.com/a.git", "https://git.example.com/a.git"),
+    ("https://bot:pw@git.example.com/a.git", "https://bot:******@git.example.com/a.git"),
+    ("https://token@git.example.com/a.git", "https://******@git.example.com/a.git"),
+    ("ssh://token@git.example.com/a.git", "ssh://token@git.example.com/a.git"),
+])
+def test_urls_are_masked_as_gocd_shows_them(url, shown):
+    from infra.upstream.gocd import url_for_display
+
+    assert url_for_display(url) == shown
+
+
 def test_a_changed_stack_updates_only_what_changed(gocd):
     configure(api_for(gocd), desired_of(), health_timeout=5)
     before = len(gocd.writes)

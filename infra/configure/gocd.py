@@ -37,6 +37,7 @@ from infra.upstream.gocd import (
     SITE_URLS,
     SYSTEM_ADMINS,
     Collection,
+    url_for_display,
 )
 
 UPDATE_ATTEMPTS = 3
@@ -53,6 +54,15 @@ def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
             "Likely cause: the admin password in the gocd-admin Secret does not match the server's password "
             "file, or security was configured by someone else")
     return ApiError(f"GoCD answered {doing} with {answer.summary()}")
+
+
+def as_shown(collection: Collection, desired: dict[str, Any]) -> dict[str, Any]:
+    """`desired` as GoCD's API would show it back: a config repository's URL with its credentials masked."""
+    if collection is not CONFIG_REPOS or "@" not in desired.get("material", {}).get("attributes", {}).get("url", ""):
+        return desired
+    material = desired["material"]
+    attributes = {**material["attributes"], "url": url_for_display(material["attributes"]["url"])}
+    return {**desired, "material": {**material, "attributes": attributes}}
 
 
 def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], singleton: bool = False,
@@ -75,7 +85,7 @@ def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], single
             raise _refused(api, created, f"POST {collection.path} ({name})")
         if current.status != 200:
             raise _refused(api, current, f"GET {item}")
-        if covers(current.body, desired):
+        if covers(current.body, as_shown(collection, desired)):
             return Outcome(collection.what, name, "unchanged")
         etag = current.header("ETag")
         if not etag:

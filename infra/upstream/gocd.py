@@ -31,3 +31,29 @@ SYSTEM_ADMINS = Collection("system administrators", "/api/admin/security/system_
                            "application/vnd.go.cd.v2+json")
 HEALTH = Collection("server health", "/api/v1/health", "application/vnd.go.cd.v1+json")
 """Anonymous always: GoCD refuses credentials while its security is off."""
+
+MASKED = "******"
+
+
+def url_for_display(url: str) -> str:
+    """A material URL as GoCD's API shows it: a password, or a lone token, replaced by ******
+    (26.1.0 UrlArgument.forDisplay l.46-77, UrlUserInfo.maskedUserInfo l.74-88; GitMaterialRepresenter
+    answers `getUriForDisplay`). Comparing the kit's URL with what GoCD answers needs the same mask, or a
+    repository URL with credentials would be rewritten on every run."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.username and not parts.password:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not colon:  # a lone token, kept only for ssh URLs
+        masked = userinfo if parts.scheme in ("ssh", "svn+ssh") else MASKED
+    else:
+        masked = f"{user}:{MASKED}"
+    return urlunsplit(parts._replace(netloc=f"{masked}@{host}"))

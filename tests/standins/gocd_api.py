@@ -214,6 +214,8 @@ class GoCDApiStandIn(HttpStandIn):
             attributes = shown["material"]["attributes"]
             attributes.setdefault("name", None)
             attributes.setdefault("username", None)
+            # The URL for display (GitMaterialRepresenter l.28): user:password@ becomes user:******@.
+            attributes["url"] = re.sub(r"//([^/:@]+):[^/@]+@", r"//\1:******@", attributes["url"])
         return shown
 
     def _get(self, name: str, request: Request):

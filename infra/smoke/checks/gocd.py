@@ -12,7 +12,7 @@ from infra.platform.gocd import GoCDSettings
 from infra.platform.network import allow_to
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
-from infra.upstream.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, HEALTH
+from infra.upstream.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES, HEALTH, url_for_display
 
 INTERNAL_CONFIG_REPOS = "/api/internal/config_repos"
 """Where GoCD reports parse results of config repositories (an internal API of its UI, v4 shape)."""
@@ -111,7 +111,7 @@ def config_repositories(context: SmokeContext) -> str:
     present = {r.get("id"): r for r in listing.get("_embedded", {}).get("config_repos", [])}
     for repo in wanted:
         found = present.get(repo.id)
-        if found is None or found.get("material", {}).get("attributes", {}).get("url") != repo.url:
+        if found is None or found.get("material", {}).get("attributes", {}).get("url") != url_for_display(repo.url):
             raise CheckFailed(Diagnosis(
                 "gocd", f"GET {gocd.url}{INTERNAL_CONFIG_REPOS}", f"config repository {repo.id} for {repo.url}",
                 "missing" if found is None else f"it points at {found['material']['attributes'].get('url')}",
