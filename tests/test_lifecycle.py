@@ -272,12 +272,15 @@ def test_a_cloud_stack_creates_its_cluster_stack_sized_for_the_participants(tmp_
     monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
     config = load_config({"cd4ml:profile": "cluster", "cd4ml:participants": 30, "cd4ml:clusterProvider": "gke",
                           "cd4ml:cloudProject": "workshop-project", "cd4ml:cloudRegion": "europe-west1-b",
-                          "cd4ml:imageRegistry": "europe-docker.pkg.dev/workshop-project/cd4ml"})
+                          "cd4ml:imageRegistry": "europe-docker.pkg.dev/workshop-project/cd4ml",
+                          "cd4ml:workshopDays": ["2026-12-09", "2026-12-08"]})
     console = Console(record=True, width=200)
     assert lifecycle.ensure_cluster(tmp_path, config, console, stack_name="gke") == ""
     assert opened == [{"create": True, "work_dir": tmp_path / "cluster"}] and cluster.calls == ["up"]
+    # Always set, so a key removed from the stack file is removed from the cluster stack too.
     assert cluster.config == {"provider": "gke", "project": "workshop-project", "region": "europe-west1-b",
-                              "machineType": "e2-standard-8", "nodeCount": "3"}
+                              "machineType": "e2-standard-8", "nodeCount": "3",
+                              "workshopDays": "2026-12-08,2026-12-09"}
     printed = console.export_text()
     assert "3 × e2-standard-8 for 30 team(s)" in printed and "$0.90/hour" in printed
 
