@@ -36,7 +36,7 @@ def test_edges_keep_their_public_json_names():
     edge = next(e for e in document["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
     assert set(edge) == {"from", "from_namespace", "from_pods", "to", "to_namespace", "to_pods", "kind", "url",
                          "port", "pod_port", "credentials_secret", "delivered_by", "variables"}
-    assert edge["variables"] == {"MLFLOW_TRACKING_URI": edge["url"]}
+    assert edge["variables"] == {"MLFLOW_TRACKING_URI": edge["url"], "MLFLOW_TRACKING_URL": edge["url"]}
 
 
 def test_settings_are_typed_and_the_agents_environment_is_the_models():

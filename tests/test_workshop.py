@@ -4,6 +4,7 @@ group, MLflow experiment, Fluentd tag, logins and quota — and nothing of anybo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,82 @@ def test_a_participants_resources_wait_for_their_own_namespaces_not_all_of_them(
     counted = [r for r in monitor.registrations if r.type.startswith("kubernetes:")
                and r.type not in ("kubernetes:core/v1:Namespace", "kubernetes:yaml/v2:ConfigGroup")]
     assert counted and max(len(set(r.dependencies) & namespace_urns) for r in counted) == 1
+
+
+CD4ML_WORKSHOP = Path("/work/.mirror/ThoughtWorksInc+cd4ml-workshop/repo")
+"""The CD4ML workshop's repository, fetched on a development machine (never committed here)."""
+
+
+def _agent_env(platform, tenant_name: str, mlflow_url: str, password: str) -> dict[str, str]:
+    """What the tenant's elastic agents get from the plan (their profile's env), pointed at this server,
+    with the login the agents' Secret holds."""
+    settings = platform.services["gocd"].settings
+    (profile,) = [p for p in settings.agent_profiles.values() if p.tenant == tenant_name]
+    cluster_url = next(e for e in platform.wiring if e.provider.id == "mlflow").endpoint.url
+    env = {k: (mlflow_url if v == cluster_url else v) for k, v in profile.env.items()}
+    tenant = next(t for t in platform.tenants if t.name == tenant_name)
+    return {**env, "MLFLOW_TRACKING_USERNAME": tenant.pipeline_login, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+def test_two_participants_train_gate_and_run_the_workshops_own_tracking_each_in_their_own_experiment(
+        mlflow_server, unique_name, tmp_path):
+    """Issue #18's proof, against a real MLflow configured by the kit: each participant's example train and
+    gate, and the CD4ML workshop's unmodified `src/tracking.py`, run in exactly their agents' environment
+    and land in their own experiment; one participant using the other's experiment or model name is refused."""
+    import subprocess
+    import sys
+
+    ada, grace = unique_name("ada"), unique_name("grace")
+    logins = {ada: "ada-password-123", grace: "grace-password-456"}
+    config = {"cd4ml:participantNames": f"{ada},{grace}"}
+    mlflow_server.configure_like_the_kit(config, logins)
+    platform = build_platform(load_config(config), "local")
+    example = Path(__file__).resolve().parents[1] / "examples" / "model-repo"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "CD4ML_"))}
+
+    def run(env: dict[str, str], *command: str, cwd: Path = example) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *command], cwd=cwd, capture_output=True, text=True, timeout=300,
+                              env={**base, **env, "GO_PIPELINE_LABEL": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+
+    admin = JsonApi(mlflow_server.url, *MLFLOW_ADMIN)
+    for name in (ada, grace):
+        env = _agent_env(platform, name, mlflow_server.url, logins[name])
+        assert env["MLFLOW_EXPERIMENT_NAME"] == env["TENANT"] == name
+        assert env["MLFLOW_TRACKING_URL"] == env["MLFLOW_TRACKING_URI"] == mlflow_server.url
+        out = tmp_path / name
+        trained = run(env, "-m", "model.train", "--out", str(out))
+        assert trained.returncode == 0, trained.stdout + trained.stderr
+        record = json.loads((out / "model.json").read_text())
+        assert record["model_name"] == f"{name}-diabetes-regressor"
+        gated = run(env, "-m", "model.gate", "--model", str(out / "model.json"), "--min-r2", "0.1")
+        assert gated.returncode == 0, gated.stdout + gated.stderr
+        run_info = admin.call("GET", f"/api/2.0/mlflow/runs/get?run_id={record['run_id']}").body["run"]["info"]
+        experiment = admin.call("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}"
+                                ).body["experiment"]
+        assert run_info["experiment_id"] == experiment["experiment_id"]
+
+    # Ada naming Grace's experiment, or Grace's model, is refused by MLflow.
+    ada_env = _agent_env(platform, ada, mlflow_server.url, logins[ada])
+    for override in ({"CD4ML_EXPERIMENT": grace}, {"CD4ML_MODEL_NAME": f"{grace}-diabetes-regressor"}):
+        refused = run({**ada_env, **override}, "-m", "model.train", "--out", str(tmp_path / "refused"))
+        assert refused.returncode != 0 and "403" in refused.stdout + refused.stderr, override
+
+    if not (CD4ML_WORKSHOP / "HEAD").exists() and not CD4ML_WORKSHOP.exists():
+        pytest.skip("the CD4ML workshop's repository is not fetched here (ThoughtWorksInc/cd4ml-workshop): "
+                    "the example's half of the proof ran")
+    workshop = tmp_path / "cd4ml-workshop" / "src"
+    workshop.mkdir(parents=True)
+    source = subprocess.run(["git", "--git-dir", str(CD4ML_WORKSHOP), "show", "HEAD:src/tracking.py"],
+                            capture_output=True, text=True, check=True).stdout
+    (workshop / "tracking.py").write_text(source)
+    use = ("from tracking import track\n"
+           "with track() as t:\n    t.log_params({'model': 'decision-tree'})\n    t.log_metrics({'nwrmsle': 0.5})\n")
+    for name in (ada, grace):
+        env = _agent_env(platform, name, mlflow_server.url, logins[name])
+        result = run(env, "-c", use, cwd=workshop)
+        assert result.returncode == 0, result.stdout + result.stderr
+        experiment = admin.call("GET", f"/api/2.0/mlflow/experiments/get-by-name?experiment_name={name}"
+                                ).body["experiment"]
+        runs = admin.call("POST", "/api/2.0/mlflow/runs/search",
+                          body={"experiment_ids": [experiment["experiment_id"]]}).body["runs"]
+        assert any(r["data"].get("metrics") and r["data"]["metrics"][0]["key"] == "nwrmsle" for r in runs)

@@ -18,7 +18,7 @@ from infra.paths import CHARTS_DIR
 from infra.platform.context import BuildContext
 from infra.platform.kit_images import MODEL_RUNTIME
 from infra.platform.model import Endpoint, KitChart, Service, Stage
-from infra.platform.variables import client_variables
+from infra.platform.variables import CD4ML_TENANT, client_variables, tenant_variables
 
 NAME = "app-environments"
 CHART_DIR = CHARTS_DIR / NAME
@@ -84,11 +84,14 @@ def build(ctx: BuildContext) -> Service:
     for tenant in ctx.tenants:
         for env, namespace in tenant.environments:
             endpoints = {e.provider.id: e.endpoint for e in ctx.edges_from(tenant.app_node(env)) if e.endpoint}
+            variables: dict[str, str] = {**client_variables(endpoints), **{
+                k: v for k, v in tenant_variables(tenant).items() if k != CD4ML_TENANT}}
             environments.append({
                 "name": env,
                 "namespace": namespace,
                 "tenant": tenant.name,
-                "endpoints": client_variables(endpoints),
+                # CD4ML_TENANT comes from `tenant` in the chart; the rest of the tenant's names here.
+                "endpoints": variables,
                 "deployers": deployers_of.get(namespace, []),
             })
     values = {

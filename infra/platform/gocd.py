@@ -42,7 +42,12 @@ from infra.platform.model import (
     Workload,
 )
 from infra.platform.tenants import DEFAULT_PROFILE, DEFAULT_SERVICE_ACCOUNT, Tenant
-from infra.platform.variables import MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_USERNAME, client_variables
+from infra.platform.variables import (
+    MLFLOW_TRACKING_PASSWORD,
+    MLFLOW_TRACKING_USERNAME,
+    client_variables,
+    tenant_variables,
+)
 
 CHART = ChartPin(repo="https://gocd.github.io/helm-chart", chart="gocd", version="2.18.0")
 SERVER_IMAGE = Image(repository="gocd/gocd-server", tag="v26.1.0")
@@ -182,9 +187,8 @@ def agent_env(edges: tuple[WiringEdge, ...], ns: Namespaces, model_runtime: Imag
         by_namespace = {namespace: name for name, namespace in ns.apps}
         env += [{"name": f"CD4ML_NAMESPACE_{by_namespace[target].upper().replace('-', '_')}", "value": target}
                 for target in deploy_targets]
-    env += [{"name": "CD4ML_TENANT", "value": tenant.name},
-            {"name": "MLFLOW_EXPERIMENT_NAME", "value": tenant.experiment},
-            {"name": "CD4ML_ML_APP_CHART", "value": ML_APP_CHART_PATH},
+    env += [{"name": name, "value": value} for name, value in tenant_variables(tenant).items()]
+    env += [{"name": "CD4ML_ML_APP_CHART", "value": ML_APP_CHART_PATH},
             {"name": "CD4ML_MODEL_RUNTIME_REPOSITORY", "value": f"{model_runtime.registry}/{model_runtime.repository}"},
             {"name": "CD4ML_MODEL_RUNTIME_TAG", "value": model_runtime.tag}]
     return env

@@ -102,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     record = train(
         args.out,
-        experiment=os.environ.get("CD4ML_EXPERIMENT") or DEFAULT_EXPERIMENT,
-        model_name=os.environ.get("CD4ML_MODEL_NAME") or DEFAULT_MODEL_NAME,
+        # The tenant's own experiment and model names, which the platform gives its agents
+        # (MLFLOW_EXPERIMENT_NAME, CD4ML_MODEL_PREFIX); the pipeline may name others.
+        experiment=(os.environ.get("CD4ML_EXPERIMENT") or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+                    or DEFAULT_EXPERIMENT),
+        model_name=(os.environ.get("CD4ML_MODEL_NAME")
+                    or os.environ.get("CD4ML_MODEL_PREFIX", "") + DEFAULT_MODEL_NAME),
         pipeline_label=os.environ.get("GO_PIPELINE_LABEL") or None,
         alpha=args.alpha,
     )
