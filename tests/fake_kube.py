@@ -77,7 +77,6 @@ class FakeCluster:
         self.ship_container_logs = True
         self.tail_refresh_seconds = TAIL_REFRESH_SECONDS / 10
         """The kit's in_tail refresh_interval, on the fake's clock (a tenth of real time)."""
-        self.lost_container_logs: list[tuple[str, str]] = []
         self.configmaps = configmaps or {}
         self.namespace_dns: dict[str, dict[str, str]] = {}
         """Per-namespace overrides, e.g. a network policy that blocks one namespace's way to a service."""
@@ -149,8 +148,7 @@ class FakeCluster:
         the file appeared at worst (in_tail.rb l.286): a pod deleted before then is never read. Its
         lines are shipped as the kit's `cri` parser records them (the field CONTAINER_LOG_FIELD)."""
         if pod not in self.pods:
-            self.lost_container_logs.append(pod)
-            return
+            return  # deleted before the scan: its lines are never read
         url, auth = self.es_for_logs
         index = f"{LOG_INDEX_PREFIX}-{datetime.date.today():%Y.%m.%d}"
         lines = "".join(json.dumps({"index": {"_index": index}}) + "\n"

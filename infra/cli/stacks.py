@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
@@ -197,6 +197,16 @@ def kube_target(project: Path, stack_name: str, config: StackConfig | None = Non
     return KubeTarget(context=recorded.get("context") or configured)
 
 
+def _api_client(target: KubeTarget) -> Any:
+    """A Kubernetes API client for `target` alone, with the kubeconfig named now (the client fixes its
+    default location when it is imported)."""
+    from kubernetes import config as kube_config
+
+    return (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
+            if target.kubeconfig else kube_config.new_client_from_config(
+                config_file=os.environ.get("KUBECONFIG") or None, context=target.context))
+
+
 def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
     """Whether the cluster's API server is there: it answers GET /version (even with a refusal: a 401
     or 403 is a live server) within `timeout`, polled with backoff; and what was seen last. Only a
@@ -204,7 +214,6 @@ def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
     longer has (kind removes it with the cluster) — counts as gone; anything else stops, since `down`
     drops a gone cluster's resources from the state."""
     from kubernetes import client
-    from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
     from urllib3.exceptions import HTTPError
 
@@ -214,10 +223,7 @@ def cluster_answers(target: KubeTarget, timeout: float) -> tuple[bool, str]:
 
     def look() -> Observation[str]:
         try:
-            # The kubeconfig named now (the client fixes its default location when it is imported).
-            api = (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
-                   if target.kubeconfig else kube_config.new_client_from_config(
-                       config_file=os.environ.get("KUBECONFIG") or None, context=target.context))
+            api = _api_client(target)
         except ConfigException as failure:
             if "not found" in str(failure) or "Invalid kube-config" in str(failure):
                 return Observation(False, seen=f"no such cluster in the kubeconfig: {failure}")
@@ -260,12 +266,8 @@ def platform_volumes(target: KubeTarget, namespace_prefix: str) -> list[str]:
     disk is deleted by its CSI driver after its claim, so deleting the cluster before they are gone
     leaves the disks behind, billed."""
     from kubernetes import client
-    from kubernetes import config as kube_config
 
-    api = (kube_config.new_client_from_config_dict(target.kubeconfig, context=target.context)
-           if target.kubeconfig else kube_config.new_client_from_config(
-               config_file=os.environ.get("KUBECONFIG") or None, context=target.context))
-    with api:
+    with _api_client(target) as api:
         volumes = client.CoreV1Api(api).list_persistent_volume(_request_timeout=10).items
     left = []
     for volume in volumes:

@@ -58,7 +58,7 @@ def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
 
 def as_shown(collection: Collection, desired: dict[str, Any]) -> dict[str, Any]:
     """`desired` as GoCD's API would show it back: a config repository's URL with its credentials masked."""
-    if collection is not CONFIG_REPOS or "@" not in desired.get("material", {}).get("attributes", {}).get("url", ""):
+    if collection is not CONFIG_REPOS:
         return desired
     material = desired["material"]
     attributes = {**material["attributes"], "url": url_for_display(material["attributes"]["url"])}

@@ -7,7 +7,7 @@ bulk request, a 403 on each item with `"errors": true`. It is not Elasticsearch'
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 BUILT_IN_ROLES = {
     "superuser": {"cluster": ["all"], "indices": [{"names": ["*"], "privileges": ["all"]}]},
@@ -43,8 +43,6 @@ class Security:
     role_definitions: dict[str, dict]
     """Role name -> {cluster: [...], indices: [{names, privileges}]} (the roles.yml the kit writes)."""
     user_roles: dict[str, tuple[str, ...]]
-    denied: list[str] = field(default_factory=list)
-    """What was refused, as Elasticsearch's reason says it."""
 
     def _roles(self, user: str) -> list[dict]:
         return [(BUILT_IN_ROLES | self.role_definitions).get(name, {}) for name in self.user_roles.get(user, ())]
@@ -65,5 +63,4 @@ class Security:
     def refusal(self, user: str, action: str) -> tuple[int, dict]:
         reason = (f"action [{action}] is unauthorized for user [{user}] with effective roles "
                   f"[{','.join(self.user_roles.get(user, ()))}]")
-        self.denied.append(reason)
         return 403, {"error": {"type": "security_exception", "reason": reason}, "status": 403}
