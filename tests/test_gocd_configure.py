@@ -152,6 +152,20 @@ def test_created_meanwhile_by_someone_else_is_updated_not_duplicated(gocd):
     assert gocd.items["config_repos"]["churn-model"]["material"]["attributes"]["branch"] == "main"
 
 
+def test_a_refused_create_is_reported_not_taken_for_someone_elses(gocd):
+    """GoCD's 422 for an elastic profile naming no cluster profile also says "exists" (ElasticProfileControllerV2
+    l.216): it is a refusal to report at once, not a create race to retry and blame on another run."""
+    from infra.configure.gocd import ensure
+    from infra.upstream.gocd import ELASTIC_PROFILES
+
+    profile = {"id": "orphan", "plugin_id": "cd.go.contrib.elasticagent.kubernetes", "cluster_profile_id": "none",
+               "properties": []}
+    with pytest.raises(ApiError, match="No Cluster Profile exists") as refused:
+        ensure(api_for(gocd), ELASTIC_PROFILES, profile)
+    assert "another configure run" not in str(refused.value)
+    assert [p for m, p, _ in gocd.requests if m == "POST"] == ["/go/api/elastic/profiles"]  # asked once
+
+
 def test_wrong_password_once_security_is_on_names_the_user_and_the_secret(gocd):
     configure(api_for(gocd), desired_of(), health_timeout=5)
     with pytest.raises(Unauthorized) as refused:

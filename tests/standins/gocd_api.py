@@ -237,6 +237,11 @@ class GoCDApiStandIn(HttpStandIn):
             entity = ENTITY_NAMES[name]
             return 422, {"message": f"Failed to add {entity} '{item_id}'. Another {entity} with the same name "
                                     "already exists.", "data": body}
+        # After the id: an elastic profile must name an existing cluster profile (ElasticProfileControllerV2
+        # l.131-133, l.211-220; haltBecauseOfReason is a 422, HaltApiResponses l.121-123).
+        if name == "elastic_profiles" and body.get("cluster_profile_id") not in self.items["cluster_profiles"]:
+            return 422, {"message": "No Cluster Profile exists with the specified cluster_profile_id "
+                                    f"'{body.get('cluster_profile_id')}'."}
         self.items[name][item_id] = body
         self.writes.append(("POST", f"{COLLECTIONS[name][0]}/{item_id}"))
         return 200, self._represent(name, body), {"ETag": etag_of(body)}
