@@ -46,6 +46,12 @@ $(TOOLS)/%/.installed: tests/tools/%.txt
 	$(TOOLS)/$*/bin/python -m pip install --quiet -r $<
 	@touch $@
 
+# Headless Chromium shows the handout pages as a person sees them (tests/test_handout_page.py): Debian's
+# package, installed once (as root, or with sudo).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'
+
 up: $(BIN)/cd4ml
 	$(BIN)/cd4ml up --stack $(STACK)
 
@@ -60,7 +66,7 @@ lint: $(TEST_VENV)/.test-deps
 # Two workers, each test file whole on one (its module fixtures, e.g. a fault matrix run ahead, start once);
 # each worker starts its own session MLflow. TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
-test: lint $(TEST_VENV)/.test-deps $(TOOLS)/checkov/.installed $(TOOLS)/nca/.installed
+test: lint $(TEST_VENV)/.test-deps $(TOOLS)/checkov/.installed $(TOOLS)/nca/.installed $(CHROMIUM)
 	CD4ML_TOOLS=$(TOOLS) CD4ML_REQUIRE_TOOLS=1 $(TEST_BIN)/python -m pytest -m "not envtest" -n $(TEST_WORKERS) --dist loadfile
 
 plan: $(BIN)/cd4ml

@@ -1,4 +1,5 @@
-"""Handouts: one page per participant (Markdown and printable HTML) and a facilitator summary.
+"""Handouts: one page per participant (Markdown, and HTML rendered from it: one file each and one to
+print them all, a participant per printed page) and a facilitator summary.
 
 Built from the platform model: its tenants (as `platform.json` shows them), the access table and each
 tenant's GoCD agent environment, so a page never names a URL, namespace or variable the platform does
@@ -14,16 +15,22 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
+
+from markdown_it import MarkdownIt
 
 from infra.document import TenantEntry
 from infra.platform.access import browser_url
 from infra.platform.gocd import GoCDSettings
 from infra.platform.model import Platform
 
+ALL_PAGES = "all-participants.html"
+"""Every participant's page in one file, one printed page each: what a facilitator prints."""
 PASSWORD_PLACEHOLDER = "(not deployed yet: run `cd4ml up`, then `cd4ml handout` again)"
 SUMMARY_COLUMNS = ("participant", "login", "staging_namespace", "production_namespace", "mlflow_experiment",
                    "gocd_pipeline_group", "fluentd_tag", "index_pattern")
-SHOWN_VARIABLES = ("CD4ML_TENANT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "FLUENTD_HOST", "FLUENTD_PORT")
+SHOWN_VARIABLES = ("CD4ML_TENANT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "CD4ML_MODEL_PREFIX", "FLUENTD_HOST",
+                   "FLUENTD_PORT")
 """The agent variables worth knowing (plus each environment's CD4ML_NAMESPACE_<ENV>)."""
 
 
@@ -57,10 +64,15 @@ def handout_envs(platform: Platform) -> dict[str, dict[str, str]]:
             for profile in gocd.settings.agent_profiles.values()}
 
 
+def _link(url: str) -> str:
+    """A CommonMark autolink, so the page's addresses are links; anything else as it is."""
+    return f"<{url}>" if url.startswith(("https://", "http://")) else url
+
+
 def page_markdown(tenant: TenantEntry, links: Links, password: str | None, env: Mapping[str, str]) -> str:
     name = tenant.name
     urls = tenant.model_urls  # published through the ingress controller (cloud stacks)
-    namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {urls[env_name]}" if env_name in urls else "")
+    namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {_link(urls[env_name])}" if env_name in urls else "")
                            for env_name, namespace in tenant.namespaces.items())
     variables = "\n".join(f"    {key}={value}" for key, value in env.items())
     for_what = ("GoCD, Kibana, Grafana, MLflow and your model service" if urls
@@ -71,10 +83,10 @@ Your login ({for_what}): **{tenant.login}** / **{password or PASSWORD_PLACEHOLDE
 
 | tool | where | what is yours |
 |---|---|---|
-| GoCD | {links.gocd} | pipeline group `{tenant.gocd_pipeline_group}`, agents `{tenant.gocd_elastic_profile}` |
-| MLflow | {links.mlflow} | experiment `{tenant.mlflow_experiment}` |
-| Kibana | {links.kibana} | your predictions: index pattern `{tenant.index_pattern}` |
-| Grafana | {links.grafana} | dashboard *CD4ML: model monitoring*, participant `{name}` |
+| GoCD | {_link(links.gocd)} | pipeline group `{tenant.gocd_pipeline_group}`, agents `{tenant.gocd_elastic_profile}` |
+| MLflow | {_link(links.mlflow)} | experiment `{tenant.mlflow_experiment}` |
+| Kibana | {_link(links.kibana)} | your predictions: index pattern `{tenant.index_pattern}` |
+| Grafana | {_link(links.grafana)} | dashboard *CD4ML: model monitoring*, participant `{name}` |
 
 Your model service is deployed into:
 {namespaces}
@@ -90,26 +102,63 @@ Your pipeline's jobs run with (the platform sets these; nothing to configure):
 2. Open GoCD, log in as `{tenant.login}`, and watch your pipeline test, train (a run appears in MLflow
    experiment `{tenant.mlflow_experiment}`), pass the gate and deploy to staging.
 3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant.fluentd_tag}`)
-   and on the Grafana dashboard; then change the model, push, and compare the versions.
+   and on the Grafana dashboard; then change the model, push, and compare the versions.{_calling(tenant)}
 """
 
 
-def page_html(markdown_text: str, title: str) -> str:
-    """A printable page: the Markdown shown as preformatted text, one page per participant."""
-    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>\n"
-            "<style>body{font-family:sans-serif;margin:2cm}pre{white-space:pre-wrap;font-size:11pt}"
-            "@media print{body{margin:1cm}}</style></head>\n"
-            f"<body><pre>{html.escape(markdown_text)}</pre></body></html>\n")
+def _calling(tenant: TenantEntry) -> str:
+    """How a participant reaches their own model service from their laptop (published stacks only)."""
+    first = next(iter(tenant.model_urls.values()), None)
+    if not first:
+        return ""
+    return (f"\n\nFrom your laptop, with your login: `curl -u {tenant.login} {first}/version`, and "
+            f"`POST {first}/predict` with `{{\"features\": {{...}}}}`.")
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+"""CommonMark with tables; raw HTML in the text is shown as text, never interpreted."""
+
+_DOCUMENT = Template("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>$title</title>
+<style>
+body { font-family: system-ui, sans-serif; font-size: 11pt; line-height: 1.4; margin: 1.5cm; color: #111 }
+article { max-width: 18cm }
+article + article { border-top: 1px dashed #999; margin-top: 2em; padding-top: 1em }
+table { border-collapse: collapse; margin: 0.5em 0 }
+th, td { border: 1px solid #999; padding: 0.25em 0.5em; text-align: left; vertical-align: top }
+code, pre { font-family: ui-monospace, monospace; font-size: 10pt }
+pre { background: #f4f4f4; padding: 0.5em; white-space: pre-wrap }
+a { color: #0645ad; overflow-wrap: anywhere }
+@media print {
+  body { margin: 0 }
+  article { break-after: page }
+  article + article { border: 0; margin: 0; padding: 0 }
+}
+</style></head>
+<body>
+$articles
+</body></html>
+""")
+
+
+def page_html(markdown_texts: Sequence[str], title: str) -> str:
+    """A printable HTML document: each Markdown page rendered (markdown-it-py) into its own article,
+    one printed page each."""
+    articles = "\n".join(f"<article>\n{_MARKDOWN.render(text)}</article>" for text in markdown_texts)
+    return _DOCUMENT.substitute(title=html.escape(title), articles=articles)
 
 
 def write_handouts(tenants: Sequence[TenantEntry], links: Links, passwords: Mapping[str, str] | None,
                    envs: Mapping[str, Mapping[str, str]], out_dir: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
+    pages = []
     for tenant in tenants:
         password = (passwords or {}).get(tenant.name)
         text = page_markdown(tenant, links, password, envs.get(tenant.name, {}))
+        pages.append(text)
         (out_dir / f"{tenant.name}.md").write_text(text)
-        (out_dir / f"{tenant.name}.html").write_text(page_html(text, f"CD4ML workshop: {tenant.name}"))
+        (out_dir / f"{tenant.name}.html").write_text(page_html([text], f"CD4ML workshop: {tenant.name}"))
+    (out_dir / ALL_PAGES).write_text(page_html(pages, f"CD4ML workshop: {len(pages)} participants"))
     with (out_dir / "facilitator-summary.csv").open("w", newline="") as summary:
         writer = csv.writer(summary)
         writer.writerow(SUMMARY_COLUMNS)

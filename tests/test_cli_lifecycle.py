@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from pulumi import automation as auto
+from stack_settings import set_options
 from test_lifecycle import FakeRun, FakeWorkspace
 from typer.testing import CliRunner
 
@@ -107,7 +108,7 @@ def test_up_runs_the_kits_policy_pack_with_the_stacks_profile(fake_stack):
     [pack] = fake_stack.up_kwargs["policy_packs"]
     assert Path(pack) == tools.POLICY_PACK_DIR and (Path(pack) / "PulumiPolicy.yaml").is_file()
     [config_file] = fake_stack.up_kwargs["policy_pack_configs"]
-    assert json.loads(Path(config_file).read_text()) == pack_config("cluster")
+    assert json.loads(Path(config_file).read_text()) == pack_config("cluster", ("traefik",))
 
 
 def test_up_reports_drift_without_failing(fake_stack):
@@ -226,14 +227,14 @@ def test_handout_offline_writes_a_hundred_pages_with_placeholders(tmp_path, monk
 
     monkeypatch.setattr(stacks, "stack_outputs", not_deployed)
     out = tmp_path / "handouts"
-    result = runner.invoke(app, ["handout", "--set", "participants=100", "--out", str(out)])
+    result = runner.invoke(app, ["handout", "--stack", "workshop", "--set", "participants=100", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "pages written with a placeholder" in result.output
     assert len(list(out.glob("*.md"))) == 100 and len(list(out.glob("*.html"))) == 100
     page = (out / "p042.md").read_text()
     assert "**p042** / **(not deployed yet: run `cd4ml up`" in page
     assert "cd4ml-p042-staging" in page and "MLFLOW_EXPERIMENT_NAME=p042" in page and "p042.prediction" in page
-    assert "http://localhost:8153/go" in page
+    assert "https://gocd.workshop.example.com/go" in page
     with (out / "facilitator-summary.csv").open() as summary:
         rows = list(csv.DictReader(summary))
     assert len(rows) == 100 and rows[99]["participant"] == "p100" and "password" not in rows[0]
@@ -243,7 +244,7 @@ def test_handout_with_a_deployed_stack_puts_passwords_on_pages_only(tmp_path, mo
     passwords = {"alice": "s3cret-alice-pw", "bob": "s3cret-bob-pw"}
     monkeypatch.setattr(stacks, "stack_outputs", lambda *args: {"participant_passwords": passwords})
     out = tmp_path / "handouts"
-    result = runner.invoke(app, ["handout", "--set", "participantNames=alice,bob", "--out", str(out)])
+    result = runner.invoke(app, ["handout", *set_options(participantNames="alice,bob"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "**alice** / **s3cret-alice-pw**" in (out / "alice.md").read_text()
     assert "s3cret-bob-pw" in (out / "bob.html").read_text()
@@ -430,7 +431,7 @@ def test_no_command_prints_a_generated_secret(fake_stack, monkeypatch, tmp_path,
         on_output("    participant_passwords: [secret]"), up_result)[1])
     monkeypatch.setattr(stacks, "stack_outputs", lambda *args: outputs)
     printed = [runner.invoke(app, ["up", "--verbose"]), runner.invoke(app, ["status"]),
-               runner.invoke(app, ["handout", "--set", "participantNames=alice,bob", "--out", str(tmp_path)])]
+               runner.invoke(app, ["handout", *set_options(participantNames="alice,bob"), "--out", str(tmp_path)])]
     assert [r.exit_code for r in printed] == [0, 0, 0], [r.output for r in printed]
     assert "participant_passwords: [secret]" in printed[0].output  # the verbose engine lines did print
     assert "*.workshop.example.com A 203.0.113.7" in printed[1].output  # and status read these outputs

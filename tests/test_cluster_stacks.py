@@ -11,6 +11,7 @@ import pulumi
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 from pulumi_harness import run_program, unsecret
+from stack_settings import workshop
 
 from infra.cluster import KUBERNETES_VERSION
 from infra.config import ConfigError, load_config
@@ -145,7 +146,7 @@ def workshop_of():
     """`workshop_of(n)`: the model of a cluster-profile workshop of n (a second of building at 100),
     built once per n for the tests here, which only read it."""
     return functools.cache(lambda participants: build_platform(
-        load_config({"cd4ml:profile": "cluster", "cd4ml:participants": participants}), "w"))
+        load_config(workshop(participants=participants)), "w"))
 
 
 @pytest.mark.parametrize("participants, gke_nodes, eks_nodes", [(1, 2, 2), (30, 3, 3), (100, 9, 9)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stack_settings import workshop
 
 from infra.config import (
     CONFIG_KEYS,
@@ -60,6 +61,9 @@ BAD_INPUTS = [
     ("bad-email", {"cd4ml:acmeEmail": "nobody"}, "acmeEmail", "e-mail address"),
     ("gke-without-project", {"cd4ml:profile": "cluster", "cd4ml:clusterProvider": "gke",
                              "cd4ml:cloudRegion": "europe-west1-b"}, "cloudProject", "GCP project"),
+    ("workshop-on-port-forward", {"cd4ml:participants": 3}, "exposure", "no address they can open"),
+    ("workshop-on-node-ports", {"cd4ml:profile": "cluster", "cd4ml:exposure": "node-port", "cd4ml:participants": 3},
+     "exposure", "no address they can open"),
     ("participant-name-prefix", {"cd4ml:participantNames": ["ann", "ann-b"]}, "participantNames",
      "another's followed by '-'"),
     ("workshop-days-too-long", {"cd4ml:profile": "cluster", "cd4ml:clusterProvider": "gke", "cd4ml:cloudProject": "p",
@@ -127,12 +131,12 @@ def test_provider_keys_are_left_to_their_providers():
 
 
 def test_participants_by_count_or_by_name():
-    assert load_config({"cd4ml:participants": 10}).participant_list[:2] == ("p01", "p02")
-    assert load_config({"cd4ml:participants": 100}).participant_list[-1] == "p100"
-    assert load_config({"cd4ml:participantNames": "alice,bob"}).participant_list == ("alice", "bob")
+    assert load_config(workshop(participants=10)).participant_list[:2] == ("p01", "p02")
+    assert load_config(workshop(participants=100)).participant_list[-1] == "p100"
+    assert load_config(workshop(participantNames="alice,bob")).participant_list == ("alice", "bob")
     assert load_config({}).participant_list == ()
     with pytest.raises(ConfigError, match="participants = 3: participantNames lists 2 names"):
-        load_config({"cd4ml:participantNames": "alice,bob", "cd4ml:participants": 3})
+        load_config(workshop(participantNames="alice,bob", participants=3))
     with pytest.raises(ConfigError, match="'Alice' is not a DNS label"):
         load_config({"cd4ml:participantNames": "Alice"})
     with pytest.raises(ConfigError, match="'cd4ml' is reserved"):

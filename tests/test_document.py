@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from stack_settings import workshop
 
 from infra.config import load_config
 from infra.document import PlatformDocument
@@ -16,7 +17,7 @@ from infra.platform.mlflow import MLflowSettings
 
 STACKS = {
     "local": {},
-    "workshop": {"cd4ml:participants": 3, "cd4ml:profile": "cluster"},
+    "workshop": workshop(participants=3),
     "ingress": {"cd4ml:profile": "cluster", "cd4ml:participants": 2, "cd4ml:exposure": "ingress",
                 "cd4ml:domain": "w.example.com", "cd4ml:tlsIssuer": "self-signed"},
     "gocd-only": {"cd4ml:services": "gocd"},

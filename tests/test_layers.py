@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from kube_objects import pick
+from stack_settings import workshop
 
 
 @pytest.mark.parametrize("module", ["infra.platform.build", "infra.document", "infra.plan", "infra.handout",
@@ -37,7 +38,7 @@ def _configure_jobs():
     from infra.config import load_config
     from infra.platform.build import build_platform
 
-    platform = build_platform(load_config({"cd4ml:participants": 1}), "local")  # workshop mode: every Job
+    platform = build_platform(load_config(workshop(participants=1)), "local")  # workshop mode: every Job
     return [(pick(part.objects, "ConfigMap", job["metadata"]["name"]), job)
             for part in platform.parts for job in part.objects
             if job["kind"] == "Job" and "-configure-" in job["metadata"]["name"]]

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from rich.console import Console
+from stack_settings import PUBLISHED
 from typer.testing import CliRunner
 
 from infra.cli import errors, images, lifecycle, stacks, tools
@@ -270,7 +271,7 @@ def test_a_cloud_stack_creates_its_cluster_stack_sized_for_the_participants(tmp_
     cluster = FakeClusterStack()
     opened = []
     monkeypatch.setattr(stacks, "open_stack", lambda *args, **kwargs: opened.append(kwargs) or cluster)
-    config = load_config({"cd4ml:profile": "cluster", "cd4ml:participants": 30, "cd4ml:clusterProvider": "gke",
+    config = load_config({**PUBLISHED, "cd4ml:participants": 30, "cd4ml:clusterProvider": "gke",
                           "cd4ml:cloudProject": "workshop-project", "cd4ml:cloudRegion": "europe-west1-b",
                           "cd4ml:imageRegistry": "europe-docker.pkg.dev/workshop-project/cd4ml",
                           "cd4ml:workshopDays": ["2026-12-09", "2026-12-08"]})

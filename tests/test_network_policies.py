@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stack_settings import workshop as workshop_settings
 from tools import tool
 
 from infra.config import load_config
@@ -46,7 +47,7 @@ def local(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def workshop(tmp_path_factory):
-    return plan(tmp_path_factory, {"cd4ml:participants": 3, "cd4ml:profile": "cluster"}, "workshop")
+    return plan(tmp_path_factory, workshop_settings(participants=3), "workshop")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_deploy_edges_go_through_the_api_server_egress(local):
 
 
 def test_removing_an_edge_removes_exactly_its_rules():
-    config = load_config({"cd4ml:participants": 2})
+    config = load_config(workshop_settings(participants=2))
     platform = build_platform(config, "workshop")
     dropped = next(e for e in platform.wiring if e.consumer.id == "gocd-agents:p01" and e.provider.id == "mlflow")
     kept = tuple(e for e in platform.wiring if e is not dropped)

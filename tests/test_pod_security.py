@@ -8,13 +8,14 @@ from __future__ import annotations
 import pytest
 import yaml
 from pod_security import pod_spec, violations
+from stack_settings import workshop
 
 from infra.config import load_config
 from infra.plan import write_plan
 from infra.platform.build import build_platform
 
 
-@pytest.fixture(scope="module", params=[{}, {"cd4ml:participants": 2, "cd4ml:profile": "cluster"},
+@pytest.fixture(scope="module", params=[{}, workshop(participants=2),
                                         {"cd4ml:profile": "cluster", "cd4ml:exposure": "ingress",
                                          "cd4ml:domain": "w.example.com", "cd4ml:tlsIssuer": "self-signed"}],
                 ids=["local", "workshop", "ingress"])

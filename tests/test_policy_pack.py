@@ -20,6 +20,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from stack_settings import workshop
 
 from infra.policies import PACK_NAME, POLICIES, pack_config
 
@@ -147,7 +148,7 @@ def registered_resources(monitor) -> list[tuple[str, dict]]:
     return resources
 
 
-@pytest.mark.parametrize("config", [{}, {"cd4ml:participants": 2, "cd4ml:profile": "cluster"},
+@pytest.mark.parametrize("config", [{}, workshop(participants=2),
                                     {"cd4ml:exposure": "node-port"},
                                     {"cd4ml:profile": "cluster", "cd4ml:participants": 2, "cd4ml:exposure": "ingress",
                                      "cd4ml:domain": "w.example.com", "cd4ml:tlsIssuer": "self-signed"}],

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi_harness import run_program, unsecret
+from stack_settings import workshop
 
 from infra.config import load_config
 from infra.plan import write_plan
@@ -50,7 +51,7 @@ def contains_generated(value: Any) -> bool:
 
 
 def test_every_generated_value_travels_as_a_secret():
-    for config in ({}, {"cd4ml:participants": 3}):
+    for config in ({}, workshop(participants=3)):
         monitor = run_program(config)
         carrying = [r for r in monitor.registrations if r.type != "random:index/randomPassword:RandomPassword"
                     and contains_generated(r.inputs)]
@@ -62,7 +63,7 @@ def test_every_generated_value_travels_as_a_secret():
 
 
 def test_the_plan_names_generated_keys_and_holds_no_value(tmp_path):
-    platform = build_platform(load_config({"cd4ml:participants": 3}), "workshop")
+    platform = build_platform(load_config(workshop(participants=3)), "workshop")
     write_plan(platform, tmp_path)
     text = "\n".join(p.read_text() for p in Path(tmp_path).rglob("*") if p.is_file())
     assert not any(m in text for m in MOCK_VALUE_MARKERS)

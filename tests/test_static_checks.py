@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stack_settings import workshop
 from tools import tool
 
 from infra.config import load_config
@@ -22,7 +23,7 @@ from infra.plan import write_plan
 from infra.platform.build import build_platform
 
 ALLOWLIST = yaml.safe_load((Path(__file__).parent / "checkov-allowlist.yaml").read_text())
-STACKS = {"local": {}, "workshop": {"cd4ml:participants": 3, "cd4ml:profile": "cluster"},
+STACKS = {"local": {}, "workshop": workshop(participants=3),
           "node-port": {"cd4ml:exposure": "node-port"},
           "ingress": {"cd4ml:profile": "cluster", "cd4ml:participants": 2, "cd4ml:exposure": "ingress",
                       "cd4ml:domain": "w.example.com", "cd4ml:tlsIssuer": "self-signed"}}

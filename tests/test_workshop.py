@@ -13,6 +13,7 @@ from gocd_api import GoCDApiStandIn
 from kube_objects import configure_desired, configure_objects, pick
 from pulumi_harness import run_program, unsecret
 from smoke_fixtures import MLFLOW_ADMIN
+from stack_settings import workshop as workshop_settings
 from typer.testing import CliRunner
 
 from infra.cli.main import app
@@ -98,8 +99,8 @@ def test_each_participant_reads_only_their_own_events(hundred):
 
 
 def test_names_instead_of_numbers_and_model_repos_per_participant():
-    platform = build_platform(load_config({"cd4ml:participantNames": "alice,bob", "cd4ml:modelRepos": [
-        "https://git.example.com/workshop/{participant}-model.git", "https://git.example.com/shared/demo.git"]}),
+    platform = build_platform(load_config(workshop_settings(participantNames="alice,bob", modelRepos=[
+        "https://git.example.com/workshop/{participant}-model.git", "https://git.example.com/shared/demo.git"])),
         "local")
     desired = configure_desired(platform.services["gocd"])
     repos = {r["id"]: r for r in desired["config_repos"]}
@@ -111,7 +112,7 @@ def test_names_instead_of_numbers_and_model_repos_per_participant():
 
 
 def test_one_password_per_participant_reaches_gocd_and_elasticsearch_as_secrets():
-    monitor = run_program({"cd4ml:participants": 2})
+    monitor = run_program(workshop_settings(participants=2))
     secrets = {}
     for r in monitor.registrations:
         if r.type == "kubernetes:core/v1:Secret":
@@ -127,7 +128,7 @@ def test_one_password_per_participant_reaches_gocd_and_elasticsearch_as_secrets(
 
 
 def test_gocd_configure_creates_each_participants_group(tmp_path):
-    platform = build_platform(load_config({"cd4ml:participants": 3}), "local")
+    platform = build_platform(load_config(workshop_settings(participants=3)), "local")
     desired = configure_desired(platform.services["gocd"])
     gocd = GoCDApiStandIn(users={"cd4ml-admin": "pw"}).start()
     try:
@@ -150,7 +151,7 @@ def test_mlflow_logins_and_experiments_per_participant_against_a_real_server(mlf
     server = mlflow_server
     ada, grace, alan = (unique_name(name) for name in ("ada", "grace", "alan"))
     logins = {ada: "ada-password-1", grace: "grace-password-2", alan: "alan-password-3"}
-    config = {"cd4ml:participantNames": f"{ada},{grace},{alan}"}
+    config = workshop_settings(participantNames=f"{ada},{grace},{alan}")
     first = server.configure_like_the_kit(config, logins)
     assert [(o.what, o.id, o.action) for o in first][:3] == [
         ("user", ada, "created"), ("experiment", ada, "created"), ("permission", f"{ada} on {ada}", "created")]
@@ -187,8 +188,7 @@ def test_a_long_prefix_that_would_break_namespace_names_is_refused():
     from infra.config import ConfigError
 
     with pytest.raises(ConfigError, match="namespacePrefix .* would exceed 63 characters"):
-        load_config({"cd4ml:namespacePrefix": "x" * 40, "cd4ml:participantNames": "a" * 20,
-                     "cd4ml:appEnvironments": ["e" * 20]})
+        load_config(workshop_settings(namespacePrefix="x" * 40, participantNames="a" * 20, appEnvironments=["e" * 20]))
 
 
 def test_the_workshop_stack_gives_every_participant_their_own_config_repo(hundred):
@@ -206,7 +206,7 @@ def test_grafana_logins_per_participant_from_the_mounted_secret(tmp_path):
     from infra.configure import grafana as configure_grafana
     from infra.configure.api import ApiError
 
-    platform = build_platform(load_config({"cd4ml:participantNames": "ada,grace"}), "local")
+    platform = build_platform(load_config(workshop_settings(participantNames="ada,grace")), "local")
     grafana_service = platform.services["grafana"]
     config_map, job = configure_objects(grafana_service)
     desired = json.loads(config_map["data"]["desired.json"])
@@ -243,7 +243,7 @@ def test_a_participants_resources_wait_for_their_own_namespaces_not_all_of_them(
     17 MB after 1,600 resources, most of the time going to writing it)."""
     from pulumi_harness import run_program
 
-    monitor = run_program({"cd4ml:participants": 20})
+    monitor = run_program(workshop_settings(participants=20))
     namespace_urns = {r.urn for r in monitor.registrations if r.type == "kubernetes:core/v1:Namespace"}
     assert len(namespace_urns) > 40
     # One ConfigGroup per part holds objects in many namespaces (the policies of all of them): one
@@ -278,7 +278,7 @@ def test_two_participants_train_gate_and_run_the_workshops_own_tracking_each_in_
 
     ada, grace = unique_name("ada"), unique_name("grace")
     logins = {ada: "ada-password-123", grace: "grace-password-456"}
-    config = {"cd4ml:participantNames": f"{ada},{grace}"}
+    config = workshop_settings(participantNames=f"{ada},{grace}")
     mlflow_server.configure_like_the_kit(config, logins)
     platform = build_platform(load_config(config), "local")
     example = Path(__file__).resolve().parents[1] / "examples" / "model-repo"

@@ -125,17 +125,23 @@ class ServiceComponent(pulumi.ComponentResource):
         previous: list[pulumi.Resource] = waits_for + secrets
         for index, stage in enumerate(service.stages):
             objects = [manifest for at, manifest in staged if at == index]
-            where = [m.get("metadata", {}).get("namespace", "") for m in objects]
-            where += [r.namespace for r in stage.releases]
-            stage_opts = pulumi.ResourceOptions(parent=self, depends_on=[*previous, *placed(*where)])
+
+            def stage_opts(*where: str, after: list[pulumi.Resource] = previous) -> pulumi.ResourceOptions:
+                """After the previous stage, and in the namespaces it is placed in: one resource per object
+                waits for its own (a workshop's Middlewares would otherwise each wait for all 200)."""
+                return pulumi.ResourceOptions(parent=self, depends_on=[*after, *placed(*where)])
+
             created: list[pulumi.Resource] = []
             builtin = [m for m in objects if (m["apiVersion"], m["kind"]) not in CUSTOM_KINDS]
             if builtin:
-                created.append(k8s.yaml.v2.ConfigGroup(f"{name}-objects-{index}", objs=builtin, opts=stage_opts))
-            created += [create_custom_resource(name, m, stage_opts) for m in objects
-                        if (m["apiVersion"], m["kind"]) in CUSTOM_KINDS]
+                created.append(k8s.yaml.v2.ConfigGroup(
+                    f"{name}-objects-{index}", objs=builtin,
+                    opts=stage_opts(*(m.get("metadata", {}).get("namespace", "") for m in builtin))))
+            created += [create_custom_resource(name, m, stage_opts(m.get("metadata", {}).get("namespace", "")))
+                        for m in objects if (m["apiVersion"], m["kind"]) in CUSTOM_KINDS]
             for release in stage.releases:
-                self.releases[release.name] = create_release(f"{name}-{release.name}", release, stage_opts,
+                self.releases[release.name] = create_release(f"{name}-{release.name}", release,
+                                                             stage_opts(release.namespace),
                                                              args.release_values.get(release.name))
                 created.append(self.releases[release.name])
             previous = created or previous

@@ -44,9 +44,27 @@ def check_requirements(config: StackConfig, source: str) -> None:
             key=key_of("participants"), value=config.participants,
             problem=f"participantNames lists {len(config.participant_names)} names; set participants to "
                     f"{len(config.participant_names)} or leave it 0"))
+    problems += _workshop_problems(config)
     problems += _cloud_problems(config)
     if problems:
         raise ConfigError(problems, source)
+
+
+def _workshop_problems(config: StackConfig) -> list[ConfigProblem]:
+    """Participants open the services, and call their model service, from their own laptops: only a
+    published stack gives their pages addresses they can open (port-forward is the facilitator's own
+    localhost; node ports are nobody's known address and publish no model service)."""
+    if not config.participant_list or config.exposure is Exposure.INGRESS:
+        return []
+    pointing_at = ("the facilitator's own localhost" if config.exposure is Exposure.PORT_FORWARD
+                   else "node ports nobody is told of, and no model service")
+    return [ConfigProblem(
+        key="exposure", value=config.exposure.value,
+        problem=f"participants ({len(config.participant_list)}) work from their own laptops, and "
+                f"'{config.exposure.value}' gives their pages no address they can open (only {pointing_at}); "
+                "set exposure=ingress with profile=cluster and domain=<a name whose DNS points at the ingress "
+                "controller, or <its address>.sslip.io> (as stacks/Pulumi.workshop.yaml does), or participants=0 "
+                "for a single team")]
 
 
 def _cloud_problems(config: StackConfig) -> list[ConfigProblem]:
