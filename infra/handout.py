@@ -29,7 +29,8 @@ ALL_PAGES = "all-participants.html"
 PASSWORD_PLACEHOLDER = "(not deployed yet: run `cd4ml up`, then `cd4ml handout` again)"
 SUMMARY_COLUMNS = ("participant", "login", "staging_namespace", "production_namespace", "mlflow_experiment",
                    "gocd_pipeline_group", "fluentd_tag", "index_pattern")
-SHOWN_VARIABLES = ("CD4ML_TENANT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "CD4ML_MODEL_PREFIX", "FLUENTD_HOST",
+SHOWN_VARIABLES = ("CD4ML_TENANT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "CD4ML_MODEL_PREFIX",
+                   "FLUENTD_HOST",
                    "FLUENTD_PORT")
 """The agent variables worth knowing (plus each environment's CD4ML_NAMESPACE_<ENV>)."""
 
@@ -72,7 +73,8 @@ def _link(url: str) -> str:
 def page_markdown(tenant: TenantEntry, links: Links, password: str | None, env: Mapping[str, str]) -> str:
     name = tenant.name
     urls = tenant.model_urls  # published through the ingress controller (cloud stacks)
-    namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {_link(urls[env_name])}" if env_name in urls else "")
+    namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {_link(urls[env_name])}" if env_name in urls
+                                                               else "")
                            for env_name, namespace in tenant.namespaces.items())
     variables = "\n".join(f"    {key}={value}" for key, value in env.items())
     for_what = ("GoCD, Kibana, Grafana, MLflow and your model service" if urls
