@@ -117,6 +117,9 @@ class TenantEntry:
     service_account: str
     fluentd_tag: str
     index_pattern: str
+    gocd_environment: str | None = None
+    """The GoCD environment a participant's pipelines join (none for a single team)."""
+    pipeline_prefix: str = ""
 
     @classmethod
     def of(cls, tenant: Tenant) -> TenantEntry:
@@ -125,7 +128,8 @@ class TenantEntry:
                    mlflow_experiment=tenant.experiment, gocd_pipeline_group=tenant.pipeline_group,
                    gocd_elastic_profile=tenant.elastic_profile, agents_node=tenant.agents_node,
                    service_account=tenant.service_account, fluentd_tag=tenant.tag,
-                   index_pattern=f"{EVENT_INDEX_PREFIX}-{tenant.name}-*")
+                   index_pattern=f"{EVENT_INDEX_PREFIX}-{tenant.name}-*", gocd_environment=tenant.gocd_environment,
+                   pipeline_prefix=tenant.pipeline_prefix)
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,11 @@ Your pipeline's jobs run with (the platform sets these; nothing to configure):
 {variables}
 
 ## First three steps
-1. Fork the example model repository (`examples/model-repo`), set its git URL in `ci.gocd.yaml`, make
-   the pipeline group `{tenant.gocd_pipeline_group}` and every job's
-   `elastic_profile_id: {tenant.gocd_elastic_profile}`, and push it where your facilitator's GoCD reads it.
+1. Fork the example model repository (`examples/model-repo`), set its git URL in `ci.gocd.yaml`, name
+   the pipeline `{tenant.pipeline_prefix}diabetes-model` (your pipelines' names start with
+   `{tenant.pipeline_prefix}`), make its group `{tenant.gocd_pipeline_group}`, every job's
+   `elastic_profile_id: {tenant.gocd_elastic_profile}`, list it under `environments: {tenant.gocd_environment}:`,
+   and push it where your facilitator's GoCD reads it. Your agents run no other pipelines.
 2. Open GoCD, log in as `{tenant.login}`, and watch your pipeline test, train (a run appears in MLflow
    experiment `{tenant.mlflow_experiment}`), pass the gate and deploy to staging.
 3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant.fluentd_tag}`)

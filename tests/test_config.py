@@ -64,6 +64,8 @@ BAD_INPUTS = [
     ("workshop-on-port-forward", {"cd4ml:participants": 3}, "exposure", "no address they can open"),
     ("workshop-on-node-ports", {"cd4ml:profile": "cluster", "cd4ml:exposure": "node-port", "cd4ml:participants": 3},
      "exposure", "no address they can open"),
+    ("workshop-with-static-agents", {**workshop(participants=3), "cd4ml:gocdAgents": 1}, "gocdAgents",
+     "elastic agents"),
     ("participant-name-prefix", {"cd4ml:participantNames": ["ann", "ann-b"]}, "participantNames",
      "another's followed by '-'"),
     ("workshop-days-too-long", {"cd4ml:profile": "cluster", "cd4ml:clusterProvider": "gke", "cd4ml:cloudProject": "p",

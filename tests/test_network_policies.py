@@ -249,11 +249,16 @@ def test_connectivity_is_exactly_the_wiring_graph(stack, request, tmp_path):
     agents = {f"{e.consumer.namespace}/{network.slug(e.consumer.id)}" for e in platform.wiring
               if e.consumer.id.startswith("gocd-agents")}
     assert len(agents) == max(1, len(platform.tenants))
+    # A workshop is published: its ingress controller reads Ingresses from the API server.
+    controller = {"cd4ml-ingress/ingress-controller": {443, 6443}} if platform.optional_extra("ingress") else {}
     assert leaving == {"cd4ml-gocd/gocd": {22, 443, 6443}, **dict.fromkeys(agents, {22, 443, 6443}),
-                       "cd4ml-logging/fluentd": {443, 6443}, "cd4ml-eck-operator/eck-operator": {443, 6443}}
+                       "cd4ml-logging/fluentd": {443, 6443}, "cd4ml-eck-operator/eck-operator": {443, 6443},
+                       **controller}
     arriving = {dst: ports_of(c) for (src, dst), c in pairs.items()
                 if "/" not in src and "/" in dst and not dst.startswith(KUBE_SYSTEM)}
-    assert arriving == {"cd4ml-eck-operator/eck-operator": {9443}}
+    # ... and is what the outside reaches (Traefik's web and websecure entry points).
+    entry = {"cd4ml-ingress/ingress-controller": {8000, 8443}} if controller else {}
+    assert arriving == {"cd4ml-eck-operator/eck-operator": {9443}, **entry}
 
 
 def test_participants_cannot_reach_each_other(workshop, tmp_path):

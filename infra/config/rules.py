@@ -54,11 +54,19 @@ def _workshop_problems(config: StackConfig) -> list[ConfigProblem]:
     """Participants open the services, and call their model service, from their own laptops: only a
     published stack gives their pages addresses they can open (port-forward is the facilitator's own
     localhost; node ports are nobody's known address and publish no model service)."""
-    if not config.participant_list or config.exposure is Exposure.INGRESS:
+    if not config.participant_list:
         return []
+    problems = []
+    if config.gocd_agents:
+        problems.append(ConfigProblem(
+            key="gocdAgents", value=config.gocd_agents,
+            problem="static agents would run any participant's jobs with one participant's rights; a workshop's "
+                    "jobs run on each participant's own elastic agents: set gocdAgents=0"))
+    if config.exposure is Exposure.INGRESS:
+        return problems
     pointing_at = ("the facilitator's own localhost" if config.exposure is Exposure.PORT_FORWARD
                    else "node ports nobody is told of, and no model service")
-    return [ConfigProblem(
+    return [*problems, ConfigProblem(
         key="exposure", value=config.exposure.value,
         problem=f"participants ({len(config.participant_list)}) work from their own laptops, and "
                 f"'{config.exposure.value}' gives their pages no address they can open (only {pointing_at}); "

@@ -248,7 +248,7 @@ PARTICIPANT_PLACEHOLDER = "{participant}"
 """In a `modelRepos` URL: one config repository per participant, allowed only their pipeline group."""
 
 
-def _config_repo(repo_id: str, url: str, groups: str) -> dict[str, Any]:
+def _config_repo(repo_id: str, url: str, groups: str, environments: str = "*") -> dict[str, Any]:
     return {
         "id": repo_id,
         "plugin_id": YAML_CONFIG_PLUGIN_ID,
@@ -256,7 +256,7 @@ def _config_repo(repo_id: str, url: str, groups: str) -> dict[str, Any]:
         "configuration": [],
         # Without an allow rule a config repo may define nothing that refers to groups/environments.
         "rules": [{"directive": "allow", "action": "refer", "type": "pipeline_group", "resource": groups},
-                  {"directive": "allow", "action": "refer", "type": "environment", "resource": "*"}],
+                  {"directive": "allow", "action": "refer", "type": "environment", "resource": environments}],
     }
 
 
@@ -271,7 +271,8 @@ def desired_configuration(config: StackConfig, ns: Namespaces, tenants: tuple[Te
             continue
         for tenant in tenants:
             own = url.replace(PARTICIPANT_PLACEHOLDER, tenant.name)
-            repos.append(_config_repo(config_repo_id(f"{tenant.name}-{own}", taken), own, tenant.pipeline_group))
+            repos.append(_config_repo(config_repo_id(f"{tenant.name}-{own}", taken), own, tenant.pipeline_group,
+                                      tenant.gocd_environment or "*"))
     participants = [t for t in tenants if t.participant]
     return {
         "cluster_profile": {
@@ -306,6 +307,66 @@ def desired_configuration(config: StackConfig, ns: Namespaces, tenants: tuple[Te
         "system_admins": {"roles": [], "users": [ADMIN_USER]},
         **({"site_urls": {"site_url": site, "secure_site_url": site}} if (site := public_url(config, "gocd")) else {}),
     }
+
+
+JOB_IDENTIFIER_ANNOTATION = "Elastic-Agent-Job-Identifier"
+ENVIRONMENT_LABEL = "Elastic-Agent-Environment-Name"
+"""What kubernetes-elastic-agents v5.0.2-779 puts on every pod it starts (KubernetesInstanceFactory.java
+l.138-143, 199-212): the job as Gson JSON ({"pipeline_name":"...",...}) in an annotation, the job's GoCD
+environment (when it has one) in a label; nothing names the elastic profile."""
+
+
+def agent_admission(ns: Namespaces, tenants: tuple[Tenant, ...]) -> tuple[dict[str, Any], ...]:
+    """Participants' agents run only their own pipelines' jobs. GoCD lets any pipeline name any elastic
+    profile (JobConfig.isValidProfileId checks only that it exists) and config-repo rules do not govern
+    profiles or pipeline names, so the API server refuses, at pod creation, an agent pod whose
+    ServiceAccount is one participant's unless the job's GoCD environment is theirs (only their config
+    repository may refer to it) and its pipeline's name starts with theirs."""
+    participants = [t for t in tenants if t.participant and t.gocd_environment]
+    if not participants:
+        return ()
+    owners = ", ".join(f"'{t.service_account}': '{t.gocd_environment}'" for t in participants)
+    name = f"{ns.gocd}-agents-run-their-own-pipelines"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": dict(PART_OF)},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.gocd}},
+                "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                                   "resources": ["pods"]}]},
+            "matchConditions": [{"name": "a-participants-agent",
+                                 "expression": f"has(object.spec.serviceAccountName) && "
+                                               f"object.spec.serviceAccountName in {{{owners}}}"}],
+            "variables": [
+                {"name": "owner", "expression": f"{{{owners}}}[object.spec.serviceAccountName]"},
+                {"name": "environment",
+                 "expression": f"has(object.metadata.labels) && '{ENVIRONMENT_LABEL}' in object.metadata.labels"
+                               f" ? object.metadata.labels['{ENVIRONMENT_LABEL}'] : ''"},
+                {"name": "job",
+                 "expression": f"has(object.metadata.annotations) && '{JOB_IDENTIFIER_ANNOTATION}' in "
+                               f"object.metadata.annotations ? object.metadata.annotations"
+                               f"['{JOB_IDENTIFIER_ANNOTATION}'] : ''"},
+            ],
+            "validations": [
+                {"expression": "variables.environment == variables.owner",
+                 "messageExpression": f"'the agents of ' + variables.owner + ' (elastic profile {DEFAULT_PROFILE}-' "
+                                      f"+ variables.owner + ') run only jobs of pipelines in the GoCD environment '"
+                                      f" + variables.owner + ', and this job is in ' + (variables.environment == ''"
+                                      f" ? 'none' : variables.environment)"},
+                {"expression": "variables.job.matches('\"pipeline_name\":\"' + variables.owner + '-')",
+                 "messageExpression": "'the agents of ' + variables.owner + ' run only pipelines named ' + "
+                                      "variables.owner + '-...'"},
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": dict(PART_OF)},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    return policy, binding
 
 
 def elastic_agent_pod(platform_config: dict[str, Any], profile_id: str = ML_PROFILE_ID) -> dict[str, Any]:
@@ -372,7 +433,7 @@ def build(ctx: BuildContext) -> Service:
                               _app_login_secret(ctx, t)) for t in ctx.tenants}
     pods = {t.name: agent_pod(agent_image, envs[t.name], agent_size, t.service_account, agent_pods(t))
             for t in ctx.tenants}
-    # Static agents (if any) work for the first tenant; elastic agents are per tenant.
+    # Static agents (a single team only: infra/config/rules.py refuses them in a workshop).
     env = envs[ctx.tenants[0].name]
     values = {
         "server": {
@@ -439,7 +500,7 @@ def build(ctx: BuildContext) -> Service:
         credentials=admin,
         secrets=secrets,
         # The server's JVM start, plugin download and health check take minutes on a laptop.
-        stages=(Stage(objects=service_accounts),
+        stages=(Stage(objects=service_accounts + agent_admission(ns, ctx.tenants)),
                 Stage(releases=(CHART.release(RELEASE, ns.gocd, values, timeout_seconds=900),)),
                 Stage(objects=configure)),
         workloads=tuple(workloads),

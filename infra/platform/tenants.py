@@ -48,6 +48,17 @@ class Tenant:
         return self.name
 
     @property
+    def gocd_environment(self) -> str | None:
+        """The GoCD environment a participant's pipelines join (their config repository may refer to no
+        other): its name is on every elastic agent pod those pipelines' jobs start."""
+        return self.name if self.participant else None
+
+    @property
+    def pipeline_prefix(self) -> str:
+        """How a participant's pipeline names begin, so no two participants' names collide."""
+        return f"{self.name}-" if self.participant else ""
+
+    @property
     def experiment(self) -> str:
         return self.name
 
