@@ -230,7 +230,8 @@ def test_handout_offline_writes_a_hundred_pages_with_placeholders(tmp_path, monk
     result = runner.invoke(app, ["handout", "--stack", "workshop", "--set", "participants=100", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "pages written with a placeholder" in result.output
-    assert len(list(out.glob("*.md"))) == 100 and len(list(out.glob("*.html"))) == 100
+    assert len(list(out.glob("*.md"))) == 100 and len(list(out.glob("p*.html"))) == 100
+    assert (out / "all-participants.html").is_file()  # every page in one file, to print
     page = (out / "p042.md").read_text()
     assert "**p042** / **(not deployed yet: run `cd4ml up`" in page
     assert "cd4ml-p042-staging" in page and "MLFLOW_EXPERIMENT_NAME=p042" in page and "p042.prediction" in page

@@ -74,3 +74,25 @@ def test_mlflows_client_telemetry_is_off_in_agents_and_model_services():
     for image in (GOCD_AGENT_ML, MODEL_RUNTIME):
         env = " ".join(re.findall(r"^ENV (.+?)(?<!\\)$", image.dockerfile.read_text().replace("\\\n", " "), re.M))
         assert "MLFLOW_DISABLE_TELEMETRY=true" in env, image.name
+
+
+def test_a_facilitators_own_agent_image_replaces_the_kits_everywhere_agents_run():
+    """`agentImage`: every participant's elastic profile and the static agents run it, the platform's
+    image list names it, and `up` no longer builds the kit's agent (the model runtime it still does)."""
+    from kube_objects import configure_desired
+    from stack_settings import workshop
+
+    from infra.cli.images import kit_images_for
+    from infra.config import load_config
+    from infra.platform.build import build_platform
+    from infra.platform.gocd import elastic_agent_pod
+
+    own = "registry.example.com/workshops/cd4ml-2019-agent:py3.6-1"
+    config = load_config(workshop(participants=2, agentImage=own))
+    platform = build_platform(config, "workshop")
+    desired = configure_desired(platform.services["gocd"])
+    assert {elastic_agent_pod(desired, p["id"])["spec"]["containers"][0]["image"]
+            for p in desired["elastic_profiles"]} == {own}
+    assert own in platform.images and not [ref for ref in platform.images if "gocd-agent-ml" in ref]
+    assert kit_images_for(config) == [MODEL_RUNTIME]
+    assert kit_images_for(load_config({})) == list(KIT_IMAGES)

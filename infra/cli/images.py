@@ -14,12 +14,15 @@ from infra.cli.errors import LifecycleError
 from infra.cluster import KIND_CLUSTER
 from infra.config import StackConfig
 from infra.paths import REPO_ROOT
-from infra.platform.kit_images import KIT_IMAGES, KitImage
+from infra.platform.kit_images import GOCD_AGENT_ML, KIT_IMAGES, KitImage
 
 
 def kit_images_for(config: StackConfig) -> list[KitImage]:
-    """The kit's own images this stack runs: the ML agent and the model runtime come with GoCD."""
-    return list(KIT_IMAGES) if config.enabled("gocd") else []
+    """The kit's own images this stack runs: the ML agent (unless the stack names its own `agentImage`)
+    and the model runtime come with GoCD."""
+    if not config.enabled("gocd"):
+        return []
+    return [image for image in KIT_IMAGES if not (image is GOCD_AGENT_ML and config.agent_image)]
 
 
 def deliver_kit_images(config: StackConfig, context: str, console: Console,

@@ -173,6 +173,13 @@ class StackConfig(BaseModel):
         description="Registry (host[:port]/path) the kit's own images are pushed to and pulled from; empty = "
                     "built locally and loaded into the kind cluster.",
     )
+    agent_image: str = Field(
+        "",
+        alias="agentImage",
+        description="The image GoCD's elastic agents run instead of the kit's own ML agent (an older workshop's "
+                    "Python stack, say): registry/repository:tag, pulled as given; README 'Your own agent image' "
+                    "says what it must hold. Empty = the kit's gocd-agent-ml.",
+    )
     registry_mirrors: tuple[str, ...] = Field(
         (),
         alias="registryMirrors",
@@ -331,6 +338,16 @@ class StackConfig(BaseModel):
     def _registry_reference(cls, value: str) -> str:
         if value and not re.fullmatch(_REGISTRY_HOST + r"(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*", value):
             raise ValueError("must be empty or a registry like registry.example.com:5000/team (no scheme, no tag)")
+        return value
+
+    @field_validator("agent_image")
+    @classmethod
+    def _image_reference(cls, value: str) -> str:
+        if value and not re.fullmatch(_REGISTRY_HOST + r"(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)+:[\w][\w.-]{0,127}", value):
+            raise ValueError("must be empty or registry/repository:tag, e.g. registry.example.com/team/agent:2024.1 "
+                             "(with the registry host; a tag, not a digest)")
+        if value.endswith(":latest"):
+            raise ValueError("must name a fixed tag, not :latest (every image the platform runs is pinned)")
         return value
 
     @field_validator("registry_mirrors")

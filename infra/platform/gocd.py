@@ -426,7 +426,7 @@ def build(ctx: BuildContext) -> Service:
     }
     if config.storage_class:
         persistence["storageClass"] = config.storage_class
-    agent_image = GOCD_AGENT_ML.image(config)
+    agent_image = Image.from_ref(config.agent_image) if config.agent_image else GOCD_AGENT_ML.image(config)
     server_image = ctx.image(SERVER_IMAGE)
     agent_size = AGENT_SIZES[ctx.profile]
     envs = {t.name: agent_env(ctx.edges_from(t.agents_node), ns, MODEL_RUNTIME.image(config), t,

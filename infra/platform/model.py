@@ -41,6 +41,13 @@ class Image:
         """registry/repository, without the tag (what charts call the image's repository)."""
         return f"{self.registry}/{self.repository}"
 
+    @classmethod
+    def from_ref(cls, ref: str) -> Image:
+        """`registry/repository:tag` (as infra/config/model.py validates `agentImage`) as an Image."""
+        name, _, tag = ref.rpartition(":")
+        registry, _, repository = name.partition("/")
+        return cls(repository=repository, tag=tag, registry=registry)
+
     def through(self, mirrors: dict[str, str]) -> Image:
         """The same image pulled through a mirror of its registry, if one is configured."""
         mirror = mirrors.get(self.registry)
