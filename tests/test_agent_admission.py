@@ -145,3 +145,21 @@ def test_pods_of_no_participant_are_not_the_policys_business(admitting, platform
     pod = plugin_pod(platform, "ada", "anything", None)
     pod["spec"]["serviceAccountName"] = "default"
     assert server_says(admitting, pod) == ""
+
+
+def test_the_ready_repositories_pipelines_run_on_their_owners_agents_only(admitting, platform):
+    """What `cd4ml repos` writes for each participant is what the policy admits, end to end."""
+    from infra.document import TenantEntry
+    from infra.model_repos import EXAMPLE, PIPELINE_FILE, participant_pipeline
+
+    written = {}
+    for tenant in platform.tenants:
+        config = yaml.safe_load(participant_pipeline((EXAMPLE / PIPELINE_FILE).read_text(), TenantEntry.of(tenant),
+                                                     None))
+        [(environment, listed)] = config["environments"].items()
+        written[tenant.name] = (listed["pipelines"][0], environment)
+    for name, (pipeline, environment) in written.items():
+        assert server_says(admitting, plugin_pod(platform, name, pipeline, environment)) == ""
+    graces_pipeline, graces_environment = written["grace"]
+    assert "run only jobs of pipelines in the GoCD environment ada" in server_says(
+        admitting, plugin_pod(platform, "ada", graces_pipeline, graces_environment))

@@ -255,6 +255,44 @@ def handout(
 
 
 @app.command()
+def repos(
+    stack: StackOption = "local",
+    overrides: SetOption = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for one repository per participant.")] = Path(
+        "repos"),
+) -> None:
+    """Each participant's ready model repository: the example with their pipeline name, group, GoCD
+    environment, elastic profile and repository URL, committed on main: push it where GoCD reads it."""
+    from infra.model_repos import ExampleChanged, write_ready_repos
+    from infra.platform.gocd import participant_repo_urls
+
+    try:
+        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
+    except ConfigError as failure:
+        raise _fail(failure) from None
+    platform = build_platform(config, stack)
+    if not platform.tenants or not platform.tenants[0].participant:
+        raise _fail(ConfigError([ConfigProblem(
+            key="participants", value=config.participants,
+            problem="ready repositories are for workshop participants and this stack has none: set "
+                    "participants=N (or participantNames), or --set participants=N")], f"stack '{stack}'"))
+    urls = {t.name: next(iter(participant_repo_urls(config.model_repos, t.name)), None) for t in platform.tenants}
+    try:
+        made = write_ready_repos([TenantEntry.of(t) for t in platform.tenants], urls, out)
+    except ExampleChanged as why:
+        raise _fail(why) from None
+    for repo in made[:3]:
+        push = f"git -C {repo.path} push {repo.url} main" if repo.url else f"{repo.path} (no modelRepos URL for it)"
+        console.print(f"  • {repo.participant}: {push}")
+    if len(made) > 3:
+        console.print(f"  • … and {len(made) - 3} more, the same way")
+    uncommitted = [r.participant for r in made if not r.committed]
+    if uncommitted:
+        console.print(f" • not committed (git missing or failing): {', '.join(uncommitted[:5])}")
+    console.print(f"[green]✓[/green] {len(made)} ready repositories written to {out}")
+
+
+@app.command()
 def images(
     stack: StackOption = "local",
     overrides: SetOption = None,

@@ -248,6 +248,11 @@ PARTICIPANT_PLACEHOLDER = "{participant}"
 """In a `modelRepos` URL: one config repository per participant, allowed only their pipeline group."""
 
 
+def participant_repo_urls(model_repos: tuple[str, ...], participant: str) -> list[str]:
+    """A participant's own repositories: each `modelRepos` URL with {participant} in it, filled in."""
+    return [url.replace(PARTICIPANT_PLACEHOLDER, participant) for url in model_repos if PARTICIPANT_PLACEHOLDER in url]
+
+
 def _config_repo(repo_id: str, url: str, groups: str, environments: str = "*") -> dict[str, Any]:
     return {
         "id": repo_id,
@@ -270,7 +275,7 @@ def desired_configuration(config: StackConfig, ns: Namespaces, tenants: tuple[Te
             repos.append(_config_repo(config_repo_id(url, taken), url, "*"))
             continue
         for tenant in tenants:
-            own = url.replace(PARTICIPANT_PLACEHOLDER, tenant.name)
+            [own] = participant_repo_urls((url,), tenant.name)
             repos.append(_config_repo(config_repo_id(f"{tenant.name}-{own}", taken), own, tenant.pipeline_group,
                                       tenant.gocd_environment or "*"))
     participants = [t for t in tenants if t.participant]

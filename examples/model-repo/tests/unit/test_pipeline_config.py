@@ -13,12 +13,40 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["test", "train", "gate", "deploy-staging", "deploy-production"]
 
 
+EXAMPLE = {"pipeline": "diabetes-model", "group": "cd4ml-example", "profile": "cd4ml-ml"}
+
+
 @pytest.fixture(scope="module")
-def pipeline() -> dict:
+def config() -> dict:
     config = yaml.safe_load((REPO_ROOT / "ci.gocd.yaml").read_text())
     assert config["format_version"] == 10
-    assert list(config["pipelines"]) == ["diabetes-model"]
-    return config["pipelines"]["diabetes-model"]
+    return config
+
+
+@pytest.fixture(scope="module")
+def names(config) -> dict:
+    """The example's names, or a workshop participant's (`cd4ml repos` writes their copy): pipeline
+    <participant>-diabetes-model in group <participant>, profile cd4ml-ml-<participant>."""
+    [name] = config["pipelines"]
+    if name == EXAMPLE["pipeline"]:
+        return EXAMPLE
+    participant = name.removesuffix("-" + EXAMPLE["pipeline"])
+    assert name == f"{participant}-{EXAMPLE['pipeline']}", name
+    return {"pipeline": name, "group": participant, "profile": f"cd4ml-ml-{participant}",
+            "environment": participant}
+
+
+@pytest.fixture(scope="module")
+def pipeline(config, names) -> dict:
+    return config["pipelines"][names["pipeline"]]
+
+
+def test_a_participants_pipeline_joins_their_environment(config, names):
+    """The cluster starts a participant's agents only for pipelines in their GoCD environment."""
+    if "environment" in names:
+        assert config["environments"] == {names["environment"]: {"pipelines": [names["pipeline"]]}}
+    else:
+        assert "environments" not in config
 
 
 def stages(pipeline: dict) -> dict[str, dict]:
@@ -41,20 +69,20 @@ def tasks(pipeline: dict, kind: str):
                 yield stage_name, task[kind]
 
 
-def test_the_pipeline_runs_the_five_stages_in_order(pipeline):
-    assert pipeline["group"] == "cd4ml-example"
+def test_the_pipeline_runs_the_five_stages_in_order(pipeline, names):
+    assert pipeline["group"] == names["group"]
     assert list(stages(pipeline)) == STAGES
 
 
-def test_the_git_material_is_a_placeholder_on_main(pipeline):
+def test_the_git_material_is_one_repository_on_main(pipeline):
     [(name, material)] = pipeline["materials"].items()
     assert name.replace("_", "").isalnum()
-    assert material["git"].startswith("https://") and material["branch"] == "main"
+    assert material["git"].startswith(("https://", "http://", "ssh://", "git@")) and material["branch"] == "main"
 
 
-def test_every_job_runs_on_the_kits_ml_agent(pipeline):
+def test_every_job_runs_on_the_kits_ml_agent(pipeline, names):
     for stage, job_name, job in jobs(pipeline):
-        assert job.get("elastic_profile_id") == "cd4ml-ml", f"{stage}/{job_name}"
+        assert job.get("elastic_profile_id") == names["profile"], f"{stage}/{job_name}"
         assert "resources" not in job, "the plugin refuses resources together with elastic_profile_id"
 
 
