@@ -55,8 +55,20 @@ def test_a_policy_only_where_there_are_participants(platform):
 
 
 def test_each_participants_config_repo_may_refer_only_to_their_own_environment(platform):
+    """And a repository the workshop shares (no {participant} in its URL) to none: a second reading found
+    that its 'environment *' let whoever pushes to it run pipelines as any participant."""
     from kube_objects import configure_desired
 
+    shared = build_platform(load_config(workshop(participantNames=",".join(PARTICIPANTS), modelRepos=[
+        "https://github.com/your-org/cd4ml-workshop-{participant}.git", "https://github.com/your-org/demo.git"])),
+        "workshop")
+    rules = {r["material"]["attributes"]["url"]: r["rules"]
+             for r in configure_desired(shared.services["gocd"])["config_repos"]}
+    assert [rule["type"] for rule in rules["https://github.com/your-org/demo.git"]] == ["pipeline_group"]
+    team = configure_desired(build_platform(load_config({"cd4ml:modelRepos": ["https://github.com/t/m.git"]}),
+                                            "local").services["gocd"])["config_repos"]
+    assert {rule["type"]: rule["resource"] for rule in team[0]["rules"]} == {"pipeline_group": "*",
+                                                                           "environment": "*"}
     repos = configure_desired(platform.services["gocd"])["config_repos"]
     environments = {repo["material"]["attributes"]["url"]: [rule["resource"] for rule in repo["rules"]
                                                             if rule["type"] == "environment"] for repo in repos}
@@ -163,3 +175,9 @@ def test_the_ready_repositories_pipelines_run_on_their_owners_agents_only(admitt
     graces_pipeline, graces_environment = written["grace"]
     assert "run only jobs of pipelines in the GoCD environment ada" in server_says(
         admitting, plugin_pod(platform, "ada", graces_pipeline, graces_environment))
+
+
+def test_names_differing_only_in_case_are_the_owners_as_in_gocd(admitting, platform):
+    """GoCD lets ada's repository name her environment 'Ada' (its rules ignore case): her job is hers."""
+    assert server_says(admitting, plugin_pod(platform, "ada", "Ada-model", "Ada")) == ""
+    assert "this job is in Grace" in server_says(admitting, plugin_pod(platform, "ada", "ada-model", "Grace"))

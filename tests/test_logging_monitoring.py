@@ -134,6 +134,50 @@ def test_a_prediction_event_travels_to_fluentd_and_lands_in_its_tenants_index():
     assert len(patterns) == 3 and all(fnmatch.fnmatch(index, pattern) for pattern in patterns)
 
 
+def test_the_workshops_own_events_outside_the_schema_land_in_their_tenants_index_for_that_tenant_only():
+    """ThoughtWorksInc/cd4ml-workshop src/app.py l.29-31, 64-70: `sender.FluentSender(TENANT, ...)` and
+    `emit('prediction', {'prediction': ..., 'item_nbr': ..., 'family': ..., ...})`, TENANT from its
+    environment (the kit's platform-endpoints). Fluentd routes on the tag alone, the events template maps
+    what it does not know dynamically, and only that tenant's role reads the index."""
+    from smoke_fixtures import kit_security
+    from stack_settings import workshop
+
+    from infra.platform.variables import TENANT
+
+    platform = build_platform(load_config(workshop(participantNames="ada,grace")), "workshop")
+    [ada, grace] = platform.tenants
+    from infra.render import service_objects
+
+    endpoints = next(o for _, o in service_objects(platform.extra("app-environments"))
+                     if o["kind"] == "ConfigMap" and o["metadata"].get("namespace") == ada.environments[0][1])
+    tenant = endpoints["data"][TENANT]
+    receiver = ForwardReceiver()
+    try:
+        logger = fluent_sender.FluentSender(tenant, host="127.0.0.1", port=receiver.port, timeout=5)
+        payload = {"prediction": 7, "date": "2017-06-14", "item_nbr": "99197", "family": "GROCERY I", "class": 1067,
+                   "perishable": 0, "transactions": 1000, "year": 2017, "month": 6, "day": 14, "dayofweek": 2,
+                   "days_til_end_of_data": 0, "dayoff": False}
+        assert logger.emit("prediction", payload), logger.last_error
+        logger.close()
+        poll_until(lambda: Observation(bool(receiver.messages), None, f"{len(receiver.messages)} messages"),
+                   what="the workshop's event at the forward receiver", timeout=10)
+    finally:
+        receiver.stop()
+    [(tag, _time, record)] = receiver.messages
+    with pytest.raises(events.InvalidEvent):
+        events.validate(record)  # not the kit's schema...
+    outputs = fluentd.file_configs(elasticsearch.endpoint(_ns()))
+    assert "<filter" not in outputs["04_outputs.conf"]  # ...and nothing on its way drops it for that
+    index = resolve_index(output_blocks(outputs["04_outputs.conf"])["**"], tag, "2026.12.07")
+    assert index == "cd4ml-events-ada-2026.12.07"
+    template = elasticsearch.desired_configuration(1, 3)["index_templates"][elasticsearch.EVENT_INDEX_PREFIX]
+    assert template["template"]["mappings"].get("dynamic", True) is True  # unknown fields are mapped, not refused
+    security = kit_security()
+    security.role_definitions.update(yaml.safe_load(elasticsearch.roles_document(platform.tenants)))
+    security.user_roles.update({t.login: (elasticsearch.tenant_role(t.name),) for t in (ada, grace)})
+    assert security.index_allows("ada", index, "read") and not security.index_allows("grace", index, "read")
+
+
 def _ns():
     from infra.platform.layout import Namespaces
 

@@ -253,15 +253,19 @@ def participant_repo_urls(model_repos: tuple[str, ...], participant: str) -> lis
     return [url.replace(PARTICIPANT_PLACEHOLDER, participant) for url in model_repos if PARTICIPANT_PLACEHOLDER in url]
 
 
-def _config_repo(repo_id: str, url: str, groups: str, environments: str = "*") -> dict[str, Any]:
+def _config_repo(repo_id: str, url: str, groups: str, environments: str | None = "*") -> dict[str, Any]:
+    """`environments` None: the repository may put its pipelines in no environment (PartialConfig
+    l.90-92 checks each one it defines), so in a workshop its jobs start on nobody's agents."""
+    rules = [{"directive": "allow", "action": "refer", "type": "pipeline_group", "resource": groups}]
+    if environments is not None:
+        rules.append({"directive": "allow", "action": "refer", "type": "environment", "resource": environments})
     return {
         "id": repo_id,
         "plugin_id": YAML_CONFIG_PLUGIN_ID,
         "material": {"type": "git", "attributes": {"url": url, "branch": "main", "auto_update": True}},
         "configuration": [],
         # Without an allow rule a config repo may define nothing that refers to groups/environments.
-        "rules": [{"directive": "allow", "action": "refer", "type": "pipeline_group", "resource": groups},
-                  {"directive": "allow", "action": "refer", "type": "environment", "resource": environments}],
+        "rules": rules,
     }
 
 
@@ -270,9 +274,12 @@ def desired_configuration(config: StackConfig, ns: Namespaces, tenants: tuple[Te
     """What the configure Job ensures, in GoCD's own API shapes (see infra/configure/gocd.py)."""
     taken: set[str] = set()
     repos = []
+    workshop = any(t.participant for t in tenants)
     for url in config.model_repos:
         if PARTICIPANT_PLACEHOLDER not in url:
-            repos.append(_config_repo(config_repo_id(url, taken), url, "*"))
+            # A repository shared by a workshop is nobody's: it may not join a participant's environment
+            # (whose agents would then run its pipelines as that participant).
+            repos.append(_config_repo(config_repo_id(url, taken), url, "*", None if workshop else "*"))
             continue
         for tenant in tenants:
             [own] = participant_repo_urls((url,), tenant.name)
@@ -355,12 +362,14 @@ def agent_admission(ns: Namespaces, tenants: tuple[Tenant, ...]) -> tuple[dict[s
                                f"['{JOB_IDENTIFIER_ANNOTATION}'] : ''"},
             ],
             "validations": [
-                {"expression": "variables.environment == variables.owner",
+                # GoCD compares environment and pipeline names ignoring case (AbstractDirective l.131,
+                # CaseInsensitiveString): so does the policy, or an owner's "Ada" would be refused.
+                {"expression": "variables.environment.lowerAscii() == variables.owner",
                  "messageExpression": f"'the agents of ' + variables.owner + ' (elastic profile {DEFAULT_PROFILE}-' "
                                       f"+ variables.owner + ') run only jobs of pipelines in the GoCD environment '"
                                       f" + variables.owner + ', and this job is in ' + (variables.environment == ''"
                                       f" ? 'none' : variables.environment)"},
-                {"expression": "variables.job.matches('\"pipeline_name\":\"' + variables.owner + '-')",
+                {"expression": "variables.job.matches('(?i)\"pipeline_name\":\"' + variables.owner + '-')",
                  "messageExpression": "'the agents of ' + variables.owner + ' run only pipelines named ' + "
                                       "variables.owner + '-...'"},
             ],
