@@ -141,6 +141,8 @@ class SampleTenant:
     agents_node: str
     service_account: str
     mlflow_experiment: str
+    gocd_environment: str | None = None
+    pipeline_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,8 @@ class PlatformDocument:
         than the workshop's break), else the single team."""
         if self.tenants:
             first = self.tenants[0]
-            return SampleTenant(first.name, first.agents_node, first.service_account, first.mlflow_experiment)
+            return SampleTenant(first.name, first.agents_node, first.service_account, first.mlflow_experiment,
+                                first.gocd_environment, first.pipeline_prefix)
         return SampleTenant(None, DEFAULT_AGENTS_NODE, DEFAULT_SERVICE_ACCOUNT, DEFAULT_TENANT)
 
     def app_edges(self, provider: str) -> list[EdgeEntry]:

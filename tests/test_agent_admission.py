@@ -22,11 +22,10 @@ from stack_settings import workshop
 from infra.config import load_config
 from infra.platform.build import build_platform
 from infra.platform.gocd import (
-    ENVIRONMENT_LABEL,
-    JOB_IDENTIFIER_ANNOTATION,
     PLUGIN_PLACEHOLDERS,
     agent_admission,
     elastic_agent_pod,
+    plugin_marks,
 )
 from infra.platform.layout import Namespaces
 from infra.polling import Observation, poll_until
@@ -108,13 +107,9 @@ def plugin_pod(platform, profile_owner: str, pipeline: str, environment: str | N
         text = text.replace(placeholder, value)
     pod = yaml.safe_load(text)
     pod["metadata"]["namespace"] = platform.services['gocd'].namespace
-    job = {"pipeline_name": pipeline, "pipeline_counter": 1, "pipeline_label": "1", "stage_name": "train",
-           "stage_counter": "1", "job_name": "train", "job_id": 7}
-    pod["metadata"]["annotations"] = {**{p["key"]: p["value"] for p in profile["properties"]},
-                                      JOB_IDENTIFIER_ANNOTATION: json.dumps(job, separators=(",", ":"))}
-    pod["metadata"]["labels"] |= {"Elastic-Agent-Created-By": "cd.go.contrib.elasticagent.kubernetes",
-                                  "Elastic-Agent-Job-Id": "7", "kind": "kubernetes-elastic-agent",
-                                  **({ENVIRONMENT_LABEL: environment} if environment else {})}
+    labels, annotations = plugin_marks(pipeline, environment, job_id=7)
+    pod["metadata"]["annotations"] = {**{p["key"]: p["value"] for p in profile["properties"]}, **annotations}
+    pod["metadata"]["labels"] |= labels
     return pod
 
 
@@ -181,3 +176,44 @@ def test_names_differing_only_in_case_are_the_owners_as_in_gocd(admitting, platf
     """GoCD lets ada's repository name her environment 'Ada' (its rules ignore case): her job is hers."""
     assert server_says(admitting, plugin_pod(platform, "ada", "Ada-model", "Ada")) == ""
     assert "this job is in Grace" in server_says(admitting, plugin_pod(platform, "ada", "ada-model", "Grace"))
+
+
+def smoke_context(plane, platform):
+    from infra.document import PlatformDocument
+    from infra.smoke.cluster import KubeCluster, KubeTarget, load_apis
+    from infra.smoke.core import SmokeContext
+    from infra.smoke.runner import declared_pods
+
+    document = PlatformDocument.of(platform)
+    apis = load_apis(KubeTarget(kubeconfig=yaml.safe_load(plane.kubeconfig.read_text()), context="envtest"))
+    return SmokeContext(platform=document, targets={}, cluster=KubeCluster(apis), api_only=True,
+                        declared_pods=declared_pods(platform, document))
+
+
+def test_the_smoke_checks_agrees_with_the_api_server_and_the_kits_own_pods_are_admitted(admitting, platform):
+    """`gocd.agents-isolation` and `platform.admission` as `cd4ml smoke --api-only` runs them on a workshop:
+    the kit's declared agent pod carries its own job's marks, or the policy would refuse it."""
+    from infra.smoke.checks.gocd import agents_isolation
+
+    context = smoke_context(admitting, platform)
+    assert agents_isolation(context) == "ada's agents take ada's jobs and refuse grace's"
+    # What `platform.admission` dry-runs for the agents (the other namespaces are not on this API server).
+    [agent] = [p for p in context.declared_pods if p["spec"].get("serviceAccountName") == "gocd-agent-ada"]
+    assert context.cluster.refusal(agent) is None
+
+
+def test_the_smoke_check_fails_when_the_policy_is_gone(api_server, platform):
+    """Last: the binding deleted by hand, the check names what is missing."""
+    from infra.smoke.checks.gocd import agents_isolation
+    from infra.smoke.core import CheckFailed
+
+    name = next(o for o in platform.services["gocd"].objects
+                if o["kind"] == "ValidatingAdmissionPolicyBinding")["metadata"]["name"]
+    subprocess.run(["kubectl", "--kubeconfig", str(api_server.kubeconfig), "delete",
+                    "validatingadmissionpolicybinding", name], check=True, capture_output=True)
+    context = smoke_context(api_server, platform)
+    poll_until(lambda: Observation(not server_says(api_server, plugin_pod(platform, "ada", "grace-x", "grace")),
+                                   None, "still refused"), what="the policy to stop applying", timeout=30)
+    with pytest.raises(CheckFailed) as failed:
+        agents_isolation(context)
+    assert "grace's pipelines could run as gocd-agent-ada" in str(failed.value.diagnosis)

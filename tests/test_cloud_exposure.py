@@ -184,8 +184,8 @@ def test_a_participants_handout_names_their_model_services_public_urls(gke_plan,
     result = runner.invoke(app, ["handout", "--stack", "gke", "--set", "participants=2", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "p02.md").read_text()
-    assert f"- staging: `cd4ml-p02-staging`, at https://p02-staging.{DOMAIN}" in page
-    assert f"| GoCD | https://gocd.{DOMAIN}/go |" in page
+    assert f"- staging: `cd4ml-p02-staging`, at <https://p02-staging.{DOMAIN}>" in page
+    assert f"| GoCD | <https://gocd.{DOMAIN}/go> |" in page
     assert "Your login (GoCD, Kibana, Grafana, MLflow and your model service): **p02**" in page
 
 

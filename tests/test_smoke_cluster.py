@@ -17,7 +17,7 @@ from smoke_fixtures import (
     StandInPlatform,
     runs_ahead,
 )
-from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY
+from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY, WORKSHOP_ONLY
 
 from infra.config import load_config
 from infra.platform.build import build_platform
@@ -89,8 +89,9 @@ def healthy(mlflow_server):
 
 def test_every_check_runs_and_passes_in_cluster_mode(healthy):
     results, cluster = healthy
-    assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(PUBLISHED_ONLY, "skip")
-    assert len(results) == 33
+    assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(
+        PUBLISHED_ONLY | WORKSHOP_ONLY, "skip")
+    assert len(results) == 34
     calls = [kind for kind, _ in cluster.calls]
     assert calls.count("create_pod") == 8 and calls.count("delete_pod") == 8  # 2 + agents x 2 + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
@@ -218,7 +219,7 @@ def test_cluster_fault_is_caught_by_exactly_the_right_checks(fault_runs, edge, f
     FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", "caught" if failed == expected else "WRONG"))
     assert failed == expected
     assert cause in results[sorted(expected)[-1]].detail, results[sorted(expected)[-1]].detail
-    assert all(r.status == "pass" for n, r in results.items() if n not in expected | PUBLISHED_ONLY)
+    assert all(r.status == "pass" for n, r in results.items() if n not in expected | PUBLISHED_ONLY | WORKSHOP_ONLY)
 
 
 EDGE_FAULTS = {
@@ -269,8 +270,10 @@ def test_api_only_checks_what_the_api_answers_and_skips_the_rest_saying_why(mlfl
     ran = {name for name, r in results.items() if r.status != "skip"}
     assert ran == {"platform.credentials", "platform.network-policies", "platform.admission", "wire.gocd-agents-deploy"}
     assert all(r.status == "pass" for name, r in results.items() if name in ran), results
-    skipped = [r for r in results.values() if r.status == "skip" and not r.name.startswith("ingress.")]
+    skipped = [r for r in results.values() if r.status == "skip" and not r.name.startswith("ingress.")
+               and r.name not in WORKSHOP_ONLY]
     assert skipped and all("needs running pods (--api-only" in r.detail for r in skipped)
+    assert "fewer than two participants" in results["gocd.agents-isolation"].detail
     assert not [c for c in cluster.calls if c[0] in ("portforward", "create_pod")]
 
 

@@ -11,6 +11,7 @@ imageRegistry.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -224,13 +225,19 @@ def agent_pod(image: Image, env: list[dict[str, str]], resources: Resources,
 PLUGIN_PLACEHOLDERS = {"{{ POD_POSTFIX }}": "plan-preview", "{{ CONTAINER_POSTFIX }}": "plan-preview"}
 
 
-def as_started(pod: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """The agent pod as the plugin sends it to the API server: placeholders filled, in its namespace."""
+def as_started(pod: dict[str, Any], namespace: str,
+               marks: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> dict[str, Any]:
+    """The agent pod as the plugin sends it to the API server: placeholders filled, in its namespace, with
+    the plugin's labels and annotations for a job (`marks`, plugin_marks)."""
     text = yaml.safe_dump(pod, sort_keys=False)
     for placeholder, value in PLUGIN_PLACEHOLDERS.items():
         text = text.replace(placeholder, value)
     started: dict[str, Any] = yaml.safe_load(text)
     started["metadata"]["namespace"] = namespace
+    labels, annotations = marks
+    started["metadata"]["labels"] = {**started["metadata"].get("labels", {}), **labels}
+    if annotations:
+        started["metadata"]["annotations"] = {**started["metadata"].get("annotations", {}), **annotations}
     return started
 
 
@@ -328,6 +335,33 @@ l.138-143, 199-212): the job as Gson JSON ({"pipeline_name":"...",...}) in an an
 environment (when it has one) in a label; nothing names the elastic profile."""
 
 
+SMOKE_PIPELINE = "cd4ml-smoke"
+"""The job name on pods that stand in for an agent (the kit's declared pods, smoke probes)."""
+
+
+def plugin_marks(pipeline: str, environment: str | None, job_id: int = 0) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels and annotations the plugin puts on the pod it starts for a job of `pipeline` in the GoCD
+    `environment` (KubernetesInstanceFactory.java l.138-143, 199-212; the job as Gson writes
+    JobIdentifier, model/JobIdentifier.java l.28-54: compact, pipeline_name first)."""
+    job = {"pipeline_name": pipeline, "pipeline_counter": 1, "pipeline_label": "1", "stage_name": "smoke",
+           "stage_counter": "1", "job_name": "smoke", "job_id": job_id}
+    labels = {"Elastic-Agent-Created-By": ELASTIC_AGENT_PLUGIN_ID, "Elastic-Agent-Job-Id": str(job_id),
+              "kind": "kubernetes-elastic-agent", **({ENVIRONMENT_LABEL: environment} if environment else {})}
+    return labels, {JOB_IDENTIFIER_ANNOTATION: json.dumps(job, separators=(",", ":"))}
+
+
+def own_job_marks(gocd_environment: str | None, pipeline_prefix: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What a pod standing in for a tenant's agent carries: the marks of a job of the tenant's own, which the
+    agents' admission policy admits (nothing for a single team, which has no policy)."""
+    if not gocd_environment:
+        return {}, {}
+    return plugin_marks(f"{pipeline_prefix}{SMOKE_PIPELINE}", gocd_environment)
+
+
+def policy_name(gocd_namespace: str) -> str:
+    return f"{gocd_namespace}-agents-run-their-own-pipelines"
+
+
 def agent_admission(ns: Namespaces, tenants: tuple[Tenant, ...]) -> tuple[dict[str, Any], ...]:
     """Participants' agents run only their own pipelines' jobs. GoCD lets any pipeline name any elastic
     profile (JobConfig.isValidProfileId checks only that it exists) and config-repo rules do not govern
@@ -338,7 +372,7 @@ def agent_admission(ns: Namespaces, tenants: tuple[Tenant, ...]) -> tuple[dict[s
     if not participants:
         return ()
     owners = ", ".join(f"'{t.service_account}': '{t.gocd_environment}'" for t in participants)
-    name = f"{ns.gocd}-agents-run-their-own-pipelines"
+    name = policy_name(ns.gocd)
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": name, "labels": dict(PART_OF)},
@@ -518,7 +552,8 @@ def build(ctx: BuildContext) -> Service:
                 Stage(releases=(CHART.release(RELEASE, ns.gocd, values, timeout_seconds=900),)),
                 Stage(objects=configure)),
         workloads=tuple(workloads),
-        embedded=tuple(as_started(pod, ns.gocd) for pod in pods.values()),
+        embedded=tuple(as_started(pods[t.name], ns.gocd, own_job_marks(t.gocd_environment, t.pipeline_prefix))
+                       for t in ctx.tenants),
         settings=GoCDSettings(
             cluster_profile=CLUSTER_PROFILE_ID,
             elastic_profiles=tuple(p["id"] for p in desired["elastic_profiles"]),

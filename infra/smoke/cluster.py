@@ -75,13 +75,14 @@ def load_apis(target: KubeTarget | None = None) -> KubeApis:
 
 
 def probe_pod(namespace: str, name: str, container: dict[str, Any], service_account: str | None = None,
-              labels: dict[str, str] | None = None) -> dict[str, Any]:
+              labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     """A smoke probe: one container, non-root, no capabilities, restricted-level, its token only when it
     acts as a service account."""
     env = [{"name": "HOME", "value": "/tmp"}, *container.get("env", [])]
     return {
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": {**PROBE_LABELS, **(labels or {})}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {**PROBE_LABELS, **(labels or {})},
+                     **({"annotations": annotations} if annotations else {})},
         "spec": {"restartPolicy": "Never", "securityContext": PROBE_POD_SECURITY,
                  "containers": [{"name": "probe", "securityContext": PROBE_CONTAINER_SECURITY,
                                  **container, "env": env}],
@@ -195,12 +196,12 @@ class KubeCluster:
 
     def run_probe(self, namespace: str, name: str, container: dict[str, Any], timeout: float,
                   service_account: str | None = None, labels: dict[str, str] | None = None,
-                  keep_until: Callable[[], object] | None = None) -> str:
+                  keep_until: Callable[[], object] | None = None, annotations: dict[str, str] | None = None) -> str:
         """Run a one-shot pod to completion and return its log; the pod is always deleted, after
         `keep_until()` returns or raises when given (a probe whose log file must still be there when
         Fluentd's tail source next looks). `labels` are the pod labels of the wiring node the probe
         stands in for, so the network policies treat it as that node (platform.json `from_pods`)."""
-        pod = probe_pod(namespace, name, container, service_account, labels)
+        pod = probe_pod(namespace, name, container, service_account, labels, annotations)
         self.apis.core.create_namespaced_pod(namespace, pod)
         try:
             def finished() -> Observation[str]:

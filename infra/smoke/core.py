@@ -134,6 +134,16 @@ class SmokeContext:
         """The sample tenant's model-service edges to `provider`, one per environment."""
         return self.platform.app_edges(provider)
 
+    @property
+    def agent_marks(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Labels and annotations a probe standing in for the sample tenant's agents carries: those of a
+        job of the tenant's own, as the elastic-agent plugin marks it (a workshop's admission policy
+        refuses an agent pod of a participant's ServiceAccount without them)."""
+        from infra.platform.gocd import own_job_marks
+
+        tenant = self.sample_tenant
+        return own_job_marks(tenant.gocd_environment, tenant.pipeline_prefix)
+
     def once(self, key: str, produce: Callable[[], Any]) -> Any:
         """Run `produce` once per run even when several checks need its result (e.g. one event
         sent to Fluentd, looked for through Elasticsearch, Kibana and Grafana)."""

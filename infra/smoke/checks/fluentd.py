@@ -236,8 +236,11 @@ def _probe_forward(context: SmokeContext, edge: EdgeEntry, marker: str, env: lis
     name = f"{context.run_id}-fwd-{namespace.rsplit('-', 1)[-1]}"[:63]
     where = f"probe pod {namespace}/{name}"
     try:
+        # Standing in for the agents (their ServiceAccount): marked as the plugin marks their jobs.
+        labels, annotations = context.agent_marks if service_account == context.sample_tenant.service_account \
+            else ({}, {})
         context.cluster.run_probe(namespace, name, timeout=max(context.timeout, 120), service_account=service_account,
-                                  labels=edge.consumer_pods,
+                                  labels={**(edge.consumer_pods or {}), **labels}, annotations=annotations,
                                   container={"image": context.probe_image, "command": ["python", "-c", FORWARD_PROBE],
                                              "env": [{"name": "SMOKE_ID", "value": marker},
                                                      {"name": "SMOKE_TAG", "value": f"{SMOKE_TENANT}.probe"}, *env],

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from infra.platform.gocd import GoCDSettings
+from infra.platform.gocd import SMOKE_PIPELINE, GoCDSettings, plugin_marks, policy_name
 from infra.platform.network import allow_to
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
 from infra.smoke.http import call, json_of
@@ -184,6 +184,47 @@ def agents_reach_server(context: SmokeContext) -> str:
     return f"agents reach {edge.url}"
 
 
+def agents_isolation(context: SmokeContext) -> str:
+    """Two participants' agents stay apart: the API server admits the sample participant's agent pod for a
+    job of their own, and refuses it for the second participant's job (the agents' admission policy; a dry
+    run, nothing is created)."""
+    tenants = context.platform.tenants
+    if len(tenants) < 2:
+        raise Skip("fewer than two participants: no one else's jobs to keep off these agents")
+    own, other = tenants[0], tenants[1]
+    agent = next((p for p in context.declared_pods if p["spec"].get("serviceAccountName") == own.service_account),
+                 None)
+    if agent is None:
+        raise Skip(f"the kit declares no agent pod for {own.name}")
+    namespace = agent["metadata"]["namespace"]
+    policy = policy_name(namespace)
+
+    def as_job_of(pipeline: str, environment: str | None) -> dict[str, Any]:
+        labels, annotations = plugin_marks(pipeline, environment)
+        pod = yaml.safe_load(yaml.safe_dump(agent))
+        pod["metadata"]["labels"] = {**{k: v for k, v in pod["metadata"].get("labels", {}).items()
+                                        if not k.startswith("Elastic-Agent-")}, **labels}
+        pod["metadata"]["annotations"] = annotations
+        return pod
+
+    mine = f"{own.pipeline_prefix}{SMOKE_PIPELINE}"
+    refusal = context.cluster.refusal(as_job_of(mine, own.gocd_environment))
+    if refusal:
+        raise CheckFailed(Diagnosis(
+            "gocd", f"agent pod of {own.name} for a job of {mine} (dry run)", "admitted", refusal,
+            f"the ValidatingAdmissionPolicy {policy} refuses the participant's own jobs: `cd4ml up` puts back "
+            "the kit's policy"))
+    theirs = f"{other.pipeline_prefix}{SMOKE_PIPELINE}"
+    refusal = context.cluster.refusal(as_job_of(theirs, other.gocd_environment))
+    if not refusal or policy not in refusal:
+        raise CheckFailed(Diagnosis(
+            "gocd", f"agent pod of {own.name} for a job of {other.name}'s {theirs} (dry run)",
+            f"refused by {policy}", refusal or "admitted",
+            f"{other.name}'s pipelines could run as {own.service_account} (with {own.name}'s deploy rights): the "
+            f"ValidatingAdmissionPolicy or its binding {policy} is missing: `cd4ml up` puts them back"))
+    return f"{own.name}'s agents take {own.name}'s jobs and refuse {other.name}'s"
+
+
 CHECKS = (
     Check("gocd.health", "gocd", server_health),
     Check("gocd.security", "gocd", security_on),
@@ -191,4 +232,5 @@ CHECKS = (
     Check("gocd.config-repos", "gocd", config_repositories),
     Check("wire.gocd-agents-deploy", "gocd", agents_deploy_rights, needs_cluster=True, api_only=True),
     Check("wire.gocd-agents-gocd", "gocd", agents_reach_server, needs_cluster=True),
+    Check("gocd.agents-isolation", "gocd", agents_isolation, needs_cluster=True, api_only=True),
 )

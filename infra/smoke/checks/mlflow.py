@@ -121,7 +121,8 @@ def from_the_agents(context: SmokeContext) -> str:
     try:
         log = context.cluster.run_probe(
             edge.consumer_namespace, name, timeout=max(context.timeout, 120),
-            service_account=context.sample_tenant.service_account, labels=edge.consumer_pods,
+            service_account=context.sample_tenant.service_account,
+            labels={**(edge.consumer_pods or {}), **context.agent_marks[0]}, annotations=context.agent_marks[1],
             container={"image": context.probe_image,
                        "command": ["python", "-c", PROBE_SCRIPT.format(
                            experiment=context.sample_tenant.mlflow_experiment)],
