@@ -124,7 +124,6 @@ def desired_configuration(nodes: int, retention_days: int) -> dict[str, Any]:
     # a read-back compares equal and a second run writes nothing.
     settings = {"index": {"number_of_shards": "1", "number_of_replicas": str(replicas(nodes)),
                           "lifecycle": {"name": RETENTION_POLICY}}}
-    event_fields = {f.name: {"type": f.es_type} for f in events.FIELDS}
     return {
         "lifecycle_policies": {RETENTION_POLICY: {"policy": {"phases": {
             "hot": {"min_age": "0ms", "actions": {}},
@@ -147,7 +146,7 @@ def desired_configuration(nodes: int, retention_days: int) -> dict[str, Any]:
             EVENT_INDEX_PREFIX: {
                 "index_patterns": [f"{EVENT_INDEX_PREFIX}-*"],
                 "priority": 200,
-                "template": {"settings": settings, "mappings": {"properties": event_fields}},
+                "template": {"settings": settings, "mappings": events.es_mappings()},
                 "_meta": {"managed_by": "cd4ml", "schema": "infra/events.py"},
             },
         },

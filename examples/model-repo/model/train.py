@@ -20,12 +20,15 @@ from typing import Any
 from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error, r2_score
 
+from model import fairness
 from model.data import SEED, TEST_SIZE, Split, load_split
 
 DEFAULT_EXPERIMENT = "cd4ml-example"
 DEFAULT_MODEL_NAME = "diabetes-regressor"
 DEFAULT_ALPHA = 0.1
 MODEL_JSON = "model.json"
+REFERENCE_KEY = "cd4ml"
+"""The model's MLmodel metadata key the model service reads (service/serve.py REFERENCE_KEY)."""
 SERIALIZATION_FORMAT = "skops"
 """MLflow's safe default: loading never runs code from the artifact, but the serving side needs the
 `skops` package. "cloudpickle" needs only mlflow-skinny there, and runs code when it loads."""
@@ -44,6 +47,18 @@ def evaluate(model: Any, split: Split) -> dict[str, float]:
     }
 
 
+def reference(split: Split, model: Ridge) -> dict[str, Any]:
+    """What the model service compares live inputs with and explains predictions by: each training input's
+    mean and standard deviation, and the linear model's coefficients (an exact explainer for it)."""
+    X = split.X_train
+    return {
+        "reference": {"rows": len(X), "features": {name: {"mean": float(X[name].mean()), "std": float(X[name].std())}
+                                                   for name in split.features}},
+        "explainer": {"kind": "linear", "intercept": float(model.intercept_),
+                      "coefficients": {name: float(c) for name, c in zip(split.features, model.coef_, strict=True)}},
+    }
+
+
 def train(out_dir: Path, *, experiment: str, model_name: str, pipeline_label: str | None,
           alpha: float = DEFAULT_ALPHA) -> dict[str, Any]:
     """Fit, log and register one model; returns (and writes) the model.json record."""
@@ -53,7 +68,10 @@ def train(out_dir: Path, *, experiment: str, model_name: str, pipeline_label: st
 
     split = load_split()
     model = fit(split, alpha)
-    metrics = evaluate(model, split)
+    groups = fairness.group_errors(model, split.X_test, split.y_test)
+    metrics = {**evaluate(model, split), fairness.METRIC: fairness.error_gap(groups),
+               **{f"mae_{name}": value for name, value in groups.items()}}
+    known = reference(split, model)
 
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run:
@@ -62,6 +80,8 @@ def train(out_dir: Path, *, experiment: str, model_name: str, pipeline_label: st
         mlflow.log_params({"model": "Ridge", "alpha": alpha, "test_size": TEST_SIZE, "seed": SEED,
                            "train_rows": len(split.X_train)})
         mlflow.log_metrics(metrics)
+        # The training inputs' distribution, where people look (the run's artifacts) ...
+        mlflow.log_dict(known["reference"], "reference.json")
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -69,6 +89,8 @@ def train(out_dir: Path, *, experiment: str, model_name: str, pipeline_label: st
             # The signature lets the service reject a request with missing features by name.
             input_example=split.X_train.head(3),
             serialization_format=SERIALIZATION_FORMAT,
+            # ... and with the model itself, where the model service reads it (serve.Reference).
+            metadata={REFERENCE_KEY: known},
             # Explicit, because inferring them imports the model in a subprocess (seconds per run);
             # the model-runtime image brings these libraries, nothing installs them at serve time.
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(

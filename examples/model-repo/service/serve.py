@@ -6,7 +6,11 @@ mlflow, pandas, fluent-logger and `cd4ml_events` (the kit's event schema, baked 
 
     GET  /healthz   200 once the model is loaded, 503 while it loads
     GET  /version   the model version and pipeline label served, so a rollback is visible
-    POST /predict   {"features": {...}} or {"instances": [{...}, ...]}
+    POST /predict   {"features": {...}} or {"instances": [{...}, ...]}; the answer names each prediction's
+                    event_id(s), and each prediction event carries the inputs' explanation and drift
+    POST /feedback  {"event_id": "...", "true_value": 151.0} or {"feedback": [{...}, ...]}: the true outcome
+                    of an earlier prediction, logged as a feedback event (with its error when this service
+                    still remembers the prediction)
 
 Environment (set by the chart): MODEL_URI (required), MODEL_NAME, MODEL_VERSION, PIPELINE_LABEL,
 ENVIRONMENT, TENANT, PORT, FLUENTD_HOST, FLUENTD_PORT, and MLFLOW_TRACKING_URI for mlflow itself.
@@ -23,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +42,10 @@ log = logging.getLogger("model-service")
 
 MAX_BODY_BYTES = 1 << 20
 MAX_INSTANCES = 1000
+REMEMBERED_PREDICTIONS = 10_000
+"""Recent predictions kept (by event id) so feedback can name its error; older feedback still logs."""
+REFERENCE_KEY = "cd4ml"
+"""Where model.train puts the training reference and the explainer in the model's MLmodel metadata."""
 FLUENTD_TIMEOUT_SECONDS = 1.0
 """Fluent-logger sends inline; a short timeout bounds what an unreachable Fluentd adds to a request."""
 INPUT_ERROR_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST"}
@@ -106,21 +115,63 @@ def fluent_tag_parts(tenant: str) -> tuple[str, str]:
     return prefix, label
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What the model was trained on (each numeric input's mean and standard deviation) and, for a linear
+    model, its coefficients: from the model's metadata (model.train writes it), so live inputs can be
+    compared with the training inputs and each prediction explained. A model without it is served
+    without drift or explanations."""
+
+    means: dict[str, float]
+    stds: dict[str, float]
+    coefficients: dict[str, float] | None = None
+
+    @classmethod
+    def of(cls, model: Any) -> Reference | None:
+        metadata = getattr(getattr(model, "metadata", None), "metadata", None) or {}
+        found = metadata.get(REFERENCE_KEY) or {}
+        features = (found.get("reference") or {}).get("features") or {}
+        if not features:
+            return None
+        explainer = found.get("explainer") or {}
+        return cls(means={k: float(v["mean"]) for k, v in features.items()},
+                   stds={k: float(v["std"]) for k, v in features.items()},
+                   coefficients={k: float(v) for k, v in explainer["coefficients"].items()}
+                   if explainer.get("kind") == "linear" else None)
+
+    def _numbers(self, features: Mapping[str, Any]) -> dict[str, float]:
+        return {k: float(v) for k, v in features.items()
+                if k in self.means and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+    def drift(self, features: Mapping[str, Any]) -> dict[str, float]:
+        """Each input in training standard deviations from its training mean."""
+        return {k: (v - self.means[k]) / self.stds[k] for k, v in self._numbers(features).items() if self.stds[k] > 0}
+
+    def explain(self, features: Mapping[str, Any]) -> dict[str, float] | None:
+        """A linear model's exact attribution: coefficient x (input - training mean), which sums to the
+        prediction minus the prediction for the mean input."""
+        if not self.coefficients:
+            return None
+        return {k: self.coefficients[k] * (v - self.means[k]) for k, v in self._numbers(features).items()
+                if k in self.coefficients}
+
+
 class EventLog:
-    """Sends prediction events and never raises: a lost log line must not cost a prediction.
+    """Sends model events and never raises: a lost log line must not cost a prediction.
 
     fluent-logger keeps unsent events in a buffer, retries them with the next event and drops them
     when the buffer is full. One warning per outage (not per event) keeps the pod log readable.
     """
 
-    def __init__(self, sender: Any, label: str = cd4ml_events.TAG_SUFFIX):
-        self._sender, self._label = sender, label
+    def __init__(self, sender: Any):
+        self._sender = sender
         self._lock = threading.Lock()
         self._failures = 0
 
     def send(self, event: dict[str, Any]) -> bool:
+        """Under the tag `<tenant>.<kind>` (the sender holds the tenant; cd4ml_events.tag)."""
         try:
-            sent = bool(self._sender.emit(self._label, event))
+            sent = bool(self._sender.emit(event["kind"], event))
             error = None if sent else getattr(self._sender, "last_error", None)
         except Exception as exc:  # noqa: BLE001 - whatever the logger does, the prediction stands
             sent, error = False, exc
@@ -155,12 +206,12 @@ class NoFluentd:
 
 
 def make_event_log(settings: Settings) -> EventLog:
-    prefix, label = fluent_tag_parts(settings.tenant)
+    prefix, _ = fluent_tag_parts(settings.tenant)
     if not settings.fluentd_host:
         log.warning("FLUENTD_HOST is not set: predictions are served but no prediction events are sent")
-        return EventLog(NoFluentd(), label)
+        return EventLog(NoFluentd())
     return EventLog(fluent_sender.FluentSender(prefix, host=settings.fluentd_host, port=settings.fluentd_port,
-                                               timeout=FLUENTD_TIMEOUT_SECONDS), label)
+                                               timeout=FLUENTD_TIMEOUT_SECONDS))
 
 
 def parse_payload(payload: Any) -> tuple[list[dict[str, Any]], bool]:
@@ -191,6 +242,23 @@ def as_floats(raw: Any, expected: int) -> list[float]:
     return values
 
 
+def parse_feedback(payload: Any) -> list[tuple[str, float]]:
+    """(prediction event id, true value) pairs from {"event_id", "true_value"} or {"feedback": [...]}."""
+    items = payload.get("feedback") if isinstance(payload, dict) and "feedback" in payload else [payload]
+    if not isinstance(items, list) or not items or len(items) > MAX_INSTANCES:
+        raise BadRequest(f'"feedback" must be a list of 1 to {MAX_INSTANCES} objects')
+    pairs = []
+    for item in items:
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+        value = item.get("true_value") if isinstance(item, dict) else None
+        if not isinstance(event_id, str) or not event_id or isinstance(value, bool) \
+                or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BadRequest('each feedback needs "event_id" (from the prediction\'s answer) and a numeric '
+                             '"true_value"')
+        pairs.append((event_id, float(value)))
+    return pairs
+
+
 def _is_input_error(error: Exception) -> bool:
     return getattr(error, "error_code", None) in INPUT_ERROR_CODES
 
@@ -200,8 +268,20 @@ class PredictionService:
 
     def __init__(self, settings: Settings, events: EventLog, model: Any = None,
                  clock: Callable[[], float] = time.perf_counter):
-        self.settings, self.events, self.model, self._clock = settings, events, model, clock
+        self.settings, self.events, self._clock = settings, events, clock
+        self.model = model
         self.load_error: str | None = None
+        self._remembered: OrderedDict[str, float] = OrderedDict()
+        self._remember_lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._model = model
+        self.reference = Reference.of(model) if model is not None else None
 
     def health(self) -> Reply:
         if self.model is None:
@@ -240,11 +320,11 @@ class PredictionService:
             message = getattr(error, "message", None) or str(error)
             return self._fail(status, f"prediction failed: {message}", instances, started)
         latency_ms = (self._clock() - started) * 1000
-        for features, prediction in zip(instances, predictions, strict=True):
-            self._log(latency_ms, features, prediction=prediction)
-        body: dict[str, Any] = {"predictions": predictions}
+        event_ids = [self._log(latency_ms, features, prediction=prediction)
+                     for features, prediction in zip(instances, predictions, strict=True)]
+        body: dict[str, Any] = {"predictions": predictions, "event_ids": event_ids}
         if single:
-            body["prediction"] = predictions[0]
+            body |= {"prediction": predictions[0], "event_id": event_ids[0]}
         body.update(model_name=self.settings.model_name, model_version=self.settings.model_version,
                     pipeline_label=self.settings.pipeline_label)
         return 200, body
@@ -255,18 +335,49 @@ class PredictionService:
             self._log(latency_ms, features, error=message)
         return status, {"error": message}
 
-    def _log(self, latency_ms: float, features: dict[str, Any] | None, *, prediction: float | None = None,
-             error: str | None = None) -> None:
+    def feedback_json(self, raw: bytes) -> Reply:
+        try:
+            pairs = parse_feedback(json.loads(raw))
+        except (ValueError, BadRequest) as error:
+            return 400, {"error": str(error)}
+        joined = 0
         s = self.settings
+        for event_id, true_value in pairs:
+            with self._remember_lock:
+                prediction = self._remembered.get(event_id)
+            joined += prediction is not None
+            try:
+                event = cd4ml_events.feedback_event(
+                    prediction_event_id=event_id, true_value=true_value, prediction=prediction,
+                    model_name=s.model_name, model_version=s.model_version, pipeline_label=s.pipeline_label,
+                    environment=s.environment, tenant=s.tenant)
+            except Exception:  # noqa: BLE001 - a schema problem is a bug to fix
+                log.exception("could not build the feedback event")
+                continue
+            self.events.send(event)
+        return 202, {"received": len(pairs), "joined": joined}
+
+    def _log(self, latency_ms: float, features: dict[str, Any] | None, *, prediction: float | None = None,
+             error: str | None = None) -> str | None:
+        """Sends the prediction's event; its id, for the caller's feedback."""
+        s, reference = self.settings, self.reference
         try:
             event = cd4ml_events.prediction_event(
                 model_name=s.model_name, model_version=s.model_version, pipeline_label=s.pipeline_label,
                 environment=s.environment, tenant=s.tenant, latency_ms=latency_ms, prediction=prediction,
-                error=error, features=features)
+                error=error, features=features,
+                explanation=reference.explain(features) if reference and features and prediction is not None else None,
+                input_drift=reference.drift(features) if reference and features else None)
         except Exception:  # noqa: BLE001 - a schema problem is a bug to fix, not a failed prediction
             log.exception("could not build the prediction event")
-            return
+            return None
+        if prediction is not None:
+            with self._remember_lock:
+                self._remembered[event["event_id"]] = prediction
+                while len(self._remembered) > REMEMBERED_PREDICTIONS:
+                    self._remembered.popitem(last=False)
         self.events.send(event)
+        return str(event["event_id"])
 
 
 def load_model(uri: str) -> Any:
@@ -285,7 +396,8 @@ def make_handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
             self._reply(*(route() if route else (404, {"error": f"no route GET {self.path}"})))
 
         def do_POST(self) -> None:  # noqa: N802
-            if urlsplit(self.path).path != "/predict":
+            path = urlsplit(self.path).path
+            if path not in ("/predict", "/feedback"):
                 self._reply(404, {"error": f"no route POST {self.path}"})
                 return
             try:
@@ -294,10 +406,12 @@ def make_handler(service: PredictionService) -> type[BaseHTTPRequestHandler]:
                 length = -1
             if not 0 <= length <= MAX_BODY_BYTES:
                 self.close_connection = True  # the unread body must not be parsed as the next request
-                self._reply(*service.reject(413 if length > 0 else 400,
-                                            f"Content-Length must be a number up to {MAX_BODY_BYTES} bytes"))
+                message = f"Content-Length must be a number up to {MAX_BODY_BYTES} bytes"
+                status = 413 if length > 0 else 400
+                self._reply(*(service.reject(status, message) if path == "/predict" else (status, {"error": message})))
                 return
-            self._reply(*service.predict_json(self.rfile.read(length)))
+            body = self.rfile.read(length)
+            self._reply(*(service.predict_json(body) if path == "/predict" else service.feedback_json(body)))
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

@@ -111,3 +111,47 @@ def test_a_model_that_cannot_load_stops_the_service(runtime_dir, mlflow_server, 
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stderr
     assert "cannot load models:/no-such-model/1" in result.stderr
+
+
+def test_a_prediction_event_explains_itself_and_measures_its_inputs_drift(service_url, trained, fluentd):
+    """For the example's linear model the explanation is exact: the contributions sum to the prediction
+    minus the prediction for the mean training input."""
+    split = load_split()
+    model = fit(split)
+    marker = _marker()
+    row = _row(marker)
+    response = requests.post(f"{service_url}/predict", json={"features": row}, timeout=10)
+    assert response.status_code == 200, response.text
+    _, event = _events_with(fluentd, marker)
+    cd4ml_events.validate(event)
+    assert event["event_id"] == response.json()["event_id"]
+    means = split.X_train.mean()
+    baseline = model.predict(means.to_frame().T)[0]
+    assert sum(event["explanation"].values()) == pytest.approx(event["prediction"] - baseline)
+    assert set(event["explanation"]) == set(split.features)
+    stds = split.X_train.std()
+    assert event["input_drift"]["age"] == pytest.approx((marker - means["age"]) / stds["age"])
+
+
+def test_feedback_names_the_prediction_and_its_error(service_url, fluentd):
+    marker = _marker()
+    predicted = requests.post(f"{service_url}/predict", json={"features": _row(marker)}, timeout=10).json()
+    answer = requests.post(f"{service_url}/feedback", json={"event_id": predicted["event_id"], "true_value": 151.0},
+                           timeout=10)
+    assert answer.status_code == 202 and answer.json() == {"received": 1, "joined": 1}
+    tag, event = fluentd.wait_for(lambda tag, record: record.get("prediction_event_id") == predicted["event_id"])
+    assert tag == cd4ml_events.tag(cd4ml_events.DEFAULT_TENANT, "feedback") == "cd4ml.feedback"
+    cd4ml_events.validate(event)
+    assert event["kind"] == "feedback" and event["true_value"] == 151.0
+    assert event["abs_error"] == pytest.approx(abs(predicted["prediction"] - 151.0))
+    # Feedback for a prediction this service does not remember still counts, without an error.
+    unknown = requests.post(f"{service_url}/feedback", json={"feedback": [{"event_id": "from-yesterday",
+                                                                          "true_value": 80}]}, timeout=10)
+    assert unknown.json() == {"received": 1, "joined": 0}
+    _, late = fluentd.wait_for(lambda tag, record: record.get("prediction_event_id") == "from-yesterday")
+    assert "abs_error" not in late and "prediction" not in late
+
+
+def test_feedback_without_an_event_id_is_a_400_saying_what_it_needs(service_url):
+    answer = requests.post(f"{service_url}/feedback", json={"true_value": 1.0}, timeout=10)
+    assert answer.status_code == 400 and "event_id" in answer.json()["error"]

@@ -29,7 +29,7 @@ def test_train_logs_the_run_registers_a_version_and_writes_model_json(trained, t
     assert client.get_experiment(run.info.experiment_id).name == trained.experiment
     assert run.data.params["model"] == "Ridge"
     assert float(run.data.params["alpha"]) == DEFAULT_ALPHA
-    assert set(run.data.metrics) == {"rmse", "r2"}
+    assert set(run.data.metrics) == {"rmse", "r2", "error_gap", "mae_sex_0", "mae_sex_1"}
     assert run.data.metrics == pytest.approx(record["metrics"])
     assert run.data.tags["pipeline_label"] == trained.pipeline_label
 
@@ -74,3 +74,34 @@ def test_gate_names_a_run_mlflow_does_not_know(tracking_uri, tmp_path, capsys):
     assert gate.main(["--model", str(tmp_path / "model.json")]) == 1
     assert f"cannot read run {'0' * 32} from MLflow at {tracking_uri}" in capsys.readouterr().err
 
+
+
+def test_the_run_and_the_model_carry_the_training_reference(trained, tracking_uri):
+    """The reference distribution in the run's artifacts (for people) and in the model's metadata (for the
+    model service), with the linear model's coefficients as its explainer."""
+    from model.data import load_split
+    from service import serve
+
+    client = mlflow.MlflowClient()
+    path = client.download_artifacts(trained.record["run_id"], "reference.json")
+    reference = json.loads(Path(path).read_text())
+    split = load_split()
+    assert set(reference["features"]) == set(split.features) and reference["rows"] == len(split.X_train)
+    assert reference["features"]["bmi"]["mean"] == pytest.approx(split.X_train["bmi"].mean())
+    loaded = serve.Reference.of(serve.load_model(trained.record["model_uri"]))
+    assert loaded is not None and loaded.coefficients and set(loaded.coefficients) == set(split.features)
+    assert loaded.stds["bmi"] == pytest.approx(split.X_train["bmi"].std())
+
+
+def test_gate_stops_a_harmful_model_saying_so(tracking_uri, tmp_path, capsys):
+    """A run as accurate as wanted whose error differs between groups beyond the threshold fails the gate."""
+    mlflow.set_experiment("it-do-no-harm")
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"r2": 0.6, "error_gap": 0.55, "mae_sex_0": 30.0, "mae_sex_1": 52.0})
+    model_json = tmp_path / "model.json"
+    model_json.write_text(json.dumps({"run_id": run.info.run_id}))
+    assert gate.main(["--model", str(model_json), "--min-r2", "0.3", "--max-error-gap", "0.2"]) == 1
+    captured = capsys.readouterr()
+    assert "r2 0.60 meets the threshold 0.30" in captured.out
+    assert f"error_gap 0.55 is above the threshold 0.20 (run {run.info.run_id})" in captured.err
+    assert "do no harm" in captured.err

@@ -46,3 +46,31 @@ def test_train_refuses_to_run_without_a_tracking_server(monkeypatch, tmp_path, c
     assert train.main(["--out", str(tmp_path)]) == 2
     assert "MLFLOW_TRACKING_URI is not set" in capsys.readouterr().err
     assert not (tmp_path / "model.json").exists()
+
+
+def test_the_do_no_harm_gate_fails_a_model_built_to_be_unfair_and_passes_the_example():
+    """An unfair model: the example's, but 40 worse for one group (a bias a data error could introduce)."""
+    from model import fairness
+    from model.data import load_split
+    from model.train import fit
+
+    split = load_split()
+    fair = fit(split)
+
+    class Unfair:
+        def predict(self, X):
+            return fair.predict(X) + 40.0 * (X[fairness.GROUP_FEATURE] > 0).to_numpy()
+
+    fair_gap = fairness.error_gap(fairness.group_errors(fair, split.X_test, split.y_test))
+    unfair_gap = fairness.error_gap(fairness.group_errors(Unfair(), split.X_test, split.y_test))
+    assert gate.harm_verdict(fair_gap, gate.DEFAULT_MAX_ERROR_GAP, "r1")[0]
+    passed, message = gate.harm_verdict(unfair_gap, gate.DEFAULT_MAX_ERROR_GAP, "r2")
+    assert not passed and "error_gap" in message and "do no harm" in message
+    assert gate.GAP_METRIC == fairness.METRIC
+
+
+def test_the_model_service_reads_the_reference_where_training_writes_it():
+    from model import train
+    from service import serve
+
+    assert serve.REFERENCE_KEY == train.REFERENCE_KEY
