@@ -164,7 +164,7 @@ def validate(record: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, field.python_type):
             raise InvalidEvent(f"field {field.name!r} is {type(value).__name__} {value!r}, "
                                f"expected {field.python_type}")
-        if field.values_type:
+        if field.values_type and isinstance(value, dict):
             bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, (int, float))
                    or not math.isfinite(v)}
             if bad:

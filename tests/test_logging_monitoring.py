@@ -338,18 +338,24 @@ def fields_used(board: dict) -> set[str]:
             used |= {b["field"] for b in target.get("bucketAggs", []) if "field" in b}
             used |= set(re.findall(r"([A-Za-z_@][\w.]*):", target.get("query", "")))
             used.add(target.get("timeField", "@timestamp"))
-    used |= {json.loads(v["query"])["field"] for v in board["templating"]["list"]}
+    used |= {json.loads(v["query"])["field"] for v in board["templating"]["list"] if v["type"] == "query"}
     return used
+
+
+def in_schema(field: str) -> bool:
+    """A field of the events, or one input's value in a per-input object of them (explanation.bmi)."""
+    name, dot, _ = field.partition(".")
+    return field in events.FIELD_NAMES or bool(dot) and any(f.name == name and f.values_type for f in events.FIELDS)
 
 
 def test_dashboard_queries_only_fields_the_events_carry_through_provisioned_datasources():
     board = dashboard()
     assert board["uid"] == grafana.MODEL_DASHBOARD_UID
-    unknown = fields_used(board) - events.FIELD_NAMES
-    assert not unknown, f"the dashboard queries fields no prediction event has: {unknown}"
+    unknown = {field for field in fields_used(board) if not in_schema(field)}
+    assert not unknown, f"the dashboard queries fields no model event has: {unknown}"
     sources = {p["datasource"]["uid"] for p in board["panels"]}
     sources |= {t["datasource"]["uid"] for p in board["panels"] for t in p["targets"]}
-    sources |= {v["datasource"]["uid"] for v in board["templating"]["list"]}
+    sources |= {v["datasource"]["uid"] for v in board["templating"]["list"] if "datasource" in v}
     assert sources <= set(grafana.DATASOURCES)
 
 
@@ -361,9 +367,35 @@ def test_dashboard_shows_what_the_issue_asks_for():
     by_version = [p for p in board["panels"]
                   if any(b.get("field") == "model_version" for t in p["targets"] for b in t["bucketAggs"])]
     assert len(by_version) >= 3
-    assert {v["name"] for v in board["templating"]["list"]} == {"tenant", "environment", "model_version"}
+    assert {v["name"] for v in board["templating"]["list"]} == {"tenant", "environment", "model_version", "input"}
     percentiles = [m for p in board["panels"] for t in p["targets"] for m in t["metrics"] if m["type"] == "percentiles"]
     assert percentiles and percentiles[0]["field"] == "latency_ms"
+
+
+def test_the_model_in_the_wild_panels_read_drift_explanations_and_feedback():
+    """Input drift per input by model version, the deck's table of average explanations per input and
+    minute, live error from feedback by model version; every query one kind of event; the inputs are the
+    example model's, in the variable and the table alike."""
+    import sys
+
+    board = dashboard()
+    panels = {p["id"]: p for p in board["panels"]}
+    kinds = {p["id"]: t["query"].split(" AND ")[0] for p in board["panels"] for t in p["targets"]}
+    assert set(kinds.values()) == {"kind:prediction", "kind:feedback"} and kinds[8] == "kind:feedback"
+    drift = panels[6]["targets"][0]
+    assert panels[6]["repeat"] == "input" and drift["metrics"][0]["field"] == "input_drift.$input"
+    assert [b["field"] for b in drift["bucketAggs"]] == ["model_version", "@timestamp"]
+    [variable] = [v for v in board["templating"]["list"] if v["name"] == "input"]
+    inputs = variable["query"].split(",")
+    assert [m["field"] for m in panels[7]["targets"][0]["metrics"]] == [f"explanation.{i}" for i in inputs]
+    assert panels[8]["targets"][0]["metrics"][0]["field"] == "abs_error"
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "model-repo")
+    sys.path.insert(0, example)
+    try:
+        from model.data import load_split
+    finally:
+        sys.path.remove(example)
+    assert inputs == load_split().features
 
 
 def test_dashboard_links_open_mlflow_and_kibana_where_people_forward_them():

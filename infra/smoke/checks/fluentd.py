@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlparse
 
 from fluent import sender as fluent_sender
@@ -48,19 +49,27 @@ def _query(marker: str) -> dict:
     return {"query": {"match_phrase": {"event_id": marker}}}
 
 
+def _feedback_query(marker: str) -> dict:
+    return {"query": {"match_phrase": {"prediction_event_id": marker}}}
+
+
 def _send_event(context: SmokeContext) -> str:
+    """Exactly what a model service sends, under its tenant's tags (infra/events.py): a prediction with its
+    inputs, their explanation and drift, then the feedback on it."""
     host, port = _forward_address(context)
-    # Exactly what a model service sends: a schema event (infra/events.py) under its tenant's tag.
-    event = events.prediction_event(model_name="cd4ml-smoke", model_version="0", pipeline_label="smoke",
-                                    environment="smoke", latency_ms=0.0, prediction=0.0, tenant=SMOKE_TENANT,
-                                    event_id=context.run_id)
-    tenant, _, label = events.tag(SMOKE_TENANT).partition(".")
+    model = {"model_name": "cd4ml-smoke", "model_version": "0", "pipeline_label": "smoke", "environment": "smoke",
+             "tenant": SMOKE_TENANT}
+    prediction = events.prediction_event(**model, latency_ms=0.0, prediction=0.0, event_id=context.run_id,
+                                         features={"x": 1.0}, explanation={"x": 0.5}, input_drift={"x": 0.0})
+    feedback = events.feedback_event(**model, prediction_event_id=context.run_id, true_value=1.0, prediction=0.0,
+                                     event_id=f"{context.run_id}-feedback")
+    tenant, _, _ = events.tag(SMOKE_TENANT).partition(".")
     logger = fluent_sender.FluentSender(tenant, host=host, port=port, timeout=5)
     try:
-        sent = logger.emit(label, event)
-        if not sent:
-            raise CheckFailed(Diagnosis("fluentd", f"tcp://{host}:{port}", "the event accepted",
-                                        str(logger.last_error), "Fluentd is down or not listening for forward"))
+        for event in (prediction, feedback):
+            if not logger.emit(event["kind"], event):
+                raise CheckFailed(Diagnosis("fluentd", f"tcp://{host}:{port}", "the events accepted",
+                                            str(logger.last_error), "Fluentd is down or not listening for forward"))
     finally:
         logger.close()
     return context.run_id
@@ -71,19 +80,21 @@ def _hits(body: dict) -> int:
     return total.get("value", 0) if isinstance(total, dict) else int(total)
 
 
-def _found_in(context: SmokeContext, index: str, query: dict) -> Observation[int]:
-    """One look for documents matching `query` in `index`: a missing index, a new daily index whose shard
-    is not allocated yet (503, all shards failed) and a busy node (429) are all "not yet"."""
+def _found_in(context: SmokeContext, index: str, query: dict) -> Observation[list[dict]]:
+    """One look for documents matching `query` in `index` (their sources): a missing index, a new daily
+    index whose shard is not allocated yet (503, all shards failed) and a busy node (429) are all "not yet"."""
     response = call(context, context.target("elasticsearch"), "POST", f"/{index}/_search", expect="search results",
                     json=query, statuses=(200, 404, 429, 503))
-    hits = _hits(response.json()) if response.status_code == 200 else 0
-    return Observation(hits > 0, hits, f"HTTP {response.status_code}, {hits} hit(s) in {index}")
+    body = response.json() if response.status_code == 200 else {}
+    hits = _hits(body)
+    sources = [hit.get("_source", {}) for hit in body.get("hits", {}).get("hits", [])]
+    return Observation(hits > 0, sources, f"HTTP {response.status_code}, {hits} hit(s) in {index}")
 
 
-def _await(look, *, what: str, context: SmokeContext, diagnose: Callable[[WaitTimeout], Diagnosis]) -> None:
+def _await(look, *, what: str, context: SmokeContext, diagnose: Callable[[WaitTimeout], Diagnosis]) -> Any:
     """Poll `look` against the check's deadline; on timeout fail with the diagnosis built from it."""
     try:
-        poll_until(look, what=what, timeout=context.timeout)
+        return poll_until(look, what=what, timeout=context.timeout)
     except WaitTimeout as timeout:
         raise CheckFailed(diagnose(timeout)) from None
 
@@ -96,7 +107,10 @@ def event_reaches_elasticsearch(context: SmokeContext) -> str:
 
     edge = context.edge("fluentd", "elasticsearch")
     url, secret = (edge.url, edge.credentials_secret) if edge else ("?", "?")
-    _await(lambda: _found_in(context, EVENTS, _query(marker)), what=f"event {marker} in {EVENTS}", context=context,
+    context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
+    context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_feedback_query(marker)))
+    found = _await(lambda: _found_in(context, EVENTS, _query(marker)), what=f"event {marker} in {EVENTS}",
+                   context=context,
            diagnose=lambda timeout: Diagnosis(
                "fluentd", f"{es.url}/{EVENTS}/_search", f"event {marker} indexed within {context.timeout:.0f}s",
                timeout.last_seen,
@@ -105,8 +119,17 @@ def event_reaches_elasticsearch(context: SmokeContext) -> str:
                f"auto_configure and index on {EVENT_INDEX_PREFIX}-* (Elasticsearch refuses such a document in a bulk "
                f"request that answers 200, and Fluentd retries it quietly: at its default log level nothing "
                f"shows)"))
-    context.cleanups.append(lambda: context.post(es, f"/{EVENTS}/_delete_by_query", json=_query(marker)))
-    return f"found in {EVENTS} after {time.monotonic() - started:.1f}s"
+    if not (found and found[0].get("explanation") and found[0].get("input_drift")):
+        raise CheckFailed(Diagnosis(
+            "fluentd", f"{es.url}/{EVENTS}/_search", "the prediction event with its explanation and input_drift",
+            str(found[0] if found else found)[:200],
+            "something between the sender and the index drops fields: a Fluentd filter, or the events template"))
+    _await(lambda: _found_in(context, EVENTS, _feedback_query(marker)), what=f"the feedback on {marker} in {EVENTS}",
+           context=context, diagnose=lambda timeout: Diagnosis(
+               "fluentd", f"{es.url}/{EVENTS}/_search", f"the feedback event on {marker} indexed", timeout.last_seen,
+               f"the prediction arrived but its feedback (tag {events.tag(SMOKE_TENANT, events.FEEDBACK)}) did not: "
+               "Fluentd's match for the events must take every tag of a tenant, not only <tenant>.prediction"))
+    return f"prediction (explained) and feedback found in {EVENTS} after {time.monotonic() - started:.1f}s"
 
 
 def _wait_for_event_in_elasticsearch(context: SmokeContext) -> str:
@@ -136,12 +159,24 @@ def event_through_kibana(context: SmokeContext) -> str:
         hits = _hits(json_of(response, kibana, "search results"))
         return Observation(hits > 0, hits, f"{hits} hit(s) through Kibana")
 
+    def look_for_feedback() -> Observation[int]:
+        response = call(context, kibana, "POST", "/api/console/proxy", expect="Elasticsearch results via Kibana",
+                        params={"path": f"/{EVENTS}/_search", "method": "POST"}, json=_feedback_query(marker),
+                        headers={"kbn-xsrf": "cd4ml-smoke"})
+        hits = _hits(json_of(response, kibana, "search results")) \
+            if response.headers.get("x-console-proxy-status-code", "200") == "200" else 0
+        return Observation(hits > 0, hits, f"{hits} feedback hit(s) through Kibana")
+
     edge = context.edge("kibana", "elasticsearch")
     url = edge.url if edge else "?"
     _await(look, what=f"event {marker} through Kibana", context=context, diagnose=lambda timeout: Diagnosis(
         "kibana", f"{kibana.url}/api/console/proxy", "the event found through Kibana", timeout.last_seen,
         f"Kibana queries another Elasticsearch than {url} (its elasticsearchRef)"))
-    return "event visible through Kibana"
+    _await(look_for_feedback, what=f"the feedback on {marker} through Kibana", context=context,
+           diagnose=lambda timeout: Diagnosis(
+               "kibana", f"{kibana.url}/api/console/proxy", "the feedback event found through Kibana",
+               timeout.last_seen, "the prediction was visible, its feedback is not: read wire.fluentd-elasticsearch"))
+    return "prediction and feedback visible through Kibana"
 
 
 def _grafana_count(body: dict) -> float:
@@ -169,12 +204,17 @@ def event_through_grafana(context: SmokeContext) -> str:
     }
 
     def look() -> Observation[float]:
-        response = call(context, grafana, "POST", "/api/ds/query", expect="query results", json=query,
-                        statuses=(200, 400, 500))
-        if response.status_code != 200:
-            return Observation(False, None, f"HTTP {response.status_code}: {response.text[:160]}")
-        count = _grafana_count(json_of(response, grafana, "query results"))
-        return Observation(count > 0, count, f"count {count:g} through datasource {EVENTS_DATASOURCE}")
+        counts = []
+        # The prediction, then its feedback (what the dashboard's live-error panel reads).
+        for phrase in (f'event_id:"{marker}"', f'prediction_event_id:"{marker}"'):
+            query["queries"][0]["query"] = phrase
+            response = call(context, grafana, "POST", "/api/ds/query", expect="query results", json=query,
+                            statuses=(200, 400, 500))
+            if response.status_code != 200:
+                return Observation(False, None, f"HTTP {response.status_code}: {response.text[:160]}")
+            counts.append(_grafana_count(json_of(response, grafana, "query results")))
+        return Observation(all(c > 0 for c in counts), counts,
+                           f"counts {counts} (prediction, feedback) through datasource {EVENTS_DATASOURCE}")
 
     edge = context.edge("grafana", "elasticsearch")
     _await(look, what=f"event {marker} through Grafana", context=context, diagnose=lambda timeout: Diagnosis(
@@ -182,7 +222,7 @@ def event_through_grafana(context: SmokeContext) -> str:
         timeout.last_seen,
         f"Grafana's datasource does not reach {edge.url if edge else '?'} with the user in "
         f"{edge.credentials_secret if edge else '?'}, or its index pattern is not {EVENTS}"))
-    return "event counted through Grafana"
+    return "prediction and feedback counted through Grafana"
 
 
 def container_logs(context: SmokeContext) -> str:
