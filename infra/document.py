@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
+from infra import events
 from infra.events import DEFAULT_TENANT
-from infra.platform.elasticsearch import EVENT_INDEX_PREFIX, ElasticsearchSettings
+from infra.platform.elasticsearch import ElasticsearchSettings
 from infra.platform.gocd import GoCDSettings
 from infra.platform.grafana import GrafanaSettings
 from infra.platform.ingress import NAME as INGRESS
@@ -128,7 +129,7 @@ class TenantEntry:
                    mlflow_experiment=tenant.experiment, gocd_pipeline_group=tenant.pipeline_group,
                    gocd_elastic_profile=tenant.elastic_profile, agents_node=tenant.agents_node,
                    service_account=tenant.service_account, fluentd_tag=tenant.tag,
-                   index_pattern=f"{EVENT_INDEX_PREFIX}-{tenant.name}-*", gocd_environment=tenant.gocd_environment,
+                   index_pattern=events.index_pattern(tenant.name), gocd_environment=tenant.gocd_environment,
                    pipeline_prefix=tenant.pipeline_prefix)
 
 

@@ -20,6 +20,8 @@ TAG_SUFFIX = "prediction"
 DEFAULT_TENANT = "cd4ml"
 """The tenant of a platform without workshop participants."""
 PREDICTION, FEEDBACK = "prediction", "feedback"
+INDEX_PREFIX = "cd4ml-events"
+"""Fluentd writes a tenant's events to daily indices `<prefix>-<tenant>-YYYY.MM.DD`."""
 KINDS = (PREDICTION, FEEDBACK)
 
 
@@ -80,6 +82,11 @@ def es_mappings() -> dict[str, Any]:
 
 class InvalidEvent(ValueError):
     pass
+
+
+def index_pattern(tenant: str = DEFAULT_TENANT) -> str:
+    """Every index of a tenant's events: what their Elasticsearch role may read."""
+    return f"{INDEX_PREFIX}-{tenant}-*"
 
 
 def tag(tenant: str = DEFAULT_TENANT, kind: str = PREDICTION) -> str:

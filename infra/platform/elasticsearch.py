@@ -63,7 +63,7 @@ LOG_INDEX_PREFIX = "cd4ml-logs"
 CONTAINER_LOG_FIELD = "message"
 """The field of a log document holding the container's line: where Fluentd's `cri` parser puts it
 (fluent-plugin-parser-cri v0.1.1, `lib/fluent/plugin/parser_cri.rb` l.57-61: stream, logtag, message)."""
-EVENT_INDEX_PREFIX = "cd4ml-events"
+EVENT_INDEX_PREFIX = events.INDEX_PREFIX
 """Daily indices of application events (predictions) sent to Fluentd's forward port."""
 
 WRITER_ROLE = "cd4ml_log_writer"
@@ -187,7 +187,7 @@ def _participant_secret(tenant: Tenant, namespace: str) -> KitSecret:
 def roles_document(participants: Sequence[Tenant] = ()) -> str:
     logs = [f"{LOG_INDEX_PREFIX}-*", f"{EVENT_INDEX_PREFIX}-*"]
     tenant_roles = {tenant_role(t.name): {
-        "indices": [{"names": [f"{EVENT_INDEX_PREFIX}-{t.name}-*"], "privileges": ["read", "view_index_metadata"]}],
+        "indices": [{"names": [events.index_pattern(t.name)], "privileges": ["read", "view_index_metadata"]}],
         "applications": KIBANA_READ,
     } for t in participants}
     return yaml.safe_dump(tenant_roles | {

@@ -48,6 +48,42 @@ def harm_verdict(gap: float, max_gap: float, run_id: str) -> tuple[bool, str]:
     return True, f"{GAP_METRIC} {value} is within the threshold {threshold} (run {run_id})"
 
 
+DEFAULT_LIVE_TOLERANCE = 0.05
+
+
+def live_verdict(candidate_mae: float, production_mae: float, tolerance: float, production: str,
+                 rows: int) -> tuple[bool, str]:
+    """The candidate on live data (the production model's predictions whose true value came back) may be at
+    most `tolerance` worse than the model that served them."""
+    limit = production_mae * (1 + tolerance)
+    said = (f"on {rows} live predictions with feedback the candidate's mean absolute error is {candidate_mae:.2f}, "
+            f"the production model's ({production}) {production_mae:.2f}")
+    if candidate_mae > limit:
+        return False, f"{said}: worse by more than {tolerance:.0%}"
+    return True, f"{said}: not worse by more than {tolerance:.0%}"
+
+
+def compare_on_live_data(live_csv: Path, model_record: dict, tolerance: float) -> tuple[bool, str]:
+    """Both models, loaded from MLflow, on the evaluation set model.live_data wrote."""
+    import mlflow.pyfunc
+    import numpy as np
+    import pandas as pd
+
+    from model.live_data import ENVIRONMENT, MODEL_VERSION, TRUE_VALUE
+
+    rows = pd.read_csv(live_csv, dtype={MODEL_VERSION: str})
+    served = rows[rows[ENVIRONMENT] == "production"] if (rows[ENVIRONMENT] == "production").any() else rows
+    version = served[MODEL_VERSION].mode().iloc[0]
+    production = f"models:/{model_record['model_name']}/{version}"
+    inputs = rows.drop(columns=[TRUE_VALUE, MODEL_VERSION, ENVIRONMENT])
+
+    def mae(uri: str) -> float:
+        predicted = np.asarray(mlflow.pyfunc.load_model(uri).predict(inputs), dtype=float).ravel()
+        return float(np.mean(np.abs(predicted - rows[TRUE_VALUE].to_numpy())))
+
+    return live_verdict(mae(model_record["model_uri"]), mae(production), tolerance, production, len(rows))
+
+
 def _threshold_from_env(parser: argparse.ArgumentParser, name: str = "CD4ML_MIN_R2",
                         default: float = DEFAULT_MIN_R2) -> float:
     raw = os.environ.get(name)
@@ -67,13 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-error-gap", type=float, default=None,
                         help="largest acceptable error gap between groups (default: $CD4ML_MAX_ERROR_GAP, else "
                              f"{DEFAULT_MAX_ERROR_GAP})")
+    parser.add_argument("--live", type=Path, default=None,
+                        help="also compare the candidate with the production model on this evaluation set "
+                             "(python -m model.live_data writes it)")
+    parser.add_argument("--live-tolerance", type=float, default=None,
+                        help="how much worse on live data the candidate may be (default: $CD4ML_LIVE_TOLERANCE, "
+                             f"else {DEFAULT_LIVE_TOLERANCE})")
     args = parser.parse_args(argv)
     min_r2 = args.min_r2 if args.min_r2 is not None else _threshold_from_env(parser)
     max_gap = args.max_error_gap if args.max_error_gap is not None else _threshold_from_env(
         parser, "CD4ML_MAX_ERROR_GAP", DEFAULT_MAX_ERROR_GAP)
 
     try:
-        run_id = json.loads(args.model.read_text())["run_id"]
+        record = json.loads(args.model.read_text())
+        run_id = record["run_id"]
     except (OSError, ValueError, KeyError) as error:
         print(f"cannot read the run id from {args.model}: {error}", file=sys.stderr)
         return 1
@@ -93,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
               "judge it", file=sys.stderr)
         return 1
     results = [verdict(metrics[METRIC], min_r2, run_id), harm_verdict(metrics[GAP_METRIC], max_gap, run_id)]
+    if args.live is not None:
+        tolerance = args.live_tolerance if args.live_tolerance is not None else _threshold_from_env(
+            parser, "CD4ML_LIVE_TOLERANCE", DEFAULT_LIVE_TOLERANCE)
+        try:
+            results.append(compare_on_live_data(args.live, record, tolerance))
+        except (OSError, ValueError, KeyError, MlflowException) as error:
+            print(f"cannot compare on live data from {args.live}: {error}", file=sys.stderr)
+            return 1
     for passed, message in results:
         print(message, file=sys.stdout if passed else sys.stderr)
     return 0 if all(passed for passed, _ in results) else 1

@@ -23,7 +23,7 @@ from infra.smoke.http import call, json_of
 SMOKE_TENANT = "cd4ml-smoke"
 """The tenant smoke events are sent as: tag `cd4ml-smoke.prediction`, so Fluentd must route them to
 the tenant's own indices — which is where the checks look for them."""
-EVENTS = f"{EVENT_INDEX_PREFIX}-{SMOKE_TENANT}-*"
+EVENTS = events.index_pattern(SMOKE_TENANT)
 LOGS = f"{LOG_INDEX_PREFIX}-*"
 EVENTS_DATASOURCE = next(uid for uid, (_, prefix) in DATASOURCES.items() if prefix == EVENT_INDEX_PREFIX)
 
