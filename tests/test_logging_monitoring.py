@@ -403,6 +403,7 @@ def test_dashboard_links_open_mlflow_and_kibana_where_people_forward_them():
     assert links["MLflow"] == f"http://localhost:{LOCAL_PORTS['mlflow']}"
     assert links["Kibana: model events"].startswith(f"http://localhost:{LOCAL_PORTS['kibana']}/app/discover")
     assert "dataViewId:cd4ml-events" in links["Kibana: model events"]
+    assert links["Kibana: feedback"].endswith("query:(language:kuery,query:'kind:feedback'))")
     without_kibana = platform_for(services=["grafana", "elasticsearch", "mlflow"])
     configmap = next(o for o in without_kibana.services["grafana"].objects if o["kind"] == "ConfigMap")
     assert [link["title"] for link in json.loads(configmap["data"]["model-monitoring.json"])["links"]] == ["MLflow"]

@@ -156,9 +156,10 @@ def build(ctx: BuildContext) -> Service:
         values["datasources"] = {"datasources.yaml": {"apiVersion": 1, "datasources": datasources(edge.endpoint)}}
         links = {"MLflow": user_url(ctx.config, "mlflow", mlflow.endpoint(ns))} if ctx.config.enabled("mlflow") else {}
         if ctx.config.enabled("kibana"):
-            links["Kibana: model events"] = (f"{user_url(ctx.config, 'kibana', kibana.endpoint(ns))}/app/discover#/"
-                                             f"?_a=(dataSource:(dataViewId:{elasticsearch.EVENT_INDEX_PREFIX},"
-                                             "type:dataView))")
+            base = user_url(ctx.config, "kibana", kibana.endpoint(ns))
+            links["Kibana: model events"] = base + kibana.discover_path(elasticsearch.EVENT_INDEX_PREFIX)
+            links["Kibana: feedback"] = base + kibana.discover_path(elasticsearch.EVENT_INDEX_PREFIX,
+                                                                    kibana.FEEDBACK_QUERY)
         values["dashboardProviders"] = {"dashboardproviders.yaml": {"apiVersion": 1, "providers": [{
             "name": DASHBOARD_PROVIDER, "orgId": 1, "folder": "CD4ML", "type": "file",
             "disableDeletion": True, "editable": False, "allowUiUpdates": False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra import events
 from infra.config import Profile
 from infra.platform import elasticsearch
 from infra.platform.configure_job import configure_job
@@ -48,6 +49,18 @@ DATA_VIEWS = (
 """Data views by id (stable, so smoke checks and links can address them); the first is the default."""
 NODE_HEAP_MB = {Profile.LAPTOP: 640, Profile.CLUSTER: 1280}
 """Node's old-space limit; below the container limit so Kibana is not OOM-killed under load."""
+
+
+FEEDBACK_QUERY = f"kind:{events.FEEDBACK}"
+"""Discover's view of the true values that came back (infra/events.py FEEDBACK)."""
+
+
+def discover_path(data_view: str, query: str = "") -> str:
+    """Discover opened on a data view (and a KQL query), in its URL state (rison): `_a=(dataSource:...)`."""
+    state = f"dataSource:(dataViewId:{data_view},type:dataView)"
+    if query:
+        state += f",query:(language:kuery,query:'{query}')"
+    return f"/app/discover#/?_a=({state})"
 
 
 def endpoint(ns: Namespaces) -> Endpoint:
