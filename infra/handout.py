@@ -70,7 +70,21 @@ def _link(url: str) -> str:
     return f"<{url}>" if url.startswith(("https://", "http://")) else url
 
 
-def page_markdown(tenant: TenantEntry, links: Links, password: str | None, env: Mapping[str, str]) -> str:
+def _first_step(tenant: TenantEntry, repo: str | None) -> str:
+    if repo:  # `cd4ml repos` wrote it, named for them, and the facilitator pushed it there
+        return (f"""1. Clone your repository, {_link(repo) if repo.startswith("http") else f"`{repo}`"}: the example
+   model, its pipeline `{tenant.pipeline_prefix}diabetes-model` already yours (group, environment
+   `{tenant.gocd_environment}`, agents `{tenant.gocd_elastic_profile}`). Your pipelines' names start with
+   `{tenant.pipeline_prefix}`; your agents run no other pipelines.""")
+    return f"""1. Fork the example model repository (`examples/model-repo`), set its git URL in `ci.gocd.yaml`, name
+   the pipeline `{tenant.pipeline_prefix}diabetes-model` (your pipelines' names start with
+   `{tenant.pipeline_prefix}`), make its group `{tenant.gocd_pipeline_group}`, every job's
+   `elastic_profile_id: {tenant.gocd_elastic_profile}`, list it under `environments: {tenant.gocd_environment}:`,
+   and push it where your facilitator's GoCD reads it. Your agents run no other pipelines."""
+
+
+def page_markdown(tenant: TenantEntry, links: Links, password: str | None, env: Mapping[str, str],
+                  repo: str | None = None) -> str:
     name = tenant.name
     urls = tenant.model_urls  # published through the ingress controller (cloud stacks)
     namespaces = "\n".join(f"- {env_name}: `{namespace}`" + (f", at {_link(urls[env_name])}" if env_name in urls
@@ -98,11 +112,7 @@ Your pipeline's jobs run with (the platform sets these; nothing to configure):
 {variables}
 
 ## First three steps
-1. Fork the example model repository (`examples/model-repo`), set its git URL in `ci.gocd.yaml`, name
-   the pipeline `{tenant.pipeline_prefix}diabetes-model` (your pipelines' names start with
-   `{tenant.pipeline_prefix}`), make its group `{tenant.gocd_pipeline_group}`, every job's
-   `elastic_profile_id: {tenant.gocd_elastic_profile}`, list it under `environments: {tenant.gocd_environment}:`,
-   and push it where your facilitator's GoCD reads it. Your agents run no other pipelines.
+{_first_step(tenant, repo)}
 2. Open GoCD, log in as `{tenant.login}`, and watch your pipeline test, train (a run appears in MLflow
    experiment `{tenant.mlflow_experiment}`), pass the gate and deploy to staging.
 3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant.fluentd_tag}`)
@@ -115,8 +125,9 @@ def _calling(tenant: TenantEntry) -> str:
     first = next(iter(tenant.model_urls.values()), None)
     if not first:
         return ""
-    return (f"\n\nFrom your laptop, with your login: `curl -u {tenant.login} {first}/version`, and "
-            f"`POST {first}/predict` with `{{\"features\": {{...}}}}`.")
+    return (f"\n\nFrom your laptop, with your login: `curl -u {tenant.login} {first}/version`; "
+            f"`POST /predict` with `{{\"features\": {{...}}}}`; `POST /feedback` with its `event_id` and the "
+            f"`true_value`.")
 
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -134,7 +145,7 @@ code, pre { font-family: ui-monospace, monospace; font-size: 10pt }
 pre { background: #f4f4f4; padding: 0.5em; white-space: pre-wrap }
 a { color: #0645ad; overflow-wrap: anywhere }
 @media print {
-  body { margin: 0 }
+  body { margin: 0; font-size: 10pt }
   article { break-after: page }
   article + article { border: 0; margin: 0; padding: 0 }
 }
@@ -153,12 +164,13 @@ def page_html(markdown_texts: Sequence[str], title: str) -> str:
 
 
 def write_handouts(tenants: Sequence[TenantEntry], links: Links, passwords: Mapping[str, str] | None,
-                   envs: Mapping[str, Mapping[str, str]], out_dir: Path) -> int:
+                   envs: Mapping[str, Mapping[str, str]], out_dir: Path,
+                   repos: Mapping[str, str | None] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     pages = []
     for tenant in tenants:
         password = (passwords or {}).get(tenant.name)
-        text = page_markdown(tenant, links, password, envs.get(tenant.name, {}))
+        text = page_markdown(tenant, links, password, envs.get(tenant.name, {}), (repos or {}).get(tenant.name))
         pages.append(text)
         (out_dir / f"{tenant.name}.md").write_text(text)
         (out_dir / f"{tenant.name}.html").write_text(page_html([text], f"CD4ML workshop: {tenant.name}"))

@@ -58,7 +58,9 @@ def test_a_participant_sees_their_login_and_addresses_they_can_open(handouts, pa
     assert {"https://gocd.workshop.example.com/go", "https://mlflow.workshop.example.com/",
             "https://kibana.workshop.example.com/app/discover",
             "https://grafana.workshop.example.com/d/cd4ml-model-monitoring",
-            "https://ada-staging.workshop.example.com/"} <= links, links
+            "https://ada-staging.workshop.example.com/",
+            "https://github.com/your-org/cd4ml-workshop-ada.git"} <= links, links  # her ready repository
+    assert "Clone your repository" in shown and "ada-diabetes-model already yours" in shown
     assert not [link for link in links if "localhost" in link]
     # Nothing runs off the right edge of an A4-wide window (long addresses wrap).
     assert page.evaluate("document.documentElement.scrollWidth") <= A4_WIDTH_PX

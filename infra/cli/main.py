@@ -248,8 +248,11 @@ def handout(
         passwords = stacks.stack_outputs(directory, stack).get("participant_passwords")
     except LifecycleError as why:
         console.print(f" • {why}: pages written with a placeholder where the password goes")
+    from infra.platform.gocd import participant_repo_urls
+
+    repos = {t.name: next(iter(participant_repo_urls(config.model_repos, t.name)), None) for t in platform.tenants}
     count = write_handouts([TenantEntry.of(t) for t in platform.tenants], handout_links(platform),
-                           passwords, handout_envs(platform), out)
+                           passwords, handout_envs(platform), out, repos)
     console.print(f"[green]✓[/green] {count} participant pages (Markdown and HTML) and "
                   f"facilitator-summary.csv written to {out}")
 

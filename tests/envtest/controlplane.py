@@ -107,6 +107,10 @@ class ControlPlane:
     """More kwok stages (the kit's own: tests/envtest/stages/), beside kwok's node, pod and volume sets.
     Those for custom resources start once their CRD exists: kwok v0.8.0 exits at start on a stage whose
     resource the API server does not serve yet, and a Helm release installs the CRDs mid-`up`."""
+    unserved_webhooks: tuple[str, ...] = ()
+    """Admission webhooks (by name part) of services that cannot answer here, no container running: their
+    configurations are deleted as they appear, so the API server admits what they would have checked
+    (cert-manager's, for a published workshop's ClusterIssuer and Certificates). Said where it is used."""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -167,6 +171,8 @@ class ControlPlane:
                     logs)
         for stage_file in self.stages:
             threading.Thread(target=self._when_served, args=(stage_file, logs), daemon=True).start()
+        if self.unserved_webhooks:
+            threading.Thread(target=self._drop_unserved_webhooks, daemon=True).start()
         self.apply([(STAGES / "volume" / "fast" / "storage-class.yaml").read_text()] + [
             f"""apiVersion: v1
 kind: Node
@@ -204,6 +210,18 @@ status:
                     # Served, but not yet in the OpenAPI document kwok reads: try again.
                     self.processes.pop(name, None)
             time.sleep(1)  # a watcher in a test harness, polling for a CRD another process installs
+
+    def _drop_unserved_webhooks(self) -> None:
+        """A watcher in a test harness: delete the webhook configurations no pod here can serve."""
+        while "kube-apiserver" in self.processes:
+            listed = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get",
+                                     "validatingwebhookconfigurations,mutatingwebhookconfigurations", "-o", "name"],
+                                    capture_output=True, text=True).stdout.split()
+            doomed = [name for name in listed if any(part in name for part in self.unserved_webhooks)]
+            if doomed:
+                subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "delete", "--ignore-not-found",
+                                *doomed], capture_output=True, text=True)
+            time.sleep(1)
 
     def apply(self, manifests: list[str]) -> None:
         done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "apply", "-f", "-"],
