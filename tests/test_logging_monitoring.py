@@ -389,6 +389,8 @@ def test_the_model_in_the_wild_panels_read_drift_explanations_and_feedback():
     inputs = variable["query"].split(",")
     assert [m["field"] for m in panels[7]["targets"][0]["metrics"]] == [f"explanation.{i}" for i in inputs]
     assert panels[8]["targets"][0]["metrics"][0]["field"] == "abs_error"
+    # The datasource answers a series per metric: joined on time into one table (Grafana's joinByField).
+    assert panels[7]["transformations"] == [{"id": "joinByField", "options": {"byField": "Time", "mode": "outer"}}]
     example = str(Path(__file__).resolve().parents[1] / "examples" / "model-repo")
     sys.path.insert(0, example)
     try:
@@ -403,7 +405,12 @@ def test_dashboard_links_open_mlflow_and_kibana_where_people_forward_them():
     assert links["MLflow"] == f"http://localhost:{LOCAL_PORTS['mlflow']}"
     assert links["Kibana: model events"].startswith(f"http://localhost:{LOCAL_PORTS['kibana']}/app/discover")
     assert "dataViewId:cd4ml-events" in links["Kibana: model events"]
-    assert links["Kibana: feedback"].endswith("query:(language:kuery,query:'kind:feedback'))")
+    assert links["Kibana: feedback"].endswith("query:(language:kuery,query:'kind:feedback'))"
+                                              "&_g=(time:(from:now-24h,to:now))")
+    from infra.platform.kibana import discover_path
+
+    assert discover_path("v", "it's!") == "/app/discover#/?_a=(dataSource:(dataViewId:v,type:dataView),"\
+                                          "query:(language:kuery,query:'it!'s!!'))"
     without_kibana = platform_for(services=["grafana", "elasticsearch", "mlflow"])
     configmap = next(o for o in without_kibana.services["grafana"].objects if o["kind"] == "ConfigMap")
     assert [link["title"] for link in json.loads(configmap["data"]["model-monitoring.json"])["links"]] == ["MLflow"]

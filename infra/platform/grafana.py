@@ -158,8 +158,9 @@ def build(ctx: BuildContext) -> Service:
         if ctx.config.enabled("kibana"):
             base = user_url(ctx.config, "kibana", kibana.endpoint(ns))
             links["Kibana: model events"] = base + kibana.discover_path(elasticsearch.EVENT_INDEX_PREFIX)
+            # Feedback arrives long after its prediction: a day, not Discover's default quarter hour.
             links["Kibana: feedback"] = base + kibana.discover_path(elasticsearch.EVENT_INDEX_PREFIX,
-                                                                    kibana.FEEDBACK_QUERY)
+                                                                    kibana.FEEDBACK_QUERY, since="now-24h")
         values["dashboardProviders"] = {"dashboardproviders.yaml": {"apiVersion": 1, "providers": [{
             "name": DASHBOARD_PROVIDER, "orgId": 1, "folder": "CD4ML", "type": "file",
             "disableDeletion": True, "editable": False, "allowUiUpdates": False,

@@ -55,12 +55,15 @@ FEEDBACK_QUERY = f"kind:{events.FEEDBACK}"
 """Discover's view of the true values that came back (infra/events.py FEEDBACK)."""
 
 
-def discover_path(data_view: str, query: str = "") -> str:
-    """Discover opened on a data view (and a KQL query), in its URL state (rison): `_a=(dataSource:...)`."""
+def discover_path(data_view: str, query: str = "", since: str = "") -> str:
+    """Discover opened on a data view (and a KQL query, over the time since `since`, e.g. now-24h), in its URL
+    state (rison): `_a=(dataSource:...)`, Discover's app state key since 8.15 (kibana PR #182321)."""
     state = f"dataSource:(dataViewId:{data_view},type:dataView)"
     if query:
-        state += f",query:(language:kuery,query:'{query}')"
-    return f"/app/discover#/?_a=({state})"
+        quoted = query.replace("!", "!!").replace("'", "!'")  # rison's escapes inside '...'
+        state += f",query:(language:kuery,query:'{quoted}')"
+    window = f"&_g=(time:(from:{since},to:now))" if since else ""
+    return f"/app/discover#/?_a=({state}){window}"
 
 
 def endpoint(ns: Namespaces) -> Endpoint:
