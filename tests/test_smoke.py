@@ -18,11 +18,12 @@ from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, sel
 runner = CliRunner()
 CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch",
                 "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow", "wire.gocd-agents-gocd",
-                "platform.credentials", "platform.network-policies", "platform.admission", "gocd.agents-isolation"}
+                "platform.credentials", "platform.network-policies", "platform.admission", "gocd.agents-isolation",
+                "workshop.logins", "workshop.participants-apart"}
 STAND_IN_SECRETS = (*PASSWORDS.values(), GOCD_ADMIN[1], "grafana-admin-pw", MLFLOW_ADMIN[1], PIPELINES_LOGIN[1])
 PUBLISHED_ONLY = {"ingress.gocd", "ingress.kibana", "ingress.grafana", "ingress.mlflow", "ingress.model-services"}
 """Skipped unless the stack publishes through an ingress controller (tests/test_smoke_ingress.py)."""
-WORKSHOP_ONLY = {"gocd.agents-isolation"}
+WORKSHOP_ONLY = {"gocd.agents-isolation", "workshop.logins", "workshop.participants-apart"}
 """Skipped without two participants (tests/test_agent_admission.py runs it on a real API server)."""
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
@@ -58,7 +59,7 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
     assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY | PUBLISHED_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 34
+    assert len(results) == 36
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
     for name in PUBLISHED_ONLY:

@@ -91,7 +91,7 @@ def test_every_check_runs_and_passes_in_cluster_mode(healthy):
     results, cluster = healthy
     assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(
         PUBLISHED_ONLY | WORKSHOP_ONLY, "skip")
-    assert len(results) == 34
+    assert len(results) == 36
     calls = [kind for kind, _ in cluster.calls]
     assert calls.count("create_pod") == 8 and calls.count("delete_pod") == 8  # 2 + agents x 2 + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
@@ -274,6 +274,7 @@ def test_api_only_checks_what_the_api_answers_and_skips_the_rest_saying_why(mlfl
                and r.name not in WORKSHOP_ONLY]
     assert skipped and all("needs running pods (--api-only" in r.detail for r in skipped)
     assert "fewer than two participants" in results["gocd.agents-isolation"].detail
+    assert "no workshop participants" in results["workshop.logins"].detail
     assert not [c for c in cluster.calls if c[0] in ("portforward", "create_pod")]
 
 

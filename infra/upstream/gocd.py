@@ -30,6 +30,9 @@ SITE_URLS = Collection("site URLs", "/api/admin/config/server/site_urls", "appli
 SYSTEM_ADMINS = Collection("system administrators", "/api/admin/security/system_admins",
                            "application/vnd.go.cd.v2+json")
 HEALTH = Collection("server health", "/api/v1/health", "application/vnd.go.cd.v1+json")
+CURRENT_USER = Collection("current user", "/api/current_user", "application/vnd.go.cd.v1+json")
+"""Any logged-in user (AuthorizeFilterChain l.115; CurrentUserController l.60-71 refuses anonymous): who the
+login is, as GoCD's database has it after the password file accepted it."""
 """Anonymous always: GoCD refuses credentials while its security is off."""
 
 MASKED = "******"

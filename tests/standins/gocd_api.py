@@ -54,6 +54,10 @@ SITE_URLS = ("/go/api/admin/config/server/site_urls", "application/vnd.go.cd.v1+
 """GoCD 19.11+ (ServerSiteUrlsConfigControllerV1): admin only, GET, and POST or PUT to create or update,
 without ETags; an empty config omits both URLs."""
 HEALTH = ("/go/api/v1/health", "application/vnd.go.cd.v1+json")
+CURRENT_USER = ("/go/api/current_user", "application/vnd.go.cd.v1+json")
+"""CurrentUserController (api-current-user-v1) l.60-71: GET for any non-anonymous user; UserRepresenter
+l.24-31 with UserSummaryRepresenter's login_name. The user exists: the plugin's authentication added it
+(AbstractPluginAuthenticationProvider l.122)."""
 INTERNAL_CONFIG_REPOS = "/go/api/internal/config_repos"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GoCD"'}
 PRE_FILTER_EXEMPT = ("/go/api/v1/health",)
@@ -122,6 +126,7 @@ class GoCDApiStandIn(HttpStandIn):
         for method in ("POST", "PUT"):
             self.api(method, SITE_URLS[0], 1, self._set_site_urls)
         self.api("GET", INTERNAL_CONFIG_REPOS, 4, self._internal_repos)
+        self.api("GET", CURRENT_USER[0], 1, self._current_user)
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             self.route(method, "/go/.*", self._through_the_pipeline)
 
@@ -179,8 +184,11 @@ class GoCDApiStandIn(HttpStandIn):
         if route is None:
             self.refused_routes.append((request.method, request.path, accept))
             return NOT_FOUND_SPARK
-        if self.security_on and not self.is_admin(who) and route.handler != self._health:
+        if route.handler == self._current_user and who is None:  # checkNonAnonymousUser
+            return 401, {"message": "You are not authenticated!"}, CHALLENGE
+        if self.security_on and not self.is_admin(who) and route.handler not in (self._health, self._current_user):
             return 403, {"message": "You are not authorized to perform this action."}, {}
+        request.user = who
         if (route.content_type_checked and request.body
                 and not (request.headers.get("Content-Type") or "").startswith("application/json")):
             return 415, {"message": "You must specify a 'Content-Type' of 'application/json'"}, {}
@@ -192,6 +200,11 @@ class GoCDApiStandIn(HttpStandIn):
         return answer
 
     # -- handlers -----------------------------------------------------------------------------
+    def _current_user(self, request: Request):
+        return 200, {"_links": {"self": {"href": f"/go/api/users/{request.user}"}}, "login_name": request.user,
+                     "display_name": request.user, "enabled": True, "email": None, "email_me": False,
+                     "checkin_aliases": []}
+
     def _starting(self, request: Request):
         """While the web app starts, Jetty answers every request 503 itself, before security or routing,
         its body chosen by the first Accept value (GoServerLoadingIndicationHandler.java l.65-81)."""

@@ -74,6 +74,21 @@ class ElasticsearchStandIn(HttpStandIn):
         self.route("PUT", r"/_ilm/policy/([^/]+)", self._put_policy)
         self.route("GET", r"/_index_template/([^/]+)", self._get_template)
         self.route("PUT", r"/_index_template/([^/]+)", self._put_template)
+        self.route("POST", "/_security/user/_has_privileges", self._has_privileges)
+
+    def _has_privileges(self, request: Request):
+        """Whether the caller's roles grant each index privilege on each name asked for (no privilege of its
+        own is needed). A requested pattern is granted when a role's pattern covers it: here, when it
+        matches it as a name (a simpler check than Elasticsearch's automaton subset; exact for the kit's
+        patterns)."""
+        if not authorized(request, self.users):
+            return 401, {"error": {"type": "security_exception", "reason": "unable to authenticate user"}, "status": 401}
+        user = request.basic_auth[0]
+        asked = request.json.get("index", [])
+        index = {name: {privilege: self.security.index_allows(user, name, privilege)
+                        for privilege in entry["privileges"]} for entry in asked for name in entry["names"]}
+        return 200, {"username": user, "has_all_requested": all(v for p in index.values() for v in p.values()),
+                     "cluster": {}, "index": index, "application": {}}
 
     def _refused(self, request: Request, action: str | None = None):
         """401 for a wrong password; 403 when the user's roles lack the cluster privilege for `action`."""
@@ -331,6 +346,7 @@ class GrafanaStandIn(HttpStandIn):
         self.route("GET", "/api/users/lookup", self._lookup_user)
         self.route("POST", "/api/admin/users", self._create_user)
         self.route("GET", "/api/health", lambda r: (200, {"database": "ok", "version": "stand-in"}))
+        self.route("GET", "/api/user", self._signed_in_user)
         # Signed out, the front page sends the browser to the login page (pkg/middleware/auth.go).
         self.route("GET", "/", lambda r: (302, b"", {"Location": "/login", "Content-Type": "text/html"}))
         self.route("GET", r"/api/datasources/uid/([^/]+)", self._datasource)
@@ -348,6 +364,16 @@ class GrafanaStandIn(HttpStandIn):
         user = self.users.get(request.query.get("loginOrEmail", ""))
         return (200, {k: v for k, v in user.items() if k != "password"}) if user else (
             404, {"message": "user not found"})
+
+    def _signed_in_user(self, request: Request):
+        """The caller, as Grafana answers GET /api/user (pkg/api/user.go GetSignedInUser: a UserProfileDTO)."""
+        logins = {**self.admin, **{login: user.get("password") for login, user in self.users.items()}}
+        if not authorized(request, logins):
+            return 401, {"message": "Unauthorized"}
+        login = request.basic_auth[0]
+        found = self.users.get(login, {"id": 1, "login": login, "role": "Admin"})
+        return 200, {"id": found["id"], "login": login, "email": found.get("email", ""), "name": found.get("name", ""),
+                     "isGrafanaAdmin": login in self.admin, "orgId": 1}
 
     def _create_user(self, request: Request):
         if not authorized(request, self.admin):
