@@ -136,8 +136,10 @@ def kit(tmp_path, monkeypatch, pulumi_home, request):
                          capacity=stack.get("capacity", dict(NODE_CAPACITY)),
                          stages=tuple(sorted((Path(__file__).parent / "envtest" / "stages").glob("*.yaml"))),
                          # A workshop is published: cert-manager's webhook would admit its issuer and
-                         # certificate, and no container runs here to answer (not proven: cert-manager itself).
-                         unserved_webhooks=("cert-manager-webhook",) if isinstance(param, dict) else ()).start()
+                         # certificate, and no container runs here to answer (not proven: cert-manager itself);
+                         # the ingress controller's LoadBalancer gets an address as a cloud would give it.
+                         unserved_webhooks=("cert-manager-webhook",) if isinstance(param, dict) else (),
+                         load_balancers=isinstance(param, dict)).start()
     monkeypatch.chdir(project)
     monkeypatch.setenv("KUBECONFIG", str(plane.kubeconfig))
     monkeypatch.setenv("PULUMI_HOME", str(pulumi_home))

@@ -14,6 +14,7 @@ kubeconfig whose context is `envtest`.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import signal
@@ -111,6 +112,9 @@ class ControlPlane:
     """Admission webhooks (by name part) of services that cannot answer here, no container running: their
     configurations are deleted as they appear, so the API server admits what they would have checked
     (cert-manager's, for a published workshop's ClusterIssuer and Certificates). Said where it is used."""
+    load_balancers: bool = False
+    """Give every LoadBalancer Service an address, as a cloud's controller does (documentation range
+    203.0.113.0/24): Helm waits for one before it calls a release with such a Service deployed."""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -173,6 +177,8 @@ class ControlPlane:
             threading.Thread(target=self._when_served, args=(stage_file, logs), daemon=True).start()
         if self.unserved_webhooks:
             threading.Thread(target=self._drop_unserved_webhooks, daemon=True).start()
+        if self.load_balancers:
+            threading.Thread(target=self._assign_load_balancer_addresses, daemon=True).start()
         self.apply([(STAGES / "volume" / "fast" / "storage-class.yaml").read_text()] + [
             f"""apiVersion: v1
 kind: Node
@@ -221,6 +227,23 @@ status:
             if doomed:
                 subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "delete", "--ignore-not-found",
                                 *doomed], capture_output=True, text=True)
+            time.sleep(1)
+
+    def _assign_load_balancer_addresses(self) -> None:
+        """A watcher in a test harness, standing in for a cloud's service controller."""
+        given = 0
+        while "kube-apiserver" in self.processes:
+            listed = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", "services", "-A", "-o",
+                                     "json"], capture_output=True, text=True).stdout
+            for service in (json.loads(listed) if listed else {}).get("items", []):
+                if service["spec"].get("type") == "LoadBalancer" and not (
+                        service.get("status", {}).get("loadBalancer", {}).get("ingress")):
+                    given += 1
+                    status = {"status": {"loadBalancer": {"ingress": [{"ip": f"203.0.113.{given % 250 + 1}"}]}}}
+                    subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "-n",
+                                    service["metadata"]["namespace"], "patch", "service", service["metadata"]["name"],
+                                    "--subresource=status", "--type=merge", "-p", json.dumps(status)],
+                                   capture_output=True, text=True)
             time.sleep(1)
 
     def apply(self, manifests: list[str]) -> None:
