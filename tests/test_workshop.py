@@ -330,3 +330,24 @@ def test_two_participants_train_gate_and_run_the_workshops_own_tracking_each_in_
         runs = admin.call("POST", "/api/2.0/mlflow/runs/search",
                           body={"experiment_ids": [experiment["experiment_id"]]}).body["runs"]
         assert any(r["data"].get("metrics") and r["data"]["metrics"][0]["key"] == "nwrmsle" for r in runs)
+
+
+def test_every_participants_login_lives_where_a_restart_keeps_it():
+    """A restarted pod loses its container's disk: each service's participants' logins live in a Secret the
+    kit generates (stable across `up`s) or on a volume claim. GoCD: the password file, from a Secret.
+    Elasticsearch (and Kibana through it): the file realm, from each participant's Secret. Grafana: its
+    database on its claim (it was an emptyDir once). MLflow: its auth database under the claim's mount."""
+    platform = build_platform(load_config(workshop_settings(participantNames="ada,grace")), "workshop")
+    gocd = platform.services["gocd"]
+    [password_file] = [s for s in gocd.secrets if s.name == "gocd-password-file"]
+    assert [line[1] for line in password_file.password_files] == ["cd4ml-admin", "ada", "grace"]
+    [es] = [o for o in platform.services["elasticsearch"].objects if o["kind"] == "Elasticsearch"]
+    realm = {s["secretName"] for s in es["spec"]["auth"]["fileRealm"]}
+    assert {"elasticsearch-user-ada", "elasticsearch-user-grace"} <= realm
+    [grafana] = platform.services["grafana"].releases
+    assert grafana.values["persistence"]["enabled"] is True and grafana.values["persistence"]["type"] == "pvc"
+    [mlflow] = platform.services["mlflow"].releases
+    mounts = {m["name"]: m["mountPath"] for m in mlflow.values["extraVolumeMounts"]}
+    claims = {v["name"] for v in mlflow.values["extraVolumes"] if "persistentVolumeClaim" in v}
+    on_claim = [path for name, path in mounts.items() if name in claims]
+    assert any(mlflow.values["auth"]["sqliteFullPath"].startswith(path.rstrip("/") + "/") for path in on_claim)
