@@ -104,22 +104,28 @@ class ForwardReceiver:
         self.server.server_close()
 
 
-def test_a_prediction_event_travels_to_fluentd_and_lands_in_its_tenants_index():
+def sent_through_fluent_logger(tag_prefix: str, label: str, record: dict) -> tuple[str, dict]:
+    """One record sent with the real fluent-logger to a forward receiver: the (tag, record) it decoded."""
     receiver = ForwardReceiver()
     try:
-        event = events.prediction_event(model_name="churn", model_version="3", pipeline_label="12",
-                                        environment="production", latency_ms=4.2, prediction=0.87,
-                                        features={"age": 41}, tenant="team-a")
-        tenant, _, label = events.tag("team-a").partition(".")
-        logger = fluent_sender.FluentSender(tenant, host="127.0.0.1", port=receiver.port, timeout=5)
-        assert logger.emit(label, event), logger.last_error
+        logger = fluent_sender.FluentSender(tag_prefix, host="127.0.0.1", port=receiver.port, timeout=5)
+        assert logger.emit(label, record), logger.last_error
         logger.close()
         # The receiver decodes on its own thread: wait for it (against a deadline), do not race it.
         poll_until(lambda: Observation(bool(receiver.messages), None, f"{len(receiver.messages)} messages"),
                    what="the event at the forward receiver", timeout=10)
     finally:
         receiver.stop()
-    [(tag, _time, record)] = receiver.messages
+    [(tag, _time, decoded)] = receiver.messages
+    return tag, decoded
+
+
+def test_a_prediction_event_travels_to_fluentd_and_lands_in_its_tenants_index():
+    event = events.prediction_event(model_name="churn", model_version="3", pipeline_label="12",
+                                    environment="production", latency_ms=4.2, prediction=0.87,
+                                    features={"age": 41}, tenant="team-a")
+    tenant, _, label = events.tag("team-a").partition(".")
+    tag, record = sent_through_fluent_logger(tenant, label, event)
     assert tag == "team-a.prediction"
     assert record == event
     events.validate(record)
@@ -151,19 +157,10 @@ def test_the_workshops_own_events_outside_the_schema_land_in_their_tenants_index
     endpoints = next(o for _, o in service_objects(platform.extra("app-environments"))
                      if o["kind"] == "ConfigMap" and o["metadata"].get("namespace") == ada.environments[0][1])
     tenant = endpoints["data"][TENANT]
-    receiver = ForwardReceiver()
-    try:
-        logger = fluent_sender.FluentSender(tenant, host="127.0.0.1", port=receiver.port, timeout=5)
-        payload = {"prediction": 7, "date": "2017-06-14", "item_nbr": "99197", "family": "GROCERY I", "class": 1067,
-                   "perishable": 0, "transactions": 1000, "year": 2017, "month": 6, "day": 14, "dayofweek": 2,
-                   "days_til_end_of_data": 0, "dayoff": False}
-        assert logger.emit("prediction", payload), logger.last_error
-        logger.close()
-        poll_until(lambda: Observation(bool(receiver.messages), None, f"{len(receiver.messages)} messages"),
-                   what="the workshop's event at the forward receiver", timeout=10)
-    finally:
-        receiver.stop()
-    [(tag, _time, record)] = receiver.messages
+    payload = {"prediction": 7, "date": "2017-06-14", "item_nbr": "99197", "family": "GROCERY I", "class": 1067,
+               "perishable": 0, "transactions": 1000, "year": 2017, "month": 6, "day": 14, "dayofweek": 2,
+               "days_til_end_of_data": 0, "dayoff": False}
+    tag, record = sent_through_fluent_logger(tenant, "prediction", payload)
     with pytest.raises(events.InvalidEvent):
         events.validate(record)  # not the kit's schema...
     outputs = fluentd.file_configs(elasticsearch.endpoint(_ns()))

@@ -220,6 +220,24 @@ def _health_checks() -> list[str]:
     return [c.name for c in ALL_CHECKS if c.name.endswith((".health", ".status")) or c.name.startswith("ingress.")]
 
 
+def _workshop(stack: str, overrides: list[str] | None, what: str) -> tuple[StackConfig, Platform]:
+    """The stack's config and platform, refused (naming what to set) when it has no participants."""
+    config, platform = _stack_platform(stack, overrides)
+    if not platform.tenants:
+        raise _fail(ConfigError([ConfigProblem(
+            key="participants", value=config.participants,
+            problem=f"{what} are for workshop participants and this stack has none: set participants=N "
+                    "(or participantNames) in its stack file, or --set participants=N")], f"stack '{stack}'"))
+    return config, platform
+
+
+def _own_repos(config: StackConfig, platform: Platform) -> dict[str, str | None]:
+    """Each participant's own repository: their first `modelRepos` URL with {participant}, if any."""
+    from infra.platform.gocd import participant_repo_urls
+
+    return {t.name: next(iter(participant_repo_urls(config.model_repos, t.name)), None) for t in platform.tenants}
+
+
 @app.command()
 def handout(
     stack: StackOption = "local",
@@ -233,26 +251,14 @@ def handout(
     from infra.handout import write_handouts
 
     directory = project_dir()
-    try:
-        config = load_stack(directory / "stacks", stack, parse_overrides(overrides or []))
-    except ConfigError as failure:
-        raise _fail(failure) from None
-    platform = build_platform(config, stack)
-    if not platform.tenants:
-        raise _fail(ConfigError([ConfigProblem(
-            key="participants", value=config.participants,
-            problem="handouts are for workshop participants and this stack has none: set participants=N "
-                    "(or participantNames) in its stack file, or --set participants=N")], f"stack '{stack}'"))
+    config, platform = _workshop(stack, overrides, "handouts")
     passwords = None
     try:
         passwords = stacks.stack_outputs(directory, stack).get("participant_passwords")
     except LifecycleError as why:
         console.print(f" • {why}: pages written with a placeholder where the password goes")
-    from infra.platform.gocd import participant_repo_urls
-
-    repos = {t.name: next(iter(participant_repo_urls(config.model_repos, t.name)), None) for t in platform.tenants}
     count = write_handouts([TenantEntry.of(t) for t in platform.tenants], handout_links(platform),
-                           passwords, handout_envs(platform), out, repos)
+                           passwords, handout_envs(platform), out, _own_repos(config, platform))
     console.print(f"[green]✓[/green] {count} participant pages (Markdown and HTML) and "
                   f"facilitator-summary.csv written to {out}")
 
@@ -267,21 +273,10 @@ def repos(
     """Each participant's ready model repository: the example with their pipeline name, group, GoCD
     environment, elastic profile and repository URL, committed on main: push it where GoCD reads it."""
     from infra.model_repos import ExampleChanged, write_ready_repos
-    from infra.platform.gocd import participant_repo_urls
 
+    config, platform = _workshop(stack, overrides, "ready repositories")
     try:
-        config = load_stack(project_dir() / "stacks", stack, parse_overrides(overrides or []))
-    except ConfigError as failure:
-        raise _fail(failure) from None
-    platform = build_platform(config, stack)
-    if not platform.tenants or not platform.tenants[0].participant:
-        raise _fail(ConfigError([ConfigProblem(
-            key="participants", value=config.participants,
-            problem="ready repositories are for workshop participants and this stack has none: set "
-                    "participants=N (or participantNames), or --set participants=N")], f"stack '{stack}'"))
-    urls = {t.name: next(iter(participant_repo_urls(config.model_repos, t.name)), None) for t in platform.tenants}
-    try:
-        made = write_ready_repos([TenantEntry.of(t) for t in platform.tenants], urls, out)
+        made = write_ready_repos([TenantEntry.of(t) for t in platform.tenants], _own_repos(config, platform), out)
     except ExampleChanged as why:
         raise _fail(why) from None
     for repo in made[:3]:
