@@ -137,7 +137,8 @@ def kit(tmp_path, monkeypatch, pulumi_home, request):
                          stages=tuple(sorted((Path(__file__).parent / "envtest" / "stages").glob("*.yaml"))),
                          # A workshop is published: cert-manager's webhook would admit its issuer and
                          # certificate, and no container runs here to answer (not proven: cert-manager itself);
-                         # the ingress controller's LoadBalancer gets an address as a cloud would give it.
+                         # the ingress controller's LoadBalancer gets an address as a cloud would give it, and
+                         # each Ingress that address, as Traefik publishes it (neither runs here).
                          unserved_webhooks=("cert-manager-webhook",) if isinstance(param, dict) else (),
                          load_balancers=isinstance(param, dict)).start()
     monkeypatch.chdir(project)

@@ -230,9 +230,13 @@ status:
             time.sleep(1)
 
     def _assign_load_balancer_addresses(self) -> None:
-        """A watcher in a test harness, standing in for a cloud's service controller."""
+        """A watcher in a test harness, standing in for a cloud's service controller, and for the ingress
+        controller publishing its Service's address on each Ingress it serves (Traefik's
+        providers.kubernetesIngress.publishedService, which the kit enables): what the provider's Ingress
+        await waits for."""
         given = 0
         while "kube-apiserver" in self.processes:
+            self._publish_ingress_addresses()
             listed = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", "services", "-A", "-o",
                                      "json"], capture_output=True, text=True).stdout
             for service in (json.loads(listed) if listed else {}).get("items", []):
@@ -245,6 +249,25 @@ status:
                                     "--subresource=status", "--type=merge", "-p", json.dumps(status)],
                                    capture_output=True, text=True)
             time.sleep(1)
+
+    def _publish_ingress_addresses(self) -> None:
+        def listed(kind: str) -> list[dict]:
+            out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", kind, "-A", "-o", "json"],
+                                 capture_output=True, text=True).stdout
+            return json.loads(out).get("items", []) if out else []
+
+        addresses = [s["status"]["loadBalancer"]["ingress"] for s in listed("services")
+                     if s["spec"].get("type") == "LoadBalancer" and s.get("status", {}).get("loadBalancer", {})
+                     .get("ingress")]
+        if not addresses:
+            return
+        for ingress in listed("ingresses"):
+            if not ingress.get("status", {}).get("loadBalancer", {}).get("ingress"):
+                status = {"status": {"loadBalancer": {"ingress": addresses[0]}}}
+                subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "-n",
+                                ingress["metadata"]["namespace"], "patch", "ingress", ingress["metadata"]["name"],
+                                "--subresource=status", "--type=merge", "-p", json.dumps(status)],
+                               capture_output=True, text=True)
 
     def apply(self, manifests: list[str]) -> None:
         done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "apply", "-f", "-"],
