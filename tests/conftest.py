@@ -27,7 +27,7 @@ def mlflow_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def unique_name():
     """`unique_name("ada")` -> "ada-3f9c1e": a name no other test uses on the shared servers (a DNS label)."""
     import secrets

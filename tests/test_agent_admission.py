@@ -22,8 +22,8 @@ from stack_settings import workshop
 from infra.config import load_config
 from infra.platform.build import build_platform
 from infra.platform.gocd import (
-    PLUGIN_PLACEHOLDERS,
     agent_admission,
+    as_started,
     elastic_agent_pod,
     plugin_marks,
 )
@@ -102,15 +102,10 @@ def plugin_pod(platform, profile_owner: str, pipeline: str, environment: str | N
     desired = configure_desired(platform.services["gocd"])
     profile_id = f"cd4ml-ml-{profile_owner}"
     profile = next(p for p in desired["elastic_profiles"] if p["id"] == profile_id)
-    text = yaml.safe_dump(elastic_agent_pod(desired, profile_id))
-    for placeholder, value in PLUGIN_PLACEHOLDERS.items():
-        text = text.replace(placeholder, value)
-    pod = yaml.safe_load(text)
-    pod["metadata"]["namespace"] = platform.services['gocd'].namespace
     labels, annotations = plugin_marks(pipeline, environment, job_id=7)
-    pod["metadata"]["annotations"] = {**{p["key"]: p["value"] for p in profile["properties"]}, **annotations}
-    pod["metadata"]["labels"] |= labels
-    return pod
+    properties = {p["key"]: p["value"] for p in profile["properties"]}  # each one an annotation too
+    return as_started(elastic_agent_pod(desired, profile_id), platform.services["gocd"].namespace,
+                      (labels, {**properties, **annotations}))
 
 
 def server_says(plane, pod: dict) -> str:

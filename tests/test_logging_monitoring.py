@@ -373,7 +373,7 @@ def test_the_model_in_the_wild_panels_read_drift_explanations_and_feedback():
     """Input drift per input by model version, the deck's table of average explanations per input and
     minute, live error from feedback by model version; every query one kind of event; the inputs are the
     example model's, in the variable and the table alike."""
-    import sys
+    from test_model_in_the_wild import example_split
 
     board = dashboard()
     panels = {p["id"]: p for p in board["panels"]}
@@ -388,13 +388,7 @@ def test_the_model_in_the_wild_panels_read_drift_explanations_and_feedback():
     assert panels[8]["targets"][0]["metrics"][0]["field"] == "abs_error"
     # The datasource answers a series per metric: joined on time into one table (Grafana's joinByField).
     assert panels[7]["transformations"] == [{"id": "joinByField", "options": {"byField": "Time", "mode": "outer"}}]
-    example = str(Path(__file__).resolve().parents[1] / "examples" / "model-repo")
-    sys.path.insert(0, example)
-    try:
-        from model.data import load_split
-    finally:
-        sys.path.remove(example)
-    assert inputs == load_split().features
+    assert inputs == example_split().features
 
 
 def test_dashboard_links_open_mlflow_and_kibana_where_people_forward_them():

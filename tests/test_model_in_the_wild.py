@@ -22,14 +22,15 @@ from stack_settings import workshop
 
 from infra import events
 from infra.config import load_config
+from infra.model_repos import EXAMPLE
 from infra.platform import elasticsearch
 from infra.platform.build import build_platform
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "model-repo"
 LOGINS = {"p01": "p01-password", "p02": "p02-password"}
 
 
-def _example_split():
+def example_split():
+    """The example model's data split, imported from the example as its own code does."""
     sys.path.insert(0, str(EXAMPLE))
     try:
         from model.data import load_split
@@ -49,7 +50,7 @@ def platform_events():
     security.user_roles.update({name: (elasticsearch.tenant_role(name),) for name in LOGINS})
     es = ElasticsearchStandIn(dict(LOGINS), security).start()
     kibana = KibanaStandIn(Connection(es.url, "kibana-association", "x"), users=dict(LOGINS)).start()
-    split = _example_split()
+    split = example_split()
     for tenant in LOGINS:
         index = f"{events.INDEX_PREFIX}-{tenant}-2026.12.07"
         documents = es.indices.setdefault(index, [])
@@ -105,7 +106,7 @@ def test_a_participant_pulls_their_own_predictions_with_feedback_and_nobody_else
 def test_the_gate_compares_a_candidate_with_the_production_model_on_live_data(mlflow_server, runtime, tmp_path):
     """Production: the example's model. A candidate trained the same way passes; one regularised into
     predicting almost the mean fails, saying by how much."""
-    split = _example_split()
+    split = example_split()
     env = {"PYTHONPATH": f"{EXAMPLE}:{runtime}", "MLFLOW_TRACKING_URI": mlflow_server.url,
            "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN[0], "MLFLOW_TRACKING_PASSWORD": MLFLOW_ADMIN[1],
            "CD4ML_EXPERIMENT": "live-gate", "CD4ML_MODEL_NAME": "live-gate-regressor", "GO_PIPELINE_LABEL": "1"}

@@ -38,8 +38,8 @@ class Secrets:
 
 
 @pytest.fixture(scope="module")
-def workshop_platform(tmp_path_factory, mlflow_server, unique_name_module):
-    own, other = unique_name_module("ada"), unique_name_module("grace")
+def workshop_platform(tmp_path_factory, mlflow_server, unique_name):
+    own, other = unique_name("ada"), unique_name("grace")
     logins = {own: f"{own}-pw-1", other: f"{other}-pw-2"}
     config = workshop(participantNames=f"{own},{other}")
     platform = build_platform(load_config(config), "workshop")
@@ -72,13 +72,6 @@ def workshop_platform(tmp_path_factory, mlflow_server, unique_name_module):
     finally:
         for stand_in in (gocd, grafana, kibana, es):
             stand_in.stop()
-
-
-@pytest.fixture(scope="module")
-def unique_name_module():
-    import uuid
-
-    return lambda base: f"{base}-{uuid.uuid4().hex[:6]}"
 
 
 def context_of(document, targets, secrets) -> SmokeContext:

@@ -236,38 +236,32 @@ status:
         await waits for."""
         given = 0
         while "kube-apiserver" in self.processes:
-            self._publish_ingress_addresses()
-            listed = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", "services", "-A", "-o",
-                                     "json"], capture_output=True, text=True).stdout
-            for service in (json.loads(listed) if listed else {}).get("items", []):
-                if service["spec"].get("type") == "LoadBalancer" and not (
-                        service.get("status", {}).get("loadBalancer", {}).get("ingress")):
+            addresses = []
+            for service in self._listed("services"):
+                if service["spec"].get("type") != "LoadBalancer":
+                    continue
+                address = service.get("status", {}).get("loadBalancer", {}).get("ingress")
+                if not address:
                     given += 1
-                    status = {"status": {"loadBalancer": {"ingress": [{"ip": f"203.0.113.{given % 250 + 1}"}]}}}
-                    subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "-n",
-                                    service["metadata"]["namespace"], "patch", "service", service["metadata"]["name"],
-                                    "--subresource=status", "--type=merge", "-p", json.dumps(status)],
-                                   capture_output=True, text=True)
+                    address = [{"ip": f"203.0.113.{given % 250 + 1}"}]
+                    self._set_status("service", service, address)
+                addresses.append(address)
+            if addresses:
+                for ingress in self._listed("ingresses"):
+                    if not ingress.get("status", {}).get("loadBalancer", {}).get("ingress"):
+                        self._set_status("ingress", ingress, addresses[0])
             time.sleep(1)
 
-    def _publish_ingress_addresses(self) -> None:
-        def listed(kind: str) -> list[dict]:
-            out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", kind, "-A", "-o", "json"],
-                                 capture_output=True, text=True).stdout
-            return json.loads(out).get("items", []) if out else []
+    def _listed(self, kind: str) -> list[dict]:
+        out = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "get", kind, "-A", "-o", "json"],
+                             capture_output=True, text=True).stdout
+        return json.loads(out).get("items", []) if out else []
 
-        addresses = [s["status"]["loadBalancer"]["ingress"] for s in listed("services")
-                     if s["spec"].get("type") == "LoadBalancer" and s.get("status", {}).get("loadBalancer", {})
-                     .get("ingress")]
-        if not addresses:
-            return
-        for ingress in listed("ingresses"):
-            if not ingress.get("status", {}).get("loadBalancer", {}).get("ingress"):
-                status = {"status": {"loadBalancer": {"ingress": addresses[0]}}}
-                subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "-n",
-                                ingress["metadata"]["namespace"], "patch", "ingress", ingress["metadata"]["name"],
-                                "--subresource=status", "--type=merge", "-p", json.dumps(status)],
-                               capture_output=True, text=True)
+    def _set_status(self, kind: str, item: dict, load_balancer_ingress: list[dict]) -> None:
+        status = {"status": {"loadBalancer": {"ingress": load_balancer_ingress}}}
+        subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "-n", item["metadata"]["namespace"], "patch",
+                        kind, item["metadata"]["name"], "--subresource=status", "--type=merge", "-p",
+                        json.dumps(status)], capture_output=True, text=True)
 
     def apply(self, manifests: list[str]) -> None:
         done = subprocess.run(["kubectl", "--kubeconfig", str(self.kubeconfig), "apply", "-f", "-"],

@@ -144,10 +144,13 @@ def event_through_kibana(context: SmokeContext) -> str:
     _wait_for_event_in_elasticsearch(context)
     marker = context.run_id
 
+    def search(query: dict) -> Any:
+        return call(context, kibana, "POST", "/api/console/proxy", expect="Elasticsearch results via Kibana",
+                    params={"path": f"/{EVENTS}/_search", "method": "POST"}, json=query,
+                    headers={"kbn-xsrf": "cd4ml-smoke"})
+
     def look() -> Observation[int]:
-        response = call(context, kibana, "POST", "/api/console/proxy", expect="Elasticsearch results via Kibana",
-                        params={"path": f"/{EVENTS}/_search", "method": "POST"}, json=_query(marker),
-                        headers={"kbn-xsrf": "cd4ml-smoke"})
+        response = search(_query(marker))
         # Kibana answers 200 and carries Elasticsearch's own status in this header (console proxy).
         es_status = response.headers.get("x-console-proxy-status-code", "200")
         if es_status != "200":
@@ -160,9 +163,7 @@ def event_through_kibana(context: SmokeContext) -> str:
         return Observation(hits > 0, hits, f"{hits} hit(s) through Kibana")
 
     def look_for_feedback() -> Observation[int]:
-        response = call(context, kibana, "POST", "/api/console/proxy", expect="Elasticsearch results via Kibana",
-                        params={"path": f"/{EVENTS}/_search", "method": "POST"}, json=_feedback_query(marker),
-                        headers={"kbn-xsrf": "cd4ml-smoke"})
+        response = search(_feedback_query(marker))
         hits = _hits(json_of(response, kibana, "search results")) \
             if response.headers.get("x-console-proxy-status-code", "200") == "200" else 0
         return Observation(hits > 0, hits, f"{hits} feedback hit(s) through Kibana")

@@ -4,6 +4,7 @@ and its agents may deploy into the application namespaces and nowhere else."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
@@ -201,7 +202,7 @@ def agents_isolation(context: SmokeContext) -> str:
 
     def as_job_of(pipeline: str, environment: str | None) -> dict[str, Any]:
         labels, annotations = plugin_marks(pipeline, environment)
-        pod = yaml.safe_load(yaml.safe_dump(agent))
+        pod = copy.deepcopy(agent)
         pod["metadata"]["labels"] = {**{k: v for k, v in pod["metadata"].get("labels", {}).items()
                                         if not k.startswith("Elastic-Agent-")}, **labels}
         pod["metadata"]["annotations"] = annotations
