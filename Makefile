@@ -10,7 +10,7 @@ TEST_BIN := $(TEST_VENV)/bin
 STACK ?= local
 OUT ?= plan
 
-.PHONY: up test lint plan bench bench-envtest upstream-charts test-upstream envtest test-envtest clean help
+.PHONY: up test lint plan bench bench-envtest upstream-charts test-upstream envtest gitea test-envtest clean help
 
 help:
 	@echo "make up      stand the platform up (needs Docker for a local kind cluster, or a kube context)"
@@ -85,6 +85,9 @@ test-upstream: upstream-charts $(TEST_VENV)/.test-deps
 
 envtest:
 	bash tests/envtest/build.sh
+
+gitea:  # the real Gitea tests/test_gitea_server.py runs (Go module proxy, ~5 min)
+	bash tests/gitea/build.sh
 
 # With CD4ML_UPSTREAM_CHARTS=DIR (`cd4ml charts --pull DIR`), the scenarios with upstream services run too.
 test-envtest: $(BIN)/cd4ml $(TEST_VENV)/.test-deps

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from infra import events
 from infra.events import DEFAULT_TENANT
 from infra.platform.elasticsearch import ElasticsearchSettings
+from infra.platform.gitea import GiteaSettings
 from infra.platform.gocd import GoCDSettings
 from infra.platform.grafana import GrafanaSettings
 from infra.platform.ingress import NAME as INGRESS
@@ -30,7 +31,7 @@ from infra.platform.variables import client_variables
 
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "gocd": GoCDSettings, "elasticsearch": ElasticsearchSettings, "kibana": KibanaSettings,
-    "grafana": GrafanaSettings, "mlflow": MLflowSettings,
+    "grafana": GrafanaSettings, "mlflow": MLflowSettings, "gitea": GiteaSettings,
 }
 """Each service's settings type (a service without one, Fluentd, has none)."""
 S = TypeVar("S", bound=ServiceSettings)

@@ -14,6 +14,7 @@ from infra.components.base import ServiceArgs, ServiceComponent
 from infra.components.elasticsearch import Elasticsearch
 from infra.components.fluentd import Fluentd
 from infra.components.foundations import GeneratedPasswords, Namespaces
+from infra.components.gitea import Gitea
 from infra.components.gocd import GoCD
 from infra.components.grafana import Grafana
 from infra.components.ingress import Ingress
@@ -43,6 +44,7 @@ COMPONENTS: dict[str, type[ServiceComponent]] = {
     "fluentd": Fluentd,
     "grafana": Grafana,
     "mlflow": MLflow,
+    "gitea": Gitea,
 }
 
 

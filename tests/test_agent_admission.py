@@ -150,14 +150,13 @@ def test_pods_of_no_participant_are_not_the_policys_business(admitting, platform
 
 
 def test_the_ready_repositories_pipelines_run_on_their_owners_agents_only(admitting, platform):
-    """What `cd4ml repos` writes for each participant is what the policy admits, end to end."""
-    from infra.document import TenantEntry
-    from infra.model_repos import EXAMPLE, PIPELINE_FILE, participant_pipeline
+    """What the git server is seeded with (and `cd4ml repos` writes) for each participant is what the policy
+    admits, end to end."""
+    from infra.platform.example_repo import EXAMPLE, PIPELINE_FILE, tenant_pipeline
 
     written = {}
     for tenant in platform.tenants:
-        config = yaml.safe_load(participant_pipeline((EXAMPLE / PIPELINE_FILE).read_text(), TenantEntry.of(tenant),
-                                                     None))
+        config = yaml.safe_load(tenant_pipeline((EXAMPLE / PIPELINE_FILE).read_text(), tenant))
         [(environment, listed)] = config["environments"].items()
         written[tenant.name] = (listed["pipelines"][0], environment)
     for name, (pipeline, environment) in written.items():

@@ -295,3 +295,22 @@ def test_the_ported_route_choice_agrees_with_spark_2_9_4(accept):
     from spark_routing import gocd_media_types, pick
 
     assert (pick(gocd_media_types([1]), accept) is not None) is SPARK_2_9_4_CHOICES[accept]
+
+
+def test_the_ready_repositories_are_read_with_the_git_servers_reader(gocd, tmp_path):
+    """With the git server on, each tenant's ready repository is its config repository, cloned as the
+    read-only user; the password comes from the mounted Secret, is sent once, and is never compared (GoCD
+    shows only its encryption of it)."""
+    desired = desired_of({"cd4ml:modelRepos": [], "cd4ml:services": ["gocd", "gitea"]})
+    [repo] = desired["config_repos"]
+    attributes = repo["material"]["attributes"]
+    assert attributes["url"] == "http://gitea-http.cd4ml-git.svc.cluster.local:3000/cd4ml-admin/diabetes-model.git"
+    assert attributes["username"] == "cd4ml-gocd" and "password" not in attributes
+    (tmp_path / "password").write_text("reader-pw\n")
+    attributes["password_file"] = str(tmp_path / "password")
+    first = configure(api_for(gocd), desired, health_timeout=5)
+    assert "config repository cd4ml-diabetes-model: created" in [str(o) for o in first]
+    stored = gocd.items["config_repos"]["cd4ml-diabetes-model"]["material"]["attributes"]
+    assert stored["password"] == "reader-pw" and "password_file" not in stored
+    second = configure(api_for(gocd), desired, health_timeout=5)
+    assert all(o.action == "unchanged" for o in second)

@@ -152,11 +152,11 @@ def test_project_file_config_matches_the_model():
 
 def test_readme_port_forwards_are_the_ones_links_point_to():
     """Dashboard links and handouts use infra/platform/access.py; the README must forward the same ports."""
-    from infra.config import load_config
+    from infra.config import SERVICE_NAMES, load_config
     from infra.platform.access import LOCAL_PORTS, port_forward_command
     from infra.platform.build import build_platform
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    services = build_platform(load_config({}), "local").services
+    services = build_platform(load_config({"cd4ml:services": list(SERVICE_NAMES)}), "local").services
     for name in LOCAL_PORTS:
         assert port_forward_command(name, services[name].endpoint) in readme, name

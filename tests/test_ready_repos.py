@@ -12,9 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from infra.cli.main import app
-from infra.document import TenantEntry
-from infra.model_repos import EXAMPLE, PIPELINE_FILE, ExampleChanged, participant_pipeline
 from infra.paths import REPO_ROOT
+from infra.platform.example_repo import EXAMPLE, PIPELINE_FILE, ExampleChanged, tenant_pipeline
+from infra.platform.tenants import Tenant
 
 runner = CliRunner()
 
@@ -23,7 +23,9 @@ runner = CliRunner()
 def repos(tmp_path_factory):
     out = tmp_path_factory.mktemp("repos")
     result = runner.invoke(app, ["repos", "--stack", "workshop", "--set", "participantNames=ada,grace",
-                                 "--set", "participants=2", "--out", str(out)])
+                                 "--set", "participants=2", "--set",
+                                 "modelRepos=https://github.com/your-org/cd4ml-workshop-{participant}.git",
+                                 "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert f"ada: git -C {out / 'ada'} push https://github.com/your-org/cd4ml-workshop-ada.git main" in result.output
     return out
@@ -34,7 +36,8 @@ def test_each_participants_pipeline_is_theirs_and_reads_their_repository(repos):
     pipeline = config["pipelines"]["grace-diabetes-model"]
     assert pipeline["group"] == "grace"
     assert config["environments"] == {"grace": {"pipelines": ["grace-diabetes-model"]}}
-    assert pipeline["materials"]["model_repo"]["git"] == "https://github.com/your-org/cd4ml-workshop-grace.git"
+    # The repository GoCD reads it from, whatever its URL (GoCD ConfigConverter.toConfigRepoMaterial).
+    assert pipeline["materials"] == {"model_repo": {"type": "configrepo"}}
     text = (repos / "grace" / PIPELINE_FILE).read_text()
     assert "elastic_profile_id: cd4ml-ml-grace" in text and "elastic_profile_id: cd4ml-ml\n" not in text
     assert "# Rolling back" in text  # the example's lesson kept
@@ -57,13 +60,10 @@ def test_the_copys_own_pipeline_tests_pass_in_it(repos):
 
 
 def test_an_example_these_rewrites_no_longer_fit_fails_here_saying_what(tmp_path):
-    tenant = TenantEntry(name="ada", namespaces={}, model_urls={}, login="ada", password_id=None,
-                         mlflow_experiment="ada", gocd_pipeline_group="ada", gocd_elastic_profile="cd4ml-ml-ada",
-                         agents_node="gocd-agents:ada", service_account="gocd-agent-ada", fluentd_tag="ada.prediction",
-                         index_pattern="cd4ml-events-ada-*", gocd_environment="ada", pipeline_prefix="ada-")
+    tenant = Tenant("ada", True, ())
     changed = (EXAMPLE / PIPELINE_FILE).read_text().replace("group: cd4ml-example", "group: examples")
     with pytest.raises(ExampleChanged, match="group 'ada', found 'examples'"):
-        participant_pipeline(changed, tenant, None)
+        tenant_pipeline(changed, tenant)
 
 
 def test_a_single_team_stack_is_told_it_has_no_participants(tmp_path):

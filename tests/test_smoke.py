@@ -24,6 +24,8 @@ STAND_IN_SECRETS = (*PASSWORDS.values(), GOCD_ADMIN[1], "grafana-admin-pw", MLFL
 PUBLISHED_ONLY = {"ingress.gocd", "ingress.kibana", "ingress.grafana", "ingress.mlflow", "ingress.model-services"}
 """Skipped unless the stack publishes through an ingress controller (tests/test_smoke_ingress.py)."""
 WORKSHOP_ONLY = {"gocd.agents-isolation", "workshop.logins", "workshop.participants-apart"}
+GITEA_ONLY = {"gitea.health", "gitea.ready-repos", "ingress.gitea"}
+"""Skipped unless the stack turns on the git server (opt-in; tests/test_gitea_server.py runs the real one)."""
 """Skipped without two participants (tests/test_agent_admission.py runs it on a real API server)."""
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
@@ -56,10 +58,10 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
         results = run(platform)
     finally:
         platform.stop()
-    assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY | PUBLISHED_ONLY
+    assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY | PUBLISHED_ONLY | GITEA_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 36
+    assert len(results) == 39
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
     for name in PUBLISHED_ONLY:

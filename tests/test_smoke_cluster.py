@@ -17,7 +17,7 @@ from smoke_fixtures import (
     StandInPlatform,
     runs_ahead,
 )
-from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY, WORKSHOP_ONLY
+from test_smoke import FAULT_MATRIX, GITEA_ONLY, PUBLISHED_ONLY, WORKSHOP_ONLY
 
 from infra.config import load_config
 from infra.platform.build import build_platform
@@ -42,7 +42,8 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
                                                                 "password": PASSWORDS["cd4ml-admin"]},
                ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"},
                ("cd4ml-gocd", "gocd-admin"): {"username": GOCD_ADMIN[0], "password": GOCD_ADMIN[1]},
-               ("cd4ml-mlflow", "mlflow-admin"): dict(zip(("username", "password"), MLFLOW_ADMIN, strict=True))}
+               ("cd4ml-mlflow", "mlflow-admin"): dict(zip(("username", "password"), MLFLOW_ADMIN, strict=True)),
+               ("cd4ml-git", "gitea-admin"): {"username": "cd4ml-admin", "password": "gitea-admin-pw"}}
     # The tenant's MLflow login wherever its edges say the consumers find it.
     for edge in as_json["wiring"]:
         if edge["to"] == "mlflow" and edge["kind"] == "connect":
@@ -90,8 +91,8 @@ def healthy(mlflow_server):
 def test_every_check_runs_and_passes_in_cluster_mode(healthy):
     results, cluster = healthy
     assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(
-        PUBLISHED_ONLY | WORKSHOP_ONLY, "skip")
-    assert len(results) == 36
+        PUBLISHED_ONLY | WORKSHOP_ONLY | GITEA_ONLY, "skip")
+    assert len(results) == 39
     calls = [kind for kind, _ in cluster.calls]
     assert calls.count("create_pod") == 8 and calls.count("delete_pod") == 8  # 2 + agents x 2 + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
@@ -219,7 +220,7 @@ def test_cluster_fault_is_caught_by_exactly_the_right_checks(fault_runs, edge, f
     FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", "caught" if failed == expected else "WRONG"))
     assert failed == expected
     assert cause in results[sorted(expected)[-1]].detail, results[sorted(expected)[-1]].detail
-    assert all(r.status == "pass" for n, r in results.items() if n not in expected | PUBLISHED_ONLY | WORKSHOP_ONLY)
+    assert all(r.status == "pass" for n, r in results.items() if n not in expected | PUBLISHED_ONLY | WORKSHOP_ONLY | GITEA_ONLY)
 
 
 EDGE_FAULTS = {
@@ -237,6 +238,9 @@ EDGE_FAULTS = {
     ("app:production", "mlflow"): "production-configmap-wrong",
 }
 """Which injected fault breaks which wiring edge (each fault is in FAULTS or CLUSTER_FAULTS)."""
+NOT_YET_PROVEN = {("gocd", "gitea"), ("gocd-agents", "gitea")}
+"""The git server's wires (GoCD's config repositories, the agents' checkouts) have no smoke check yet: the
+next step of issue #18 (the closing note of stop 23). Listed, so the matrix stays exact about every other."""
 PROVEN_BY_UP = {"configure", "manage"}
 """Edges `up` itself proves: a configure Job is awaited to completion, and the Elasticsearch resource
 to health green, which ECK reports only once it reaches the cluster's API."""
@@ -245,11 +249,14 @@ to health green, which ECK reports only once it reaches the cluster's API."""
 def test_fault_matrix_covers_every_wiring_edge():
     from test_smoke import FAULTS
 
+    from infra.config import SERVICE_NAMES
     from infra.document import PlatformDocument
 
-    wiring = PlatformDocument.of(build_platform(load_config({}), "local")).to_json()["wiring"]
+    every_service = load_config({"cd4ml:services": list(SERVICE_NAMES)})  # the opt-in git server too
+    wiring = PlatformDocument.of(build_platform(every_service, "local")).to_json()["wiring"]
     edges = {(e["from"], e["to"]) for e in wiring if e["kind"] not in PROVEN_BY_UP}
-    assert edges == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"
+    assert edges - NOT_YET_PROVEN == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"
+    assert NOT_YET_PROVEN <= edges, "a wire listed as not yet proven that the platform no longer has"
     assert {e["kind"] for e in wiring} == {"connect", "deploy"} | PROVEN_BY_UP
     known_faults = {f[1] for f in FAULTS} | {f[1] for f in CLUSTER_FAULTS}
     assert set(EDGE_FAULTS.values()) <= known_faults

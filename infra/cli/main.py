@@ -270,13 +270,15 @@ def repos(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for one repository per participant.")] = Path(
         "repos"),
 ) -> None:
-    """Each participant's ready model repository: the example with their pipeline name, group, GoCD
-    environment, elastic profile and repository URL, committed on main: push it where GoCD reads it."""
-    from infra.model_repos import ExampleChanged, write_ready_repos
+    """Each participant's ready model repository (the example with their pipeline name, group, GoCD
+    environment and elastic profile), committed on main, for repositories of your own (`modelRepos`):
+    push each where GoCD reads it. The kit's git server holds the same copies already."""
+    from infra.model_repos import write_ready_repos
+    from infra.platform.example_repo import ExampleChanged
 
     config, platform = _workshop(stack, overrides, "ready repositories")
     try:
-        made = write_ready_repos([TenantEntry.of(t) for t in platform.tenants], _own_repos(config, platform), out)
+        made = write_ready_repos(platform.tenants, _own_repos(config, platform), out)
     except ExampleChanged as why:
         raise _fail(why) from None
     for repo in made[:3]:

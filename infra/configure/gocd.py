@@ -57,12 +57,26 @@ def _refused(api: JsonApi, answer: Response, doing: str) -> ApiError:
 
 
 def as_shown(collection: Collection, desired: dict[str, Any]) -> dict[str, Any]:
-    """`desired` as GoCD's API would show it back: a config repository's URL with its credentials masked."""
+    """`desired` as GoCD's API would show it back: a config repository's URL with its credentials masked,
+    and no password (GoCD shows only its own encryption of it, GitMaterialRepresenter l.30)."""
     if collection is not CONFIG_REPOS:
         return desired
     material = desired["material"]
-    attributes = {**material["attributes"], "url": url_for_display(material["attributes"]["url"])}
+    attributes = {key: value for key, value in material["attributes"].items() if key != "password"}
+    attributes["url"] = url_for_display(attributes["url"])
     return {**desired, "material": {**material, "attributes": attributes}}
+
+
+def with_password(repo: dict[str, Any]) -> dict[str, Any]:
+    """A config repository whose material names a `password_file` (a mounted Secret), with the password
+    itself in its place, as GoCD's API takes it (GitMaterialRepresenter l.41-45)."""
+    attributes = dict(repo["material"]["attributes"])
+    path = attributes.pop("password_file", None)
+    if path is None:
+        return repo
+    with open(path, encoding="utf-8") as secret:
+        attributes["password"] = secret.read().strip()
+    return {**repo, "material": {**repo["material"], "attributes": attributes}}
 
 
 def ensure(api: JsonApi, collection: Collection, desired: dict[str, Any], singleton: bool = False,
@@ -119,7 +133,7 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900
     outcomes += [ensure(api, ELASTIC_PROFILES, profile) for profile in desired["elastic_profiles"]]
     # Groups before config repositories: a repository's pipelines join the group and its permissions.
     outcomes += [ensure(api, PIPELINE_GROUPS, group, key="name") for group in desired.get("pipeline_groups", [])]
-    outcomes += [ensure(api, CONFIG_REPOS, repo) for repo in desired["config_repos"]]
+    outcomes += [ensure(api, CONFIG_REPOS, with_password(repo)) for repo in desired["config_repos"]]
     # The admins before the authorization configuration: never a moment with security on and no admin.
     outcomes.append(ensure(api, SYSTEM_ADMINS, desired["system_admins"], singleton=True))
     outcomes.append(ensure(api, AUTH_CONFIGS, desired["auth_config"]))

@@ -8,8 +8,8 @@ from infra.config import Exposure, StackConfig
 from infra.platform.hosts import public_url
 from infra.platform.model import Endpoint
 
-LOCAL_PORTS = {"gocd": 8153, "elasticsearch": 9200, "kibana": 5601, "grafana": 3000, "mlflow": 5000}
-NODE_PORT_SERVICES = ("gocd", "grafana", "mlflow")
+LOCAL_PORTS = {"gocd": 8153, "elasticsearch": 9200, "kibana": 5601, "grafana": 3000, "mlflow": 5000, "gitea": 3030}
+NODE_PORT_SERVICES = ("gocd", "grafana", "mlflow", "gitea")
 """What `exposure: node-port` puts on a node's port (each authenticates every request)."""
 
 

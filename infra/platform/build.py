@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from infra.config import StackConfig
-from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, hosts, ingress, kibana, mlflow, network
+from infra.platform import apps, elasticsearch, fluentd, gitea, gocd, grafana, hosts, ingress, kibana, mlflow, network
 from infra.platform.context import BuildContext
 from infra.platform.layout import Namespaces
 from infra.platform.model import Platform, Service
@@ -20,6 +20,7 @@ BUILDERS = {
     "fluentd": fluentd.build,
     "grafana": grafana.build,
     "mlflow": mlflow.build,
+    "gitea": gitea.build,
 }
 
 

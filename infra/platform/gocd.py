@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from infra.config import Profile, StackConfig
+from infra.platform import gitea
 from infra.platform.access import service_type
 from infra.platform.configure_job import configure_job
 from infra.platform.context import BuildContext
@@ -260,16 +261,25 @@ def participant_repo_urls(model_repos: tuple[str, ...], participant: str) -> lis
     return [url.replace(PARTICIPANT_PLACEHOLDER, participant) for url in model_repos if PARTICIPANT_PLACEHOLDER in url]
 
 
-def _config_repo(repo_id: str, url: str, groups: str, environments: str | None = "*") -> dict[str, Any]:
+READER_DIR = "/etc/cd4ml/gitea-reader"
+"""Where the configure Job finds the git server's reader login, to register the ready repositories with."""
+
+
+def _config_repo(repo_id: str, url: str, groups: str, environments: str | None = "*",
+                 reader: Credentials | None = None) -> dict[str, Any]:
     """`environments` None: the repository may put its pipelines in no environment (PartialConfig
-    l.90-92 checks each one it defines), so in a workshop its jobs start on nobody's agents."""
+    l.90-92 checks each one it defines), so in a workshop its jobs start on nobody's agents. With a
+    `reader` the material logs in: its username, and `password_file` the configure Job sends as `password`
+    (GitMaterialRepresenter l.41-45; GoCD keeps it encrypted and hands it to the agents for the checkout)."""
     rules = [{"directive": "allow", "action": "refer", "type": "pipeline_group", "resource": groups}]
     if environments is not None:
         rules.append({"directive": "allow", "action": "refer", "type": "environment", "resource": environments})
     return {
         "id": repo_id,
         "plugin_id": YAML_CONFIG_PLUGIN_ID,
-        "material": {"type": "git", "attributes": {"url": url, "branch": "main", "auto_update": True}},
+        "material": {"type": "git", "attributes": {"url": url, "branch": "main", "auto_update": True, **({
+            "username": gitea.READER_USER, "password_file": f"{READER_DIR}/{reader.password_key}"}
+            if reader else {})}},
         "configuration": [],
         # Without an allow rule a config repo may define nothing that refers to groups/environments.
         "rules": rules,
@@ -277,10 +287,17 @@ def _config_repo(repo_id: str, url: str, groups: str, environments: str | None =
 
 
 def desired_configuration(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...],
-                          pods: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """What the configure Job ensures, in GoCD's own API shapes (see infra/configure/gocd.py)."""
+                          pods: dict[str, dict[str, Any]], reader: Credentials | None = None) -> dict[str, Any]:
+    """What the configure Job ensures, in GoCD's own API shapes (see infra/configure/gocd.py). With the
+    git server's `reader`, each tenant's ready repository is its config repository."""
     taken: set[str] = set()
     repos = []
+    by_tenant = {t.name: t for t in tenants}
+    for ready in gitea.ready_repos(config, ns, tenants) if reader else ():
+        tenant = by_tenant[ready.tenant]
+        repos.append(_config_repo(config_repo_id(f"{ready.tenant}-{ready.name}", taken), ready.clone_url,
+                                  tenant.pipeline_group if tenant.participant else "*",
+                                  tenant.gocd_environment or "*", reader))
     workshop = any(t.participant for t in tenants)
     for url in config.model_repos:
         if PARTICIPANT_PLACEHOLDER not in url:
@@ -529,13 +546,16 @@ def build(ctx: BuildContext) -> Service:
             (PASSWORD_FILE_KEY, ADMIN_USER, admin_password),
             *((PASSWORD_FILE_KEY, t.login, t.password) for t in ctx.tenants if t.login and t.password))),
     )
-    desired = desired_configuration(config, ns, ctx.tenants, pods)
+    git = ctx.edge("gocd", "gitea")
+    reader = git.credentials if git else None
+    desired = desired_configuration(config, ns, ctx.tenants, pods, reader)
     configure = configure_job(
         name="gocd-configure", namespace=ns.gocd, module="gocd", desired=desired,
         env={"GOCD_URL": ctx.configure_edge("gocd").target.url,
              "CD4ML_HEALTH_TIMEOUT": str(CONFIGURE_TIMEOUT_SECONDS - 120)},
         secret_env={"GOCD_USERNAME": admin.username, "GOCD_PASSWORD": admin.password},
-        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE))
+        timeout_seconds=CONFIGURE_TIMEOUT_SECONDS, image=ctx.image(PYTHON_IMAGE),
+        secret_files=((reader.secret, READER_DIR),) if reader else ())
     workloads = [Workload(f"{RELEASE}-server", "Deployment", 1,
                           (Container("gocd-server", server_image, SERVER_SIZES[ctx.profile]),))]
     if config.gocd_agents:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from infra.config import Exposure, StackConfig
 
-PUBLIC_SERVICES = ("gocd", "kibana", "grafana", "mlflow")
+PUBLIC_SERVICES = ("gocd", "kibana", "grafana", "mlflow", "gitea")
 """Published under the domain; Elasticsearch and Fluentd stay in-cluster."""
 
 

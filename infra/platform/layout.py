@@ -16,6 +16,8 @@ class Namespaces:
     and the Fluentd credentials need no copying."""
     monitoring: str
     mlflow: str
+    git: str
+    """The git server (gitea) holding the ready model repositories."""
     eck_operator: str
     ingress: str
     """The ingress controller (exposure 'ingress')."""
@@ -31,6 +33,7 @@ class Namespaces:
             logging=f"{prefix}-logging",
             monitoring=f"{prefix}-monitoring",
             mlflow=f"{prefix}-mlflow",
+            git=f"{prefix}-git",
             eck_operator=f"{prefix}-eck-operator",
             ingress=f"{prefix}-ingress",
             cert_manager=f"{prefix}-cert-manager",
@@ -45,6 +48,7 @@ class Namespaces:
             "fluentd": self.logging,
             "grafana": self.monitoring,
             "mlflow": self.mlflow,
+            "gitea": self.git,
         }[service]
 
     def pod_security(self, namespace: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ removing a service removes every edge that touches it, and the path it opened.
 from __future__ import annotations
 
 from infra.config import StackConfig
-from infra.platform import apps, elasticsearch, fluentd, gocd, grafana, hosts, ingress, kibana, mlflow
+from infra.platform import apps, elasticsearch, fluentd, gitea, gocd, grafana, hosts, ingress, kibana, mlflow
 from infra.platform.configure_job import job_pods
 from infra.platform.layout import Namespaces
 from infra.platform.model import Credentials, Endpoint, Labels, Node, WiringEdge
@@ -22,6 +22,7 @@ SERVICE_PODS: dict[str, Labels] = {
     "fluentd": fluentd.PODS,
     "grafana": grafana.PODS,
     "mlflow": mlflow.PODS,
+    "gitea": gitea.PODS,
 }
 EVERY_POD: Labels = ()
 
@@ -76,10 +77,19 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
         configured("mlflow", mlflow.endpoint(ns), mlflow.admin_credentials(ns),
                    "MLFLOW_URL, MLFLOW_USERNAME/MLFLOW_PASSWORD")
 
+    if on("gitea"):
+        configured("gitea", gitea.endpoint(ns), gitea.admin_credentials(ns), "GITEA_URL, GITEA_USERNAME/GITEA_PASSWORD")
+        if on("gocd") and gitea.serves_ready_repos(config):
+            edges.append(WiringEdge(
+                node("gocd"), node("gitea"), "connect", endpoint=gitea.endpoint(ns),
+                credentials=gitea.reader_credentials(ns),
+                delivered_by="GoCD config repositories: git material url/username/password "
+                             f"(the gocd-configure Job reads the password from {gitea.READER_SECRET})"))
+
     if hosts.published(config):
         controller = Node("ingress-controller", ns.ingress, ingress.controller_pods(ns.ingress))
         endpoints = {"gocd": gocd.endpoint, "kibana": kibana.endpoint, "grafana": grafana.endpoint,
-                     "mlflow": mlflow.endpoint}
+                     "mlflow": mlflow.endpoint, "gitea": gitea.endpoint}
         for service in hosts.PUBLIC_SERVICES:
             if on(service):
                 edges.append(WiringEdge(controller, node(service), "expose", endpoint=endpoints[service](ns),
@@ -104,6 +114,11 @@ def derive_edges(config: StackConfig, ns: Namespaces, tenants: tuple[Tenant, ...
                     credentials=mlflow.agents_login(ns, tenant),
                     delivered_by=f"GoCD elastic agent profile {tenant.elastic_profile}: env {MLFLOW_TRACKING_URI}; "
                                  f"{MLFLOW_TRACKING_USERNAME}/PASSWORD from the credentials secret"))
+            if on("gitea") and gitea.serves_ready_repos(config):
+                edges.append(WiringEdge(
+                    agents, node("gitea"), "connect", endpoint=gitea.endpoint(ns),
+                    delivered_by="GoCD: each job's material (the config repository, `type: configrepo`), "
+                                 "cloned by the agent with the URL and login the server hands it"))
             if on("fluentd"):
                 edges.append(WiringEdge(
                     agents, node("fluentd"), "connect", endpoint=fluentd.forward_endpoint(ns),

@@ -227,6 +227,9 @@ class GoCDApiStandIn(HttpStandIn):
             attributes = shown["material"]["attributes"]
             attributes.setdefault("name", None)
             attributes.setdefault("username", None)
+            # Taken as `password`, kept and shown only encrypted (GitMaterialRepresenter l.30, l.43-45).
+            if "password" in attributes:
+                attributes["encrypted_password"] = "AES:" + hashlib.sha256(attributes.pop("password").encode()).hexdigest()
             # The URL for display (GitMaterialRepresenter l.28): user:password@ becomes user:******@.
             attributes["url"] = re.sub(r"//([^/:@]+):[^/@]+@", r"//\1:******@", attributes["url"])
         return shown

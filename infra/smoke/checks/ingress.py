@@ -25,7 +25,7 @@ from infra.config import TlsIssuer
 from infra.document import IngressEntry
 from infra.events import DEFAULT_TENANT
 from infra.platform.network import allow_to
-from infra.smoke.checks import gocd, grafana, kibana, mlflow
+from infra.smoke.checks import gitea, gocd, grafana, kibana, mlflow
 from infra.smoke.core import Check, CheckFailed, CheckResult, Diagnosis, Skip, SmokeContext, Target
 
 THROUGH_THE_CONTROLLER: dict[str, tuple[Callable[[SmokeContext], str | None], ...]] = {
@@ -34,6 +34,7 @@ THROUGH_THE_CONTROLLER: dict[str, tuple[Callable[[SmokeContext], str | None], ..
     "grafana": (grafana.health,),
     # The REST call too: MLflow refuses a Host header it does not know (its allowed hosts).
     "mlflow": (mlflow.health, mlflow.rest_api),
+    "gitea": (gitea.health,),
 }
 """The service's own checks, run against its public URL: the same code as in-cluster, other address."""
 TRUSTED_ISSUERS = {TlsIssuer.LETSENCRYPT.value}

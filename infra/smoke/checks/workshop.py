@@ -1,5 +1,6 @@
 """A workshop's participants, checked as them: the sample participant's one login opens GoCD, Kibana,
-Grafana and MLflow, and reaches their own experiment and events but not the second participant's. The
+Grafana, MLflow and the git server, and reaches their own experiment, events and repository but not the
+second participant's. The
 password is read where the platform keeps it (the participant's Elasticsearch user Secret), so these
 checks need the cluster. (The second participant's agents and namespaces: gocd.agents-isolation and
 wire.gocd-agents-deploy.)"""
@@ -11,9 +12,11 @@ import dataclasses
 from infra import events
 from infra.document import TenantEntry
 from infra.platform.elasticsearch import user_credentials
+from infra.platform.gitea import GiteaSettings
 from infra.smoke.checks.mlflow import API as MLFLOW_API
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, Target
 from infra.smoke.http import call, json_of
+from infra.upstream import gitea as gitea_api
 from infra.upstream.gocd import CURRENT_USER
 
 HAS_PRIVILEGES = "/_security/user/_has_privileges"
@@ -41,6 +44,12 @@ def _refused_login(service: str, where: str, tenant: TenantEntry, seen: str, con
     return CheckFailed(Diagnosis(
         service, where, f"{tenant.name}'s login accepted", seen,
         f"{service} does not know {tenant.name}'s login, or another password: {configure}"))
+
+
+def _ready_repo(context: SmokeContext, tenant: TenantEntry) -> str | None:
+    """`owner/name` of the participant's ready repository on the git server, if it holds one."""
+    repos = context.platform.settings(GiteaSettings).repos
+    return next((f"{r.owner}/{r.name}" for r in repos if r.tenant == tenant.name), None)
 
 
 def participant_logins(context: SmokeContext) -> str:
@@ -81,8 +90,27 @@ def participant_logins(context: SmokeContext) -> str:
                                  f"HTTP {answer.status_code}: {answer.text[:120]}",
                                  "the mlflow-configure Job did not create the login, its experiment or its grant")
         opened.append("MLflow (their experiment)")
+    if "gitea" in context.targets:
+        gitea = _as(context, "gitea", own)
+        answer = call(context, gitea, "GET", gitea_api.CURRENT_USER, expect=f"Gitea's user {own.login}",
+                      statuses=(200, 401))
+        login = json_of(answer, gitea, "the signed-in user").get("login") if answer.status_code == 200 else None
+        if login != own.login:
+            raise _refused_login("gitea", f"GET {gitea.url}{gitea_api.CURRENT_USER}", own,
+                                 f"HTTP {answer.status_code}", "the gitea-configure Job did not create it "
+                                 "(kubectl -n cd4ml-git logs -l app.kubernetes.io/component=gitea-configure)")
+        if repo := _ready_repo(context, own):
+            owner, _, name = repo.partition("/")
+            found = call(context, gitea, "GET", gitea_api.repo_path(owner, name), expect=f"their repository {repo}",
+                         statuses=(200, 404))
+            if found.status_code != 200:
+                raise CheckFailed(Diagnosis(
+                    "gitea", f"GET {gitea.url}{gitea_api.repo_path(owner, name)} as {own.name}",
+                    f"their ready repository {repo}", f"HTTP {found.status_code}",
+                    "the gitea-configure Job did not create it (its log names each repository)"))
+        opened.append("Gitea (their repository)")
     if not opened:
-        raise Skip("none of GoCD, Kibana, Grafana and MLflow was given an endpoint")
+        raise Skip("none of GoCD, Kibana, Grafana, MLflow and Gitea was given an endpoint")
     return f"{own.name} logs in to {', '.join(opened)}"
 
 
@@ -115,8 +143,21 @@ def participants_apart(context: SmokeContext) -> str:
                 f"the role cd4ml_tenant_{own.name} in the kit's roles.yml names other indices, or the user holds "
                 "another role"))
         kept.append("events")
+    theirs_repo = _ready_repo(context, other) if "gitea" in context.targets else None
+    if theirs_repo:
+        gitea = _as(context, "gitea", own)
+        owner, _, name = theirs_repo.partition("/")
+        answer = call(context, gitea, "GET", gitea_api.repo_path(owner, name), expect="a refusal",
+                      statuses=(200, 403, 404))
+        if answer.status_code == 200:
+            raise CheckFailed(Diagnosis(
+                "gitea", f"GET {gitea.url}{gitea_api.repo_path(owner, name)} as {own.name}",
+                f"404 for {other.name}'s repository", "HTTP 200",
+                f"{theirs_repo} was made public or {own.name} was added to it as a collaborator: the kit makes "
+                "every ready repository private, readable by its owner and GoCD's reader only"))
+        kept.append("repository")
     if not kept:
-        raise Skip("neither MLflow nor Elasticsearch was given an endpoint")
+        raise Skip("none of MLflow, Elasticsearch and Gitea was given an endpoint")
     return f"{own.name} cannot read {other.name}'s {' or '.join(kept)}"
 
 

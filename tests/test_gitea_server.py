@@ -1,0 +1,175 @@
+"""The ready repositories on the real Gitea 1.27.3 (tests/gitea_server.py), configured by the kit's own
+configure Job code as the Job mounts it: each participant gets their login and their private repository
+with the example and their pipeline, GoCD's reader reads every one and writes none, a participant sees
+and pushes only their own, and a second run changes nothing (a participant's work is never overwritten)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from infra.config import SERVICE_NAMES, load_config
+from infra.platform.build import build_platform
+from infra.platform.configure_job import mounted_tree
+from infra.platform.gitea import ADMIN_USER, READER_USER
+from tests import gitea_server
+from tests.stack_settings import workshop
+
+pytestmark = pytest.mark.skipif(not gitea_server.available(), reason=gitea_server.WHY_ABSENT)
+
+PASSWORDS = {ADMIN_USER: "admin-Generated-1", "ada": "ada-Generated-22", "grace": "grace-Generated-3",
+             READER_USER: "reader-Generated-4"}
+
+
+def platform():
+    return build_platform(load_config(workshop(participantNames=["ada", "grace"], services=list(SERVICE_NAMES))),
+                          "workshop")
+
+
+def the_job(service):
+    config_map, job = next((o for o in service.objects if o["kind"] == "ConfigMap"), None), next(
+        o for o in service.objects if o["kind"] == "Job")
+    return config_map, job
+
+
+def run_job(service, url: str, tmp: Path, passwords: dict[str, str] = PASSWORDS) -> subprocess.CompletedProcess[str]:
+    """`python -m infra.configure.gitea desired.json` with only what the Job mounts importable, its Secrets
+    as files where the Job mounts them."""
+    config_map, job = the_job(service)
+    tree = tmp / "mount"
+    for path, text in mounted_tree(config_map, job).items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    desired = json.loads((tree / "desired.json").read_text())
+    logins = tmp / "logins"
+    logins.mkdir(exist_ok=True)
+    for user in desired["users"]:
+        (logins / user).write_text(passwords[user] + "\n")
+    desired["password_dir"] = str(logins)
+    (tree / "desired.json").write_text(json.dumps(desired))
+    env = {"GITEA_URL": url, "CD4ML_HEALTH_TIMEOUT": "20", "PATH": os.environ["PATH"]}
+    admin = tmp / "admin"
+    admin.mkdir(exist_ok=True)
+    (admin / "username").write_text(ADMIN_USER)
+    (admin / "password").write_text(passwords[ADMIN_USER])
+    for variable in (e for e in container["env"] if e["name"].endswith("_FILE")):
+        env[variable["name"]] = str(admin / Path(variable["value"]).name)
+    module = container["command"][2]
+    launcher = (f"import runpy, sys; sys.path[:0] = [{str(tree)!r}]; sys.argv = ['{module}', "
+                f"{str(tree / 'desired.json')!r}]; runpy.run_module({module!r}, run_name='__main__')")
+    return subprocess.run([sys.executable, "-I", "-S", "-c", launcher], env=env, capture_output=True, text=True,
+                          timeout=180)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    service = platform().services["gitea"]
+    values = service.releases[0].values
+    work = tmp_path_factory.mktemp("gitea")
+    with gitea_server.gitea(values, work, (ADMIN_USER, PASSWORDS[ADMIN_USER])) as running:
+        first = run_job(service, running.url, tmp_path_factory.mktemp("job"))
+        yield running, service, first
+
+
+def as_user(user: str) -> tuple[str, str]:
+    return user, PASSWORDS[user]
+
+
+def test_the_job_seeds_each_participants_private_repository_with_their_pipeline(server):
+    running, _, first = server
+    assert first.returncode == 0, first.stderr
+    assert "gitea configure: repository ada/diabetes-model: created" in first.stdout
+    assert "gitea configure: first commit ada/diabetes-model: created" in first.stdout
+    repo = requests.get(f"{running.url}/api/v1/repos/ada/diabetes-model", auth=as_user("ada"), timeout=10).json()
+    assert repo["private"] is True and repo["default_branch"] == "main" and not repo["empty"]
+    raw = requests.get(f"{running.url}/api/v1/repos/ada/diabetes-model/raw/ci.gocd.yaml", auth=as_user("ada"),
+                       timeout=10)
+    pipeline = yaml.safe_load(raw.text)
+    assert list(pipeline["pipelines"]) == ["ada-diabetes-model"]
+    assert pipeline["environments"] == {"ada": {"pipelines": ["ada-diabetes-model"]}}
+    assert pipeline["pipelines"]["ada-diabetes-model"]["materials"] == {"model_repo": {"type": "configrepo"}}
+    served = requests.get(f"{running.url}/api/v1/repos/ada/diabetes-model/raw/model/train.py", auth=as_user("ada"),
+                          timeout=10)
+    assert served.status_code == 200 and "def main" in served.text
+
+
+def test_a_participant_sees_only_their_own_repository(server):
+    running, _, _ = server
+    assert requests.get(f"{running.url}/api/v1/repos/grace/diabetes-model", auth=as_user("ada"),
+                        timeout=10).status_code == 404
+    assert requests.get(f"{running.url}/api/v1/repos/ada/diabetes-model", timeout=10).status_code == 403  # no login
+    found = requests.get(f"{running.url}/api/v1/repos/search", auth=as_user("ada"), timeout=10).json()["data"]
+    assert [r["full_name"] for r in found] == ["ada/diabetes-model"]
+
+
+def test_gocds_reader_clones_every_ready_repository_and_pushes_to_none(server, tmp_path):
+    running, _, _ = server
+    host = running.url.removeprefix("http://")
+    for owner in ("ada", "grace"):
+        clone = subprocess.run(["git", "clone", "-q", f"http://{READER_USER}:{PASSWORDS[READER_USER]}@{host}/"
+                                f"{owner}/diabetes-model.git", str(tmp_path / owner)], capture_output=True, text=True)
+        assert clone.returncode == 0, clone.stderr
+    (tmp_path / "grace" / "README.md").write_text("changed by the reader\n")
+    subprocess.run(["git", "-C", str(tmp_path / "grace"), "-c", "user.name=r", "-c", "user.email=r@x",
+                    "commit", "-qam", "no"], check=True, capture_output=True)
+    push = subprocess.run(["git", "-C", str(tmp_path / "grace"), "push", "-q", "origin", "main"],
+                          capture_output=True, text=True)
+    assert push.returncode != 0 and "User permission denied for writing" in push.stderr
+
+
+def test_a_participant_clones_changes_and_pushes_their_own_and_a_second_run_keeps_it(server, tmp_path):
+    running, service, _ = server
+    host = running.url.removeprefix("http://")
+    url = f"http://ada:{PASSWORDS['ada']}@{host}/ada/diabetes-model.git"
+    assert subprocess.run(["git", "clone", "-q", url, str(tmp_path / "ada")], capture_output=True).returncode == 0
+    (tmp_path / "ada" / "model" / "NOTES.md").write_text("ada's change\n")
+    git = ["git", "-C", str(tmp_path / "ada"), "-c", "user.name=ada", "-c", "user.email=ada@x"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "my change"], check=True)
+    pushed = subprocess.run([*git, "push", "-q", "origin", "main"], capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
+    theirs = subprocess.run(["git", "push", "-q", f"http://ada:{PASSWORDS['ada']}@{host}/grace/diabetes-model.git",
+                             "main"], cwd=tmp_path / "ada", capture_output=True, text=True)
+    assert theirs.returncode != 0
+
+    again = run_job(service, running.url, tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    changed = [line for line in again.stdout.splitlines() if ": " in line and not line.endswith(
+        (": unchanged", ": done"))]
+    assert changed == []
+    kept = requests.get(f"{running.url}/api/v1/repos/ada/diabetes-model/raw/model/NOTES.md", auth=as_user("ada"),
+                        timeout=10)
+    assert kept.status_code == 200 and kept.text == "ada's change\n"
+
+
+def test_a_changed_password_is_put_back_and_a_wrong_admin_is_named(server, tmp_path):
+    running, service, _ = server
+    requests.patch(f"{running.url}/api/v1/admin/users/grace", auth=as_user(ADMIN_USER), timeout=10,
+                   json={"password": "someone-Else-9", "login_name": "grace", "source_id": 0,
+                         "must_change_password": False}).raise_for_status()
+    fixed = run_job(service, running.url, tmp_path / "fix")
+    assert fixed.returncode == 0 and "gitea configure: user grace: updated" in fixed.stdout, fixed.stderr
+    assert requests.get(f"{running.url}/api/v1/user", auth=as_user("grace"), timeout=10).status_code == 200
+    wrong = run_job(service, running.url, tmp_path / "wrong", {**PASSWORDS, ADMIN_USER: "not-The-admin-1"})
+    assert wrong.returncode == 1 and f"does not know the kit's admin {ADMIN_USER}" in wrong.stderr, wrong.stderr
+    assert "HTTP 401" in wrong.stderr and "gitea.admin.existingSecret" in wrong.stderr
+    assert "not-The-admin-1" not in wrong.stderr + wrong.stdout
+    assert all(p not in fixed.stdout + fixed.stderr for p in PASSWORDS.values())
+
+
+def test_gitea_as_the_kit_runs_it_fits_its_memory_request(server, capsys):
+    running, service, _ = server
+    [container] = service.workloads[0].containers
+    rss = running.rss_mib()
+    with capsys.disabled():
+        print(f"\n  gitea {gitea_server.VERSION}: {rss:.0f} MiB RSS after seeding 2 participants "
+              f"(request {container.resources.memory_request_mi} MiB, limit {container.resources.memory_limit_mi} MiB)")
+    assert rss < container.resources.memory_limit_mi
