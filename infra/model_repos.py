@@ -15,7 +15,7 @@ from infra.platform.tenants import Tenant
 
 
 @dataclass(frozen=True)
-class ReadyRepo:
+class WrittenRepo:
     participant: str
     path: Path
     url: str | None
@@ -24,7 +24,7 @@ class ReadyRepo:
 
 
 def write_ready_repos(tenants: Sequence[Tenant], urls: Mapping[str, str | None], out_dir: Path,
-                      git: str | None = shutil.which("git")) -> list[ReadyRepo]:
+                      git: str | None = shutil.which("git")) -> list[WrittenRepo]:
     """One folder per participant under `out_dir`, each a git repository with one commit on `main`
     (when git is installed), ready to push."""
     files = example_files()
@@ -38,7 +38,7 @@ def write_ready_repos(tenants: Sequence[Tenant], urls: Mapping[str, str | None],
             (target / path).write_text(text, encoding="utf-8")
             shutil.copymode(EXAMPLE / path, target / path)  # deploy.sh stays executable
         committed = bool(git) and _commit(git, target, tenant.name)
-        made.append(ReadyRepo(tenant.name, target, urls.get(tenant.name), committed))
+        made.append(WrittenRepo(tenant.name, target, urls.get(tenant.name), committed))
     return made
 
 

@@ -33,16 +33,10 @@ def platform():
                           "workshop")
 
 
-def the_job(service):
-    config_map, job = next((o for o in service.objects if o["kind"] == "ConfigMap"), None), next(
-        o for o in service.objects if o["kind"] == "Job")
-    return config_map, job
-
-
 def run_job(service, url: str, tmp: Path, passwords: dict[str, str] = PASSWORDS) -> subprocess.CompletedProcess[str]:
     """`python -m infra.configure.gitea desired.json` with only what the Job mounts importable, its Secrets
     as files where the Job mounts them."""
-    config_map, job = the_job(service)
+    config_map, job = service.stages[-1].objects  # the configure Job's ConfigMap and Job
     tree = tmp / "mount"
     for path, text in mounted_tree(config_map, job).items():
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
@@ -173,3 +167,23 @@ def test_gitea_as_the_kit_runs_it_fits_its_memory_request(server, capsys):
         print(f"\n  gitea {gitea_server.VERSION}: {rss:.0f} MiB RSS after seeding 2 participants "
               f"(request {container.resources.memory_request_mi} MiB, limit {container.resources.memory_limit_mi} MiB)")
     assert rss < container.resources.memory_limit_mi
+
+
+def test_the_workshop_smoke_opens_the_participants_repository_and_not_the_others(server):
+    """workshop.logins and workshop.participants-apart, given only the git server, against the real one."""
+    from infra.document import PlatformDocument
+    from infra.smoke.checks.workshop import participant_logins, participants_apart
+    from infra.smoke.core import SmokeContext, Target
+
+    running, _, _ = server
+    logins = {("cd4ml-logging", f"elasticsearch-user-{name}"): {"username": name, "password": PASSWORDS[name]}
+              for name in ("ada", "grace")}
+
+    class Secrets:
+        def read_secret(self, namespace: str, name: str) -> dict[str, str]:
+            return logins[(namespace, name)]
+
+    context = SmokeContext(platform=PlatformDocument.of(platform()), cluster=Secrets(), timeout=5.0,
+                           targets={"gitea": Target("gitea", running.url, ADMIN_USER, PASSWORDS[ADMIN_USER])})
+    assert participant_logins(context) == "ada logs in to Gitea (their repository)"
+    assert participants_apart(context) == "ada cannot read grace's repository"

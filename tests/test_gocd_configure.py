@@ -314,3 +314,16 @@ def test_the_ready_repositories_are_read_with_the_git_servers_reader(gocd, tmp_p
     assert stored["password"] == "reader-pw" and "password_file" not in stored
     second = configure(api_for(gocd), desired, health_timeout=5)
     assert all(o.action == "unchanged" for o in second)
+
+
+def test_the_stand_in_refuses_a_password_given_twice_as_gocd_does(gocd):
+    """GoCD's PasswordDeserializer: `password` or `encrypted_password`, never both."""
+    desired = desired_of({"cd4ml:modelRepos": [], "cd4ml:services": ["gocd", "gitea"]})
+    [repo] = desired["config_repos"]
+    attributes = repo["material"]["attributes"]
+    attributes.pop("password_file")
+    attributes.update(password="reader-pw", encrypted_password="AES:abc")
+    from infra.upstream.gocd import CONFIG_REPOS
+
+    answer = api_for(gocd).call("POST", CONFIG_REPOS.path, accept=CONFIG_REPOS.accept, body=repo)
+    assert answer.status == 422 and "not both" in answer.summary()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.configure.api import ApiError, JsonApi, Outcome, Response, refusal, run_main, wait_for
-from infra.upstream.gitea import HEALTH
+from infra.upstream.gitea import CURRENT_USER, HEALTH, repo_path
 from infra.upstream.gitea import api_path as _path
 
 ADMIN_HINT = "not the chart's admin, or its password differs from the gitea-admin Secret"
@@ -35,7 +35,7 @@ ADMIN_HINT = "not the chart's admin, or its password differs from the gitea-admi
 def ensure_user(api: JsonApi, login: str, password: str, email: str) -> Outcome:
     found = api.call("GET", _path("users", login))
     if found.status == 200:
-        if JsonApi(api.base_url, login, password, timeout=api.timeout).call("GET", _path("user")).status == 200:
+        if JsonApi(api.base_url, login, password, timeout=api.timeout).call("GET", CURRENT_USER).status == 200:
             return Outcome("user", login, "unchanged")
         # The generated password changed (a recreated stack) or someone changed it by hand.
         reset = api.call("PATCH", _path("admin", "users", login), body={
@@ -58,7 +58,7 @@ def ensure_user(api: JsonApi, login: str, password: str, email: str) -> Outcome:
 def ensure_repo(api: JsonApi, owner: str, name: str) -> tuple[Outcome, bool]:
     """(outcome, whether it has no commit yet)."""
     what = f"{owner}/{name}"
-    found = api.call("GET", _path("repos", owner, name))
+    found = api.call("GET", repo_path(owner, name))
     if found.status == 200:
         body = found.body or {}
         if body.get("private") is not True:
@@ -111,7 +111,7 @@ def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 600
 
     wait_for(api, HEALTH, healthy, f"Gitea at {api.base_url}{HEALTH} to answer 200 " '{"status": "pass"}',
              health_timeout, pause, login_hint=ADMIN_HINT)
-    admin = api.call("GET", _path("user"))
+    admin = api.call("GET", CURRENT_USER)
     if admin.status != 200 or not (admin.body or {}).get("is_admin"):
         raise ApiError(f"Gitea does not know the kit's admin {api.username} as an admin ({admin.summary()}): "
                        "check the Secret the chart's gitea.admin.existingSecret names")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from infra.config import Profile, StackConfig
 from infra.platform.access import LOCAL_PORTS, service_type
@@ -130,7 +131,6 @@ class GiteaSettings(ServiceSettings):
 
 def _values(ctx: BuildContext, image: Image, size: Resources) -> dict[str, Any]:
     config = ctx.config
-    public = public_url(config, "gitea")
     persistence: dict[str, Any] = {"enabled": True, "create": True, "claimName": DATA_CLAIM,
                                    "size": f"{config.gitea_storage_gi}Gi"}
     if config.storage_class:
@@ -159,7 +159,7 @@ def _values(ctx: BuildContext, image: Image, size: Resources) -> dict[str, Any]:
                     # Named, not left to the chart: it fills HTTP_PORT only while rendering its config, after
                     # the Service's targetPort was rendered empty (_helpers.tpl l.342-343).
                     "HTTP_PORT": HTTP_PORT, "ROOT_URL": root_url(config),
-                    "DOMAIN": (public or "localhost").removeprefix("https://"),
+                    "DOMAIN": urlparse(root_url(config)).hostname,
                     "DISABLE_SSH": True, "START_SSH_SERVER": False, "OFFLINE_MODE": True,
                     "LFS_START_SERVER": False},
                 "service": {"DISABLE_REGISTRATION": True, "REQUIRE_SIGNIN_VIEW": True,
@@ -208,7 +208,8 @@ def build(ctx: BuildContext) -> Service:
         # One file per user for the configure Job: the participants' own passwords and the reader's.
         KitSecret(ns.git, LOGINS_SECRET, generated=logins + ((READER_USER, READER_PASSWORD),)),
     ]
-    if reader := (edge.credentials if (edge := ctx.edge("gocd", "gitea")) else None):
+    reading = ctx.edge("gocd", "gitea")  # GoCD's config repositories log in as the reader
+    if reading and (reader := reading.credentials):
         secrets.append(KitSecret(reader.namespace, reader.secret, literals=((reader.username_key, READER_USER),),
                                  generated=((reader.password_key, READER_PASSWORD),), type="kubernetes.io/basic-auth"))
     return Service(

@@ -241,8 +241,21 @@ class GoCDApiStandIn(HttpStandIn):
                                     "to perform this action."}
         return 200, self._represent(name, item), {"ETag": etag_of(item)}
 
+    @staticmethod
+    def _material_refused(name: str, body: dict) -> tuple[int, dict] | None:
+        """GoCD takes a material's `password` or its `encrypted_password`, never both (PasswordDeserializer
+        l.30-34: a validation error on both fields, so the config repository is not saved)."""
+        attributes = (body.get("material") or {}).get("attributes") or {} if name == "config_repos" else {}
+        if attributes.get("password") and attributes.get("encrypted_password"):
+            return 422, {"message": f"Validations failed for config-repo '{body.get('id')}'. Error(s): [You may only "
+                                    "specify `password` or `encrypted_password`, not both!]. Please correct and "
+                                    "resubmit.", "data": body}
+        return None
+
     def _create(self, name: str, request: Request):
         body = request.json
+        if refused := self._material_refused(name, body):
+            return refused
         item_id = body[KEYS.get(name, "id")]
         if item_id in self.create_race:
             self.create_race.discard(item_id)
@@ -274,6 +287,8 @@ class GoCDApiStandIn(HttpStandIn):
             return 412, {"message": "Someone has modified the entity. Please update your copy with the changes and "
                                     "try again."}
         body = request.json
+        if refused := self._material_refused(name, body):
+            return refused
         if body.get(KEYS.get(name, "id")) != item_id:
             return 422, {"message": "Renaming of the resource is not supported by this API."}
         self.items[name][item_id] = body

@@ -12,7 +12,7 @@ import dataclasses
 from infra import events
 from infra.document import TenantEntry
 from infra.platform.elasticsearch import user_credentials
-from infra.platform.gitea import GiteaSettings
+from infra.platform.gitea import GiteaSettings, ReadyRepo
 from infra.smoke.checks.mlflow import API as MLFLOW_API
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext, Target
 from infra.smoke.http import call, json_of
@@ -46,10 +46,9 @@ def _refused_login(service: str, where: str, tenant: TenantEntry, seen: str, con
         f"{service} does not know {tenant.name}'s login, or another password: {configure}"))
 
 
-def _ready_repo(context: SmokeContext, tenant: TenantEntry) -> str | None:
-    """`owner/name` of the participant's ready repository on the git server, if it holds one."""
-    repos = context.platform.settings(GiteaSettings).repos
-    return next((f"{r.owner}/{r.name}" for r in repos if r.tenant == tenant.name), None)
+def _ready_repo(context: SmokeContext, tenant: TenantEntry) -> ReadyRepo | None:
+    """The participant's ready repository on the git server, if it holds one."""
+    return next((r for r in context.platform.settings(GiteaSettings).repos if r.tenant == tenant.name), None)
 
 
 def participant_logins(context: SmokeContext) -> str:
@@ -100,13 +99,13 @@ def participant_logins(context: SmokeContext) -> str:
                                  f"HTTP {answer.status_code}", "the gitea-configure Job did not create it "
                                  "(kubectl -n cd4ml-git logs -l app.kubernetes.io/component=gitea-configure)")
         if repo := _ready_repo(context, own):
-            owner, _, name = repo.partition("/")
-            found = call(context, gitea, "GET", gitea_api.repo_path(owner, name), expect=f"their repository {repo}",
+            path = gitea_api.repo_path(repo.owner, repo.name)
+            found = call(context, gitea, "GET", path, expect=f"their repository {repo.owner}/{repo.name}",
                          statuses=(200, 404))
             if found.status_code != 200:
                 raise CheckFailed(Diagnosis(
-                    "gitea", f"GET {gitea.url}{gitea_api.repo_path(owner, name)} as {own.name}",
-                    f"their ready repository {repo}", f"HTTP {found.status_code}",
+                    "gitea", f"GET {gitea.url}{path} as {own.name}",
+                    f"their ready repository {repo.owner}/{repo.name}", f"HTTP {found.status_code}",
                     "the gitea-configure Job did not create it (its log names each repository)"))
         opened.append("Gitea (their repository)")
     if not opened:
@@ -146,15 +145,15 @@ def participants_apart(context: SmokeContext) -> str:
     theirs_repo = _ready_repo(context, other) if "gitea" in context.targets else None
     if theirs_repo:
         gitea = _as(context, "gitea", own)
-        owner, _, name = theirs_repo.partition("/")
-        answer = call(context, gitea, "GET", gitea_api.repo_path(owner, name), expect="a refusal",
-                      statuses=(200, 403, 404))
+        path = gitea_api.repo_path(theirs_repo.owner, theirs_repo.name)
+        answer = call(context, gitea, "GET", path, expect="a refusal", statuses=(200, 403, 404))
         if answer.status_code == 200:
             raise CheckFailed(Diagnosis(
-                "gitea", f"GET {gitea.url}{gitea_api.repo_path(owner, name)} as {own.name}",
+                "gitea", f"GET {gitea.url}{path} as {own.name}",
                 f"404 for {other.name}'s repository", "HTTP 200",
-                f"{theirs_repo} was made public or {own.name} was added to it as a collaborator: the kit makes "
-                "every ready repository private, readable by its owner and GoCD's reader only"))
+                f"{theirs_repo.owner}/{theirs_repo.name} was made public or {own.name} was added to it as a "
+                "collaborator: the kit makes every ready repository private, readable by its owner and GoCD's "
+                "reader only"))
         kept.append("repository")
     if not kept:
         raise Skip("none of MLflow, Elasticsearch and Gitea was given an endpoint")
