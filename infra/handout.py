@@ -19,16 +19,19 @@ from string import Template
 
 from markdown_it import MarkdownIt
 
+from infra.config import TlsIssuer
 from infra.document import TenantEntry
 from infra.platform.access import browser_url
+from infra.platform.gitea import GiteaSettings
 from infra.platform.gocd import GoCDSettings
+from infra.platform.ingress import IngressSettings
 from infra.platform.model import Platform
 
 ALL_PAGES = "all-participants.html"
 """Every participant's page in one file, one printed page each: what a facilitator prints."""
 PASSWORD_PLACEHOLDER = "(not deployed yet: run `cd4ml up`, then `cd4ml handout` again)"
 SUMMARY_COLUMNS = ("participant", "login", "staging_namespace", "production_namespace", "mlflow_experiment",
-                   "gocd_pipeline_group", "fluentd_tag", "index_pattern")
+                   "gocd_pipeline_group", "fluentd_tag", "index_pattern", "repository")
 SHOWN_VARIABLES = ("CD4ML_TENANT", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "CD4ML_MODEL_PREFIX",
                    "FLUENTD_HOST",
                    "FLUENTD_PORT")
@@ -41,6 +44,11 @@ class Links:
     mlflow: str
     kibana: str
     grafana: str
+    git: str | None = None
+    """The kit's git server, where each participant's ready repository is (None without it)."""
+    untrusted_tls: bool = False
+    """The published hosts' certificate is one no laptop trusts (self-signed, Let's Encrypt staging): browsers
+    warn once per host, but git refuses to clone until told."""
 
 
 def handout_links(platform: Platform) -> Links:
@@ -51,8 +59,20 @@ def handout_links(platform: Platform) -> Links:
             return "(not in this stack)"
         return (service.public_url or browser_url(name, service.endpoint)) + suffix
 
+    ingress = platform.optional_extra("ingress")
+    issuer = ingress.settings.issuer if ingress and isinstance(ingress.settings, IngressSettings) else None
     return Links(gocd=url("gocd"), mlflow=url("mlflow"), kibana=url("kibana", "/app/discover"),
-                 grafana=url("grafana", "/d/cd4ml-model-monitoring"))
+                 grafana=url("grafana", "/d/cd4ml-model-monitoring"),
+                 git=url("gitea", "/") if "gitea" in platform.services else None,
+                 untrusted_tls=issuer not in (None, TlsIssuer.LETSENCRYPT.value))
+
+
+def ready_repo_urls(platform: Platform) -> dict[str, str]:
+    """Each tenant's ready repository on the kit's git server, as they clone it (none with modelRepos)."""
+    gitea = platform.services.get("gitea")
+    if gitea is None or not isinstance(gitea.settings, GiteaSettings):
+        return {}
+    return {repo.tenant: repo.user_url for repo in gitea.settings.repos}
 
 
 def handout_envs(platform: Platform) -> dict[str, dict[str, str]]:
@@ -70,7 +90,16 @@ def _link(url: str) -> str:
     return f"<{url}>" if url.startswith(("https://", "http://")) else url
 
 
-def _first_step(tenant: TenantEntry, repo: str | None) -> str:
+def _first_step(tenant: TenantEntry, repo: str | None, links: Links) -> str:
+    git = links.git
+    if repo and git and repo.startswith(git):  # the kit's git server seeded it at `up`
+        trust = ("\n   The platform's certificate is not one your laptop trusts, so tell git once: `git -c "
+                 "http.sslVerify=false clone ...`, then `git config http.sslVerify false` in the clone."
+                 if links.untrusted_tls else "")
+        return (f"""1. Clone your repository, {_link(repo)}, with your login (git asks for it): the example model,
+   its pipeline `{tenant.pipeline_prefix}diabetes-model` already yours (group, environment
+   `{tenant.gocd_environment}`, agents `{tenant.gocd_elastic_profile}`), and GoCD already reads it. Your
+   pipelines' names start with `{tenant.pipeline_prefix}`; your agents run no other pipelines.{trust}""")
     if repo:  # `cd4ml repos` wrote it, named for them, and the facilitator pushed it there
         return (f"""1. Clone your repository, {_link(repo) if repo.startswith("http") else f"`{repo}`"}: the example
    model, its pipeline `{tenant.pipeline_prefix}diabetes-model` already yours (group, environment
@@ -91,8 +120,12 @@ def page_markdown(tenant: TenantEntry, links: Links, password: str | None, env: 
                                                                else "")
                            for env_name, namespace in tenant.namespaces.items())
     variables = "\n".join(f"    {key}={value}" for key, value in env.items())
-    for_what = ("GoCD, Kibana, Grafana, MLflow and your model service" if urls
-                else "GoCD, Kibana, Grafana and MLflow")
+    tools = ["GoCD", "Kibana", "Grafana", "MLflow"] + (["the git server"] if links.git else []) + (
+        ["your model service"] if urls else [])
+    for_what = ", ".join(tools[:-1]) + " and " + tools[-1]
+    calling = _calling(tenant, links.untrusted_tls)
+    git_row = (f"| Git server | {_link(links.git)} | your repository {_link(repo)} |\n"
+               if links.git and repo and repo.startswith(links.git) else "")
     return f"""# CD4ML workshop: {name}
 
 Your login ({for_what}): **{tenant.login}** / **{password or PASSWORD_PLACEHOLDER}**
@@ -103,7 +136,7 @@ Your login ({for_what}): **{tenant.login}** / **{password or PASSWORD_PLACEHOLDE
 | MLflow | {_link(links.mlflow)} | experiment `{tenant.mlflow_experiment}` |
 | Kibana | {_link(links.kibana)} | your predictions: index pattern `{tenant.index_pattern}` |
 | Grafana | {_link(links.grafana)} | dashboard *CD4ML: model monitoring*, participant `{name}` |
-
+{git_row}
 Your model service is deployed into:
 {namespaces}
 
@@ -112,20 +145,21 @@ Your pipeline's jobs run with (the platform sets these; nothing to configure):
 {variables}
 
 ## First three steps
-{_first_step(tenant, repo)}
+{_first_step(tenant, repo, links)}
 2. Open GoCD, log in as `{tenant.login}`, and watch your pipeline test, train (a run appears in MLflow
    experiment `{tenant.mlflow_experiment}`), pass the gate and deploy to staging.
 3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant.fluentd_tag}`)
-   and on the Grafana dashboard; then change the model, push, and compare the versions.{_calling(tenant)}
+   and on the Grafana dashboard; then change the model, push, and compare the versions.{calling}
 """
 
 
-def _calling(tenant: TenantEntry) -> str:
+def _calling(tenant: TenantEntry, untrusted_tls: bool = False) -> str:
     """How a participant reaches their own model service from their laptop (published stacks only)."""
     first = next(iter(tenant.model_urls.values()), None)
     if not first:
         return ""
-    return (f"\n\nFrom your laptop, with your login: `curl -u {tenant.login} {first}/version`; "
+    return (f"\n\nFrom your laptop, with your login: `curl {'-k ' if untrusted_tls else ''}-u {tenant.login} "
+            f"{first}/version`; "
             f"`POST /predict` with `{{\"features\": {{...}}}}`; `POST /feedback` with its `event_id` and the "
             f"`true_value`.")
 
@@ -180,5 +214,6 @@ def write_handouts(tenants: Sequence[TenantEntry], links: Links, passwords: Mapp
         writer.writerow(SUMMARY_COLUMNS)
         for t in tenants:
             writer.writerow([t.name, t.login, t.namespaces.get("staging", ""), t.namespaces.get("production", ""),
-                             t.mlflow_experiment, t.gocd_pipeline_group, t.fluentd_tag, t.index_pattern])
+                             t.mlflow_experiment, t.gocd_pipeline_group, t.fluentd_tag, t.index_pattern,
+                             (repos or {}).get(t.name) or ""])
     return len(tenants)

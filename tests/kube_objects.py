@@ -4,7 +4,9 @@ or lists its objects in another order, must not make a test read the wrong one."
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -32,3 +34,16 @@ def configure_desired(service) -> dict[str, Any]:
     """The desired state the service's configure Job is handed (its ConfigMap's desired.json)."""
     config_map, _ = configure_objects(service)
     return json.loads(config_map["data"]["desired.json"])
+
+
+def with_password_files(desired: dict[str, Any], password: str) -> dict[str, Any]:
+    """The GoCD desired state with each material's `password_file` (the mounted Secret gitea-reader) moved
+    to a file of its own holding `password`: what the configure Job reads there in the pod."""
+    directory = Path(tempfile.mkdtemp(prefix="mounted-secret-"))
+    for repo in desired.get("config_repos", []):
+        attributes = repo["material"]["attributes"]
+        if "password_file" in attributes:
+            moved = directory / Path(attributes["password_file"]).name
+            moved.write_text(password + "\n")
+            attributes["password_file"] = str(moved)
+    return desired

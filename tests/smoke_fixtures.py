@@ -25,8 +25,9 @@ import pytest
 import requests
 import yaml
 from es_security import Security
+from gitea import GiteaStandIn
 from gocd_api import GoCDApiStandIn
-from kube_objects import configure_desired
+from kube_objects import configure_desired, with_password_files
 from services import (
     Connection,
     ElasticsearchStandIn,
@@ -39,19 +40,23 @@ from infra.config import load_config
 from infra.configure import elasticsearch as configure_elasticsearch
 from infra.configure import kibana as configure_kibana
 from infra.configure.api import JsonApi
-from infra.configure.gocd import configure, ensure
+from infra.configure.gocd import configure, ensure, with_password
 from infra.document import PlatformDocument
 from infra.platform import elasticsearch
 from infra.platform.build import build_platform
 from infra.platform.elasticsearch import EVENT_INDEX_PREFIX
+from infra.platform.gitea import ADMIN_USER as GITEA_ADMIN
+from infra.platform.gitea import READER_USER, GiteaSettings
 from infra.platform.grafana import DATASOURCES
 from infra.polling import Observation, poll_until
 from infra.smoke.core import SmokeContext, Target
 from infra.upstream.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES
 
-STACK_CONFIG = {"cd4ml:modelRepos": ["https://git.example.com/team/churn-model.git"]}
-"""The stack the stand-in platform plays: the local defaults, plus one model repository."""
+STACK_CONFIG: dict = {}
+"""The stack the stand-in platform plays: the local defaults (the git server holds the team's ready
+repository, GoCD's config repository)."""
 GOCD_ADMIN = ("cd4ml-admin", "gocd-admin-pw")
+GITEA_LOGINS = {"cd4ml-admin": "gitea-admin-pw", READER_USER: "gitea-reader-pw"}
 PASSWORDS = {"cd4ml-admin": "admin-secret-1", "fluentd": "fluentd-secret-2", "grafana": "grafana-secret-3",
              "kibana-association": "kibana-secret-4"}
 
@@ -208,19 +213,33 @@ class StandInPlatform:
         self.kibana.association = broken_association
         if "elasticsearch-red" in faults:
             self.es.status = "red"
+        gitea_settings = platform.services["gitea"].settings
+        assert isinstance(gitea_settings, GiteaSettings)
+        self.gitea = self._start(GiteaStandIn.as_configured(
+            gitea_settings, (GITEA_ADMIN, GITEA_LOGINS[GITEA_ADMIN]), GITEA_LOGINS))
+        if "gitea-reader-not-collaborator" in faults:  # its read access taken away after the Job ran
+            for repo in self.gitea.repos.values():
+                repo.readers.clear()
         self.gocd = self._configured_gocd(faults)
+        # GoCD clones from the git server's in-cluster address: here, the stand-in's.
+        self.gocd.git_hosts[platform.services["gitea"].endpoint.url] = self.gitea.url
+        if "gitea-reader-removed-later" in faults:  # after GoCD's first check parsed every ready repository
+            self.gocd.check_materials()
+            for repo in self.gitea.repos.values():
+                repo.readers.clear()
         self.stand_ins.append(self.gocd)
-        for service in ("elasticsearch", "fluentd", "kibana", "grafana", "gocd"):
+        for service in ("elasticsearch", "fluentd", "kibana", "grafana", "gocd", "gitea"):
             if f"{service}-down" in faults:
                 {"elasticsearch": self.es, "fluentd": self.forward, "kibana": self.kibana,
-                 "grafana": self.grafana, "gocd": self.gocd}[service].stop()
+                 "grafana": self.grafana, "gocd": self.gocd, "gitea": self.gitea}[service].stop()
 
     @staticmethod
     def _configured_gocd(faults: frozenset[str]) -> GoCDApiStandIn:
-        """GoCD as the kit's own configure code leaves it (run against the stand-in), then broken."""
+        """GoCD as the kit's own configure code leaves it (run against the stand-in), then broken. The
+        reader's password file is where the Job mounts the Secret gitea-reader; here, a file of its own."""
         gocd = GoCDApiStandIn(users={GOCD_ADMIN[0]: GOCD_ADMIN[1]}).start()
         service = build_platform(load_config(STACK_CONFIG), "local").services["gocd"]
-        desired = configure_desired(service)
+        desired = with_password_files(configure_desired(service), GITEA_LOGINS[READER_USER])
         if "gocd-security-off" in faults:
             desired["auth_config"] = None
         api = JsonApi(f"{gocd.url}/go", *GOCD_ADMIN, anonymous_first=True)
@@ -229,7 +248,7 @@ class StandInPlatform:
                                       (ELASTIC_PROFILES, desired["elastic_profiles"]),
                                       (CONFIG_REPOS, desired["config_repos"])):
                 for item in items:
-                    ensure(api, collection, item)
+                    ensure(api, collection, with_password(item) if collection is CONFIG_REPOS else item)
         else:
             configure(api, desired, health_timeout=5)
         if "gocd-agent-profile-stale" in faults:  # edited by hand: an old MLflow address
@@ -239,7 +258,7 @@ class StandInPlatform:
         if "gocd-starting" in faults:  # restarted after the configure Job ran: starting again
             gocd.healthy = False
         if "gocd-config-repo-broken" in faults:
-            gocd.parse_errors["churn-model"] = "Could not fetch: repository 'https://git.example.com/...' not found"
+            gocd.parse_errors["cd4ml-diabetes-model"] = "ci.gocd.yaml: unknown key 'stagess' in pipeline"
         return gocd
 
     def _start(self, stand_in):
@@ -263,6 +282,7 @@ class StandInPlatform:
             "gocd": Target("gocd", f"{self.gocd.url}/go", *GOCD_ADMIN),
             "fluentd": Target("fluentd", self.forward.url),
             "mlflow": Target("mlflow", self.mlflow_url, *MLFLOW_ADMIN),
+            "gitea": Target("gitea", self.gitea.url, GITEA_ADMIN, GITEA_LOGINS[GITEA_ADMIN]),
         }
         return SmokeContext(platform=document, targets=targets, timeout=timeout)
 

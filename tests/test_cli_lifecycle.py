@@ -361,7 +361,8 @@ def test_front_door_names_the_public_urls_and_the_dns_record_to_create(address, 
     lines = front_door_dns.front_door({**PUBLISHED, "ingress": {"address": address, "domain": "workshop.example.com"}})
     assert [line.split()[1:] for line in lines[:-1]] == [
         ["gocd", "https://gocd.workshop.example.com/go"], ["kibana", "https://kibana.workshop.example.com"],
-        ["grafana", "https://grafana.workshop.example.com"], ["mlflow", "https://mlflow.workshop.example.com"]]
+        ["grafana", "https://grafana.workshop.example.com"], ["mlflow", "https://mlflow.workshop.example.com"],
+        ["gitea", "https://gitea.workshop.example.com"]]
     assert f"create the record {record}" in lines[-1]
 
 

@@ -24,7 +24,7 @@ from infra.policies import load_balancer_violations, pack_config
 runner = CliRunner()
 STACKS = Path(__file__).resolve().parents[1] / "stacks"
 DOMAIN = "workshop.example.com"
-SERVICE_NAMESPACES = {"cd4ml-gocd", "cd4ml-logging", "cd4ml-monitoring", "cd4ml-mlflow"}
+SERVICE_NAMESPACES = {"cd4ml-gocd", "cd4ml-logging", "cd4ml-monitoring", "cd4ml-mlflow", "cd4ml-git"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def gke_plan(tmp_path_factory) -> Path:
     assert result.exit_code == 0, result.output
     assert "GKE cluster: " in result.output and "/hour" in result.output
     assert f"https://grafana.{DOMAIN}" in result.output
-    assert "TLS: 64 hosts on 1 certificate(s) from letsencrypt" in result.output
+    assert "TLS: 65 hosts on 1 certificate(s) from letsencrypt" in result.output
     return out
 
 
@@ -45,7 +45,7 @@ def objects(out: Path, kind: str) -> list[dict]:
 def test_an_ingress_per_published_service_and_per_application_namespace(gke_plan):
     ingresses = {(i["metadata"]["namespace"], i["spec"]["rules"][0]["host"]): i for i in objects(gke_plan, "Ingress")}
     services = {host for _, host in ingresses if not host.startswith("p")}
-    assert services == {f"{name}.{DOMAIN}" for name in ("gocd", "kibana", "grafana", "mlflow")}
+    assert services == {f"{name}.{DOMAIN}" for name in ("gocd", "kibana", "grafana", "mlflow", "gitea")}
     apps = {(ns, host) for ns, host in ingresses if host.startswith("p")}
     assert len(apps) == 60 and ("cd4ml-p07-staging", f"p07-staging.{DOMAIN}") in apps
     for ingress in ingresses.values():
@@ -79,7 +79,7 @@ def test_model_services_are_published_behind_their_tenants_login(gke_plan):
         namespace, named = item["metadata"]["namespace"], item["metadata"]["annotations"].get(
             "traefik.ingress.kubernetes.io/router.middlewares")
         if namespace in SERVICE_NAMESPACES:
-            assert named is None  # GoCD, Kibana, Grafana and MLflow ask for their own logins
+            assert named is None  # GoCD, Kibana, Grafana, MLflow and Gitea ask for their own logins
         else:
             tenant = namespace.split("-")[1]
             assert named == f"cd4ml-ingress-model-login-{tenant}@kubernetescrd", namespace
@@ -104,12 +104,12 @@ def test_a_model_login_holds_the_participants_bcrypt_line_as_a_secret():
 
 
 def test_every_host_is_on_one_certificate_in_the_controllers_store(gke_plan):
-    """30 participants: 64 hosts on one certificate (Let's Encrypt allows 50 certificates a week per
+    """30 participants: 65 hosts on one certificate (Let's Encrypt allows 50 certificates a week per
     registered domain, 100 names on each), in the controller's namespace, loaded into Traefik's store."""
     hosts = sorted(rule["host"] for i in objects(gke_plan, "Ingress") for rule in i["spec"]["rules"])
     [certificate] = objects(gke_plan, "Certificate")
     assert certificate["metadata"]["namespace"] == "cd4ml-ingress"
-    assert sorted(certificate["spec"]["dnsNames"]) == hosts and len(hosts) == 64
+    assert sorted(certificate["spec"]["dnsNames"]) == hosts and len(hosts) == 65
     assert certificate["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "cd4ml"}
     assert certificate["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}  # issued after DNS, not in up
     traefik = yaml.safe_load((gke_plan / "releases" / "cd4ml-ingress__traefik.yaml").read_text())["values"]
@@ -124,19 +124,19 @@ def test_every_host_is_on_one_certificate_in_the_controllers_store(gke_plan):
 @pytest.fixture(scope="module")
 def gke_stack_of():
     """`gke_stack_of(n)`: the gke stack's model with n participants, built once per n for the tests that
-    only read it (49 is both a case and the one more of 48)."""
+    only read it (48 is the one more of 47: 5 service hosts and 2 per participant)."""
     return functools.cache(lambda participants: build_platform(
         load_stack(STACKS, "gke", {"participants": str(participants)}), "gke"))
 
 
-@pytest.mark.parametrize("participants, names", [(0, [6]), (48, [100]), (49, [100, 2]), (100, [100, 100, 4])])
+@pytest.mark.parametrize("participants, names", [(0, [7]), (47, [99]), (48, [100, 1]), (100, [100, 100, 5])])
 def test_hosts_are_shared_out_over_as_few_certificates_as_lets_encrypt_allows(gke_stack_of, participants, names):
     platform = gke_stack_of(participants)
     certificates = [o for o in platform.extra("ingress").objects if o["kind"] == "Certificate"]
     assert [len(c["spec"]["dnsNames"]) for c in certificates] == names
     every = [host for c in certificates for host in c["spec"]["dnsNames"]]
     assert sorted(every) == list(platform.extra("ingress").settings.hosts)  # each host on exactly one
-    assert every[:4] == [f"{name}.{DOMAIN}" for name in ("gocd", "kibana", "grafana", "mlflow")]
+    assert every[:5] == [f"{name}.{DOMAIN}" for name in ("gocd", "kibana", "grafana", "mlflow", "gitea")]
     if participants == 100:
         return  # the most a stack takes
     one_more = gke_stack_of(participants + 1)
@@ -160,12 +160,14 @@ def test_public_urls_reach_the_services_own_settings(gke_plan):
     document = json.loads((gke_plan / "platform.json").read_text())
     public = {s["name"]: s["public_url"] for s in document["services"]}
     assert public == {"gocd": f"https://gocd.{DOMAIN}/go", "elasticsearch": None, "kibana": f"https://kibana.{DOMAIN}",
-                      "fluentd": None, "grafana": f"https://grafana.{DOMAIN}", "mlflow": f"https://mlflow.{DOMAIN}"}
+                      "fluentd": None, "grafana": f"https://grafana.{DOMAIN}", "mlflow": f"https://mlflow.{DOMAIN}",
+                      "gitea": f"https://gitea.{DOMAIN}"}
     releases = {p.stem.split("__")[1]: yaml.safe_load(p.read_text()) for p in (gke_plan / "releases").glob("*.yaml")}
     assert f"mlflow.{DOMAIN}" in releases["mlflow"]["values"]["serverAllowedHosts"]
     assert releases["grafana"]["values"]["grafana.ini"]["server"]["root_url"] == f"https://grafana.{DOMAIN}"
     [kibana] = objects(gke_plan, "Kibana")
     assert kibana["spec"]["config"]["server.publicBaseUrl"] == f"https://kibana.{DOMAIN}"
+    assert releases["gitea"]["values"]["gitea"]["config"]["server"]["ROOT_URL"] == f"https://gitea.{DOMAIN}/"
     dashboard = json.loads(next(o for o in objects(gke_plan, "ConfigMap") if o["metadata"]["name"] ==
                                 "grafana-dashboards-cd4ml")["data"]["model-monitoring.json"])
     assert {link["url"].split("/app/")[0] for link in dashboard["links"]} == {f"https://mlflow.{DOMAIN}",
@@ -186,7 +188,10 @@ def test_a_participants_handout_names_their_model_services_public_urls(gke_plan,
     page = (tmp_path / "p02.md").read_text()
     assert f"- staging: `cd4ml-p02-staging`, at <https://p02-staging.{DOMAIN}>" in page
     assert f"| GoCD | <https://gocd.{DOMAIN}/go> |" in page
-    assert "Your login (GoCD, Kibana, Grafana, MLflow and your model service): **p02**" in page
+    assert "Your login (GoCD, Kibana, Grafana, MLflow, the git server and your model service): **p02**" in page
+    assert "sslVerify" not in page  # Let's Encrypt: git trusts it
+    assert f"| Git server | <https://gitea.{DOMAIN}/> | your repository <https://gitea.{DOMAIN}/p02/diabetes-model.git> |" \
+        in page
 
 
 def test_no_load_balancer_but_the_ingress_controllers(gke_plan):

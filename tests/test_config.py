@@ -10,6 +10,8 @@ from stack_settings import workshop
 
 from infra.config import (
     CONFIG_KEYS,
+    RESERVED_TENANTS,
+    SERVICE_NAMES,
     ConfigError,
     Exposure,
     Profile,
@@ -118,7 +120,7 @@ def test_defaults_are_a_complete_laptop_platform():
     config = load_config({})
     assert config.profile is Profile.LAPTOP
     assert config.exposure is Exposure.PORT_FORWARD
-    assert set(config.services) == {"gocd", "elasticsearch", "kibana", "fluentd", "grafana", "mlflow"}
+    assert set(config.services) == {"gocd", "elasticsearch", "kibana", "fluentd", "grafana", "mlflow", "gitea"}
     assert config.elasticsearch_nodes == 1
 
 
@@ -148,6 +150,25 @@ def test_participants_by_count_or_by_name():
         load_config({"cd4ml:participantNames": "cd4ml"})
     with pytest.raises(ConfigError, match="lists a name twice"):
         load_config({"cd4ml:participantNames": "bob,bob"})
+
+
+def test_the_kits_own_logins_are_no_participants_name():
+    from infra.platform import gitea
+
+    assert {gitea.ADMIN_USER, gitea.READER_USER} <= set(RESERVED_TENANTS)
+    with pytest.raises(ConfigError, match="'cd4ml-gocd' is reserved"):
+        load_config(workshop(participantNames="ada,cd4ml-gocd"))
+
+
+def test_names_gitea_keeps_for_itself_are_refused_while_it_runs():
+    """Gitea refuses a user named `explore` or `user` (models/user/user.go reservedUsernames): the participant
+    would have no login and no repository, so the stack says so before anything is made."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(workshop(participantNames="ada,explore,user"))
+    (problem,) = caught.value.problems
+    assert problem.key == "participantNames" and "explore, user: Gitea, the git server, keeps" in problem.problem
+    without_git = [s for s in SERVICE_NAMES if s != "gitea"]
+    assert load_config(workshop(participantNames="ada,explore", services=without_git)).participant_list[1] == "explore"
 
 
 def test_every_field_has_a_description():

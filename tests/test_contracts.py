@@ -11,7 +11,7 @@ from http_standin import RECORDED, Call
 
 from infra.upstream.gocd import HEALTH
 
-SERVICES = ("elasticsearch", "gocd", "grafana", "kibana")
+SERVICES = ("elasticsearch", "gitea", "gocd", "grafana", "kibana")
 
 
 def test_a_ledger_per_service_the_kit_cannot_run_here_every_entry_with_evidence():

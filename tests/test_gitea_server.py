@@ -28,9 +28,12 @@ PASSWORDS = {ADMIN_USER: "admin-Generated-1", "ada": "ada-Generated-22", "grace"
              READER_USER: "reader-Generated-4"}
 
 
+def stack():
+    return load_config(workshop(participantNames=["ada", "grace"], services=list(SERVICE_NAMES)))
+
+
 def platform():
-    return build_platform(load_config(workshop(participantNames=["ada", "grace"], services=list(SERVICE_NAMES))),
-                          "workshop")
+    return build_platform(stack(), "workshop")
 
 
 def run_job(service, url: str, tmp: Path, passwords: dict[str, str] = PASSWORDS) -> subprocess.CompletedProcess[str]:
@@ -187,3 +190,103 @@ def test_the_workshop_smoke_opens_the_participants_repository_and_not_the_others
                            targets={"gitea": Target("gitea", running.url, ADMIN_USER, PASSWORDS[ADMIN_USER])})
     assert participant_logins(context) == "ada logs in to Gitea (their repository)"
     assert participants_apart(context) == "ada cannot read grace's repository"
+
+
+STAND_IN_CASES = [
+    # (who, path): the smoke checks' calls, and the ref advertisement a git clone (GoCD's) asks for first
+    (None, "/api/healthz"), (None, "/"), ("ada", "/"),
+    (None, "/api/v1/user"), (ADMIN_USER, "/api/v1/user"), ("ada", "/api/v1/user"), ("wrong", "/api/v1/user"),
+    (None, "/api/v1/repos/ada/diabetes-model"), (ADMIN_USER, "/api/v1/repos/ada/diabetes-model"),
+    ("ada", "/api/v1/repos/ada/diabetes-model"), ("grace", "/api/v1/repos/ada/diabetes-model"),
+    (READER_USER, "/api/v1/repos/ada/diabetes-model"), ("ada", "/api/v1/repos/ada/no-such-repo"),
+    (None, "/ada/diabetes-model.git/info/refs?service=git-upload-pack"),
+    (READER_USER, "/ada/diabetes-model.git/info/refs?service=git-upload-pack"),
+    ("wrong", "/ada/diabetes-model.git/info/refs?service=git-upload-pack"),
+    ("grace", "/ada/diabetes-model.git/info/refs?service=git-upload-pack"),
+    (READER_USER, "/ada/no-such-repo.git/info/refs?service=git-upload-pack"),
+    ("nobody", "/ada/diabetes-model.git/info/refs?service=git-upload-pack"),
+    (READER_USER, "/ada/diabetes-model.git/info/refs?service=git-receive-pack"),
+    (READER_USER, "/ada/diabetes-model.git/info/refs?service=unknown"),
+    (READER_USER, "/ada/diabetes-model.git/info/refs"),
+]
+
+
+def _answer(url: str, who: str | None, path: str) -> tuple:
+    auth = (None if who is None else (READER_USER, "not-the-password") if who == "wrong" else
+            ("nobody", "no-password") if who == "nobody" else as_user(who))
+    answer = requests.get(url + path, auth=auth, timeout=10, allow_redirects=False)
+    headers = {name: answer.headers.get(name) for name in ("Location", "WWW-Authenticate")}
+    try:
+        body = answer.json()
+        shown = {k: body[k] for k in ("status", "login", "is_admin", "empty", "private", "message", "url")
+                 if k in body}
+        shown["checks"] = sorted(body.get("checks", {}))
+    except ValueError:
+        kind = answer.headers.get("Content-Type", "").split(";")[0]
+        first_line = answer.content.split(b"\n")[0]  # a refs advertisement's first pkt-line, or an error's text
+        shown = {"type": kind, "start": "page" if kind == "text/html" or (kind == "text/plain" and answer.ok and
+                                                                          answer.content) else first_line}
+    return answer.status_code, shown | headers
+
+
+def test_the_stand_in_answers_every_smoke_and_clone_call_as_the_real_gitea_does(server):
+    """The smoke harness's Gitea (tests/standins/gitea.py, for machines without this build) against the real
+    one, seeded alike: the same status and the same fields the kit reads, for each call."""
+    from gitea import GiteaStandIn
+
+
+    running, _, _ = server
+    from infra.platform.gitea import root_url
+
+    stand_in = GiteaStandIn.as_configured(platform().services["gitea"].settings, as_user(ADMIN_USER), PASSWORDS,
+                                          root_url(stack())).start()
+    try:
+        differences = {(who, path): (_answer(running.url, who, path), _answer(stand_in.url, who, path))
+                       for who, path in STAND_IN_CASES}
+    finally:
+        stand_in.stop()
+    differing = {case: pair for case, pair in differences.items() if pair[0] != pair[1]}
+    assert differing == {}, "\n".join(f"{case}: real {real} stand-in {ours}" for case, (real, ours) in differing.items())
+
+
+def test_the_smoke_sees_gocd_clone_each_ready_repository_as_its_reader(server):
+    """wire.gocd-gitea with GoCD's stand-in (configured by the kit's code, the reader's password from the
+    mounted Secret) cloning from the real Gitea: before GoCD's first material check it fails saying so; then
+    it passes; once the reader loses read access to one participant's repository (removed as a collaborator,
+    through Gitea's API), GoCD keeps its parse result, and the check fails on the server's health message."""
+    from gocd_api import GoCDApiStandIn
+    from kube_objects import configure_desired, with_password_files
+
+    from infra.configure.api import JsonApi
+    from infra.configure.gocd import configure
+    from infra.document import PlatformDocument
+    from infra.smoke.checks.gitea import gocd_reads_ready_repos
+    from infra.smoke.core import CheckFailed, SmokeContext, Target
+
+    running, _, _ = server
+    built = platform()
+    gocd = GoCDApiStandIn(users={ADMIN_USER: "gocd-admin-pw"}).start()
+    try:
+        desired = with_password_files(configure_desired(built.services["gocd"]), PASSWORDS[READER_USER])
+        configure(JsonApi(f"{gocd.url}/go", ADMIN_USER, "gocd-admin-pw", anonymous_first=True), desired,
+                  health_timeout=5)
+        gocd.git_hosts[built.services["gitea"].endpoint.url] = running.url
+        context = SmokeContext(platform=PlatformDocument.of(built), timeout=1.0,
+                               targets={"gocd": Target("gocd", f"{gocd.url}/go", ADMIN_USER, "gocd-admin-pw")})
+        gocd.checking_materials = False
+        with pytest.raises(CheckFailed, match="(?s)ada-diabetes-model: not checked yet.*has not checked it yet"):
+            gocd_reads_ready_repos(context)
+        gocd.checking_materials = True
+        assert "GoCD cloned and parsed 2 ready repositories" in gocd_reads_ready_repos(context)
+        removed = requests.delete(f"{running.url}/api/v1/repos/grace/diabetes-model/collaborators/{READER_USER}",
+                                  auth=as_user(ADMIN_USER), timeout=10)
+        assert removed.status_code == 204
+        try:
+            with pytest.raises(CheckFailed, match="(?s)no failed check of grace-diabetes-model.*remote: Repository not "
+                                                  "found.*parsed once, but GoCD's latest check fails"):
+                gocd_reads_ready_repos(context)
+        finally:  # the module's other tests read with the reader
+            requests.put(f"{running.url}/api/v1/repos/grace/diabetes-model/collaborators/{READER_USER}",
+                         json={"permission": "read"}, auth=as_user(ADMIN_USER), timeout=10).raise_for_status()
+    finally:
+        gocd.stop()

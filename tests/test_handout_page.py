@@ -59,8 +59,12 @@ def test_a_participant_sees_their_login_and_addresses_they_can_open(handouts, pa
             "https://kibana.workshop.example.com/app/discover",
             "https://grafana.workshop.example.com/d/cd4ml-model-monitoring",
             "https://ada-staging.workshop.example.com/",
-            "https://github.com/your-org/cd4ml-workshop-ada.git"} <= links, links  # her ready repository
+            "https://gitea.workshop.example.com/",
+            "https://gitea.workshop.example.com/ada/diabetes-model.git"} <= links, links  # her ready repository
     assert "Clone your repository" in shown and "ada-diabetes-model already yours" in shown
+    assert "GoCD already reads it" in shown
+    # The shipped stack's certificate is self-signed: git would refuse it, so the page says how to clone.
+    assert "git -c http.sslVerify=false clone" in shown and "curl -k -u ada https://ada-staging" in shown
     assert not [link for link in links if "localhost" in link]
     # Nothing runs off the right edge of an A4-wide window (long addresses wrap).
     assert page.evaluate("document.documentElement.scrollWidth") <= A4_WIDTH_PX

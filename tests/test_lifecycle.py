@@ -280,10 +280,10 @@ def test_a_cloud_stack_creates_its_cluster_stack_sized_for_the_participants(tmp_
     assert opened == [{"create": True, "work_dir": tmp_path / "cluster"}] and cluster.calls == ["up"]
     # Always set, so a key removed from the stack file is removed from the cluster stack too.
     assert cluster.config == {"provider": "gke", "project": "workshop-project", "region": "europe-west1-b",
-                              "machineType": "e2-standard-8", "nodeCount": "3",
+                              "machineType": "e2-standard-8", "nodeCount": "4",
                               "workshopDays": "2026-12-08,2026-12-09"}
     printed = console.export_text()
-    assert "3 × e2-standard-8 for 30 team(s)" in printed and "$0.90/hour" in printed
+    assert "4 × e2-standard-8 for 30 team(s)" in printed and "$1.17/hour" in printed
 
 
 def test_creating_the_stack_leaves_the_users_stack_file_untouched(tmp_path, monkeypatch):

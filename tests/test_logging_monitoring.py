@@ -423,7 +423,8 @@ def test_plan_shows_the_wired_logging_and_monitoring(tmp_path: Path):
     assert (tmp_path / "objects" / "cd4ml-monitoring__configmap__grafana-dashboards-cd4ml.yaml").exists()
     assert values["grafana.ini"]["auth.anonymous"]["enabled"] is False
     jobs = sorted(p.name.split("__")[2].rsplit("-", 1)[0] for p in (tmp_path / "objects").glob("*__job__*"))
-    assert jobs == ["elasticsearch-configure", "gocd-configure", "kibana-configure", "mlflow-configure"]
+    assert jobs == ["elasticsearch-configure", "gitea-configure", "gocd-configure", "kibana-configure",
+                    "mlflow-configure"]
     services = {s["name"]: s for s in document["services"]}
     assert services["elasticsearch"]["settings"]["replicas"] == 0
     assert services["elasticsearch"]["settings"]["retention_days"] == 3  # the local stack's laptop setting

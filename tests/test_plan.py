@@ -31,7 +31,7 @@ def test_platform_json_has_the_promised_shape(plan_dir):
     document = json.loads((plan_dir / "platform.json").read_text())
     assert document["stack"] == "local"
     assert [s["name"] for s in document["services"]] == ["gocd", "elasticsearch", "kibana", "fluentd", "grafana",
-                                                          "mlflow"]
+                                                          "mlflow", "gitea"]
     for service in document["services"]:
         assert {"name", "namespace", "url", "credentials_secret"} <= set(service)
     for edge in document["wiring"]:
@@ -69,7 +69,7 @@ def test_validation_catches_a_misspelt_field():
 
 def test_releases_name_repo_chart_version_values(plan_dir):
     releases = [yaml.safe_load(p.read_text()) for p in (plan_dir / "releases").glob("*.yaml")]
-    assert {r["chart"] for r in releases} == {"gocd", "eck-operator", "fluentd", "grafana", "mlflow"}
+    assert {r["chart"] for r in releases} == {"gocd", "eck-operator", "fluentd", "grafana", "mlflow", "gitea"}
     for release in releases:
         assert set(release) == {"name", "namespace", "repo", "chart", "version", "values"}
         assert release["repo"].startswith("https://")
@@ -85,8 +85,9 @@ def test_no_secret_value_in_any_file(plan_dir):
         named = secret["metadata"].get("annotations", {}).get("cd4ml.dev/generated-keys")
         generated += bool(named)
     # 3 realm users, grafana's copy of its user, grafana admin, gocd admin and its password file; roles.yml has
-    # none; MLflow's admin, its tenant logins, and the tenant's login for the agents and each app namespace
-    assert generated == 12
+    # none; MLflow's admin, its tenant logins, and the tenant's login for the agents and each app namespace;
+    # Gitea's admin, its logins (the reader's among them) and GoCD's copy of the reader's
+    assert generated == 15
     text = "\n".join(p.read_text() for p in plan_dir.rglob("*") if p.is_file())
     assert "mock-password" not in text and "changeme" not in text
 
@@ -124,7 +125,7 @@ def test_unknown_stack_exits_1(tmp_path):
 
 def test_plan_summary_lists_every_service(tmp_path):
     result = runner.invoke(app, ["plan", "--out", str(tmp_path)])
-    assert "5 Helm releases" in result.output
+    assert "6 Helm releases" in result.output
     for url in ("http://gocd-server.cd4ml-gocd.svc.cluster.local:8153/go",
                 "http://mlflow.cd4ml-mlflow.svc.cluster.local:5000"):
         assert url in result.output

@@ -67,6 +67,7 @@ def test_service_urls_are_in_cluster_dns_names(platform):
         "fluentd": "tcp://fluentd.cd4ml-logging.svc.cluster.local:24224",
         "grafana": "http://grafana.cd4ml-monitoring.svc.cluster.local:80",
         "mlflow": "http://mlflow.cd4ml-mlflow.svc.cluster.local:5000",
+        "gitea": "http://gitea-http.cd4ml-git.svc.cluster.local:3000",
     }
 
 
@@ -165,12 +166,12 @@ def test_passwords_are_generated_never_written(platform):
         assert "password" not in literal_keys and "admin-password" not in literal_keys
     assert {pw.id for pw in platform.generated_passwords} == {
         "elasticsearch-admin", "elasticsearch-fluentd", "elasticsearch-grafana", "grafana-admin", "gocd-admin",
-        "mlflow-admin", "cd4ml-pipelines"}
+        "mlflow-admin", "cd4ml-pipelines", "gitea-admin", "gitea-reader"}
     for service in platform.services.values():
         for rel in service.releases:
             for path, value in walk(rel.values):
                 if "password" in path.lower().rsplit(".", 1)[-1] and isinstance(value, str):
-                    assert value.startswith("${") or path.endswith("passwordKey"), f"{rel.name}: {path}={value}"
+                    assert value.startswith("${") or path.endswith(("passwordKey", "passwordMode")), f"{rel.name}: {path}={value}"
 
 
 def test_laptop_profile_fits_the_budget():
@@ -201,7 +202,7 @@ def test_images_are_pinned_and_listed(platform):
 def test_upstream_charts_are_pinned(platform):
     pins = {(r.chart, r.version) for s in platform.services.values() for r in s.releases}
     assert pins == {("gocd", "2.18.0"), ("eck-operator", "3.5.0"), ("fluentd", "0.6.0"),
-                    ("grafana", "12.11.1"), ("mlflow", "1.11.5")}
+                    ("grafana", "12.11.1"), ("mlflow", "1.11.5"), ("gitea", "12.7.0")}
 
 
 def test_elasticsearch_is_laptop_safe_and_authenticated(platform):

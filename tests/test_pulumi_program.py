@@ -82,7 +82,7 @@ def test_releases_are_the_models_pinned_charts_with_its_values(program, model):
 def test_generated_passwords_reach_the_secrets(program):
     passwords = {r.name: f"mock-password-for-{r.name}"
                  for r in by_type(program, "random:index/randomPassword:RandomPassword")}
-    assert len(passwords) == 7
+    assert len(passwords) == 9
     string_data = {}
     for r in by_type(program, "kubernetes:core/v1:Secret"):
         data, is_secret = unsecret(r.inputs["stringData"])
@@ -119,7 +119,7 @@ def test_eck_resources_wait_for_the_operator_and_kibana_for_elasticsearch(progra
 
 def test_everything_waits_for_the_namespaces(program):
     namespaces = {r.urn for r in by_type(program, "kubernetes:core/v1:Namespace")}
-    assert len(namespaces) == 7
+    assert len(namespaces) == 8
     for r in program.registrations:
         if r.type.startswith("kubernetes:") and r.type != "kubernetes:core/v1:Namespace":
             assert namespaces <= waits_for(program, r), f"{r.name} does not wait for every namespace"

@@ -18,14 +18,14 @@ from infra.smoke.runner import SmokeUsageError, parse_endpoints, run_checks, sel
 runner = CliRunner()
 CLUSTER_ONLY = {"wire.gocd-agents-deploy", "wire.gocd-agents-mlflow", "wire.container-logs-elasticsearch",
                 "wire.gocd-agents-fluentd", "wire.app-fluentd", "wire.app-mlflow", "wire.gocd-agents-gocd",
+                "wire.gocd-agents-gitea",
                 "platform.credentials", "platform.network-policies", "platform.admission", "gocd.agents-isolation",
                 "workshop.logins", "workshop.participants-apart"}
 STAND_IN_SECRETS = (*PASSWORDS.values(), GOCD_ADMIN[1], "grafana-admin-pw", MLFLOW_ADMIN[1], PIPELINES_LOGIN[1])
-PUBLISHED_ONLY = {"ingress.gocd", "ingress.kibana", "ingress.grafana", "ingress.mlflow", "ingress.model-services"}
+PUBLISHED_ONLY = {"ingress.gocd", "ingress.kibana", "ingress.grafana", "ingress.mlflow", "ingress.gitea",
+                  "ingress.model-services"}
 """Skipped unless the stack publishes through an ingress controller (tests/test_smoke_ingress.py)."""
 WORKSHOP_ONLY = {"gocd.agents-isolation", "workshop.logins", "workshop.participants-apart"}
-GITEA_ONLY = {"gitea.health", "gitea.ready-repos", "ingress.gitea"}
-"""Skipped unless the stack turns on the git server (opt-in; tests/test_gitea_server.py runs the real one)."""
 """Skipped without two participants (tests/test_agent_admission.py runs it on a real API server)."""
 FAULT_MATRIX: list[tuple[str, str, str, str]] = []
 """(edge or service, fault, checks that failed, verdict) — printed at the end of the run."""
@@ -58,10 +58,10 @@ def test_healthy_platform_passes_every_direct_check(mlflow_server):
         results = run(platform)
     finally:
         platform.stop()
-    assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY | PUBLISHED_ONLY | GITEA_ONLY
+    assert {n for n, r in results.items() if r.status == "skip"} == CLUSTER_ONLY | PUBLISHED_ONLY
     failures = {n: r.detail for n, r in results.items() if r.status == "fail"}
     assert failures == {}
-    assert len(results) == 39
+    assert len(results) == 41
     for name in CLUSTER_ONLY:
         assert "needs the cluster" in results[name].detail
     for name in PUBLISHED_ONLY:
@@ -103,15 +103,23 @@ FAULTS = [
     ("elasticsearch", "elasticsearch-down", {"elasticsearch.health", "elasticsearch.index-templates",
                                              "kibana.status", "grafana.datasources",
                                              "wire.fluentd-elasticsearch"}, "elasticsearch is down"),
-    ("gocd", "gocd-down", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos"},
-     "gocd is down"),
+    ("gocd", "gocd-down", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos",
+                           "wire.gocd-gitea"}, "gocd is down"),
     # Starting, GoCD answers everything 503: health says so first.
-    ("gocd", "gocd-starting", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos"},
-     "still starting"),
+    ("gocd", "gocd-starting", {"gocd.health", "gocd.security", "gocd.elastic-agents", "gocd.config-repos",
+                               "wire.gocd-gitea"}, "still starting"),
     ("gocd (security)", "gocd-security-off", {"gocd.security"}, "anyone may administer GoCD"),
     ("gocd-agents->mlflow (profile)", "gocd-agent-profile-stale", {"gocd.elastic-agents"},
      "mlflow.old-namespace"),
-    ("gocd (config repos)", "gocd-config-repo-broken", {"gocd.config-repos"}, "parse error"),
+    # A repository that does not parse has no good modification either: the wire carries nothing usable.
+    ("gocd (config repos)", "gocd-config-repo-broken", {"gocd.config-repos", "wire.gocd-gitea"}, "parse error"),
+    # GoCD's clone as its reader is refused (404, the repository private to others): what GoCD shows for it.
+    ("gocd->gitea", "gitea-reader-not-collaborator", {"gocd.config-repos", "wire.gocd-gitea"},
+     "MODIFICATION CHECK FAILED"),
+    # GoCD keeps a parse result once made: only the server's health message shows the clone failing now.
+    ("gocd->gitea (later)", "gitea-reader-removed-later", {"wire.gocd-gitea"}, "latest check fails"),
+    ("gitea", "gitea-down", {"gitea.health", "gitea.ready-repos", "gocd.config-repos", "wire.gocd-gitea"},
+     "gitea is down"),
     ("elasticsearch (templates)", "elasticsearch-not-configured", {"elasticsearch.index-templates"},
      "elasticsearch-configure"),
     ("kibana (data views)", "kibana-not-configured", {"kibana.data-views"}, "kibana-configure"),

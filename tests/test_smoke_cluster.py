@@ -17,7 +17,7 @@ from smoke_fixtures import (
     StandInPlatform,
     runs_ahead,
 )
-from test_smoke import FAULT_MATRIX, GITEA_ONLY, PUBLISHED_ONLY, WORKSHOP_ONLY
+from test_smoke import FAULT_MATRIX, PUBLISHED_ONLY, WORKSHOP_ONLY
 
 from infra.config import load_config
 from infra.platform.build import build_platform
@@ -37,7 +37,8 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
     local = lambda url: f"127.0.0.1:{urlparse(url).port}"  # noqa: E731
     backends = {"elasticsearch-es-http": local(platform.es.url), "kibana-kb-http": local(platform.kibana.url),
                 "grafana": local(platform.grafana.url), "gocd-server": local(platform.gocd.url),
-                "fluentd": local(platform.forward.url), "mlflow": local(mlflow_url)}
+                "fluentd": local(platform.forward.url), "mlflow": local(mlflow_url),
+                "gitea-http": local(platform.gitea.url)}
     secrets = {("cd4ml-logging", "elasticsearch-user-admin"): {"username": "cd4ml-admin",
                                                                 "password": PASSWORDS["cd4ml-admin"]},
                ("cd4ml-monitoring", "grafana-admin"): {"admin-user": "admin", "admin-password": "grafana-admin-pw"},
@@ -51,6 +52,7 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
                                                                                  PIPELINES_LOGIN, strict=True))
     mlflow_edge = next(e["url"] for e in as_json["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "mlflow"))
     gocd_edge = next(e["url"] for e in as_json["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "gocd"))
+    gitea_edge = next(e["url"] for e in as_json["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "gitea"))
     forward = urlparse(next(e["url"] for e in as_json["wiring"] if (e["from"], e["to"]) == ("gocd-agents", "fluentd")))
     configmaps = {(o["metadata"]["namespace"], o["metadata"]["name"]): dict(o["data"]) for o in APP_OBJECTS
                   if o["kind"] == "ConfigMap"}
@@ -59,7 +61,7 @@ def fake_cluster_for(platform: StandInPlatform, mlflow_url: str, grants=None) ->
         grants if grants is not None else {(AGENT, "cd4ml-staging"), (AGENT, "cd4ml-production")},
         es_for_logs=(platform.es.url, ("fluentd", PASSWORDS["fluentd"])),
         dns={mlflow_edge: mlflow_url, f"{forward.hostname}:{forward.port}": backends["fluentd"],
-             gocd_edge: platform.gocd.url + "/go"},
+             gocd_edge: platform.gocd.url + "/go", gitea_edge: platform.gitea.url},
         configmaps=configmaps)
     return cluster, document
 
@@ -91,10 +93,10 @@ def healthy(mlflow_server):
 def test_every_check_runs_and_passes_in_cluster_mode(healthy):
     results, cluster = healthy
     assert {n: r.status for n, r in results.items() if r.status != "pass"} == dict.fromkeys(
-        PUBLISHED_ONLY | WORKSHOP_ONLY | GITEA_ONLY, "skip")
-    assert len(results) == 39
+        PUBLISHED_ONLY | WORKSHOP_ONLY, "skip")
+    assert len(results) == 41
     calls = [kind for kind, _ in cluster.calls]
-    assert calls.count("create_pod") == 8 and calls.count("delete_pod") == 8  # 2 + agents x 2 + 2 envs x 2
+    assert calls.count("create_pod") == 9 and calls.count("delete_pod") == 9  # 2 + agents x 3 + 2 envs x 2
     forwarded = {args[1] for kind, args in cluster.calls if kind == "portforward"}
     assert {"elasticsearch-es-http-pod-0", "mlflow-pod-0", "fluentd-pod-0", "grafana-pod-0"} <= forwarded
     assert ("read_secret", ("cd4ml-logging", "elasticsearch-user-admin")) in cluster.calls
@@ -127,7 +129,7 @@ def test_deploy_rights_are_asked_for_every_namespace(healthy):
     _, cluster = healthy
     reviews = {args[3]: args for kind, args in cluster.calls if kind == "access_review"}
     assert set(reviews) == {"cd4ml-staging", "cd4ml-production", "cd4ml-gocd", "cd4ml-logging", "cd4ml-monitoring",
-                            "cd4ml-mlflow", "cd4ml-eck-operator"}
+                            "cd4ml-mlflow", "cd4ml-eck-operator", "cd4ml-git"}
     assert all(args[:3] == (AGENT, "create", "deployments") for args in reviews.values())
 
 
@@ -158,6 +160,12 @@ def agents_cannot_reach_gocd(cluster: FakeCluster) -> None:
     """What a network policy without the agents -> gocd rule does: the agents' namespace has no way there."""
     gocd_url = next(url for url in cluster.dns if url.startswith("http://gocd-server."))
     cluster.namespace_dns["cd4ml-gocd"] = {gocd_url: "http://127.0.0.1:9/go"}
+
+
+def agents_cannot_reach_gitea(cluster: FakeCluster) -> None:
+    """What a network policy without the agents -> gitea rule does: jobs cannot check out their material."""
+    gitea_url = next(url for url in cluster.dns if url.startswith("http://gitea-http."))
+    cluster.namespace_dns["cd4ml-gocd"] = {gitea_url: "http://127.0.0.1:9"}
 
 
 def agents_fluentd_host_wrong(cluster: FakeCluster) -> None:
@@ -192,6 +200,8 @@ CLUSTER_FAULTS = [
      {"wire.app-mlflow"}, "is refused (HTTP 401)"),
     ("gocd-agents->gocd", "agents-cannot-reach-gocd", {"tweak": agents_cannot_reach_gocd},
      {"wire.gocd-agents-gocd"}, "agents could not register"),
+    ("gocd-agents->gitea", "agents-cannot-reach-gitea", {"tweak": agents_cannot_reach_gitea},
+     {"wire.gocd-agents-gitea"}, "could not check out their repository"),
     ("gocd-agents->mlflow", "agents-cannot-reach-mlflow", {"tweak": agents_cannot_reach_mlflow},
      {"wire.gocd-agents-mlflow"}, "agents cannot reach MLflow"),
     ("app->fluentd (container logs)", "container-logs-not-shipped", {"tweak": logs_not_shipped},
@@ -220,7 +230,7 @@ def test_cluster_fault_is_caught_by_exactly_the_right_checks(fault_runs, edge, f
     FAULT_MATRIX.append((edge, fault, ", ".join(sorted(failed)) or "-", "caught" if failed == expected else "WRONG"))
     assert failed == expected
     assert cause in results[sorted(expected)[-1]].detail, results[sorted(expected)[-1]].detail
-    assert all(r.status == "pass" for n, r in results.items() if n not in expected | PUBLISHED_ONLY | WORKSHOP_ONLY | GITEA_ONLY)
+    assert all(r.status == "pass" for n, r in results.items() if n not in expected | PUBLISHED_ONLY | WORKSHOP_ONLY)
 
 
 EDGE_FAULTS = {
@@ -228,6 +238,8 @@ EDGE_FAULTS = {
     ("kibana", "elasticsearch"): "kibana-wrong-host",
     ("grafana", "elasticsearch"): "grafana-wrong-credentials",
     ("gocd-agents", "gocd"): "agents-cannot-reach-gocd",
+    ("gocd", "gitea"): "gitea-reader-not-collaborator",
+    ("gocd-agents", "gitea"): "agents-cannot-reach-gitea",
     ("gocd-agents", "mlflow"): "agents-cannot-reach-mlflow",
     ("gocd-agents", "fluentd"): "agents-fluentd-unreachable",
     ("gocd-agents", "namespace:cd4ml-staging"): "deployer-binding-missing",
@@ -238,9 +250,6 @@ EDGE_FAULTS = {
     ("app:production", "mlflow"): "production-configmap-wrong",
 }
 """Which injected fault breaks which wiring edge (each fault is in FAULTS or CLUSTER_FAULTS)."""
-NOT_YET_PROVEN = {("gocd", "gitea"), ("gocd-agents", "gitea")}
-"""The git server's wires (GoCD's config repositories, the agents' checkouts) have no smoke check yet: the
-next step of issue #18 (the closing note of stop 23). Listed, so the matrix stays exact about every other."""
 PROVEN_BY_UP = {"configure", "manage"}
 """Edges `up` itself proves: a configure Job is awaited to completion, and the Elasticsearch resource
 to health green, which ECK reports only once it reaches the cluster's API."""
@@ -252,11 +261,10 @@ def test_fault_matrix_covers_every_wiring_edge():
     from infra.config import SERVICE_NAMES
     from infra.document import PlatformDocument
 
-    every_service = load_config({"cd4ml:services": list(SERVICE_NAMES)})  # the opt-in git server too
+    every_service = load_config({"cd4ml:services": list(SERVICE_NAMES)})  # the defaults, as it happens
     wiring = PlatformDocument.of(build_platform(every_service, "local")).to_json()["wiring"]
     edges = {(e["from"], e["to"]) for e in wiring if e["kind"] not in PROVEN_BY_UP}
-    assert edges - NOT_YET_PROVEN == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"
-    assert NOT_YET_PROVEN <= edges, "a wire listed as not yet proven that the platform no longer has"
+    assert edges == set(EDGE_FAULTS), "a wiring edge without an injected fault, or a stale entry"
     assert {e["kind"] for e in wiring} == {"connect", "deploy"} | PROVEN_BY_UP
     known_faults = {f[1] for f in FAULTS} | {f[1] for f in CLUSTER_FAULTS}
     assert set(EDGE_FAULTS.values()) <= known_faults

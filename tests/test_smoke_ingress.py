@@ -28,8 +28,7 @@ from infra.smoke.runner import run_checks
 DOMAIN = "workshop.test"
 INGRESS_STACK = {**STACK_CONFIG, "cd4ml:profile": "cluster", "cd4ml:exposure": "ingress", "cd4ml:domain": DOMAIN,
                  "cd4ml:acmeEmail": "facilitator@example.com"}
-SERVICE_CHECKS = {f"ingress.{name}" for name in PUBLIC_SERVICES if name != "gitea"}
-"""The git server is opt-in and not on in these stacks (its ingress check skips: tests/test_smoke.py GITEA_ONLY)."""
+SERVICE_CHECKS = {f"ingress.{name}" for name in PUBLIC_SERVICES}
 CHECKS = SERVICE_CHECKS | {"ingress.model-services"}
 TEAM_LOGIN = ("cd4ml-pipelines", "pipelines-pw")
 """The single team's login, which its model services' Middleware admits and their MLflow Secret holds."""
@@ -71,7 +70,8 @@ def front_door(monkeypatch, lets_encrypt, mlflow_published, tmp_path):
         services = StandInPlatform(mlflow_url or mlflow_published.url)
         started.append(services)
         routes = {f"gocd.{DOMAIN}": services.gocd.url, f"kibana.{DOMAIN}": services.kibana.url,
-                  f"grafana.{DOMAIN}": services.grafana.url, f"mlflow.{DOMAIN}": mlflow_url or mlflow_published.url}
+                  f"grafana.{DOMAIN}": services.grafana.url, f"mlflow.{DOMAIN}": mlflow_url or mlflow_published.url,
+                  f"gitea.{DOMAIN}": services.gitea.url}
         model = HttpStandIn()
         model.route("GET", "/healthz", lambda request: (200, {"status": "ok"}))
         started.append(model.start())
@@ -101,8 +101,7 @@ def front_door(monkeypatch, lets_encrypt, mlflow_published, tmp_path):
             held = ("cd4ml-pipelines", "stale-pw") if "model-login-stale" in faults else TEAM_LOGIN
             context.cluster = SecretsOnly({("cd4ml-staging", "mlflow-login"): held,
                                            ("cd4ml-production", "mlflow-login"): held})
-        # The git server is opt-in and off here: its check skips (tests/test_smoke.py GITEA_ONLY).
-        return {r.name: r for r in run_checks(context, ingress.CHECKS) if r.name != "ingress.gitea"}
+        return {r.name: r for r in run_checks(context, ingress.CHECKS)}
 
     yield run
     for stand_in in started:
@@ -119,9 +118,9 @@ class SecretsOnly:
 
 
 def test_every_published_service_has_its_check():
-    assert {check.name for check in ingress.CHECKS} == CHECKS | {"ingress.gitea"}
+    assert {check.name for check in ingress.CHECKS} == CHECKS
     assert {s.name for s in PlatformDocument.of(published_platform()).services if s.public_url} == \
-        set(PUBLIC_SERVICES) - {"gitea"}
+        set(PUBLIC_SERVICES)
 
 
 def test_published_services_answer_through_the_controller_with_trusted_certificates(front_door):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from gocd_api import GoCDApiStandIn
-from kube_objects import configure_desired, configure_objects, pick
+from kube_objects import configure_desired, configure_objects, pick, with_password_files
 from pulumi_harness import run_program, unsecret
 from smoke_fixtures import MLFLOW_ADMIN
 from stack_settings import workshop as workshop_settings
@@ -129,7 +129,7 @@ def test_one_password_per_participant_reaches_gocd_and_elasticsearch_as_secrets(
 
 def test_gocd_configure_creates_each_participants_group(tmp_path):
     platform = build_platform(load_config(workshop_settings(participants=3)), "local")
-    desired = configure_desired(platform.services["gocd"])
+    desired = with_password_files(configure_desired(platform.services["gocd"]), "reader-pw")
     gocd = GoCDApiStandIn(users={"cd4ml-admin": "pw"}).start()
     try:
         api = JsonApi(f"{gocd.url}/go", "cd4ml-admin", "pw", anonymous_first=True)
@@ -196,7 +196,10 @@ def test_the_workshop_stack_gives_every_participant_their_own_config_repo(hundre
                       if c["metadata"]["name"].startswith("gocd-configure-"))
     repos = json.loads(config_map["data"]["desired.json"])["config_repos"]
     assert len(repos) == 100
-    p055 = next(r for r in repos if r["material"]["attributes"]["url"].endswith("cd4ml-workshop-p055.git"))
+    p055 = next(r for r in repos if r["id"] == "p055-diabetes-model")
+    assert p055["material"]["attributes"]["url"] == (
+        "http://gitea-http.cd4ml-git.svc.cluster.local:3000/p055/diabetes-model.git")  # on the kit's git server
+    assert p055["material"]["attributes"]["username"] == "cd4ml-gocd"
     assert p055["rules"][0]["resource"] == "p055"
 
 

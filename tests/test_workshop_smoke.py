@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 from gocd_api import GoCDApiStandIn
-from kube_objects import configure_desired, configure_objects
+from kube_objects import configure_desired, configure_objects, with_password_files
 from services import Connection, ElasticsearchStandIn, GrafanaStandIn, KibanaStandIn
 from smoke_fixtures import GOCD_ADMIN, MLFLOW_ADMIN, PASSWORDS, kit_security
 from stack_settings import workshop
@@ -60,7 +60,7 @@ def workshop_platform(tmp_path_factory, mlflow_server, unique_name):
     configure_grafana.configure(JsonApi(grafana.url, "admin", "grafana-admin-pw"), desired, health_timeout=5)
     gocd = GoCDApiStandIn(users={GOCD_ADMIN[0]: GOCD_ADMIN[1], **logins}).start()
     configure_gocd.configure(JsonApi(f"{gocd.url}/go", *GOCD_ADMIN, anonymous_first=True),
-                             configure_desired(platform.services["gocd"]), health_timeout=5)
+                             with_password_files(configure_desired(platform.services["gocd"]), "reader-pw"), health_timeout=5)
     targets = {"gocd": Target("gocd", f"{gocd.url}/go", *GOCD_ADMIN), "kibana": Target("kibana", kibana.url),
                "grafana": Target("grafana", grafana.url, "admin", "grafana-admin-pw"),
                "mlflow": Target("mlflow", mlflow_server.url, *MLFLOW_ADMIN),

@@ -248,7 +248,7 @@ def handout(
     """One page per participant (Markdown + printable HTML) and a facilitator summary (CSV, no passwords).
     Passwords come from the deployed stack; without one, the pages say where they will come from."""
     from infra.cli import stacks
-    from infra.handout import write_handouts
+    from infra.handout import ready_repo_urls, write_handouts
 
     directory = project_dir()
     config, platform = _workshop(stack, overrides, "handouts")
@@ -258,7 +258,8 @@ def handout(
     except LifecycleError as why:
         console.print(f" • {why}: pages written with a placeholder where the password goes")
     count = write_handouts([TenantEntry.of(t) for t in platform.tenants], handout_links(platform),
-                           passwords, handout_envs(platform), out, _own_repos(config, platform))
+                           passwords, handout_envs(platform), out,
+                           ready_repo_urls(platform) or _own_repos(config, platform))
     console.print(f"[green]✓[/green] {count} participant pages (Markdown and HTML) and "
                   f"facilitator-summary.csv written to {out}")
 

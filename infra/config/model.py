@@ -23,9 +23,6 @@ KUBE_TARGET_OUTPUT = "kube"
 
 SERVICE_NAMES = ("gocd", "elasticsearch", "kibana", "fluentd", "grafana", "mlflow", "gitea")
 
-OPT_IN_SERVICES = ("gitea",)
-"""Not in the default `services` yet: the git server's wires have no smoke check so far (issue #18)."""
-DEFAULT_SERVICES = tuple(name for name in SERVICE_NAMES if name not in OPT_IN_SERVICES)
 
 SERVICE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "kibana": ("elasticsearch",),
@@ -36,7 +33,7 @@ SERVICE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
 Fluentd ships into it. GoCD, MLflow and Gitea stand alone (their agents' links are optional)."""
 
 MAX_PARTICIPANTS = 100
-RESERVED_TENANTS = ("cd4ml", "cd4ml-smoke", "cd4ml-admin", "admin", "fluentd", "grafana")
+RESERVED_TENANTS = ("cd4ml", "cd4ml-smoke", "cd4ml-admin", "cd4ml-gocd", "admin", "fluentd", "grafana")
 """Names taken by the single-team tenant, the smoke tests and the platform's own logins."""
 _REGISTRY_HOST = r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?"
 """A registry host, with an optional port (no scheme)."""
@@ -84,9 +81,9 @@ class StackConfig(BaseModel):
         description="Sizing profile: 'laptop' (whole platform requests <= 4 GiB, 2 CPUs) or 'cluster'.",
     )
     services: tuple[str, ...] = Field(
-        DEFAULT_SERVICES,
-        description="Services to run, any of: " + ", ".join(SERVICE_NAMES) + " (gitea, the in-cluster git server "
-                    "holding each tenant's ready model repository, is not on by default yet).",
+        SERVICE_NAMES,
+        description="Services to run, any of: " + ", ".join(SERVICE_NAMES) + " (gitea is the in-cluster git server "
+                    "holding each tenant's ready model repository; it stays empty when modelRepos are given).",
     )
     namespace_prefix: str = Field(
         PROJECT,

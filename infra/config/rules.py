@@ -16,6 +16,7 @@ from infra.config.model import (
     key_of,
 )
 from infra.machines import MACHINES
+from infra.upstream.gitea import RESERVED_USERNAMES as GITEA_RESERVED
 
 GKE_ZONE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
 """A GCP zone (europe-west1-b), not a region (europe-west1)."""
@@ -62,6 +63,11 @@ def _workshop_problems(config: StackConfig) -> list[ConfigProblem]:
             key="gocdAgents", value=config.gocd_agents,
             problem="static agents would run any participant's jobs with one participant's rights; a workshop's "
                     "jobs run on each participant's own elastic agents: set gocdAgents=0"))
+    if config.enabled("gitea") and (taken := [n for n in config.participant_list if n in GITEA_RESERVED]):
+        problems.append(ConfigProblem(
+            key="participantNames", value=list(config.participant_names),
+            problem=f"{', '.join(taken)}: Gitea, the git server, keeps these names for itself, so they could have no "
+                    "login or repository there; choose other names"))
     if config.exposure is Exposure.INGRESS:
         return problems
     pointing_at = ("the facilitator's own localhost" if config.exposure is Exposure.PORT_FORWARD

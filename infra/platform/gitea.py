@@ -48,7 +48,7 @@ CHART = ChartPin(repo="https://dl.gitea.com/charts/", chart="gitea", version="12
 """Chart 12.7.0 ships Gitea 1.27.0; the image below pins the kit's tested 1.27.3 (the chart's own
 `image.tag` key). Values read from the chart's source at its main branch, 2d7a0d6 (README's note)."""
 VERSION = "1.27.3"
-IMAGE = Image(registry="docker.gitea.com", repository="gitea", tag=f"{VERSION}-rootless")
+IMAGE = Image(registry="docker.io", repository="gitea/gitea", tag=f"{VERSION}-rootless")
 """The rootless image: runs as uid 1000, no SSH daemon, what the `restricted` Pod Security level allows."""
 RELEASE = "gitea"
 PODS: Labels = (("app.kubernetes.io/name", "gitea"), ("app.kubernetes.io/instance", RELEASE))

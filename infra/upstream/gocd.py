@@ -34,6 +34,14 @@ CURRENT_USER = Collection("current user", "/api/current_user", "application/vnd.
 """Any logged-in user (AuthorizeFilterChain l.115; CurrentUserController l.60-71 refuses anonymous): who the
 login is, as GoCD's database has it after the password file accepted it."""
 """Anonymous always: GoCD refuses credentials while its security is off."""
+SERVER_HEALTH_MESSAGES = Collection("server health messages", "/api/server_health_messages",
+                                    "application/vnd.go.cd.v1+json")
+"""Any logged-in user (ServerHealthMessagesController l.54-61, Routes.java l.618-619): the server's current
+errors, each {message, detail, level, time} (ServerHealthMessagesRepresenter l.26-31). A material GoCD
+cannot check now is one: "Modification check failed for material: URL: <url>, Branch: <branch>"
+(MaterialDatabaseUpdater l.113-117, GitMaterial.getLongDescription l.215-217), cleared once a check
+succeeds (l.111)."""
+MATERIAL_CHECK_FAILED = "Modification check failed for material: URL: {url}, Branch: "
 
 MASKED = "******"
 

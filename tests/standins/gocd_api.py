@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import requests
 from http_standin import HttpStandIn, Request
 from spark_routing import LATEST_VERSION_MIMETYPE, gocd_media_types, pick
 
@@ -59,6 +60,7 @@ CURRENT_USER = ("/go/api/current_user", "application/vnd.go.cd.v1+json")
 l.24-31 with UserSummaryRepresenter's login_name. The user exists: the plugin's authentication added it
 (AbstractPluginAuthenticationProvider l.122)."""
 INTERNAL_CONFIG_REPOS = "/go/api/internal/config_repos"
+SERVER_HEALTH_MESSAGES = "/go/api/server_health_messages"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="GoCD"'}
 PRE_FILTER_EXEMPT = ("/go/api/v1/health",)
 """Paths SparkPreFilter lets through whatever their Accept (l.46-53; only health among the kit's)."""
@@ -112,6 +114,17 @@ class GoCDApiStandIn(HttpStandIn):
         self.create_race: set[str] = set()
         """Ids someone else creates between our GET (404) and our POST (422)."""
         self.parse_errors: dict[str, str] = {}
+        self.git_hosts: dict[str, str] = {}
+        """In-cluster git server (base URL) -> where it answers here. GoCD clones a config repository from
+        there with its material's login (ConfigMaterialUpdateListener, about once a minute; here, before each
+        answer that shows the result)."""
+        self.checking_materials = True
+        """False: GoCD has not checked any material yet (just started): no parse result, no error."""
+        self.parsed: set[str] = set()
+        """Config repositories parsed once since start: GoCD keeps the result in memory and does not parse a
+        repository again until it changes (ConfigReposMaterialParseResultManager l.50-55)."""
+        self.material_errors: dict[str, tuple[str, str]] = {}
+        """Repository id -> (message, detail) of the server health error its last failed check left."""
         self.api_routes: list[ApiRoute] = []
         self.api("GET", HEALTH[0], 1, self._health)
         for name, (path, accept) in COLLECTIONS.items():
@@ -126,6 +139,7 @@ class GoCDApiStandIn(HttpStandIn):
         for method in ("POST", "PUT"):
             self.api(method, SITE_URLS[0], 1, self._set_site_urls)
         self.api("GET", INTERNAL_CONFIG_REPOS, 4, self._internal_repos)
+        self.api("GET", SERVER_HEALTH_MESSAGES, 1, self._health_messages)
         self.api("GET", CURRENT_USER[0], 1, self._current_user)
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             self.route(method, "/go/.*", self._through_the_pipeline)
@@ -314,13 +328,69 @@ class GoCDApiStandIn(HttpStandIn):
         self.writes.append((request.method, SITE_URLS[0]))
         return 200, dict(body)
 
+    def _check_material(self, repo: dict) -> None:
+        """One material check of a config repository on a git host: the clone's first request (the ref
+        advertisement) with the material's login. A failure leaves GoCD's health error (MaterialDatabaseUpdater
+        l.113-117: "Modification check failed for material: " + GitMaterial.getLongDescription l.215-217, the
+        detail "Failed to run git clone command " + git's stderr, GitMaterial l.352-358, l.397); a success
+        clears it (l.111) and, the first time, parses the repository."""
+        attributes = repo["material"]["attributes"]
+        base = next((b for b in self.git_hosts if attributes["url"].startswith(b + "/")), None)
+        if base is None:  # a host this stand-in cannot reach: taken as parsed
+            self.parsed.add(repo["id"])
+            return
+        url = self.git_hosts[base] + attributes["url"][len(base):] + "/info/refs?service=git-upload-pack"
+        login = (attributes["username"], attributes.get("password", "")) if attributes.get("username") else None
+        clone = f"Cloning into '/godata/pipelines/flyweight/{repo['id']}'...\n"
+        try:
+            answer = requests.get(url, auth=login, timeout=2)
+        except requests.RequestException:
+            host = attributes["url"].split("/")[2].split(":")[0]
+            stderr = f"fatal: unable to access '{attributes['url']}/': Could not resolve host: {host}"
+        else:
+            if answer.status_code == 200:
+                self.material_errors.pop(repo["id"], None)
+                self.parsed.add(repo["id"])
+                return
+            stderr = f"remote: {answer.text.strip()}\n" + (
+                f"fatal: Authentication failed for '{attributes['url']}/'" if answer.status_code == 401 else
+                f"fatal: repository '{attributes['url']}/' not found")
+        message = (f"Modification check failed for material: URL: {attributes['url']}, Branch: "
+                   f"{attributes.get('branch', 'master')}\nNo pipelines affected, may only affect configuration "
+                   "repositories.")
+        self.material_errors[repo["id"]] = (message, f"Failed to run git clone command {clone}{stderr}")
+
+    def check_materials(self) -> None:
+        """A round of GoCD's material checks (each answer showing their results runs one first)."""
+        if self.checking_materials:
+            for repo in self.items["config_repos"].values():
+                self._check_material(repo)
+
+    def _health_messages(self, request: Request):
+        self.check_materials()
+        return 200, [{"message": message, "detail": detail, "level": "ERROR", "time": "2026-12-07T10:00:00Z"}
+                     for message, detail in self.material_errors.values()]
+
     def _internal_repos(self, request: Request):
+        """Each repository's parse_info as ConfigReposMaterialParseResultManager.get (l.50-71) gives it: the
+        kept parse result once parsed (a later failed check does not change it); before that, the material's
+        health error, upper-cased with its detail (l.104-115), with no modification; nothing at all ({}) while
+        GoCD has not checked it."""
+        self.check_materials()
         repos = []
         for repo in self.items["config_repos"].values():
+            modification = {"username": "ada", "email_address": None, "revision": "0123abc", "comment": "model",
+                            "modified_time": "2026-11-23T10:00:00Z"}
             error = self.parse_errors.get(repo["id"])
-            modification = {"revision": "0123abc", "comment": "model", "modified_time": "2026-11-23T10:00:00Z"}
-            repos.append(self._represent("config_repos", repo) | {
-                "material_update_in_progress": False,
-                "parse_info": {"error": error, "good_modification": None if error else modification,
-                               "latest_parsed_modification": modification}})
+            failure = self.material_errors.get(repo["id"])
+            if repo["id"] in self.parsed or error:
+                parse_info = {"latest_parsed_modification": modification,
+                              "good_modification": None if error else modification, "error": error}
+            elif failure:
+                parse_info = {"latest_parsed_modification": None, "good_modification": None,
+                              "error": f"{failure[0].upper()}\n{failure[1]}"}
+            else:
+                parse_info = {}
+            repos.append(self._represent("config_repos", repo) | {"material_update_in_progress": False,
+                                                                  "parse_info": parse_info})
         return 200, {"_embedded": {"config_repos": repos}, "auto_completion": []}

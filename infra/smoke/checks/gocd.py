@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from infra.document import EdgeEntry
 from infra.platform.gocd import SMOKE_PIPELINE, GoCDSettings, plugin_marks, policy_name
 from infra.platform.network import allow_to
 from infra.smoke.core import Check, CheckFailed, Diagnosis, Skip, SmokeContext
@@ -40,7 +41,7 @@ def server_health(context: SmokeContext) -> str:
     return "server healthy"
 
 
-def _read(context: SmokeContext, path: str, accept: str, expect: str) -> Any:
+def read_as_admin(context: SmokeContext, path: str, accept: str, expect: str) -> Any:
     """An admin read with the kit's login; if GoCD refuses the login because its security is off
     (it rejects credentials then), read anonymously: that failure is gocd.security's to report."""
     gocd = context.target("gocd")
@@ -77,12 +78,12 @@ def elastic_agent_profiles(context: SmokeContext) -> str:
     the environment the model gives them (the endpoints of the agents' wiring edges among it)."""
     gocd, (settings, namespace) = context.target("gocd"), _settings(context)
     cluster = f"{CLUSTER_PROFILES.path}/{settings.cluster_profile}"
-    _read(context, cluster, CLUSTER_PROFILES.accept, "the kit's cluster profile (HTTP 200)")
+    read_as_admin(context, cluster, CLUSTER_PROFILES.accept, "the kit's cluster profile (HTTP 200)")
     for profile_id, agents in settings.agent_profiles.items():
         expected = agents.env
         path = f"{ELASTIC_PROFILES.path}/{profile_id}"
         expect = f"elastic agent profile {profile_id} whose pods get {sorted(expected)}"
-        profile = _read(context, path, ELASTIC_PROFILES.accept, expect)
+        profile = read_as_admin(context, path, ELASTIC_PROFILES.accept, expect)
         properties = {p.get("key"): p.get("value") for p in profile.get("properties", [])}
         pod = yaml.safe_load(properties.get("PodConfiguration") or "{}") or {}
         containers = pod.get("spec", {}).get("containers") or [{}]
@@ -108,7 +109,7 @@ def config_repositories(context: SmokeContext) -> str:
     if not wanted:
         raise Skip("the stack names no modelRepos")
     expect = f"config repositories {[r.id for r in wanted]} parsed without error"
-    listing = _read(context, INTERNAL_CONFIG_REPOS, CONFIG_REPOS.accept, expect)
+    listing = read_as_admin(context, INTERNAL_CONFIG_REPOS, CONFIG_REPOS.accept, expect)
     present = {r.get("id"): r for r in listing.get("_embedded", {}).get("config_repos", [])}
     for repo in wanted:
         found = present.get(repo.id)
@@ -152,13 +153,35 @@ def agents_deploy_rights(context: SmokeContext) -> str:
     return f"may deploy to {', '.join(sorted(allowed_in))}, nowhere else"
 
 
-AGENT_PROBE = f"""
+AGENT_PROBE = """
 import os, urllib.request
-request = urllib.request.Request(os.environ["GO_SERVER_URL"] + "{HEALTH.path}",
-                                 headers={{"Accept": "{HEALTH.accept}"}})
+request = urllib.request.Request(os.environ["PROBE_BASE_URL"] + os.environ["PROBE_PATH"],
+                                 headers={"Accept": os.environ["PROBE_ACCEPT"]})
 with urllib.request.urlopen(request, timeout=10) as answer:
     print("HEALTH", answer.status)
 """
+
+
+def probe_as_agents(context: SmokeContext, edge: EdgeEntry, path: str, accept: str, blocked: str) -> str:
+    """GET `path` on the edge's provider from a probe pod labelled as the sample tenant's agents (what a
+    network policy sees), at the URL the edge hands the agents; `blocked` is the likely cause when it
+    cannot. Returns what it reached."""
+    name = f"{context.run_id}-{edge.provider}"
+    where = f"probe pod {edge.consumer_namespace}/{name} -> {edge.url}{path}"
+    try:
+        log = context.cluster.run_probe(edge.consumer_namespace, name, timeout=max(context.timeout, 120),
+                                        labels=edge.consumer_pods, container={
+                                            "image": context.probe_image, "command": ["python", "-c", AGENT_PROBE],
+                                            "env": [{"name": "PROBE_BASE_URL", "value": edge.url},
+                                                    {"name": "PROBE_PATH", "value": path},
+                                                    {"name": "PROBE_ACCEPT", "value": accept}]})
+    except Exception as failure:  # noqa: BLE001 - probe failures are the finding
+        raise CheckFailed(Diagnosis(edge.provider, where, "HTTP 200 from the agents' pods", str(failure)[:300],
+                                    blocked)) from None
+    if "HEALTH 200" not in log:
+        raise CheckFailed(Diagnosis(edge.provider, where, "HEALTH 200 in the probe's log", log[-200:],
+                                    "the server answered, but not healthy: read the log above"))
+    return f"agents reach {edge.url}"
 
 
 def agents_reach_server(context: SmokeContext) -> str:
@@ -168,21 +191,9 @@ def agents_reach_server(context: SmokeContext) -> str:
     edge = context.edge(context.sample_tenant.agents_node, "gocd")
     if edge is None:
         raise Skip("the platform has no gocd-agents -> gocd edge")
-    name = f"{context.run_id}-gocd"
-    where = f"probe pod {edge.consumer_namespace}/{name} -> {edge.url}{HEALTH.path}"
-    try:
-        log = context.cluster.run_probe(edge.consumer_namespace, name, timeout=max(context.timeout, 120),
-                                        labels=edge.consumer_pods, container={
-                                            "image": context.probe_image, "command": ["python", "-c", AGENT_PROBE],
-                                            "env": [{"name": "GO_SERVER_URL", "value": edge.url}]})
-    except Exception as failure:  # noqa: BLE001 - probe failures are the finding
-        raise CheckFailed(Diagnosis(
-            "gocd", where, "HTTP 200 from the agents' pods", str(failure)[:300],
-            f"agents could not register: the Service name/port, or the {allow_to('gocd')} network policy")) from None
-    if "HEALTH 200" not in log:
-        raise CheckFailed(Diagnosis("gocd", where, "HEALTH 200 in the probe's log", log[-200:],
-                                    "the server answered, but not healthy: read the log above"))
-    return f"agents reach {edge.url}"
+    return probe_as_agents(context, edge, HEALTH.path, HEALTH.accept,
+                           f"agents could not register: the Service name/port, or the {allow_to('gocd')} network "
+                           "policy")
 
 
 def agents_isolation(context: SmokeContext) -> str:

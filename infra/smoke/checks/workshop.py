@@ -97,7 +97,8 @@ def participant_logins(context: SmokeContext) -> str:
         if login != own.login:
             raise _refused_login("gitea", f"GET {gitea.url}{gitea_api.CURRENT_USER}", own,
                                  f"HTTP {answer.status_code}", "the gitea-configure Job did not create it "
-                                 "(kubectl -n cd4ml-git logs -l app.kubernetes.io/component=gitea-configure)")
+                                 f"(kubectl -n {context.service('gitea').namespace} logs -l "
+                                 "app.kubernetes.io/component=gitea-configure)")
         if repo := _ready_repo(context, own):
             path = gitea_api.repo_path(repo.owner, repo.name)
             found = call(context, gitea, "GET", path, expect=f"their repository {repo.owner}/{repo.name}",
