@@ -220,7 +220,7 @@ def test_the_controller_reaches_exactly_what_it_publishes(tmp_path):
     reached = {dst: ports_of(c) for (src, dst), c in pairs.items() if src == controller and "/" in dst
                and not dst.startswith("kube-system")}
     assert reached == {"cd4ml-gocd/gocd": {8153}, "cd4ml-logging/kibana": {5601}, "cd4ml-monitoring/grafana": {3000},
-                       "cd4ml-mlflow/mlflow": {5000}, "cd4ml-p01-staging/app-p01-staging": {8080},
+                       "cd4ml-mlflow/mlflow": {5000}, "cd4ml-git/gitea": {3000}, "cd4ml-p01-staging/app-p01-staging": {8080},
                        "cd4ml-p01-production/app-p01-production": {8080},
                        "cd4ml-p02-staging/app-p02-staging": {8080},
                        "cd4ml-p02-production/app-p02-production": {8080}}

@@ -282,7 +282,7 @@ def test_node_port_exposure_opens_exactly_the_exposed_ports(node_port, tmp_path)
     arriving = {dst: ports_of(c) for (src, dst), c in pairs.items()
                 if "/" not in src and "/" in dst and not dst.startswith(KUBE_SYSTEM)}
     assert arriving == {"cd4ml-eck-operator/eck-operator": {9443}, "cd4ml-gocd/gocd": {8153},
-                        "cd4ml-monitoring/grafana": {3000}, "cd4ml-mlflow/mlflow": {5000}}
+                        "cd4ml-monitoring/grafana": {3000}, "cd4ml-mlflow/mlflow": {5000}, "cd4ml-git/gitea": {3000}}
 
 
 def test_every_pod_the_kit_declares_is_a_node_of_the_graph(local):
