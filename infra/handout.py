@@ -90,9 +90,8 @@ def _link(url: str) -> str:
     return f"<{url}>" if url.startswith(("https://", "http://")) else url
 
 
-def _first_step(tenant: TenantEntry, repo: str | None, links: Links) -> str:
-    git = links.git
-    if repo and git and repo.startswith(git):  # the kit's git server seeded it at `up`
+def _first_step(tenant: TenantEntry, repo: str | None, links: Links, on_git_server: bool) -> str:
+    if repo and on_git_server:  # the kit's git server seeded it at `up`
         trust = ("\n   The platform's certificate is not one your laptop trusts, so tell git once: `git -c "
                  "http.sslVerify=false clone ...`, then `git config http.sslVerify false` in the clone."
                  if links.untrusted_tls else "")
@@ -124,8 +123,8 @@ def page_markdown(tenant: TenantEntry, links: Links, password: str | None, env: 
         ["your model service"] if urls else [])
     for_what = ", ".join(tools[:-1]) + " and " + tools[-1]
     calling = _calling(tenant, links.untrusted_tls)
-    git_row = (f"| Git server | {_link(links.git)} | your repository {_link(repo)} |\n"
-               if links.git and repo and repo.startswith(links.git) else "")
+    on_git_server = bool(links.git and repo and repo.startswith(links.git))
+    git_row = f"| Git server | {_link(links.git)} | your repository {_link(repo)} |\n" if on_git_server else ""
     return f"""# CD4ML workshop: {name}
 
 Your login ({for_what}): **{tenant.login}** / **{password or PASSWORD_PLACEHOLDER}**
@@ -145,7 +144,7 @@ Your pipeline's jobs run with (the platform sets these; nothing to configure):
 {variables}
 
 ## First three steps
-{_first_step(tenant, repo, links)}
+{_first_step(tenant, repo, links, on_git_server)}
 2. Open GoCD, log in as `{tenant.login}`, and watch your pipeline test, train (a run appears in MLflow
    experiment `{tenant.mlflow_experiment}`), pass the gate and deploy to staging.
 3. Send a few predictions to your model service and find them in Kibana (`fluentd_tag` `{tenant.fluentd_tag}`)

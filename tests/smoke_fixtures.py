@@ -40,7 +40,7 @@ from infra.config import load_config
 from infra.configure import elasticsearch as configure_elasticsearch
 from infra.configure import kibana as configure_kibana
 from infra.configure.api import JsonApi
-from infra.configure.gocd import configure, ensure, with_password
+from infra.configure.gocd import configure, ensure_agents_and_repos
 from infra.document import PlatformDocument
 from infra.platform import elasticsearch
 from infra.platform.build import build_platform
@@ -50,7 +50,6 @@ from infra.platform.gitea import READER_USER, GiteaSettings
 from infra.platform.grafana import DATASOURCES
 from infra.polling import Observation, poll_until
 from infra.smoke.core import SmokeContext, Target
-from infra.upstream.gocd import CLUSTER_PROFILES, CONFIG_REPOS, ELASTIC_PROFILES
 
 STACK_CONFIG: dict = {}
 """The stack the stand-in platform plays: the local defaults (the git server holds the team's ready
@@ -218,15 +217,13 @@ class StandInPlatform:
         self.gitea = self._start(GiteaStandIn.as_configured(
             gitea_settings, (GITEA_ADMIN, GITEA_LOGINS[GITEA_ADMIN]), GITEA_LOGINS))
         if "gitea-reader-not-collaborator" in faults:  # its read access taken away after the Job ran
-            for repo in self.gitea.repos.values():
-                repo.readers.clear()
+            self.gitea.take_read_access(READER_USER)
         self.gocd = self._configured_gocd(faults)
         # GoCD clones from the git server's in-cluster address: here, the stand-in's.
         self.gocd.git_hosts[platform.services["gitea"].endpoint.url] = self.gitea.url
         if "gitea-reader-removed-later" in faults:  # after GoCD's first check parsed every ready repository
             self.gocd.check_materials()
-            for repo in self.gitea.repos.values():
-                repo.readers.clear()
+            self.gitea.take_read_access(READER_USER)
         self.stand_ins.append(self.gocd)
         for service in ("elasticsearch", "fluentd", "kibana", "grafana", "gocd", "gitea"):
             if f"{service}-down" in faults:
@@ -244,11 +241,7 @@ class StandInPlatform:
             desired["auth_config"] = None
         api = JsonApi(f"{gocd.url}/go", *GOCD_ADMIN, anonymous_first=True)
         if desired["auth_config"] is None:
-            for collection, items in ((CLUSTER_PROFILES, [desired["cluster_profile"]]),
-                                      (ELASTIC_PROFILES, desired["elastic_profiles"]),
-                                      (CONFIG_REPOS, desired["config_repos"])):
-                for item in items:
-                    ensure(api, collection, with_password(item) if collection is CONFIG_REPOS else item)
+            ensure_agents_and_repos(api, desired)
         else:
             configure(api, desired, health_timeout=5)
         if "gocd-agent-profile-stale" in faults:  # edited by hand: an old MLflow address

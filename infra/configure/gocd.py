@@ -125,15 +125,22 @@ def wait_until_healthy(api: JsonApi, timeout: float, pause: Callable[[float], No
              f"(Accept: {HEALTH.accept}) to answer 200 " '{"health": "OK"}', timeout, pause, accept=HEALTH.accept)
 
 
-def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900.0,
-              pause: Callable[[float], None] | None = None) -> list[Outcome]:
-    """Everything in `desired`, in an order that never leaves GoCD half-configured and locked."""
-    wait_until_healthy(api, health_timeout, pause)
+def ensure_agents_and_repos(api: JsonApi, desired: dict[str, Any]) -> list[Outcome]:
+    """What GoCD needs before its security: the cluster and agent profiles, the pipeline groups, the config
+    repositories (each material's password read from its mounted Secret)."""
     outcomes = [ensure(api, CLUSTER_PROFILES, desired["cluster_profile"])]
     outcomes += [ensure(api, ELASTIC_PROFILES, profile) for profile in desired["elastic_profiles"]]
     # Groups before config repositories: a repository's pipelines join the group and its permissions.
     outcomes += [ensure(api, PIPELINE_GROUPS, group, key="name") for group in desired.get("pipeline_groups", [])]
     outcomes += [ensure(api, CONFIG_REPOS, with_password(repo)) for repo in desired["config_repos"]]
+    return outcomes
+
+
+def configure(api: JsonApi, desired: dict[str, Any], health_timeout: float = 900.0,
+              pause: Callable[[float], None] | None = None) -> list[Outcome]:
+    """Everything in `desired`, in an order that never leaves GoCD half-configured and locked."""
+    wait_until_healthy(api, health_timeout, pause)
+    outcomes = ensure_agents_and_repos(api, desired)
     # The admins before the authorization configuration: never a moment with security on and no admin.
     outcomes.append(ensure(api, SYSTEM_ADMINS, desired["system_admins"], singleton=True))
     outcomes.append(ensure(api, AUTH_CONFIGS, desired["auth_config"]))

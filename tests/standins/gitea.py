@@ -54,6 +54,11 @@ class GiteaStandIn(HttpStandIn):
         users[settings.reader] = passwords[settings.reader]
         return cls(admin, users, [GiteaRepo(r.owner, r.name, {settings.reader}) for r in settings.repos], root_url)
 
+    def take_read_access(self, user: str) -> None:
+        """`user` is no longer a collaborator of any repository (what removing it in Gitea's UI does)."""
+        for repo in self.repos.values():
+            repo.readers.discard(user)
+
     def _signed_in(self, request: Request) -> str | None:
         login = request.basic_auth
         return login[0] if login and self.passwords.get(login[0]) == login[1] else None

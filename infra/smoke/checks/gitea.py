@@ -51,11 +51,10 @@ def gocd_reads_ready_repos(context: SmokeContext) -> str:
     edge = context.edge("gocd", "gitea")
     if edge is None:
         raise Skip("GoCD reads no ready repositories here (the stack names modelRepos, or GoCD is off)")
-    gocd = context.target("gocd")
-    ready = {repo.clone_url for repo in context.settings(GiteaSettings).repos}
+    gocd, gitea = context.target("gocd"), context.settings(GiteaSettings)
+    ready = {repo.clone_url for repo in gitea.repos}
     repos = {r.id: r.url for r in context.settings(GoCDSettings).config_repos if r.url in ready}
-    reader = context.settings(GiteaSettings).reader
-    cannot_clone = (f"GoCD cannot clone from the git server as {reader}: the reader's password (Secret "
+    cannot_clone = (f"GoCD cannot clone from the git server as {gitea.reader}: the reader's password (Secret "
                     f"{edge.credentials_secret}, set by the gocd-configure Job), its read access (the gitea-configure "
                     f"Job's log), or the {allow_to('gitea')} network policy")
 
